@@ -1,0 +1,27 @@
+"""mnist_fast: the two-layer MNIST network of *Deep Learning from Scratch*, compiled.
+
+Public API
+----------
+TwoLayerNet
+    The book's network; ``backend="cython"`` runs compiled kernels,
+    ``backend="numpy"`` the book's NumPy code (``mnist_fast.reference``).
+load_mnist
+    The bundled MNIST data set, offline, with the book's signature.
+train, History, TrainingDiverged
+    Mini-batch SGD as the book's training script, and what it records.
+build_info
+    What was compiled (kernels, OpenMP, versions), for bug reports.
+"""
+
+__version__ = "0.1.0"
+
+from . import reference
+from .build import build_info
+from .mnist import load_mnist
+from .train import History, TrainingDiverged, train
+from .two_layer_net import TwoLayerNet
+
+__all__ = [
+    "TwoLayerNet", "load_mnist", "train", "History", "TrainingDiverged",
+    "build_info", "reference", "__version__",
+]

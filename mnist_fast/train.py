@@ -1,0 +1,213 @@
+"""Mini-batch SGD, as the book's training script: ``train`` and ``History``."""
+
+import contextlib
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .validation import as_inputs, as_labels, positive_int, real_number
+
+GRADIENTS = ("backprop", "numerical")
+
+
+class TrainingDiverged(FloatingPointError):
+    """Training produced a non-finite parameter or loss.
+
+    Attributes
+    ----------
+    iteration : int
+        The (0-based) iteration whose update failed.
+    history : History
+        What was recorded up to that iteration.
+    """
+
+    def __init__(self, message, iteration, history):
+        super().__init__(message)
+        self.iteration = iteration
+        self.history = history
+
+
+@dataclass
+class History:
+    """What a training run recorded, in the book's lists.
+
+    Attributes
+    ----------
+    train_loss_list : list of float
+        Per iteration: the loss on that iteration's batch after its update.
+    train_acc_list, test_acc_list : list of float
+        Per epoch: accuracy over the whole training and test sets,
+        evaluated after iterations 0, ``iter_per_epoch``, 2 *
+        ``iter_per_epoch`` ... as the book does.
+    iter_per_epoch : int
+        ``max(train_size // batch_size, 1)``: a whole number (the book's
+        float ``train_size / batch_size`` skips epochs when it does not
+        divide, e.g. batch 128).
+    iterations : int
+        Iterations completed.
+    wall_time : float
+        Seconds spent in ``train``.
+    interrupted : bool
+        True when Ctrl-C stopped the run early (at the end of a step).
+    """
+
+    train_loss_list: list = field(default_factory=list)
+    train_acc_list: list = field(default_factory=list)
+    test_acc_list: list = field(default_factory=list)
+    iter_per_epoch: int = 1
+    iterations: int = 0
+    wall_time: float = 0.0
+    interrupted: bool = False
+    backend: str = ""
+    gradient: str = ""
+    batch_size: int = 0
+    learning_rate: float = 0.0
+    iters_num: int = 0
+    seed: object = None
+
+    @property
+    def epochs(self):
+        """Number of accuracy evaluations recorded."""
+        return len(self.train_acc_list)
+
+
+@contextlib.contextmanager
+def _stop_on_sigint():
+    """Turn Ctrl-C into a flag read between steps (main thread only)."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _generic_step(net, p, x, t, learning_rate, gradient):
+    """One SGD step through the network's own gradient and loss methods."""
+    grad_fn = net._gradient if gradient == "backprop" else net._numerical_gradient
+
+    def step(idx):
+        x_batch, t_batch = x[idx], t[idx]
+        grad = grad_fn(p, x_batch, t_batch)
+        new = {k: p[k] - learning_rate * grad[k] for k in p}
+        bad = sum(int(np.count_nonzero(~np.isfinite(v))) for v in new.values())
+        if bad:
+            return None, bad
+        for k in p:
+            p[k][...] = new[k]
+        return net._loss(p, x_batch, t_batch), 0
+
+    return step
+
+
+def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
+          batch_size=100, learning_rate=0.1, gradient="backprop", seed=None,
+          eval_every_epoch=True, callback=None):
+    """Train ``net`` by mini-batch SGD, exactly as the book's script.
+
+    Each iteration draws ``batch_size`` training rows with replacement
+    (``rng.choice(train_size, batch_size)``), computes the gradient,
+    updates ``net.params`` in place (``p -= learning_rate * grad``) and
+    records the batch loss after the update.  Every ``iter_per_epoch``
+    iterations (starting with iteration 0) it records the accuracy over the
+    whole training and test sets.
+
+    Parameters
+    ----------
+    net : TwoLayerNet
+        Trained in place; its parameters become float64 C-contiguous arrays.
+    x_train, x_test : array_like of shape (n, net.input_size)
+    t_train, t_test : array_like of shape (n,) or (n, net.output_size)
+        Integer labels or one-hot rows.
+    iters_num : int, default 10000
+        Iterations, >= 0.
+    batch_size : int, default 100
+    learning_rate : float, default 0.1
+        Finite and > 0.
+    gradient : {"backprop", "numerical"}, default "backprop"
+    seed : int, optional
+        Seeds the batch sampling: the same seed, backend and thread count
+        give bit-identical histories and weights.
+    eval_every_epoch : bool, default True
+        Record the per-epoch accuracies (they cost a pass over all data).
+    callback : callable, optional
+        Called as ``callback(history)`` after every iteration.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    TrainingDiverged
+        An update would make a parameter non-finite (``net.params`` keeps
+        the parameters from before it), or the loss became non-finite.
+    """
+    from .two_layer_net import TwoLayerNet
+
+    if not isinstance(net, TwoLayerNet):
+        raise TypeError(f"net must be a TwoLayerNet, got {type(net).__name__}")
+    iters_num = positive_int(iters_num, "iters_num", minimum=0)
+    batch_size = positive_int(batch_size, "batch_size")
+    learning_rate = real_number(learning_rate, "learning_rate", minimum=0.0,
+                                strict=True)
+    if gradient not in GRADIENTS:
+        raise ValueError(
+            f"gradient must be 'backprop' or 'numerical', got {gradient!r}"
+        )
+    x_train = as_inputs(x_train, net.input_size, "x_train")
+    t_train = as_labels(t_train, x_train.shape[0], net.output_size, "t_train")
+    x_test = as_inputs(x_test, net.input_size, "x_test")
+    t_test = as_labels(t_test, x_test.shape[0], net.output_size, "t_test")
+
+    p = net._checked_params()
+    p = {k: v if v.flags.writeable else v.copy() for k, v in p.items()}
+    net.params.update(p)  # the arrays the steps update in place
+
+    train_size = x_train.shape[0]
+    history = History(
+        iter_per_epoch=max(train_size // batch_size, 1), backend=net.backend,
+        gradient=gradient, batch_size=batch_size, learning_rate=learning_rate,
+        iters_num=iters_num, seed=seed,
+    )
+    rng = np.random.default_rng(seed)
+    step = _generic_step(net, p, x_train, t_train, learning_rate, gradient)
+
+    start = time.perf_counter()
+    with _stop_on_sigint() as stop:
+        for i in range(iters_num):
+            batch_mask = rng.choice(train_size, batch_size)
+            loss, n_bad = step(batch_mask)
+            if n_bad or not np.isfinite(loss):
+                history.wall_time = time.perf_counter() - start
+                what = (f"the update would make {n_bad} parameter(s) "
+                        "non-finite; net.params keeps the parameters from "
+                        "before it" if n_bad else
+                        f"the loss became {loss}; net.params holds the "
+                        "(finite) parameters after that update")
+                raise TrainingDiverged(
+                    f"training diverged at iteration {i} (learning_rate="
+                    f"{learning_rate:g}): {what}. Try a smaller learning_rate.",
+                    i, history)
+            history.train_loss_list.append(loss)
+            history.iterations = i + 1
+            if eval_every_epoch and i % history.iter_per_epoch == 0:
+                history.train_acc_list.append(net._accuracy(p, x_train, t_train))
+                history.test_acc_list.append(net._accuracy(p, x_test, t_test))
+            if callback is not None:
+                callback(history)
+            if stop.is_set():
+                history.interrupted = True
+                break
+    history.wall_time = time.perf_counter() - start
+    return history

@@ -1,0 +1,241 @@
+"""The public two-layer network: the book's API over compiled kernels."""
+
+import numpy as np
+
+from . import build, reference
+from .build import _forward
+from .threads import resolve_num_threads
+from .validation import (PARAM_NAMES, as_inputs, as_labels, as_params,
+                         positive_int, real_number)
+
+BACKENDS = ("auto", "cython", "numpy")
+#: Rows each thread of a forward kernel gets at least.
+MIN_ROWS_PER_THREAD = 256
+
+
+def resolve_backend(backend):
+    """``"cython"`` or ``"numpy"`` for a requested backend name."""
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"backend must be one of {', '.join(map(repr, BACKENDS))}, "
+            f"got {backend!r}"
+        )
+    if backend == "auto":
+        return "cython" if build.COMPILED else "numpy"
+    if backend == "cython":
+        build.require_compiled()
+    return backend
+
+
+class TwoLayerNet:
+    """The book's two-layer network: 784-50-10, sigmoid, softmax.
+
+    ``a1 = x @ W1 + b1, z1 = sigmoid(a1), y = softmax(z1 @ W2 + b2)``, with
+    the loss ``mean(-log(y[t] + 1e-7))`` of the book.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        Layer sizes, >= 1 (784 and 50 in the book).
+    output_size : int
+        Number of classes, >= 2 (10 in the book).
+    weight_init_std : float, default 0.01
+        Standard deviation of the Gaussian initial weights, >= 0; the
+        biases start at zero.
+    backend : {"auto", "cython", "numpy"}, default "auto"
+        ``"cython"`` runs the compiled kernels (``RuntimeError`` if they were
+        not built), ``"numpy"`` the book's NumPy code
+        (:mod:`mnist_fast.reference`), ``"auto"`` the compiled kernels when
+        they are built.  ``build_info()["compiled_methods"]`` lists the
+        methods that are compiled.
+    seed : int or numpy.random.Generator, optional
+        Makes the initial weights reproducible: the same seed gives the same
+        weights on every backend.
+    num_threads : int, optional
+        OpenMP threads for the compiled kernels; default
+        ``$MNIST_FAST_NUM_THREADS``, else all cores.
+
+    Attributes
+    ----------
+    params : dict
+        The book's plain dict of float64 arrays ``W1`` (input, hidden),
+        ``b1`` (hidden,), ``W2`` (hidden, output), ``b2`` (output,).  Update
+        it in place (``net.params[k] -= lr * grad[k]``) or assign new arrays
+        of the same shapes; every method reads it afresh.
+    backend : str
+        ``"cython"`` or ``"numpy"``: the backend that runs.
+    """
+
+    def __init__(self, input_size, hidden_size, output_size,
+                 weight_init_std=0.01, *, backend="auto", seed=None,
+                 num_threads=None):
+        self.input_size = positive_int(input_size, "input_size")
+        self.hidden_size = positive_int(hidden_size, "hidden_size")
+        self.output_size = positive_int(output_size, "output_size")
+        if self.output_size < 2:
+            raise ValueError(
+                f"output_size must be >= 2 (softmax over classes), got "
+                f"{self.output_size}"
+            )
+        weight_init_std = real_number(weight_init_std, "weight_init_std",
+                                      minimum=0.0)
+        self.backend = resolve_backend(backend)
+        resolve_num_threads(num_threads)  # fail now, not at the first call
+        self.num_threads = num_threads
+        ref = reference.TwoLayerNet(self.input_size, self.hidden_size,
+                                    self.output_size, weight_init_std,
+                                    rng=np.random.default_rng(seed))
+        self.params = ref.params
+
+    def __repr__(self):
+        return (f"TwoLayerNet({self.input_size}, {self.hidden_size}, "
+                f"{self.output_size}, backend={self.backend!r})")
+
+    @property
+    def param_shapes(self):
+        """Expected shape of each parameter array."""
+        D, H, K = self.input_size, self.hidden_size, self.output_size
+        return {"W1": (D, H), "b1": (H,), "W2": (H, K), "b2": (K,)}
+
+    # -- boundary: everything a kernel receives is checked here -------------
+
+    def _checked_params(self):
+        return as_params(self.params, self.param_shapes)
+
+    def _checked_batch(self, x, t=None):
+        x = as_inputs(x, self.input_size, "x")
+        if t is None:
+            return x, None
+        return x, as_labels(t, x.shape[0], self.output_size, "t")
+
+    def _threads(self, n_rows):
+        # A thread team costs more than it saves below a few hundred rows
+        # per thread (measured: batch 100 runs no faster on 2 threads), and
+        # idle OpenMP threads spinning after a region slow down NumPy's BLAS
+        # threads in the next call.
+        by_size = max(1, n_rows // MIN_ROWS_PER_THREAD)
+        return min(resolve_num_threads(self.num_threads), by_size)
+
+    def _reference(self, params):
+        return reference.TwoLayerNet.from_params(params)
+
+    # -- the book's methods ----------------------------------------------------
+
+    def predict(self, x):
+        """Class probabilities ``softmax(sigmoid(x @ W1 + b1) @ W2 + b2)``.
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, input_size)
+            Finite real inputs (float32 or float64 are used as they are).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, output_size), float64
+        """
+        x, _ = self._checked_batch(x)
+        return self._predict(self._checked_params(), x)
+
+    def loss(self, x, t):
+        """The book's cross-entropy loss ``mean(-log(y[t] + 1e-7))``.
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, input_size)
+        t : array_like of shape (n_samples,) or (n_samples, output_size)
+            Integer class labels or one-hot rows.
+
+        Returns
+        -------
+        float
+        """
+        x, t = self._checked_batch(x, t)
+        return self._loss(self._checked_params(), x, t)
+
+    def accuracy(self, x, t):
+        """Fraction of rows whose most probable class is the label.
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, input_size)
+        t : array_like of shape (n_samples,) or (n_samples, output_size)
+
+        Returns
+        -------
+        float
+        """
+        x, t = self._checked_batch(x, t)
+        return self._accuracy(self._checked_params(), x, t)
+
+    def numerical_gradient(self, x, t):
+        """Central-difference gradient of :meth:`loss` (h = 1e-4).
+
+        Slow: two loss evaluations per parameter.  Runs the NumPy reference
+        on every backend (``build_info()["compiled_methods"]``).
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, input_size)
+        t : array_like of shape (n_samples,) or (n_samples, output_size)
+
+        Returns
+        -------
+        dict
+            ``W1, b1, W2, b2`` float64 arrays shaped like :attr:`params`.
+        """
+        x, t = self._checked_batch(x, t)
+        return self._numerical_gradient(self._checked_params(), x, t)
+
+    def gradient(self, x, t):
+        """Backpropagation gradient of :meth:`loss`, as in the book.
+
+        Runs the NumPy reference on every backend
+        (``build_info()["compiled_methods"]``).
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, input_size)
+        t : array_like of shape (n_samples,) or (n_samples, output_size)
+
+        Returns
+        -------
+        dict
+            ``W1, b1, W2, b2`` float64 arrays shaped like :attr:`params`.
+        """
+        x, t = self._checked_batch(x, t)
+        return self._gradient(self._checked_params(), x, t)
+
+    # -- unchecked implementations: inputs already passed the checks above ----
+
+    def _predict(self, p, x):
+        if self.backend == "numpy":
+            return self._reference(p).predict(x)
+        y = np.empty((x.shape[0], self.output_size))
+        _forward.predict(x, p["W1"], p["b1"], p["W2"], p["b2"], y,
+                         self._threads(x.shape[0]))
+        return y
+
+    def _loss(self, p, x, t):
+        if self.backend == "numpy":
+            return float(self._reference(p).loss(x, t))
+        scratch = np.empty(x.shape[0])
+        return _forward.loss(x, t, p["W1"], p["b1"], p["W2"], p["b2"],
+                             scratch, self._threads(x.shape[0]))
+
+    def _accuracy(self, p, x, t):
+        if self.backend == "numpy":
+            return float(self._reference(p).accuracy(x, t))
+        correct = _forward.count_correct(x, t, p["W1"], p["b1"], p["W2"],
+                                         p["b2"], self._threads(x.shape[0]))
+        return correct / x.shape[0]
+
+    def _numerical_gradient(self, p, x, t):
+        # the reference perturbs the arrays it is given: never the user's
+        p = {k: v.copy() for k, v in p.items()}
+        return self._reference(p).numerical_gradient(x, t)
+
+    def _gradient(self, p, x, t):
+        return self._reference(p).gradient(x, t)
+
+
+__all__ = ["TwoLayerNet", "BACKENDS", "PARAM_NAMES", "resolve_backend"]

@@ -1,0 +1,243 @@
+"""Input checks at the boundary between the public API and the kernels.
+
+The compiled kernels run without bounds checks and without the GIL, so
+everything they receive is checked and coerced here first: shapes, dtypes,
+values, contiguity.  A bad input raises ``TypeError`` (wrong kind of object
+or dtype) or ``ValueError`` (wrong shape or value) whose message names the
+argument and says what was expected and what was got.
+"""
+
+import numbers
+import operator
+from collections.abc import Mapping
+
+import numpy as np
+
+PARAM_NAMES = ("W1", "b1", "W2", "b2")
+
+
+def _describe(obj):
+    if isinstance(obj, np.ndarray):
+        return f"an array of shape {obj.shape} and dtype {obj.dtype}"
+    return f"{type(obj).__name__} {obj!r}"[:200]
+
+
+def _as_array(obj, name):
+    """``obj`` as an ndarray; scalars, strings and other objects are refused."""
+    if isinstance(obj, np.ndarray):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        try:
+            arr = np.asarray(obj)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"{name} must be a rectangular array: {exc}") from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(
+                f"{name} must hold real numbers, got a list of {arr.dtype} "
+                f"({_describe(obj)})"
+            )
+        return arr
+    raise TypeError(f"{name} must be a numpy array, got {_describe(obj)}")
+
+
+def positive_int(value, name, minimum=1):
+    """``value`` as an int >= ``minimum`` (bools and fractions are refused)."""
+    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        if not float(value).is_integer():
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        value = int(value)
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be {expected}, got {_describe(value)}") from None
+    if n < minimum:
+        raise ValueError(f"{name} must be {expected}, got {n}")
+    return n
+
+
+def real_number(value, name, *, minimum=None, strict=False):
+    """``value`` as a finite float, optionally bounded below."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        bound = ">" if strict else ">="
+        raise ValueError(f"{name} must be {bound} {minimum}, got {value}")
+    return value
+
+
+def _check_finite(arr, name):
+    # min/max are vectorised and propagate NaN: cheaper than isfinite().all()
+    if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+        bad = np.flatnonzero(~np.isfinite(arr.ravel()))
+        where = np.unravel_index(bad[0], arr.shape)
+        raise ValueError(
+            f"{name} must be finite, but {bad.size} value(s) are NaN or "
+            f"infinite (first at index {tuple(int(i) for i in where)}: "
+            f"{arr[where]})"
+        )
+
+
+def as_inputs(x, n_features, name="x"):
+    """Check a batch of inputs and return it ready for a kernel.
+
+    Parameters
+    ----------
+    x : array_like of shape (n_samples, n_features)
+        Real numbers, finite.  float32 and float64 are kept; float16, bool
+        and integers of up to 16 bits become float32 (exactly); wider
+        integers become float64.
+    n_features : int
+        The expected number of columns (the network's ``input_size``).
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous float32 or float64 array (``x`` itself when it already
+        is one).
+    """
+    arr = _as_array(x, name)
+    kind = arr.dtype.kind
+    if kind not in "biuf" or arr.dtype.names is not None:
+        raise TypeError(
+            f"{name} must hold real numbers (float or integer), got dtype "
+            f"{arr.dtype}"
+        )
+    if arr.ndim != 2:
+        hint = f" (for one sample use {name}.reshape(1, -1))" if arr.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, {n_features}), got {arr.ndim}-D "
+            f"shape {arr.shape}{hint}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {arr.shape})")
+    if arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} must have {n_features} features (columns) to match the "
+            f"network's input_size, got shape {arr.shape}"
+        )
+    if arr.dtype not in (np.float32, np.float64):
+        exact32 = kind == "b" or arr.dtype.itemsize <= 2
+        arr = arr.astype(np.float32 if exact32 else np.float64)
+    arr = np.ascontiguousarray(arr)
+    _check_finite(arr, name)
+    return arr
+
+
+def as_labels(t, n_samples, n_classes, name="t"):
+    """Check labels (integer classes or one-hot rows); return class indices.
+
+    Parameters
+    ----------
+    t : array_like
+        Either shape (n_samples,) of integer classes in ``[0, n_classes)``
+        (floats are accepted when they are whole numbers), or one-hot rows
+        of shape (n_samples, n_classes) holding only 0 and 1 with exactly
+        one 1 per row.
+    n_samples, n_classes : int
+        Rows of the matching inputs and the network's ``output_size``.
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous ``np.intp`` class indices of shape (n_samples,).
+    """
+    arr = _as_array(t, name)
+    kind = arr.dtype.kind
+    if kind not in "iuf" or arr.dtype.names is not None:
+        raise TypeError(
+            f"{name} must hold integer class labels or one-hot rows of 0/1, "
+            f"got dtype {arr.dtype}"
+        )
+    if arr.ndim == 2:
+        if arr.shape != (n_samples, n_classes):
+            raise ValueError(
+                f"one-hot {name} must have shape ({n_samples}, {n_classes}) "
+                f"(n_samples, output_size), got {arr.shape}"
+            )
+        ones = arr == 1
+        valid = (ones | (arr == 0)).all(axis=1) & (ones.sum(axis=1) == 1)
+        if not valid.all():
+            row = int(np.flatnonzero(~valid)[0])
+            raise ValueError(
+                f"one-hot {name} must hold 0s and exactly one 1 per row, got "
+                f"row {row}: {arr[row]}"
+            )
+        return np.ascontiguousarray(ones.argmax(axis=1), dtype=np.intp)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be 1-D class labels ({n_samples},) or one-hot "
+            f"({n_samples}, {n_classes}), got shape {arr.shape}"
+        )
+    if arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} labels but x has {n_samples} rows"
+        )
+    if kind == "f":
+        _check_finite(arr, name)
+        fractional = arr != np.floor(arr)
+        if fractional.any():
+            i = int(np.flatnonzero(fractional)[0])
+            raise ValueError(
+                f"{name} must hold whole-number class labels, got {arr[i]} "
+                f"at index {i}"
+            )
+    if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
+        bad = (arr < 0) | (arr >= n_classes)
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name} labels must be in [0, {n_classes - 1}] (output_size is "
+            f"{n_classes}), got {arr[i]} at index {i}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.intp)
+
+
+def as_params(params, shapes):
+    """Check a parameter dict and return float64 C-contiguous arrays.
+
+    Parameters
+    ----------
+    params : mapping
+        Must hold ``W1, b1, W2, b2``: real float arrays of the expected
+        shapes, finite.  float32 or Fortran-ordered arrays are accepted
+        and converted (the user's arrays are left untouched).
+    shapes : dict
+        The expected shape of each parameter.
+
+    Returns
+    -------
+    dict
+        ``W1, b1, W2, b2`` as C-contiguous float64 arrays (the user's own
+        arrays when they already are).
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict, got {_describe(params)}")
+    missing = [k for k in PARAM_NAMES if k not in params]
+    if missing:
+        raise ValueError(
+            f"params is missing {', '.join(missing)}; expected keys "
+            f"{', '.join(PARAM_NAMES)}"
+        )
+    out = {}
+    for key in PARAM_NAMES:
+        name = f"params[{key!r}]"
+        p = params[key]
+        if not isinstance(p, np.ndarray):
+            raise TypeError(f"{name} must be a numpy array, got {_describe(p)}")
+        if p.dtype.kind != "f":
+            raise TypeError(
+                f"{name} must be a float array, got dtype {p.dtype}"
+            )
+        if p.shape != shapes[key]:
+            raise ValueError(
+                f"{name} must have shape {shapes[key]}, got {p.shape}"
+            )
+        p = np.ascontiguousarray(p, dtype=np.float64)
+        _check_finite(p, name)
+        out[key] = p
+    return out

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+import mnist_fast
+from mnist_fast.threads import ENV_NUM_THREADS, resolve_num_threads
+
+
+def test_build_info_reports_what_was_built():
+    info = mnist_fast.build_info()
+    for key in ("compiled", "openmp", "max_threads", "cython_version",
+                "numpy_version", "compiled_methods", "num_threads"):
+        assert key in info
+    assert info["numpy_version"] == np.__version__
+    assert isinstance(info["max_threads"], int) and info["max_threads"] >= 1
+    if info["compiled"]:
+        assert info["import_error"] is None
+        assert info["cython_version"].startswith("3.")
+        assert {"predict", "loss", "accuracy"} <= set(info["compiled_methods"])
+    else:
+        assert info["import_error"]
+        assert info["compiled_methods"] == []
+    if not info["openmp"]:
+        assert info["max_threads"] == 1
+
+
+def test_installed_package_is_compiled():
+    # The package under test must be the built one, not a source tree
+    # whose extensions silently failed to import.
+    info = mnist_fast.build_info()
+    assert info["compiled"], info["import_error"]
+
+
+def test_num_threads_env_and_argument(monkeypatch):
+    openmp = mnist_fast.build_info()["openmp"]
+    monkeypatch.setenv(ENV_NUM_THREADS, "1")
+    assert resolve_num_threads(None) == 1
+    assert resolve_num_threads(2) == (2 if openmp else 1)
+    monkeypatch.setenv(ENV_NUM_THREADS, "many")
+    with pytest.raises(ValueError, match=ENV_NUM_THREADS):
+        resolve_num_threads(None)
+    monkeypatch.delenv(ENV_NUM_THREADS)
+    with pytest.raises(ValueError, match="num_threads"):
+        resolve_num_threads(0)
+    with pytest.raises(TypeError, match="num_threads"):
+        resolve_num_threads(1.5)

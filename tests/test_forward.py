@@ -1,0 +1,77 @@
+"""Compiled predict / loss / accuracy against the book's NumPy code."""
+
+import numpy as np
+import pytest
+
+from mnist_fast import TwoLayerNet
+from conftest import one_hot, reference_net, requires_compiled, trained_params
+
+pytestmark = requires_compiled
+
+ATOL = 1e-12  # predict and loss: max absolute difference from the reference
+
+
+def compiled_net(params, num_threads=None):
+    D, H = params["W1"].shape
+    net = TwoLayerNet(D, H, params["W2"].shape[1], backend="cython",
+                      num_threads=num_threads)
+    net.params = {k: v.copy() for k, v in params.items()}
+    return net
+
+
+def check_forward(params, x, t, num_threads=None):
+    net, ref = compiled_net(params, num_threads), reference_net(params)
+    K = params["W2"].shape[1]
+    y = net.predict(x)
+    assert y.shape == (x.shape[0], K) and y.dtype == np.float64
+    assert np.abs(y - ref.predict(x)).max() <= ATOL
+    for labels in (t, one_hot(t, K)):
+        assert abs(net.loss(x, labels) - ref.loss(x, labels)) <= ATOL
+        assert net.accuracy(x, labels) == ref.accuracy(x, labels)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 100, 257])
+@pytest.mark.parametrize("trained", [False, True])
+def test_mnist_batches(mnist_batch, batch, trained):
+    x, t, _ = mnist_batch(batch)
+    params = (trained_params((784, 50, 10), seed=batch) if trained
+              else TwoLayerNet(784, 50, 10, seed=batch).params)
+    check_forward(params, x, t)
+    check_forward(params, x.astype(np.float64), t)
+
+
+@pytest.mark.parametrize("shape", [(37, 9, 4), (5, 3, 2), (100, 20, 7), (1, 1, 2)])
+@pytest.mark.parametrize("batch", [1, 3, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_random_shapes(shape, batch, dtype):
+    rng = np.random.default_rng(batch * 1000 + shape[0])
+    x = (rng.standard_normal((batch, shape[0])) * 3).astype(dtype)
+    t = rng.integers(0, shape[2], batch)
+    check_forward(trained_params(shape, seed=7), x, t)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp")
+def test_saturating_weights_and_large_inputs():
+    rng = np.random.default_rng(5)
+    params = trained_params((30, 12, 6), seed=1, std=1.0, scale=5.0)
+    x = rng.standard_normal((50, 30)) * 100.0  # sigmoid at 0 or 1, huge logits
+    t = rng.integers(0, 6, 50)
+    check_forward(params, x, t)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+def test_results_do_not_depend_on_threads(mnist_batch, num_threads):
+    x, t, _ = mnist_batch(2000)  # big enough for a team of threads
+    params = trained_params((784, 50, 10), seed=3)
+    one = compiled_net(params, num_threads=1)
+    many = compiled_net(params, num_threads=num_threads)
+    np.testing.assert_array_equal(one.predict(x), many.predict(x))
+    assert one.loss(x, t) == many.loss(x, t)
+    assert one.accuracy(x, t) == many.accuracy(x, t)
+
+
+def test_whole_test_set_accuracy_matches(mnist):
+    _, (x_test, t_test) = mnist
+    params = trained_params((784, 50, 10), seed=11)
+    net, ref = compiled_net(params), reference_net(params)
+    assert net.accuracy(x_test, t_test) == ref.accuracy(x_test, t_test)

@@ -1,0 +1,199 @@
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mnist_fast
+from mnist_fast import mnist as mnist_module
+from mnist_fast.mnist import FILES, IDXFormatError, load_mnist, parse_idx
+
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def idx_bytes(arr):
+    arr = np.asarray(arr, dtype=np.uint8)
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in arr.shape
+    )
+    return header + arr.tobytes()
+
+
+def write_folder(folder, n_train=5, n_test=3, side=4, gz=False, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train_img": rng.integers(0, 256, (n_train, side, side)),
+        "train_label": rng.integers(0, 10, n_train),
+        "test_img": rng.integers(0, 256, (n_test, side, side)),
+        "test_label": rng.integers(0, 10, n_test),
+    }
+    for key, arr in arrays.items():
+        data = idx_bytes(arr)
+        if gz:
+            (folder / f"{FILES[key]}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / FILES[key]).write_bytes(data)
+    return arrays
+
+
+def test_bundled_mnist_shapes_dtypes_ranges(mnist):
+    (x_train, t_train), (x_test, t_test) = mnist
+    assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
+    assert x_train.dtype == np.float32 and x_test.dtype == np.float32
+    assert 0.0 == x_train.min() and x_train.max() == 1.0
+    assert t_train.shape == (60000,) and t_test.shape == (10000,)
+    assert np.bincount(t_train).tolist() == TRAIN_COUNTS
+    assert np.bincount(t_test).tolist() == TEST_COUNTS
+
+
+def test_bundled_data_comes_from_the_package():
+    bundled = Path(mnist_fast.__file__).parent / "data"
+    for stem in FILES.values():
+        assert (bundled / f"{stem}.gz").is_file()
+    # the checksums of the decompressed bytes ship alongside
+    sums = mnist_module._checksums()
+    data = gzip.decompress((bundled / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    assert hashlib.sha256(data).hexdigest() == sums["t10k-labels-idx1-ubyte"]
+
+
+def test_book_options(mnist):
+    (x_train, t_train), (x_test, t_test) = load_mnist(
+        normalize=False, flatten=False, one_hot_label=True
+    )
+    assert x_train.dtype == np.uint8 and x_train.shape == (60000, 1, 28, 28)
+    assert x_test.shape == (10000, 1, 28, 28)
+    assert t_train.dtype == np.float64 and t_train.shape == (60000, 10)
+    assert (t_train.sum(axis=1) == 1).all()
+    (x_norm, t_int), _ = mnist
+    np.testing.assert_array_equal(t_train.argmax(axis=1), t_int)
+    # normalisation is the book's: astype(float32) / 255
+    np.testing.assert_array_equal(
+        x_train.reshape(60000, 784).astype(np.float32) / 255.0, x_norm
+    )
+    x_train[0, 0, 0, 0] = 7  # arrays returned are the caller's own
+    assert load_mnist(normalize=False)[0][0][0, 0] == 0
+
+
+def test_cold_then_warm_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(mnist_module.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    cold = load_mnist()
+    cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(cached) == 4 and all(n.endswith(".npy") for n in cached)
+    warm = load_mnist()
+    for (x_cold, t_cold), (x_warm, t_warm) in zip(cold, warm):
+        np.testing.assert_array_equal(x_cold, x_warm)
+        np.testing.assert_array_equal(t_cold, t_warm)
+
+
+def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv(mnist_module.ENV_CACHE_DIR, str(tmp_path))
+    load_mnist()
+    victim = next(tmp_path.glob("t10k-labels*.npy"))
+    victim.write_bytes(victim.read_bytes()[:50])
+    (_, _), (_, t_test) = load_mnist()
+    assert np.bincount(t_test).tolist() == TEST_COUNTS
+
+
+def test_corrupted_bundled_file_is_rejected(tmp_path, monkeypatch):
+    bundled = tmp_path / "bundled"
+    bundled.mkdir()
+    for f in mnist_module.BUNDLED_DIR.iterdir():
+        (bundled / f.name).write_bytes(f.read_bytes())
+    data = bytearray(gzip.decompress((bundled / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    data[100] ^= 0xFF  # one flipped label byte: still a valid IDX file
+    (bundled / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(data)))
+    monkeypatch.setattr(mnist_module, "BUNDLED_DIR", bundled)
+    monkeypatch.setenv(mnist_module.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    with pytest.raises(IDXFormatError, match="t10k-labels-idx1-ubyte.gz.*corrupted"):
+        load_mnist()
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_data_dir_reads_any_idx_folder(tmp_path, gz):
+    arrays = write_folder(tmp_path, gz=gz)
+    (x, t), (xt, tt) = load_mnist(data_dir=tmp_path, normalize=False)
+    np.testing.assert_array_equal(x, arrays["train_img"].reshape(5, 16))
+    np.testing.assert_array_equal(t, arrays["train_label"])
+    np.testing.assert_array_equal(xt, arrays["test_img"].reshape(3, 16))
+    (x, _), _ = load_mnist(data_dir=str(tmp_path), flatten=False)
+    assert x.shape == (5, 1, 4, 4) and x.dtype == np.float32
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    write_folder(tmp_path, n_train=7)
+    monkeypatch.setenv(mnist_module.ENV_DATA_DIR, str(tmp_path))
+    (x, _), _ = load_mnist()
+    assert x.shape == (7, 16)
+
+
+def test_missing_file_names_it(tmp_path):
+    write_folder(tmp_path)
+    (tmp_path / FILES["test_label"]).unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        load_mnist(data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_mnist(data_dir=tmp_path / "nowhere")
+
+
+def test_truncated_file_names_it(tmp_path):
+    write_folder(tmp_path)
+    path = tmp_path / FILES["train_img"]
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(IDXFormatError, match="train-images-idx3-ubyte.*truncated"):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_truncated_gzip_is_rejected(tmp_path):
+    write_folder(tmp_path, gz=True)
+    path = tmp_path / f"{FILES['train_label']}.gz"
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(IDXFormatError, match="train-labels-idx1-ubyte.gz"):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_mismatched_counts_are_rejected(tmp_path):
+    write_folder(tmp_path)
+    (tmp_path / FILES["test_label"]).write_bytes(idx_bytes(np.zeros(4)))
+    with pytest.raises(IDXFormatError, match="3 images but .* 4 labels"):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_labels_out_of_range_are_rejected(tmp_path):
+    write_folder(tmp_path)
+    (tmp_path / FILES["train_label"]).write_bytes(idx_bytes(np.full(5, 10)))
+    with pytest.raises(IDXFormatError, match="labels must be 0-9"):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_images_and_labels_swapped_are_rejected(tmp_path):
+    write_folder(tmp_path)
+    img = (tmp_path / FILES["train_img"]).read_bytes()
+    (tmp_path / FILES["train_img"]).write_bytes(
+        (tmp_path / FILES["train_label"]).read_bytes())
+    (tmp_path / FILES["train_label"]).write_bytes(img)
+    with pytest.raises(IDXFormatError, match="expected 3 dimension"):
+        load_mnist(data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"\x00\x00", "shorter than the 4-byte magic"),
+        (b"\x00\x00\x0d\x01" + (1).to_bytes(4, "big") + b"\0\0\0\0", "bad magic"),
+        (b"\x12\x34\x08\x01" + (1).to_bytes(4, "big") + b"\0", "bad magic"),
+        (b"\x00\x00\x08\x03" + (1).to_bytes(4, "big"), "truncated header"),
+        (b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\1\2", "truncated"),
+        (b"\x00\x00\x08\x01" + (1).to_bytes(4, "big") + b"\1\2", "trailing bytes"),
+    ],
+)
+def test_parse_idx_rejects_malformed_bytes(data, message):
+    with pytest.raises(IDXFormatError, match=message) as info:
+        parse_idx(data, "some-file")
+    assert "some-file" in str(info.value)
+
+
+def test_parse_idx_reads_dimensions():
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    np.testing.assert_array_equal(parse_idx(idx_bytes(arr), "f"), arr)
