@@ -9,9 +9,9 @@ import numpy as np
 from . import __version__
 
 try:
-    from . import _forward, _openmp_helpers
+    from . import _forward, _numerical, _openmp_helpers
 except ImportError as exc:  # an sdist unpacked without building, say
-    _forward = _openmp_helpers = None
+    _forward = _numerical = _openmp_helpers = None
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
 else:
     IMPORT_ERROR = None
@@ -21,7 +21,7 @@ COMPILED = IMPORT_ERROR is None
 
 #: Which methods of ``TwoLayerNet(backend="cython")`` run compiled code.
 #: Methods not listed here run the NumPy reference on every backend.
-COMPILED_METHODS = ("predict", "loss", "accuracy")
+COMPILED_METHODS = ("predict", "loss", "accuracy", "numerical_gradient")
 
 
 def openmp_enabled():

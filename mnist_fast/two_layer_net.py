@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import build, reference
-from .build import _forward
+from .build import _forward, _numerical
 from .threads import resolve_num_threads
 from .validation import (PARAM_NAMES, as_inputs, as_labels, as_params,
                          positive_int, real_number)
@@ -168,10 +168,17 @@ class TwoLayerNet:
         return self._accuracy(self._checked_params(), x, t)
 
     def numerical_gradient(self, x, t):
-        """Central-difference gradient of :meth:`loss` (h = 1e-4).
+        """Central-difference gradient of :meth:`loss` (h = 1e-4), as the book.
 
-        Slow: two loss evaluations per parameter.  Runs the NumPy reference
-        on every backend (``build_info()["compiled_methods"]``).
+        Every entry is ``(L(theta + h) - L(theta - h)) / 2h`` of the mean
+        loss, with ``theta + h`` rounded as the book rounds it.  The numpy
+        backend runs the book's loop (two full loss evaluations per
+        parameter: ~25 s at 784-50-10, batch 100).  The cython backend
+        evaluates, per parameter, only the rows and units the perturbation
+        changes and sums the exact change of their losses (no derivative
+        formula, no expansion in h), in parallel over the input pixels; it
+        agrees with the book's loop to ~1e-12 and is bit-identical for any
+        thread count.
 
         Parameters
         ----------
@@ -230,9 +237,16 @@ class TwoLayerNet:
         return correct / x.shape[0]
 
     def _numerical_gradient(self, p, x, t):
-        # the reference perturbs the arrays it is given: never the user's
-        p = {k: v.copy() for k, v in p.items()}
-        return self._reference(p).numerical_gradient(x, t)
+        if self.backend == "numpy":
+            # the reference perturbs the arrays it is given: never the user's
+            p = {k: v.copy() for k, v in p.items()}
+            return self._reference(p).numerical_gradient(x, t)
+        grads = {k: np.empty(shape) for k, shape in self.param_shapes.items()}
+        _numerical.numerical_gradient(
+            x, t, p["W1"], p["b1"], p["W2"], p["b2"], grads["W1"],
+            grads["b1"], grads["W2"], grads["b2"],
+            resolve_num_threads(self.num_threads))
+        return grads
 
     def _gradient(self, p, x, t):
         return self._reference(p).gradient(x, t)

@@ -11,6 +11,34 @@
 from cython cimport floating
 from libc.math cimport exp, log
 
+cdef inline void hidden_preactivation_row(
+    const floating* x,      # IN  (D,)   one input row
+    const double* W1,       # IN  (D, H)
+    const double* b1,       # IN  (H,)
+    Py_ssize_t D,
+    Py_ssize_t H,
+    double* a1,             # OUT (H,)   x @ W1 + b1
+) noexcept nogil:
+    """a1 = x @ W1 + b1, skipping the (many) zero pixels of x."""
+    cdef Py_ssize_t i, j
+    cdef double xi
+    cdef const double* w
+    for j in range(H):
+        a1[j] = 0.0
+    for i in range(D):
+        xi = x[i]
+        if xi != 0.0:
+            w = W1 + i * H
+            for j in range(H):
+                a1[j] += xi * w[j]
+    for j in range(H):
+        a1[j] += b1[j]
+
+
+cdef inline double sigmoid(double a) noexcept nogil:
+    return 1.0 / (1.0 + exp(-a))
+
+
 cdef inline void hidden_row(
     const floating* x,      # IN  (D,)   one input row
     const double* W1,       # IN  (D, H)
@@ -19,20 +47,10 @@ cdef inline void hidden_row(
     Py_ssize_t H,
     double* z1,             # OUT (H,)   sigmoid(x @ W1 + b1)
 ) noexcept nogil:
-    """z1 = sigmoid(x @ W1 + b1), skipping the (many) zero pixels of x."""
-    cdef Py_ssize_t i, j
-    cdef double xi
-    cdef const double* w
+    cdef Py_ssize_t j
+    hidden_preactivation_row(x, W1, b1, D, H, z1)
     for j in range(H):
-        z1[j] = 0.0
-    for i in range(D):
-        xi = x[i]
-        if xi != 0.0:
-            w = W1 + i * H
-            for j in range(H):
-                z1[j] += xi * w[j]
-    for j in range(H):
-        z1[j] = 1.0 / (1.0 + exp(-(z1[j] + b1[j])))
+        z1[j] = sigmoid(z1[j])
 
 
 cdef inline void output_row(
@@ -57,11 +75,11 @@ cdef inline void output_row(
         a2[k] += b2[k]
 
 
-cdef inline double softmax_row(
-    double* a,              # IN/OUT (K,) logits in, probabilities out
+cdef inline double shifted_exp_row(
+    double* a,              # IN/OUT (K,) logits in, exp(a - max a) out
     Py_ssize_t K,
 ) noexcept nogil:
-    """In-place max-shifted softmax; returns the sum of the shifted exps."""
+    """In-place exp(a - max a); returns their sum."""
     cdef Py_ssize_t k
     cdef double m = a[0], s = 0.0
     for k in range(1, K):
@@ -70,9 +88,18 @@ cdef inline double softmax_row(
     for k in range(K):
         a[k] = exp(a[k] - m)
         s += a[k]
+    return s
+
+
+cdef inline void softmax_row(
+    double* a,              # IN/OUT (K,) logits in, probabilities out
+    Py_ssize_t K,
+) noexcept nogil:
+    """In-place max-shifted softmax, as the book's softmax."""
+    cdef Py_ssize_t k
+    cdef double s = shifted_exp_row(a, K)
     for k in range(K):
         a[k] = a[k] / s
-    return s
 
 
 cdef inline Py_ssize_t argmax_row(const double* a, Py_ssize_t K) noexcept nogil:

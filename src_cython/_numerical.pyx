@@ -1,0 +1,412 @@
+"""Compiled numerical gradient: the book's central differences, exactly.
+
+Private module: the public, validating API is
+``mnist_fast.TwoLayerNet.numerical_gradient``.
+
+For every parameter theta the book evaluates the mean loss L at
+theta + h and theta - h (h = 1e-4) with two full forward passes and
+returns (L(theta + h) - L(theta - h)) / 2h.  This kernel computes the same
+quantity from the same losses, but evaluates only what a perturbation
+changes, and evaluates the *change* of each row's loss directly:
+
+* ``W1[i, j]`` changes ``a1[b, j]`` by ``x[b, i] * d`` (d = the applied
+  perturbation ``fl(theta +- h) - theta``), so only rows with
+  ``x[b, i] != 0`` and only hidden unit j change; ``b1[j]`` is the same
+  with ``x[b, i] = 1``.  The hidden unit moves by
+  ``dz = sigmoid(a + da) - sigmoid(a) = -s c q / (1 + c q)`` with
+  ``s = sigmoid(a)``, ``c = 1 - s``, ``q = expm1(-da)`` (exact algebra),
+  and every logit k of the row moves by ``dz * W2[j, k]``.
+* ``W2[j, k]`` moves logit k of every row by ``z1[b, j] * d``; ``b2[k]`` by
+  ``d``.
+* With ``e_k = exp(a2_k - max)``, ``S = sum(e)``, ``p = e_t / S`` and the
+  logit moves ``delta_k``: ``em_k = expm1(delta_k)``,
+  ``D = sum_k e_k em_k`` (so ``S' = S + D``) and
+  ``p' - p = e_t * sum_k e_k (em_t - em_k) / (S (S + D))``.  The row's loss
+  changes by ``-log1p((p' - p) / (p + 1e-7))``, and the central difference
+  of a row is ``-log1p((r+ - r-) / (1 + r-))`` for the two ratios r+-.
+
+No derivative formula and no expansion in h is used: every value is the
+loss at the perturbed parameters minus the loss at the others, computed
+without cancellation (expm1/log1p), so the result is more accurate than
+the book's difference of two rounded totals.  ``expm1`` and ``log1p`` of
+small arguments are evaluated by their series to full double precision
+(truncation below 1e-17 relative) so that the loops vectorise; arguments
+outside the proven range take libm's ``expm1``/``log1p``.
+
+Each output element is computed by one thread in a fixed order: results
+are bit-identical whatever the number of threads.
+"""
+
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY, exp, expm1, fabs, log1p
+from libc.stdlib cimport free, malloc
+
+from _common cimport hidden_preactivation_row, output_row, shifted_exp_row
+
+# The book's step.
+cdef double H_STEP = 1e-4
+# |dz| <= DZ_BOUND * |da| while |da| <= Q_SMALL (sigmoid' <= 1/4, margin).
+cdef double DZ_BOUND = 0.2505
+# Bounds on the arguments for which each series is exact (see below).
+cdef double Q_SMALL = 0.000244140625          # 2**-12 on |da|
+cdef double SERIES_SMALL = 0.0009765625       # 2**-10 on a logit move
+cdef double TINY_SMALL = 0.00000762939453125  # 2**-17 on a logit move
+
+
+# Series of expm1 and log1p, truncated where the next term is below 2**-55
+# relative to the result, for the argument ranges stated:
+cdef inline double expm1_deg5(double x) noexcept nogil:
+    """expm1(x) for |x| <= 2**-10."""
+    return x * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0
+                + x * (1.0 / 120.0)))))
+
+
+cdef inline double expm1_deg3(double x) noexcept nogil:
+    """expm1(x) for |x| <= 2**-17."""
+    return x * (1.0 + x * (0.5 + x * (1.0 / 6.0)))
+
+
+cdef inline double log1p_deg8(double x) noexcept nogil:
+    """log1p(x) for |x| <= 2**-7."""
+    return x * (1.0 - x * (0.5 - x * (1.0 / 3.0 - x * (0.25 - x * (0.2
+                - x * (1.0 / 6.0 - x * (1.0 / 7.0 - x * 0.125)))))))
+
+
+cdef inline double log1p_deg4(double x) noexcept nogil:
+    """log1p(x) for |x| <= 2**-14."""
+    return x * (1.0 - x * (0.5 - x * (1.0 / 3.0 - x * 0.25)))
+
+
+# How expm1 and log1p are evaluated, chosen at compile time (fused types) so
+# that each case compiles to straight, vectorised loops:
+#   Tiny    every logit move |delta| <= 2**-17 and |da| <= 2**-12
+#   Series  every logit move |delta| <= 2**-10 and |da| <= 2**-12
+#   Libm    anything else.
+# With |delta| <= B the ratios below obey |r+-| <= 2B / (1 - B) and
+# |(r+ - r-) / (1 + r-)| <= 4.02 B, inside the log1p series' range.
+cdef struct Tiny:
+    char unused
+cdef struct Series:
+    char unused
+cdef struct Libm:
+    char unused
+ctypedef fused Evaluation:
+    Tiny
+    Series
+    Libm
+
+
+cdef inline double expm1_da(double x, Evaluation how) noexcept nogil:
+    """expm1 of a hidden pre-activation move, |x| <= 2**-12 unless Libm."""
+    if Evaluation is Libm:
+        return expm1(x)
+    else:
+        return expm1_deg5(x)
+
+
+cdef inline double expm1_logit(double x, Evaluation how) noexcept nogil:
+    """expm1 of a logit move."""
+    if Evaluation is Tiny:
+        return expm1_deg3(x)
+    elif Evaluation is Series:
+        return expm1_deg5(x)
+    else:
+        return expm1(x)
+
+
+cdef inline double row_difference(double rp, double rm, Evaluation how) noexcept nogil:
+    """-log1p((r+ - r-) / (1 + r-)) = L(theta + h) - L(theta - h) of a row.
+
+    ``r+-`` is (p' - p) / (p + 1e-7) of the row's true class at theta +- h.
+    """
+    cdef double ratio = (rp - rm) / (1.0 + rm)
+    if Evaluation is Tiny:
+        return -log1p_deg4(ratio)
+    elif Evaluation is Series:
+        return -log1p_deg8(ratio)
+    else:
+        return -log1p(ratio)
+
+
+cdef enum:
+    # Hidden units processed together; the block's temporaries are local
+    # arrays, which the compiler knows alias nothing, so the loops vectorise.
+    BLOCK = 16
+
+
+cdef inline void hidden_row_difference(
+    double v,               # IN  x[b, i] (1 for b1)
+    Evaluation how,         # IN  how to evaluate expm1/log1p for this row
+    const double* dp,       # IN  (H,)  applied perturbations +h per unit j
+    const double* dm,       # IN  (H,)  applied perturbations -h per unit j
+    const double* sb,       # IN  (H,)  sigmoid(a1[b])
+    const double* cb,       # IN  (H,)  1 - sigmoid(a1[b])
+    const double* eb,       # IN  (K,)  exp(a2[b] - max a2[b])
+    double Sb,              # IN  sum of eb
+    double Pb,              # IN  p_t / (p_t + 1e-7)
+    Py_ssize_t tb,          # IN  label of row b
+    const double* W2T,      # IN  (K, H) W2 transposed
+    Py_ssize_t H,
+    Py_ssize_t K,
+    double* acc,            # IN/OUT (H,) += L+ - L- of row b, per unit j
+) noexcept nogil:
+    """Row b's central differences when a1[b, j] moves by v * d, all j."""
+    cdef double dzp[BLOCK]
+    cdef double dzm[BLOCK]
+    cdef double emtp[BLOCK]
+    cdef double emtm[BLOCK]
+    cdef double Dp[BLOCK]
+    cdef double Dm[BLOCK]
+    cdef Py_ssize_t j0 = 0, j, k, n
+    cdef double qp, qm, sc, ek, w
+    cdef const double* wk
+    while j0 < H:
+        n = min(<Py_ssize_t> BLOCK, H - j0)
+        wk = W2T + tb * H + j0
+        for j in range(n):
+            # hidden unit j moves by dz when a1[b, j] moves by v * d
+            qp = expm1_da(-(v * dp[j0 + j]), how)
+            qm = expm1_da(-(v * dm[j0 + j]), how)
+            sc = sb[j0 + j] * cb[j0 + j]
+            dzp[j] = -sc * qp / (1.0 + cb[j0 + j] * qp)
+            dzm[j] = -sc * qm / (1.0 + cb[j0 + j] * qm)
+            emtp[j] = expm1_logit(dzp[j] * wk[j], how)
+            emtm[j] = expm1_logit(dzm[j] * wk[j], how)
+            Dp[j] = 0.0
+            Dm[j] = 0.0
+        for k in range(K):
+            # every logit k moves by dz * W2[j, k]: D = sum_k e_k em_k
+            ek = eb[k]
+            wk = W2T + k * H + j0
+            for j in range(n):
+                w = wk[j]
+                Dp[j] += ek * expm1_logit(dzp[j] * w, how)
+                Dm[j] += ek * expm1_logit(dzm[j] * w, how)
+        for j in range(n):
+            # p' - p = e_t (S em_t - D) / (S (S + D)); r = (p' - p) / (p + eps)
+            acc[j0 + j] += row_difference(
+                Pb * (emtp[j] * Sb - Dp[j]) / (Sb + Dp[j]),
+                Pb * (emtm[j] * Sb - Dm[j]) / (Sb + Dm[j]), how)
+        j0 += BLOCK
+
+
+cdef inline void hidden_column(
+    const double* vals,     # IN  (n,)  x[b, i] of the rows that change
+    const Py_ssize_t* rows, # IN  (n,)  those rows b
+    Py_ssize_t n,
+    const double* dp,       # IN  (H,)  applied perturbations +h per unit j
+    const double* dm,       # IN  (H,)  applied perturbations -h per unit j
+    double vmax_series,     # IN  |x| up to which the Series case holds
+    double vmax_tiny,       # IN  |x| up to which the Tiny case holds
+    const double* s,        # IN  (N, H) sigmoid(a1)
+    const double* c,        # IN  (N, H) 1 - sigmoid(a1)
+    const double* e,        # IN  (N, K) exp(a2 - max a2)
+    const double* S,        # IN  (N,)  sum of e per row
+    const double* P,        # IN  (N,)  p_t / (p_t + 1e-7) per row
+    const Py_ssize_t* t,    # IN  (N,)  labels
+    const double* W2T,      # IN  (K, H) W2 transposed
+    Py_ssize_t H,
+    Py_ssize_t K,
+    double* acc,            # OUT (H,)  sum over rows of L+ - L-
+) noexcept nogil:
+    """Central differences of the rows' losses for one input pixel (or b1)."""
+    cdef Py_ssize_t r, b, j
+    cdef double v
+    cdef Tiny tiny
+    cdef Series series
+    cdef Libm libm
+    for j in range(H):
+        acc[j] = 0.0
+    for r in range(n):
+        b = rows[r]
+        v = vals[r]
+        if fabs(v) <= vmax_tiny:
+            hidden_row_difference(v, tiny, dp, dm, s + b * H, c + b * H,
+                                  e + b * K, S[b], P[b], t[b], W2T, H, K, acc)
+        elif fabs(v) <= vmax_series:
+            hidden_row_difference(v, series, dp, dm, s + b * H, c + b * H,
+                                  e + b * K, S[b], P[b], t[b], W2T, H, K, acc)
+        else:
+            hidden_row_difference(v, libm, dp, dm, s + b * H, c + b * H,
+                                  e + b * K, S[b], P[b], t[b], W2T, H, K, acc)
+
+
+cdef inline double output_unit(
+    const double* zcol,     # IN  (N,) z1[:, j] (all ones for b2)
+    Py_ssize_t k,
+    double dp,              # IN  applied perturbation +h
+    double dm,              # IN  applied perturbation -h
+    const double* e,        # IN  (N, K)
+    const double* S,        # IN  (N,)
+    const double* P,        # IN  (N,)
+    const Py_ssize_t* t,    # IN  (N,)
+    Py_ssize_t N,
+    Py_ssize_t K,
+    Evaluation how,         # IN  Series when |d| is small (0 <= z <= 1)
+) noexcept nogil:
+    """Sum over rows of L+ - L- when only logit k moves by z * d."""
+    cdef Py_ssize_t b
+    cdef double total = 0.0, ek, emp, emm, Np, Nm
+    for b in range(N):
+        ek = e[b * K + k]
+        emp = expm1_logit(zcol[b] * dp, how)
+        emm = expm1_logit(zcol[b] * dm, how)
+        if t[b] == k:   # sum_k' e_k' (em_t - em_k') with only em_k nonzero
+            Np = (S[b] - ek) * emp
+            Nm = (S[b] - ek) * emm
+        else:
+            Np = -ek * emp
+            Nm = -ek * emm
+        total += row_difference(P[b] * Np / (S[b] + ek * emp),
+                                P[b] * Nm / (S[b] + ek * emm), how)
+    return total
+
+
+cdef inline double output_column(
+    const double* zcol, Py_ssize_t k, double dp, double dm, const double* e,
+    const double* S, const double* P, const Py_ssize_t* t, Py_ssize_t N,
+    Py_ssize_t K,
+) noexcept nogil:
+    """``output_unit`` with the series when |z d| <= |d| <= 2**-10."""
+    cdef Series series
+    cdef Libm libm
+    if fabs(dp) <= SERIES_SMALL and fabs(dm) <= SERIES_SMALL:
+        return output_unit(zcol, k, dp, dm, e, S, P, t, N, K, series)
+    return output_unit(zcol, k, dp, dm, e, S, P, t, N, K, libm)
+
+
+cdef inline void applied_steps(
+    const double* theta, Py_ssize_t n, double* dp, double* dm,
+) noexcept nogil:
+    """The perturbations the book applies: fl(theta +- h) - theta."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        dp[j] = (theta[j] + H_STEP) - theta[j]
+        dm[j] = (theta[j] - H_STEP) - theta[j]
+
+
+cdef inline double input_bound(
+    const double* dp, const double* dm, Py_ssize_t H, double w2max,
+    double logit_bound,
+) noexcept nogil:
+    """Largest |x| that keeps a column's moves within the series' range.
+
+    |da| = |x d| <= 2**-12 and |dz W2| <= DZ_BOUND |x d| max|W2| <= bound.
+    """
+    cdef Py_ssize_t j
+    cdef double dmax = 0.0, bound
+    for j in range(H):
+        dmax = max(dmax, max(fabs(dp[j]), fabs(dm[j])))
+    if dmax == 0.0:
+        return INFINITY
+    bound = Q_SMALL / dmax
+    if w2max > 0.0:
+        bound = min(bound, logit_bound / (DZ_BOUND * dmax * w2max))
+    return bound
+
+
+def numerical_gradient(
+    const floating[:, ::1] x,     # IN  (N, D)
+    const Py_ssize_t[::1] t,      # IN  (N,) labels in [0, K)
+    const double[:, ::1] W1,      # IN  (D, H)
+    const double[::1] b1,         # IN  (H,)
+    const double[:, ::1] W2,      # IN  (H, K)
+    const double[::1] b2,         # IN  (K,)
+    double[:, ::1] gW1,           # OUT (D, H)
+    double[::1] gb1,              # OUT (H,)
+    double[:, ::1] gW2,           # OUT (H, K)
+    double[::1] gb2,              # OUT (K,)
+    int n_threads,
+):
+    """The book's numerical gradient of the mean loss, into gW1 ... gb2."""
+    cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
+    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
+    cdef Py_ssize_t b, i, j, k, nnz = 0
+    cdef double p, w2max = 0.0, scale = 1.0 / (N * 2.0 * H_STEP)
+    cdef double* buf = NULL
+
+    for b in range(N):
+        for i in range(D):
+            nnz += x[b, i] != 0.0
+    # Scratch of the one kept forward pass, O(N (H + K) + nnz(x)).
+    cdef double[:, ::1] s = np.empty((N, H))       # sigmoid(a1)
+    cdef double[:, ::1] c = np.empty((N, H))       # 1 - sigmoid(a1)
+    cdef double[:, ::1] zT = np.empty((H, N))      # sigmoid(a1) transposed
+    cdef double[:, ::1] e = np.empty((N, K))       # exp(a2 - max a2)
+    cdef double[::1] S = np.empty(N)               # sum of e
+    cdef double[::1] P = np.empty(N)               # p_t / (p_t + 1e-7)
+    cdef double[::1] ones = np.ones(N)
+    cdef Py_ssize_t[::1] all_rows = np.arange(N, dtype=np.intp)
+    cdef double[:, ::1] W2T = np.ascontiguousarray(np.asarray(W2).T)
+    # The batch's pixels column by column (CSC): the rows where x != 0.
+    cdef Py_ssize_t[::1] col_start = np.zeros(D + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] col_rows = np.empty(max(nnz, 1), dtype=np.intp)
+    cdef double[::1] col_vals = np.empty(max(nnz, 1))
+    cdef double[::1] db = np.empty(2 * H)           # b1's perturbations
+
+    with nogil:
+        for b in range(N):
+            hidden_preactivation_row(&x[b, 0], &W1[0, 0], &b1[0], D, H, &s[b, 0])
+            for j in range(H):
+                c[b, j] = 1.0 / (1.0 + exp(s[b, j]))
+                s[b, j] = 1.0 / (1.0 + exp(-s[b, j]))
+                zT[j, b] = s[b, j]
+            output_row(&s[b, 0], &W2[0, 0], &b2[0], H, K, &e[b, 0])
+            S[b] = shifted_exp_row(&e[b, 0], K)
+            p = e[b, t[b]] / S[b]
+            P[b] = p / (p + 1e-7)
+        nnz = 0
+        for i in range(D):
+            for b in range(N):
+                if x[b, i] != 0.0:
+                    col_rows[nnz] = b
+                    col_vals[nnz] = x[b, i]
+                    nnz = nnz + 1
+            col_start[i + 1] = nnz
+        for j in range(H):
+            for k in range(K):
+                w2max = max(w2max, fabs(W2[j, k]))
+
+        # W1: one input pixel i per task; its rows are the column's nonzeros.
+        with parallel(num_threads=n_threads):
+            buf = <double*> malloc(2 * H * sizeof(double))
+            try:
+                for i in prange(D, schedule="dynamic", chunksize=4):
+                    applied_steps(&W1[i, 0], H, buf, buf + H)
+                    hidden_column(
+                        &col_vals[col_start[i]], &col_rows[col_start[i]],
+                        col_start[i + 1] - col_start[i], buf, buf + H,
+                        input_bound(buf, buf + H, H, w2max, SERIES_SMALL),
+                        input_bound(buf, buf + H, H, w2max, TINY_SMALL),
+                        &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
+                        &W2T[0, 0], H, K, &gW1[i, 0])
+                    for j in range(H):
+                        gW1[i, j] = gW1[i, j] * scale
+            finally:
+                free(buf)
+
+        # b1: the same with x = 1 in every row.
+        applied_steps(&b1[0], H, &db[0], &db[H])
+        hidden_column(
+            &ones[0], &all_rows[0], N, &db[0], &db[H],
+            input_bound(&db[0], &db[H], H, w2max, SERIES_SMALL),
+            input_bound(&db[0], &db[H], H, w2max, TINY_SMALL),
+            &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
+            &W2T[0, 0], H, K, &gb1[0])
+        for j in range(H):
+            gb1[j] = gb1[j] * scale
+
+        # W2[j, k] moves logit k by z1[:, j] d; b2[k] by d.
+        for j in prange(H, schedule="static", num_threads=n_threads):
+            for k in range(K):
+                gW2[j, k] = scale * output_column(
+                    &zT[j, 0], k, (W2[j, k] + H_STEP) - W2[j, k],
+                    (W2[j, k] - H_STEP) - W2[j, k], &e[0, 0], &S[0], &P[0],
+                    &t[0], N, K)
+        for k in range(K):
+            gb2[k] = scale * output_column(
+                &ones[0], k, (b2[k] + H_STEP) - b2[k], (b2[k] - H_STEP) - b2[k],
+                &e[0, 0], &S[0], &P[0], &t[0], N, K)
