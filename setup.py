@@ -11,9 +11,15 @@ Everything that decides how the Cython extensions are compiled lives here:
   ``mnist_fast.build_info()`` reports which one was built.
 * No ``-march=native`` or ``-ffast-math``: the binaries must stay portable
   and the arithmetic must stay IEEE so that results equal the reference.
+* SIMD variants -- on x86-64, every kernel module is also built as
+  ``<module>_avx2`` with ``-mavx2 -mfma`` (optional: a compiler that cannot
+  is skipped with a warning).  ``mnist_fast`` imports that variant only on
+  CPUs that report AVX2 and FMA, and the baseline (SSE2) modules
+  elsewhere; ``MNIST_FAST_SIMD=baseline`` at run time forces the baseline.
 """
 
 import os
+import platform
 import shutil
 import tempfile
 import textwrap
@@ -46,6 +52,13 @@ COMPILER_DIRECTIVES = {
 
 # One extension module per .pyx file, as private modules of the package.
 MODULES = sorted(p.stem for p in (HERE / "src_cython").glob("*.pyx"))
+# Modules that are only facts about the build get no SIMD variant.
+SIMD_MODULES = [m for m in MODULES if m != "_machine"]
+SIMD_VARIANTS = (
+    {"avx2": ["-mavx2", "-mfma"]}
+    if platform.machine().lower() in {"x86_64", "amd64"} and os.name != "nt"
+    else {}
+)
 
 OPENMP_TEST = textwrap.dedent(
     """
@@ -119,13 +132,28 @@ def _extensions():
         ("MNIST_FAST_DEBUG_BUILD", "1" if DEBUG else "0"),
     ]
     extensions = [
-        Extension(
-            f"mnist_fast._{name.lstrip('_')}",
-            [f"src_cython/{name}.pyx"],
-            define_macros=macros,
-        )
+        Extension(f"mnist_fast.{name}", [f"src_cython/{name}.pyx"],
+                  include_dirs=["src_cython"], define_macros=macros)
         for name in MODULES
     ]
+    # A variant is the same source, included by a generated stub so that it
+    # gets its own module name and C file.
+    stubs = HERE / "build" / "simd_stubs"
+    stubs.mkdir(parents=True, exist_ok=True)
+    for variant, flags in SIMD_VARIANTS.items():
+        for name in SIMD_MODULES:
+            stub = stubs / f"{name}_{variant}.pyx"
+            text = f'include "{(HERE / "src_cython" / name).as_posix()}.pyx"\n'
+            if not stub.exists() or stub.read_text() != text:
+                stub.write_text(text)
+            extensions.append(Extension(
+                f"mnist_fast.{name}_{variant}",
+                [os.path.relpath(stub, HERE)],
+                include_dirs=["src_cython"],
+                define_macros=macros,
+                extra_compile_args=flags,
+                optional=True,
+            ))
     return cythonize(
         extensions,
         compiler_directives=COMPILER_DIRECTIVES,

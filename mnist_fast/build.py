@@ -1,5 +1,6 @@
-"""What was built: the compiled kernels, OpenMP, versions -- ``build_info()``."""
+"""What was built and what runs: kernels, SIMD variant, OpenMP -- ``build_info()``."""
 
+import importlib
 import os
 import platform
 import sys
@@ -8,10 +9,38 @@ import numpy as np
 
 from . import __version__
 
+#: The compiled kernel modules (``mnist_fast._<name>`` and its variants).
+KERNEL_MODULES = ("_forward", "_numerical", "_backprop")
+#: Run-time switch: ``baseline`` forces the portable (SSE2) kernels.
+ENV_SIMD = "MNIST_FAST_SIMD"
+
+
+def _import_kernels():
+    """The kernel modules for this CPU: the AVX2+FMA variant where it runs."""
+    from . import _machine
+
+    wanted = os.environ.get(ENV_SIMD, "auto").strip().lower() or "auto"
+    if wanted not in ("auto", "avx2", "baseline"):
+        raise ImportError(
+            f"${ENV_SIMD} must be 'auto', 'avx2' or 'baseline', got {wanted!r}")
+    if wanted != "baseline" and _machine.cpu_has_avx2_fma():
+        try:
+            return _machine, "avx2", [
+                importlib.import_module(f".{m}_avx2", __package__)
+                for m in KERNEL_MODULES]
+        except ImportError:
+            if wanted == "avx2":
+                raise
+    elif wanted == "avx2":
+        raise ImportError(f"${ENV_SIMD}=avx2 but this CPU lacks AVX2/FMA")
+    return _machine, "baseline", [
+        importlib.import_module(f".{m}", __package__) for m in KERNEL_MODULES]
+
+
 try:
-    from . import _forward, _numerical, _openmp_helpers
+    _machine, SIMD, (_forward, _numerical, _backprop) = _import_kernels()
 except ImportError as exc:  # an sdist unpacked without building, say
-    _forward = _numerical = _openmp_helpers = None
+    _machine = SIMD = _forward = _numerical = _backprop = None
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
 else:
     IMPORT_ERROR = None
@@ -20,18 +49,18 @@ else:
 COMPILED = IMPORT_ERROR is None
 
 #: Which methods of ``TwoLayerNet(backend="cython")`` run compiled code.
-#: Methods not listed here run the NumPy reference on every backend.
-COMPILED_METHODS = ("predict", "loss", "accuracy", "numerical_gradient")
+COMPILED_METHODS = ("predict", "loss", "accuracy", "numerical_gradient",
+                    "gradient")
 
 
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP."""
-    return COMPILED and _openmp_helpers.openmp_enabled()
+    return COMPILED and _machine.openmp_enabled()
 
 
 def max_threads():
     """Threads the kernels use by default (1 without OpenMP)."""
-    return _openmp_helpers.max_threads() if openmp_enabled() else 1
+    return _machine.max_threads() if openmp_enabled() else 1
 
 
 def require_compiled():
@@ -39,9 +68,9 @@ def require_compiled():
     if not COMPILED:
         raise RuntimeError(
             "backend='cython' needs the compiled kernels of mnist_fast, which "
-            f"did not import ({IMPORT_ERROR}). Reinstall with "
-            "'pip install --force-reinstall --no-binary mnist_fast mnist_fast' "
-            "(a C compiler is needed), or use backend='numpy'."
+            f"did not import ({IMPORT_ERROR}). Reinstall from source with a C "
+            "compiler ('pip install --force-reinstall --no-binary mnist_fast "
+            "mnist_fast'), or use backend='numpy'."
         )
 
 
@@ -54,13 +83,14 @@ def build_info():
         ``version``; ``compiled`` (the extension modules import) and
         ``import_error`` (why not, else None); ``compiled_methods`` (the
         ``TwoLayerNet`` methods that run compiled code with
-        ``backend="cython"``; the others run the NumPy reference);
-        ``openmp`` (built with OpenMP); ``max_threads`` (OpenMP's default
-        team size, 1 without OpenMP); ``num_threads`` (what the kernels use
-        now, see ``MNIST_FAST_NUM_THREADS``); ``debug_build`` (bounds checks
-        on); ``cython_version`` (that generated the kernels, None if not
-        compiled); ``numpy_version``, ``python_version``, ``platform``,
-        ``machine``, ``cpu_count``.
+        ``backend="cython"``; none when not compiled); ``simd`` (the kernel
+        variant in use: ``"avx2"`` -- AVX2+FMA, chosen on CPUs that have
+        them -- or ``"baseline"``; see ``$MNIST_FAST_SIMD``); ``openmp``
+        (built with OpenMP); ``max_threads`` (OpenMP's default team size, 1
+        without OpenMP); ``num_threads`` (what the kernels use now, see
+        ``$MNIST_FAST_NUM_THREADS``); ``debug_build`` (bounds checks on);
+        ``cython_version`` (that generated the kernels); ``numpy_version``,
+        ``python_version``, ``platform``, ``machine``, ``cpu_count``.
     """
     from .threads import resolve_num_threads
 
@@ -69,11 +99,12 @@ def build_info():
         "compiled": COMPILED,
         "import_error": IMPORT_ERROR,
         "compiled_methods": list(COMPILED_METHODS) if COMPILED else [],
+        "simd": SIMD,
         "openmp": openmp_enabled(),
         "max_threads": max_threads(),
         "num_threads": resolve_num_threads(None),
-        "debug_build": COMPILED and _openmp_helpers.debug_build(),
-        "cython_version": _openmp_helpers.cython_version() if COMPILED else None,
+        "debug_build": COMPILED and _machine.debug_build(),
+        "cython_version": _machine.cython_version() if COMPILED else None,
         "numpy_version": np.__version__,
         "python_version": sys.version.split()[0],
         "platform": platform.platform(),

@@ -11,46 +11,65 @@
 from cython cimport floating
 from libc.math cimport exp, log
 
+cdef extern from "combine_rows.h" nogil:
+    # out = sum_n val[n] * M[idx[n], :], in vector registers (see the header)
+    void mf_combine_rows_f64(const double* val, const int* idx, Py_ssize_t nnz,
+                             const double* M, Py_ssize_t H, double* out)
+    void mf_combine_rows_f32(const float* val, const int* idx, Py_ssize_t nnz,
+                             const double* M, Py_ssize_t H, double* out)
+
+
+cdef inline void combine_rows(
+    const floating* val,    # IN  (nnz,) coefficients
+    const int* idx,         # IN  (nnz,) rows of M they multiply
+    Py_ssize_t nnz,
+    const double* M,        # IN  (rows, H) C order
+    Py_ssize_t H,
+    double* out,            # OUT (H,) sum_n val[n] * M[idx[n], :]
+) noexcept nogil:
+    """A sparse combination of rows of M: x @ W1 for a sparse x, and
+    x.T @ dz1 for a column of x."""
+    if floating is float:
+        mf_combine_rows_f32(val, idx, nnz, M, H, out)
+    else:
+        mf_combine_rows_f64(val, idx, nnz, M, H, out)
+
+
+cdef inline Py_ssize_t gather_nonzeros(
+    const floating* x,      # IN  (D,) a dense row
+    Py_ssize_t D,
+    double* val,            # OUT (D,) its nonzero values, in order
+    int* idx,               # OUT (D,) their columns
+) noexcept nogil:
+    """The nonzero pixels of a row (81% of MNIST pixels are 0)."""
+    cdef Py_ssize_t i, nnz = 0
+    for i in range(D):
+        if x[i] != 0.0:
+            val[nnz] = x[i]
+            idx[nnz] = <int> i
+            nnz += 1
+    return nnz
+
+
 cdef inline void hidden_preactivation_row(
-    const floating* x,      # IN  (D,)   one input row
+    const floating* x,      # IN  (D,) one input row
     const double* W1,       # IN  (D, H)
     const double* b1,       # IN  (H,)
     Py_ssize_t D,
     Py_ssize_t H,
-    double* a1,             # OUT (H,)   x @ W1 + b1
+    double* a1,             # OUT (H,) x @ W1 + b1
+    double* val,            # scratch (D,)
+    int* idx,               # scratch (D,)
 ) noexcept nogil:
-    """a1 = x @ W1 + b1, skipping the (many) zero pixels of x."""
-    cdef Py_ssize_t i, j
-    cdef double xi
-    cdef const double* w
-    for j in range(H):
-        a1[j] = 0.0
-    for i in range(D):
-        xi = x[i]
-        if xi != 0.0:
-            w = W1 + i * H
-            for j in range(H):
-                a1[j] += xi * w[j]
+    """a1 = x @ W1 + b1 over the nonzero pixels of x."""
+    cdef Py_ssize_t j
+    combine_rows(val, idx, gather_nonzeros(x, D, val, idx), W1, H, a1)
     for j in range(H):
         a1[j] += b1[j]
 
 
 cdef inline double sigmoid(double a) noexcept nogil:
     return 1.0 / (1.0 + exp(-a))
-
-
-cdef inline void hidden_row(
-    const floating* x,      # IN  (D,)   one input row
-    const double* W1,       # IN  (D, H)
-    const double* b1,       # IN  (H,)
-    Py_ssize_t D,
-    Py_ssize_t H,
-    double* z1,             # OUT (H,)   sigmoid(x @ W1 + b1)
-) noexcept nogil:
-    cdef Py_ssize_t j
-    hidden_preactivation_row(x, W1, b1, D, H, z1)
-    for j in range(H):
-        z1[j] = sigmoid(z1[j])
 
 
 cdef inline void output_row(
@@ -73,6 +92,46 @@ cdef inline void output_row(
             a2[k] += zj * w[k]
     for k in range(K):
         a2[k] += b2[k]
+
+
+cdef inline void logits_sparse_row(
+    const floating* val,    # IN  (nnz,) nonzero inputs of one row
+    const int* idx,         # IN  (nnz,) their columns
+    Py_ssize_t nnz,
+    const double* W1,       # IN  (D, H)
+    const double* b1,       # IN  (H,)
+    const double* W2,       # IN  (H, K)
+    const double* b2,       # IN  (K,)
+    Py_ssize_t H,
+    Py_ssize_t K,
+    double* z1,             # OUT (H,) sigmoid(x @ W1 + b1)
+    double* a2,             # OUT (K,) z1 @ W2 + b2
+) noexcept nogil:
+    """The forward pass of one row given as (value, column) pairs."""
+    cdef Py_ssize_t j
+    combine_rows(val, idx, nnz, W1, H, z1)
+    for j in range(H):
+        z1[j] = sigmoid(z1[j] + b1[j])
+    output_row(z1, W2, b2, H, K, a2)
+
+
+cdef inline void logits_dense_row(
+    const floating* x,      # IN  (D,) one input row
+    const double* W1,       # IN  (D, H)
+    const double* b1,       # IN  (H,)
+    const double* W2,       # IN  (H, K)
+    const double* b2,       # IN  (K,)
+    Py_ssize_t D,
+    Py_ssize_t H,
+    Py_ssize_t K,
+    double* z1,             # OUT (H,)
+    double* a2,             # OUT (K,)
+    double* val,            # scratch (D,)
+    int* idx,               # scratch (D,)
+) noexcept nogil:
+    """The forward pass of one dense row, over its nonzero pixels."""
+    logits_sparse_row(val, idx, gather_nonzeros(x, D, val, idx), W1, b1, W2,
+                      b2, H, K, z1, a2)
 
 
 cdef inline double shifted_exp_row(

@@ -3,15 +3,18 @@
 Private module: the public, validating API is ``mnist_fast.TwoLayerNet``.
 Every function takes whole batches of C-contiguous arrays whose shapes were
 checked by the caller, and runs without the GIL, parallel over rows with
-``n_threads`` OpenMP threads (serially when built without OpenMP).
+``n_threads`` OpenMP threads (serially when built without OpenMP).  Rows
+come dense (``x``) or compressed (CSR: ``indptr, indices, values``, as
+the trainer keeps the training set).
 """
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange
+from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
-from _common cimport (argmax_row, cross_entropy_row, hidden_row, output_row,
-                      softmax_row)
+from _common cimport (argmax_row, cross_entropy_row, logits_dense_row,
+                      logits_sparse_row, softmax_row)
 
 
 def predict(
@@ -26,16 +29,19 @@ def predict(
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b
-    cdef double* z1 = NULL
+    cdef double* buf = NULL
+    cdef int* idx = NULL
     with nogil, parallel(num_threads=n_threads):
-        z1 = <double*> malloc(H * sizeof(double))
+        buf = <double*> malloc((D + H) * sizeof(double))
+        idx = <int*> malloc(D * sizeof(int))
         try:
             for b in prange(N, schedule="static"):
-                hidden_row(&x[b, 0], &W1[0, 0], &b1[0], D, H, z1)
-                output_row(z1, &W2[0, 0], &b2[0], H, K, &y[b, 0])
+                logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0],
+                                 &b2[0], D, H, K, buf + D, &y[b, 0], buf, idx)
                 softmax_row(&y[b, 0], K)
         finally:
-            free(z1)
+            free(buf)
+            free(idx)
 
 
 def loss(
@@ -52,18 +58,22 @@ def loss(
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b
-    cdef double* scratch = NULL
+    cdef double* buf = NULL
+    cdef int* idx = NULL
     cdef double total = 0.0
     with nogil:
         with parallel(num_threads=n_threads):
-            scratch = <double*> malloc((H + K) * sizeof(double))
+            buf = <double*> malloc((D + H + K) * sizeof(double))
+            idx = <int*> malloc(D * sizeof(int))
             try:
                 for b in prange(N, schedule="static"):
-                    hidden_row(&x[b, 0], &W1[0, 0], &b1[0], D, H, scratch)
-                    output_row(scratch, &W2[0, 0], &b2[0], H, K, scratch + H)
-                    row_loss[b] = cross_entropy_row(scratch + H, K, t[b])
+                    logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0],
+                                     &b2[0], D, H, K, buf + D, buf + D + H,
+                                     buf, idx)
+                    row_loss[b] = cross_entropy_row(buf + D + H, K, t[b])
             finally:
-                free(scratch)
+                free(buf)
+                free(idx)
         for b in range(N):
             total += row_loss[b]
     return total / N
@@ -82,16 +92,50 @@ def count_correct(
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b, correct = 0
-    cdef double* scratch = NULL
+    cdef double* buf = NULL
+    cdef int* idx = NULL
     with nogil, parallel(num_threads=n_threads):
-        scratch = <double*> malloc((H + K) * sizeof(double))
+        buf = <double*> malloc((D + H + K) * sizeof(double))
+        idx = <int*> malloc(D * sizeof(int))
         try:
             for b in prange(N, schedule="static"):
-                hidden_row(&x[b, 0], &W1[0, 0], &b1[0], D, H, scratch)
-                output_row(scratch, &W2[0, 0], &b2[0], H, K, scratch + H)
+                logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0],
+                                 &b2[0], D, H, K, buf + D, buf + D + H, buf,
+                                 idx)
                 # softmax is monotonic: the argmax of the logits is the
                 # argmax of the probabilities (first maximum on ties).
-                correct += argmax_row(scratch + H, K) == t[b]
+                correct += argmax_row(buf + D + H, K) == t[b]
         finally:
-            free(scratch)
+            free(buf)
+            free(idx)
+    return correct
+
+
+def count_correct_csr(
+    const int64_t[::1] indptr,    # IN  (N + 1,) row starts in indices/values
+    const int[::1] indices,       # IN  (nnz,) columns of the nonzeros (C int)
+    const floating[::1] values,   # IN  (nnz,) the nonzeros
+    const Py_ssize_t[::1] t,      # IN  (N,) class labels
+    const double[:, ::1] W1,      # IN  (D, H)
+    const double[::1] b1,         # IN  (H,)
+    const double[:, ::1] W2,      # IN  (H, K)
+    const double[::1] b2,         # IN  (K,)
+    int n_threads,
+):
+    """``count_correct`` for rows stored compressed (CSR)."""
+    cdef Py_ssize_t N = t.shape[0]
+    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
+    cdef Py_ssize_t b, correct = 0
+    cdef double* buf = NULL
+    with nogil, parallel(num_threads=n_threads):
+        buf = <double*> malloc((H + K) * sizeof(double))
+        try:
+            for b in prange(N, schedule="static"):
+                logits_sparse_row(&values[indptr[b]], &indices[indptr[b]],
+                                  indptr[b + 1] - indptr[b], &W1[0, 0],
+                                  &b1[0], &W2[0, 0], &b2[0], H, K, buf,
+                                  buf + H)
+                correct += argmax_row(buf + H, K) == t[b]
+        finally:
+            free(buf)
     return correct

@@ -346,10 +346,13 @@ def numerical_gradient(
     cdef Py_ssize_t[::1] col_rows = np.empty(max(nnz, 1), dtype=np.intp)
     cdef double[::1] col_vals = np.empty(max(nnz, 1))
     cdef double[::1] db = np.empty(2 * H)           # b1's perturbations
+    cdef double[::1] row_vals = np.empty(D)         # a row's nonzeros
+    cdef int[::1] row_cols = np.empty(D, dtype=np.intc)
 
     with nogil:
         for b in range(N):
-            hidden_preactivation_row(&x[b, 0], &W1[0, 0], &b1[0], D, H, &s[b, 0])
+            hidden_preactivation_row(&x[b, 0], &W1[0, 0], &b1[0], D, H,
+                                     &s[b, 0], &row_vals[0], &row_cols[0])
             for j in range(H):
                 c[b, j] = 1.0 / (1.0 + exp(s[b, j]))
                 s[b, j] = 1.0 / (1.0 + exp(-s[b, j]))

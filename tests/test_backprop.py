@@ -1,0 +1,187 @@
+"""Compiled backprop, the fused SGD step and train() against the book."""
+
+import numpy as np
+import pytest
+
+import mnist_fast
+from mnist_fast import TwoLayerNet, TrainingDiverged, build, reference, train
+from mnist_fast.train import _CompiledData
+from conftest import one_hot, reference_net, requires_compiled, trained_params
+
+pytestmark = requires_compiled
+
+ATOL = 1e-12  # gradients, parameters after a step, losses
+KEYS = ("W1", "b1", "W2", "b2")
+
+
+def compiled_net(params, num_threads=None):
+    D, H = params["W1"].shape
+    net = TwoLayerNet(D, H, params["W2"].shape[1], backend="cython",
+                      num_threads=num_threads)
+    net.params = {k: v.copy() for k, v in params.items()}
+    return net
+
+
+def check_gradient(params, x, t):
+    expected = reference_net(params).gradient(x, t)
+    net = compiled_net(params)
+    for labels in (t, one_hot(t, params["W2"].shape[1])):
+        got = net.gradient(x, labels)
+        for key in KEYS:
+            assert got[key].shape == expected[key].shape
+            assert np.abs(got[key] - expected[key]).max() <= ATOL, key
+
+
+@pytest.mark.parametrize("batch", [1, 3, 100, 257])
+@pytest.mark.parametrize("trained", [False, True])
+def test_gradient_mnist_batches(mnist_batch, batch, trained):
+    x, t, _ = mnist_batch(batch)
+    params = (trained_params((784, 50, 10), seed=batch, scale=3.0) if trained
+              else TwoLayerNet(784, 50, 10, seed=batch).params)
+    check_gradient(params, x, t)
+    check_gradient(params, x.astype(np.float64), t)
+
+
+@pytest.mark.parametrize("shape", [(37, 9, 4), (5, 3, 2), (100, 20, 7), (70, 33, 3)])
+@pytest.mark.parametrize("batch", [1, 3, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_random_shapes(shape, batch, dtype):
+    rng = np.random.default_rng(batch + shape[1])
+    x = (rng.standard_normal((batch, shape[0])) * 3).astype(dtype)
+    x[rng.random(x.shape) < 0.3] = 0.0
+    check_gradient(trained_params(shape, seed=3), x, rng.integers(0, shape[2], batch))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp")
+def test_gradient_saturating_weights():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, 30)) * 50.0
+    check_gradient(trained_params((30, 12, 6), seed=1, std=1.0, scale=5.0), x,
+                   rng.integers(0, 6, 40))
+
+
+@pytest.mark.parametrize("num_threads", [2, 3])
+def test_gradient_does_not_depend_on_threads(mnist_batch, num_threads):
+    x, t, _ = mnist_batch(600)
+    params = trained_params((784, 50, 10), seed=4)
+    one = compiled_net(params, 1).gradient(x, t)
+    many = compiled_net(params, num_threads).gradient(x, t)
+    for key in KEYS:
+        np.testing.assert_array_equal(one[key], many[key])
+
+
+def fused_trainer(params, x, t, batch_size, lr, num_threads=1):
+    data = _CompiledData(np.ascontiguousarray(x), t.astype(np.intp))
+    p = {k: v.copy() for k, v in params.items()}
+    trainer = build._backprop.SGDTrainer(
+        data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
+        p["W2"], p["b2"], batch_size, lr, num_threads)
+    return trainer, p
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 100, 257])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_step_is_one_book_step(mnist, batch_size, dtype):
+    (x_train, t_train), _ = mnist
+    x, t = x_train[:3000].astype(dtype), t_train[:3000]
+    params = trained_params((784, 50, 10), seed=batch_size, scale=2.0)
+    trainer, p = fused_trainer(params, x, t, batch_size, 0.1)
+    batch = np.random.default_rng(batch_size).choice(3000, batch_size)
+    loss, n_bad = trainer.step(batch.astype(np.intp))
+    # the book: grad = network.gradient(...); params -= lr * grad; loss
+    ref = reference_net(params)
+    grad = ref.gradient(x[batch], one_hot(t[batch], 10))
+    for key in KEYS:
+        ref.params[key] -= 0.1 * grad[key]
+        assert np.abs(p[key] - ref.params[key]).max() <= ATOL, key
+    assert n_bad == 0
+    assert abs(loss - ref.loss(x[batch], t[batch])) <= ATOL
+
+
+def test_fused_step_random_shape_and_repeated_rows():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 37)) * 2
+    x[rng.random(x.shape) < 0.4] = 0.0
+    x[7] = 0.0  # an all-zero row
+    t = rng.integers(0, 4, 50)
+    params = trained_params((37, 9, 4), seed=1)
+    trainer, p = fused_trainer(params, x, t, 8, 0.5, num_threads=2)
+    batch = np.array([7, 7, 3, 49, 0, 3, 7, 12], dtype=np.intp)
+    trainer.step(batch)
+    ref = reference_net(params)
+    grad = ref.gradient(x[batch], t[batch])
+    for key in KEYS:
+        ref.params[key] -= 0.5 * grad[key]
+        assert np.abs(p[key] - ref.params[key]).max() <= ATOL, key
+
+
+def test_fused_step_refuses_a_non_finite_update(mnist):
+    (x_train, t_train), _ = mnist
+    # inputs of ~1e4 make |grad W1| ~ 2.5, so 1e308 * grad overflows
+    params = trained_params((784, 50, 10), seed=0)
+    x, t = x_train[:500] * 1e4, t_train[:500]
+    grad = reference_net(params).gradient(x[:100], t[:100])
+    assert np.abs(grad["W1"]).max() > 2.0
+    trainer, p = fused_trainer(params, x, t, 100, 1e308)
+    loss, n_bad = trainer.step(np.arange(100, dtype=np.intp))
+    assert n_bad > 0 and np.isnan(loss)
+    for key in KEYS:  # nothing was changed
+        np.testing.assert_array_equal(p[key], params[key])
+
+
+def test_train_is_reproducible_and_updates_params_in_place(mnist):
+    (x_train, t_train), (x_test, t_test) = mnist
+    runs = []
+    for _ in range(2):
+        net = TwoLayerNet(784, 50, 10, seed=0)
+        W1 = net.params["W1"]
+        h = train(net, x_train, t_train, x_test, t_test, iters_num=700,
+                  seed=5)
+        assert net.params["W1"] is W1  # the book's arrays, updated in place
+        runs.append((h, net.params))
+    (h1, p1), (h2, p2) = runs
+    assert h1.train_loss_list == h2.train_loss_list
+    assert h1.train_acc_list == h2.train_acc_list == h2.train_acc_list
+    assert len(h1.train_loss_list) == 700 and len(h1.test_acc_list) == 2
+    for key in KEYS:
+        np.testing.assert_array_equal(p1[key], p2[key])
+
+
+def test_train_learns_like_the_book(mnist):
+    # same seed, same batches: the compiled run and the book's NumPy loop
+    (x_train, t_train), (x_test, t_test) = mnist
+    final = {}
+    for backend in ("cython", "numpy"):
+        net = TwoLayerNet(784, 50, 10, backend=backend, seed=0)
+        h = train(net, x_train, t_train, x_test, t_test, iters_num=1200,
+                  seed=1, eval_every_epoch=False)
+        final[backend] = (net.accuracy(x_test, t_test), h.train_loss_list, net.params)
+    assert final["cython"][0] > 0.85
+    assert abs(final["cython"][0] - final["numpy"][0]) <= 0.003
+    np.testing.assert_allclose(final["cython"][1], final["numpy"][1], rtol=0, atol=1e-9)
+    for key in KEYS:
+        np.testing.assert_allclose(final["cython"][2][key], final["numpy"][2][key],
+                                   rtol=0, atol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_train_diverges_cleanly(mnist, backend):
+    # an update that overflows: |grad W1| ~ 2.5 with inputs of ~1e4
+    (x_train, t_train), (x_test, t_test) = mnist
+    x, t = x_train[:300] * 1e4, t_train[:300]
+    net = TwoLayerNet(784, 50, 10, backend=backend, seed=0)
+    with pytest.raises(TrainingDiverged, match=r"diverged at iteration \d+ .*"
+                       r"net.params keeps the parameters from before") as info:
+        train(net, x, t, x_test[:50], t_test[:50], learning_rate=1e308,
+              batch_size=100, seed=0, iters_num=5)
+    done = info.value.iteration
+    assert info.value.history.iterations == done
+    assert f"iteration {done} " in str(info.value)
+    # the last finite parameters: those of a run stopped just before
+    again = TwoLayerNet(784, 50, 10, backend=backend, seed=0)
+    train(again, x, t, x_test[:50], t_test[:50], learning_rate=1e308,
+          batch_size=100, seed=0, iters_num=done)
+    for key in KEYS:
+        assert np.isfinite(net.params[key]).all()
+        np.testing.assert_array_equal(net.params[key], again.params[key])
