@@ -217,7 +217,7 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
         step = build._backprop.SGDTrainer(
             train_set.indptr, train_set.indices, train_set.values, t_train,
             p["W1"], p["b1"], p["W2"], p["b2"], batch_size, learning_rate,
-            net._threads(batch_size)).step
+            threads).step
     else:
         step = _generic_step(net, p, x_train, t_train, learning_rate, gradient)
 

@@ -128,18 +128,21 @@ def gradient(
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b, i, nnz = 0
+    for b in range(N):
+        for i in range(D):
+            nnz += x[b, i] != 0.0
     # Scratch: O(N (H + K) + nnz(x)); x in CSR then CSC form.
     cdef double[:, ::1] z = np.empty((N, H))
     cdef double[:, ::1] dy = np.empty((N, K))
     cdef double[:, ::1] dz1 = np.empty((N, H))
-    cdef double[::1] row_vals = np.empty(N * D)
-    cdef int[::1] row_cols = np.empty(N * D, dtype=np.intc)
+    cdef double[::1] row_vals = np.empty(nnz + 1)
+    cdef int[::1] row_cols = np.empty(nnz + 1, dtype=np.intc)
     cdef int64_t[::1] indptr = np.empty(N + 1, dtype=np.int64)
     cdef Py_ssize_t[::1] batch = np.arange(N, dtype=np.intp)
     cdef Py_ssize_t[::1] col_start = np.empty(D + 1, dtype=np.intp)
     cdef Py_ssize_t[::1] col_fill = np.empty(D, dtype=np.intp)
-    cdef int[::1] col_rows = np.empty(N * D, dtype=np.intc)
-    cdef double[::1] col_vals = np.empty(N * D)
+    cdef int[::1] col_rows = np.empty(max(nnz, 1), dtype=np.intc)
+    cdef double[::1] col_vals = np.empty(max(nnz, 1))
     cdef Columns cols
     cols.start = &col_start[0]
     cols.fill = &col_fill[0]
@@ -147,6 +150,7 @@ def gradient(
     cols.vals = &col_vals[0]
     with nogil:
         indptr[0] = 0
+        nnz = 0
         for b in range(N):
             nnz += gather_nonzeros(&x[b, 0], D, &row_vals[nnz], &row_cols[nnz])
             indptr[b + 1] = nnz

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,13 @@ def test_build_info_reports_what_was_built():
         assert info["compiled_methods"] == []
     if not info["openmp"]:
         assert info["max_threads"] == 1
+
+
+def test_simd_variant_follows_the_environment():
+    info = mnist_fast.build_info()
+    assert info["simd"] in ("avx2", "baseline")
+    if os.environ.get("MNIST_FAST_SIMD") == "baseline":
+        assert info["simd"] == "baseline"
 
 
 def test_installed_package_is_compiled():

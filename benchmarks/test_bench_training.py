@@ -1,0 +1,84 @@
+"""Training: one fused SGD step, and the seed's full runs."""
+
+import resource
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mnist_fast import TwoLayerNet, build, train
+from mnist_fast.threads import resolve_num_threads
+from mnist_fast.train import _CompiledData
+from conftest import slow
+
+
+def test_sgd_step_batch100(benchmark, mnist):
+    """One fused step: gather, forward, backward, update, post-update loss."""
+    benchmark.group = "one SGD step, batch 100"
+    (x_train, t_train), _ = mnist
+    data = _CompiledData(x_train, t_train.astype(np.intp))
+    net = TwoLayerNet(784, 50, 10, seed=0)
+    p = net.params
+    trainer = build._backprop.SGDTrainer(
+        data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
+        p["W2"], p["b2"], 100, 0.1, resolve_num_threads(None))
+    batches = np.random.default_rng(0).choice(60000, (1000, 100))
+    it = iter(range(10**9))
+    benchmark(lambda: trainer.step(batches[next(it) % 1000]))
+
+
+def run_seed(gradient, backend="cython"):
+    (x_train, t_train), (x_test, t_test) = __import__("mnist_fast").load_mnist()
+    net = TwoLayerNet(784, 50, 10, backend=backend, seed=0)
+    history = train(net, x_train, t_train, x_test, t_test, iters_num=10000,
+                    batch_size=100, learning_rate=0.1, gradient=gradient,
+                    seed=0)
+    return history
+
+
+def record(benchmark, history):
+    benchmark.extra_info["final_train_acc"] = history.train_acc_list[-1]
+    benchmark.extra_info["final_test_acc"] = history.test_acc_list[-1]
+    benchmark.extra_info["train_wall_s"] = round(history.wall_time, 3)
+
+
+def test_full_run_backprop(benchmark):
+    """The seed's run: data loaded, 10,000 iterations, 17 evaluations."""
+    benchmark.group = "the seed's full run (10,000 iterations, batch 100)"
+    history = benchmark.pedantic(run_seed, args=("backprop",), rounds=3,
+                                 warmup_rounds=0)
+    record(benchmark, history)
+    assert history.test_acc_list[-1] > 0.93
+
+
+@slow
+def test_full_run_numerical(benchmark):
+    """The book's commented-out line: training by numerical gradient."""
+    benchmark.group = "the seed's full run (10,000 iterations, batch 100)"
+    history = benchmark.pedantic(run_seed, args=("numerical",), rounds=1,
+                                 warmup_rounds=0)
+    record(benchmark, history)
+    assert history.test_acc_list[-1] > 0.93
+
+
+RUN = """
+import mnist_fast as mf
+(x, t), (xt, tt) = mf.load_mnist()
+h = mf.train(mf.TwoLayerNet(784, 50, 10, seed=0), x, t, xt, tt, seed=0)
+print(h.test_acc_list[-1])
+"""
+
+
+def test_full_run_peak_rss(benchmark):
+    """Peak memory of a fresh process doing the seed's full run."""
+    benchmark.group = "peak RSS of the seed's full run (fresh process)"
+
+    def run():
+        subprocess.run([sys.executable, "-c", RUN], check=True,
+                       capture_output=True)
+
+    benchmark.pedantic(run, rounds=1, warmup_rounds=0)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    benchmark.extra_info["peak_rss_mb"] = round(peak, 1)
+    assert peak < 1000
