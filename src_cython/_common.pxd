@@ -11,12 +11,14 @@
 from cython cimport floating
 from libc.math cimport exp, log
 
-cdef extern from "combine_rows.h" nogil:
+cdef extern from "simd_rows.h" nogil:
     # out = sum_n val[n] * M[idx[n], :], in vector registers (see the header)
     void mf_combine_rows_f64(const double* val, const int* idx, Py_ssize_t nnz,
                              const double* M, Py_ssize_t H, double* out)
     void mf_combine_rows_f32(const float* val, const int* idx, Py_ssize_t nnz,
                              const double* M, Py_ssize_t H, double* out)
+    # z = sigmoid(z + b), 4 units at a time
+    void mf_sigmoid_bias(double* z, const double* b, Py_ssize_t n)
 
 
 cdef inline void combine_rows(
@@ -108,10 +110,8 @@ cdef inline void logits_sparse_row(
     double* a2,             # OUT (K,) z1 @ W2 + b2
 ) noexcept nogil:
     """The forward pass of one row given as (value, column) pairs."""
-    cdef Py_ssize_t j
     combine_rows(val, idx, nnz, W1, H, z1)
-    for j in range(H):
-        z1[j] = sigmoid(z1[j] + b1[j])
+    mf_sigmoid_bias(z1, b1, H)
     output_row(z1, W2, b2, H, K, a2)
 
 
