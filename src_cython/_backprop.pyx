@@ -141,8 +141,8 @@ def gradient(
     cdef Py_ssize_t[::1] batch = np.arange(N, dtype=np.intp)
     cdef Py_ssize_t[::1] col_start = np.empty(D + 1, dtype=np.intp)
     cdef Py_ssize_t[::1] col_fill = np.empty(D, dtype=np.intp)
-    cdef int[::1] col_rows = np.empty(max(nnz, 1), dtype=np.intc)
-    cdef double[::1] col_vals = np.empty(max(nnz, 1))
+    cdef int[::1] col_rows = np.empty(nnz + 1, dtype=np.intc)
+    cdef double[::1] col_vals = np.empty(nnz + 1)
     cdef Columns cols
     cols.start = &col_start[0]
     cols.fill = &col_fill[0]

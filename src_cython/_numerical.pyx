@@ -343,8 +343,8 @@ def numerical_gradient(
     cdef double[:, ::1] W2T = np.ascontiguousarray(np.asarray(W2).T)
     # The batch's pixels column by column (CSC): the rows where x != 0.
     cdef Py_ssize_t[::1] col_start = np.zeros(D + 1, dtype=np.intp)
-    cdef Py_ssize_t[::1] col_rows = np.empty(max(nnz, 1), dtype=np.intp)
-    cdef double[::1] col_vals = np.empty(max(nnz, 1))
+    cdef Py_ssize_t[::1] col_rows = np.empty(nnz + 1, dtype=np.intp)
+    cdef double[::1] col_vals = np.empty(nnz + 1)
     cdef double[::1] db = np.empty(2 * H)           # b1's perturbations
     cdef double[::1] row_vals = np.empty(D)         # a row's nonzeros
     cdef int[::1] row_cols = np.empty(D, dtype=np.intc)
