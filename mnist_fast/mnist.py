@@ -10,11 +10,12 @@ atomically); later calls read the cache.  Nothing here uses the network.
 import gzip
 import hashlib
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .files import write_atomic
 
 #: The standard file names, shared by MNIST and Fashion-MNIST.
 FILES = {
@@ -163,14 +164,7 @@ def cache_dir():
 
 def _save_atomic(path, arr):
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: np.save(f, arr, allow_pickle=False))
 
 
 def _load_bundled_file(stem, digest):

@@ -7,6 +7,7 @@ from .build import _backprop, _forward, _numerical
 from .threads import resolve_num_threads
 from .validation import (PARAM_NAMES, as_inputs, as_labels, as_params,
                          positive_int, real_number)
+from .model_file import load_model, save_model
 
 BACKENDS = ("auto", "cython", "numpy")
 #: Rows each thread of a forward kernel gets at least.
@@ -96,6 +97,45 @@ class TwoLayerNet:
         """Expected shape of each parameter array."""
         D, H, K = self.input_size, self.hidden_size, self.output_size
         return {"W1": (D, H), "b1": (H,), "W2": (H, K), "b2": (K,)}
+
+    def save(self, path):
+        """Save the layer sizes and parameters to a model file (``.npz``).
+
+        Written atomically: an interrupted save leaves the previous file.
+        The format is described in :mod:`mnist_fast.model_file`.
+
+        Parameters
+        ----------
+        path : str or path
+            The file to write, name used as given; its folder must exist.
+        """
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path, **kwargs):
+        """A network read from a model file written by :meth:`save`.
+
+        Read without pickle, so safe on files from anyone.
+
+        Parameters
+        ----------
+        path : str or path
+        **kwargs
+            ``backend``, ``num_threads``: as for the constructor.
+
+        Returns
+        -------
+        TwoLayerNet
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` does not exist.
+        ValueError
+            Not a model file, damaged, another format version, or missing
+            or wrong arrays; the message names the file and what is wrong.
+        """
+        return load_model(cls, path, **kwargs)
 
     # -- boundary: everything a kernel receives is checked here -------------
 

@@ -1,0 +1,52 @@
+"""Files: writing them all at once (``write_atomic``), finding them."""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path, write):
+    """Write ``path`` so that it is either the old file or the whole new one.
+
+    ``write(f)`` fills a temporary file in the same folder (opened ``"wb"``),
+    which is flushed to disk and then renamed over ``path``
+    (``os.replace``).  If anything fails or is interrupted (Ctrl-C) on the
+    way, the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or path
+        The file to write; its folder must exist.
+    write : callable
+        Called once as ``write(f)`` with the open binary file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def existing_file(path, kind):
+    """``path`` as a str, or ``FileNotFoundError`` saying it is not a file.
+
+    Parameters
+    ----------
+    path : str or path
+    kind : str
+        What the file should be, for the message (``"model file"``).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        what = "is a folder, not a file" if os.path.isdir(path) else "not found"
+        raise FileNotFoundError(f"{kind} {what}: {path}")
+    return path
