@@ -9,6 +9,8 @@ load_mnist
     The bundled MNIST data set, offline, with the book's signature.
 train, History, TrainingDiverged
     Mini-batch SGD as the book's training script, and what it records.
+gradient_check
+    The book's gradient check (numerical vs backprop) with a verdict.
 build_info
     What was compiled (kernels, OpenMP, versions), for bug reports.
 """
@@ -17,11 +19,12 @@ __version__ = "0.1.0"
 
 from . import reference
 from .build import build_info
+from .gradcheck import gradient_check
 from .mnist import load_mnist
 from .train import History, TrainingDiverged, train
 from .two_layer_net import TwoLayerNet
 
 __all__ = [
     "TwoLayerNet", "load_mnist", "train", "History", "TrainingDiverged",
-    "build_info", "reference", "__version__",
+    "gradient_check", "build_info", "reference", "__version__",
 ]
