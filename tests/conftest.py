@@ -55,3 +55,43 @@ def reference_net(params):
     return reference.TwoLayerNet.from_params(
         {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     )
+
+
+# -- the mnist-fast command, run as a user runs it -----------------------------
+
+def cli_env(**extra):
+    """The environment of a ``python -m mnist_fast`` subprocess.
+
+    It imports the package under test (installed or built in place), from
+    a neutral working directory.
+    """
+    import os
+    from pathlib import Path
+
+    env = dict(os.environ, **extra)
+    package_parent = str(Path(mnist_fast.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_cli(*args, cwd, timeout=300, **popen):
+    """Run ``mnist-fast ARGS`` to completion; return the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_fast", *map(str, args)], cwd=cwd,
+        env=cli_env(), capture_output=True, text=True, timeout=timeout,
+        **popen)
+
+
+def png_size(path):
+    """(width, height) of a PNG file, after checking that it is one."""
+    import struct
+
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    assert len(data) > 5000, f"{path} is only {len(data)} bytes"
+    return struct.unpack(">II", data[16:24])
