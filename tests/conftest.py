@@ -95,3 +95,17 @@ def png_size(path):
     assert data[12:16] == b"IHDR"
     assert len(data) > 5000, f"{path} is only {len(data)} bytes"
     return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="session")
+def cli_trained(tmp_path_factory):
+    """``mnist-fast train``, the book's run shortened to 1200 iterations.
+
+    Returns the CompletedProcess and its folder, which holds ``model.npz``
+    and ``plots/loss.png``, ``plots/accuracy.png``.
+    """
+    folder = tmp_path_factory.mktemp("train")
+    result = run_cli("train", "--iters", 1200, "--batch-size", 100, "--seed", 7,
+                     "--no-progress", "--plot-dir", folder / "plots",
+                     "--save", folder / "model.npz", cwd=folder)
+    return result, folder

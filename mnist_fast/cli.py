@@ -1,0 +1,474 @@
+"""The ``mnist-fast`` command (also ``python -m mnist_fast``).
+
+Subcommands: ``train`` (the book's training run), ``gradcheck`` (the
+book's gradient check), ``bench`` (numerical vs backprop timing),
+``predict`` (a digit from an image file) and ``info`` (``build_info()``).
+``mnist-fast SUBCOMMAND --help`` describes each.
+
+Exit status: 0 on success, 1 on an error (one line on stderr) or a failed
+gradient check, 2 on a usage error, 130 when stopped by Ctrl-C.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .build import build_info
+from .mnist import N_CLASSES, load_mnist
+from .progress import TrainingProgress
+from .train import GRADIENTS, TrainingDiverged, train
+from .two_layer_net import BACKENDS, TwoLayerNet
+from .validation import positive_int, real_number
+
+PROG = "mnist-fast"
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells use.
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """A mistake in the command line or its files: one line, exit 1."""
+
+
+# -- argument types: parse, then check with mnist_fast.validation -------------
+
+def _number(text):
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+
+
+def _checked(check, name, **limits):
+    """An argparse ``type`` that parses a number and checks it with ``check``."""
+    def parse(text):
+        try:
+            return check(_number(text), name, **limits)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
+def _count(name, minimum=1):
+    return _checked(positive_int, name, minimum=minimum)
+
+
+def _positive_real(name):
+    return _checked(real_number, name, minimum=0.0, strict=True)
+
+
+# -- helpers -------------------------------------------------------------------
+
+def _say(*lines):
+    for line in lines:
+        print(line, flush=True)
+
+
+def _seconds(s):
+    """A duration for people: '24.6 s', '1.31 ms', '412 µs'."""
+    if s >= 1:
+        return f"{s:.1f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s * 1e6:.3g} µs"
+
+
+def _sizes(net):
+    return f"{net.input_size}-{net.hidden_size}-{net.output_size}"
+
+
+def _machine(info, num_threads=None):
+    """One line about the machine and build, from ``build_info()``."""
+    threads = num_threads if num_threads is not None else info["num_threads"]
+    openmp = f"OpenMP, {threads} thread(s)" if info["openmp"] else "no OpenMP (1 thread)"
+    compiled = "compiled" if info["compiled"] else "NOT compiled (NumPy only)"
+    return (f"machine: {info['platform']}, {info['cpu_count']} CPU(s) | "
+            f"mnist_fast {info['version']} {compiled}, {openmp} | "
+            f"NumPy {info['numpy_version']}, Python {info['python_version']}")
+
+
+def _mnist_net(args, x_train, seed):
+    return TwoLayerNet(x_train.shape[1], args.hidden, N_CLASSES,
+                       backend=args.backend, seed=seed,
+                       num_threads=getattr(args, "threads", None))
+
+
+# -- train ----------------------------------------------------------------------
+
+def _output_paths(args):
+    """Check where results go before a long run, not after it."""
+    plot_dir = None
+    if args.plot_dir is not None:
+        plot_dir = Path(args.plot_dir)
+        if plot_dir.exists() and not plot_dir.is_dir():
+            raise UserError(f"--plot-dir: {plot_dir} exists and is not a folder")
+        plot_dir.mkdir(parents=True, exist_ok=True)
+    if args.save is not None:
+        save = Path(args.save)
+        if save.is_dir():
+            raise UserError(f"--save: {save} is a folder; give a file name "
+                            "such as model.npz")
+        if not save.absolute().parent.is_dir():
+            raise UserError(f"--save: the folder {save.absolute().parent} "
+                            "does not exist")
+    return plot_dir
+
+
+def _write_results(args, net, history, plot_dir):
+    if plot_dir is not None:
+        from .plot import plot_accuracy, plot_loss
+
+        plot_loss(history, plot_dir / "loss.png")
+        plot_accuracy(history, plot_dir / "accuracy.png")
+        _say(f"wrote {plot_dir / 'loss.png'} and {plot_dir / 'accuracy.png'}")
+    if args.save is not None:
+        net.save(args.save)
+        _say(f"saved the model to {args.save} "
+             f"(mnist-fast predict {args.save} IMAGE)")
+
+
+def cmd_train(args):
+    """``mnist-fast train``: the book's training run."""
+    plot_dir = _output_paths(args)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    (x_train, t_train), (x_test, t_test) = load_mnist()
+    net = _mnist_net(args, x_train, seed)
+    epoch = max(x_train.shape[0] // args.batch_size, 1)
+    _say(f"{PROG} train: {_sizes(net)}, {args.iters} iterations, batch "
+         f"{args.batch_size}, lr {args.lr:g}, {args.gradient} gradient",
+         f"backend {net.backend}, seed {seed} (repeat with --seed {seed}); "
+         f"{x_train.shape[0]} training images, an epoch is {epoch} iterations")
+    bar = not args.no_progress and sys.stdout.isatty()
+    try:
+        with TrainingProgress(args.iters, bar=bar) as progress:
+            history = train(net, x_train, t_train, x_test, t_test,
+                            iters_num=args.iters, batch_size=args.batch_size,
+                            learning_rate=args.lr, gradient=args.gradient,
+                            seed=seed, callback=progress)
+    except TrainingDiverged as exc:
+        raise UserError(str(exc)) from None
+    train_acc = net.accuracy(x_train, t_train)
+    test_acc = net.accuracy(x_test, t_test)
+    _write_results(args, net, history, plot_dir)
+    rate = history.iterations / history.wall_time if history.wall_time else 0.0
+    what = (f"interrupted (Ctrl-C) after {history.iterations} of {args.iters} "
+            "iterations" if history.interrupted else "done")
+    _say(f"{what}: train acc {train_acc:.4f}, test acc {test_acc:.4f} | "
+         f"{history.iterations} iterations in {history.wall_time:.1f} s "
+         f"({rate:.0f} it/s)")
+    return EXIT_INTERRUPTED if history.interrupted else 0
+
+
+# -- gradcheck ------------------------------------------------------------------
+
+def cmd_gradcheck(args):
+    """``mnist-fast gradcheck``: the book's numerical-vs-backprop check."""
+    from .gradcheck import gradient_check
+
+    (x_train, t_train), _ = load_mnist()
+    if args.samples > x_train.shape[0]:
+        raise UserError(f"--samples: at most {x_train.shape[0]} (the training "
+                        f"images), got {args.samples}")
+    net = _mnist_net(args, x_train, args.seed)
+    start = time.perf_counter()
+    checks = gradient_check(net, x_train[:args.samples], t_train[:args.samples],
+                            rtol=args.rtol, floor=args.floor)
+    elapsed = time.perf_counter() - start
+    _say("gradient check: numerical gradient (central differences, h = 1e-4) "
+         "vs backprop",
+         f"network {_sizes(net)}, seed {args.seed}, backend {net.backend}; the "
+         f"first {args.samples} training image(s); {_seconds(elapsed)}",
+         "",
+         f"{'param':<6} {'mean |diff|':>12} {'max |diff|':>12} "
+         f"{'max rel err':>12}  result")
+    for c in checks.values():
+        _say(f"{c.name:<6} {c.mean_abs:>12.2e} {c.max_abs:>12.2e} "
+             f"{c.max_rel:>12.2e}  {'PASS' if c.passed else 'FAIL'}")
+    failed = [c.name for c in checks.values() if not c.passed]
+    _say("",
+         f"tolerance: max rel err <= {args.rtol:g}, where rel err = "
+         f"|num - back| / max(|num|, |back|, {args.floor:g})",
+         f"FAIL: {', '.join(failed)} differ(s) by more than the tolerance"
+         if failed else "PASS: the backprop gradient agrees with the "
+         "numerical one")
+    return 1 if failed else 0
+
+
+# -- bench ----------------------------------------------------------------------
+
+def _bench_table(r):
+    methods = ("numerical_gradient", "gradient")
+    width = 24
+    lines = [
+        f"numerical vs backprop gradient: time per batch of {r['batch_size']} "
+        f"MNIST rows, {'-'.join(map(str, r['layer_sizes']))} "
+        f"({r['n_params']:,} parameters), median of {r['repeats']}",
+        "",
+        f"{'backend':<16}{'numerical_gradient':>{width}}{'gradient':>{width}}"
+        f"{'backprop speed-up':>{width}}",
+    ]
+    notes = set()
+    for backend, res in r["results"].items():
+        cells = []
+        for m in methods:
+            marks = ("*" if res[m]["estimated"] else "") + (
+                "" if res[m]["compiled"] else "†" if backend == "cython" else "")
+            notes.update(marks)
+            cells.append(f"{_seconds(res[m]['seconds'])} {marks:<2}")
+        speedup = r["speedups"]["backprop_vs_numerical"][backend]
+        lines.append(f"{backend:<16}{cells[0]:>{width}}{cells[1]:>{width}}"
+                     f"{speedup:>{width - 1},.0f}x")
+    if "cython_vs_numpy" in r["speedups"]:
+        s = r["speedups"]["cython_vs_numpy"]
+        lines.append(f"{'cython vs numpy':<16}"
+                     + "".join(f"{s[m]:>{width - 3}.2f}x  " for m in methods))
+    lines.append("")
+    if "*" in notes:
+        timed = min(res["numerical_gradient"]["params_timed"]
+                    for res in r["results"].values())
+        lines.append(f"* estimated: the central differences of {timed} of the "
+                     f"{r['n_params']:,} parameters timed and scaled up "
+                     "(--full times them all)")
+    if "†" in notes:
+        lines.append("† not compiled in this build: runs the NumPy reference")
+    lines.append(_machine(r["build_info"], r["num_threads"]))
+    if r["peak_rss_mib"] is not None:
+        lines.append(f"peak RSS: {r['peak_rss_mib']:.0f} MiB")
+    return lines
+
+
+def cmd_bench(args):
+    """``mnist-fast bench``: numerical vs backprop, per backend."""
+    from .bench import benchmark
+
+    if not args.json:
+        _say("timing (a few seconds)..." if not args.full else
+             "timing every parameter (--full): this takes minutes...")
+    result = benchmark(repeats=args.repeats, full=args.full,
+                       num_threads=args.threads)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _say(*_bench_table(result))
+    return 0
+
+
+# -- predict --------------------------------------------------------------------
+
+def cmd_predict(args):
+    """``mnist-fast predict``: the digit in each image file."""
+    from .image import SIZE, load_digit
+
+    net = TwoLayerNet.load(args.model, backend=args.backend)
+    if net.input_size != SIZE * SIZE:
+        raise UserError(f"{args.model}: the model takes {net.input_size} "
+                        f"inputs, but an image gives {SIZE * SIZE} (28x28)")
+    top = min(args.top, net.output_size)
+    failed = 0
+    for path in args.images:
+        try:
+            x = load_digit(path)
+        except (OSError, ValueError) as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+            failed += 1
+            continue
+        y = net.predict(x)[0]
+        best = np.argsort(-y, kind="stable")[:top]
+        _say(f"{path}: " + ", ".join(f"{d} ({y[d]:.1%})" for d in best))
+    return 1 if failed else 0
+
+
+# -- info -----------------------------------------------------------------------
+
+def cmd_info(args):
+    """``mnist-fast info``: ``build_info()`` for people."""
+    info = build_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    if info["compiled"]:
+        compiled = (f"yes: {', '.join(info['compiled_methods'])} (the other "
+                    "methods run the NumPy reference)")
+    else:
+        compiled = (f"no ({info['import_error']}): every method runs the "
+                    "NumPy reference")
+    openmp = (f"yes: {info['num_threads']} thread(s) by default, "
+              f"{info['max_threads']} at most" if info["openmp"]
+              else "no: the kernels run on 1 thread")
+    rows = [
+        ("compiled kernels", compiled),
+        ("OpenMP", openmp),
+        ("debug build", "yes (bounds checks on, slow)" if info["debug_build"] else "no"),
+        ("versions", f"Cython {info['cython_version']}, NumPy "
+                     f"{info['numpy_version']}, Python {info['python_version']}"),
+        ("platform", f"{info['platform']} ({info['machine']}), "
+                     f"{info['cpu_count']} CPU(s)"),
+    ]
+    _say(f"mnist_fast {info['version']}",
+         *(f"  {name:<18}{value}" for name, value in rows))
+    return 0
+
+
+# -- the parser -------------------------------------------------------------------
+
+def _add_network_options(p, seed_default):
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="'cython' (compiled), 'numpy' (the book's code) or "
+                        "'auto' (compiled when built)")
+    p.add_argument("--hidden", type=_count("hidden"), default=50,
+                   metavar="N", help="hidden layer size")
+    p.add_argument("--seed", type=_count("seed", minimum=0),
+                   default=seed_default, metavar="N",
+                   help="seed of the initial weights" + (
+                       " and of the batch sampling (default: a fresh one, "
+                       "printed)" if seed_default is None else ""))
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, unless it has none worth showing."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser():
+    """The ``argparse`` parser of ``mnist-fast``."""
+    fmt = _HelpFormatter
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=fmt,
+        description="The two-layer MNIST network of 'Deep Learning from "
+                    "Scratch' (ch. 4-5), compiled: train it, check its "
+                    "gradient, time it, and read digits with it.",
+        epilog=f"'{PROG} COMMAND --help' describes a command.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "train", formatter_class=fmt,
+        help="train the network as the book does (784-50-10, 10000 iterations)",
+        description="Train the book's network by mini-batch SGD on MNIST and "
+                    "print the train and test accuracy at each epoch (the "
+                    "book's 'train acc, test acc | ...' line). Ctrl-C stops "
+                    "at the end of the current step and still prints the "
+                    "summary and writes the plots and the model (exit 130).")
+    p.add_argument("--gradient", choices=GRADIENTS, default="backprop",
+                   help="how the gradient is computed ('numerical' is the "
+                        "book's slow central differences)")
+    _add_network_options(p, None)
+    p.add_argument("--iters", type=_count("iters", minimum=0), default=10000,
+                   metavar="N", help="iterations (mini-batch updates)")
+    p.add_argument("--batch-size", type=_count("batch-size"), default=100,
+                   metavar="N", help="images per mini-batch")
+    p.add_argument("--lr", type=_positive_real("lr"), default=0.1,
+                   metavar="RATE", help="learning rate")
+    p.add_argument("--threads", type=_count("threads"), default=None,
+                   metavar="N", help="threads of the compiled kernels "
+                   "(default: $MNIST_FAST_NUM_THREADS, else all cores)")
+    p.add_argument("--plot-dir", metavar="DIR", default=None,
+                   help="write the loss and accuracy figures to "
+                        "DIR/loss.png and DIR/accuracy.png")
+    p.add_argument("--save", metavar="PATH", default=None,
+                   help="save the trained model to PATH (.npz), for "
+                        f"'{PROG} predict' or TwoLayerNet.load")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is shown only on a terminal)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "gradcheck", formatter_class=fmt,
+        help="compare the backprop gradient with the numerical one",
+        description="The book's gradient check (ch. 5): the numerical and "
+                    "the backprop gradient of a seeded network on the first "
+                    "training images, compared per parameter. Exit status 1 "
+                    "when a parameter fails.")
+    _add_network_options(p, 0)
+    p.add_argument("--samples", type=_count("samples"), default=3,
+                   metavar="N", help="training images used")
+    p.add_argument("--rtol", type=_checked(real_number, "rtol", minimum=0.0),
+                   default=1e-3, metavar="TOL",
+                   help="largest relative error that passes")
+    p.add_argument("--floor", type=_positive_real("floor"), default=1e-4,
+                   metavar="F", help="magnitude below which differences are "
+                   "measured against F instead")
+    p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser(
+        "bench", formatter_class=fmt,
+        help="time numerical vs backprop gradient on each backend",
+        description="Time numerical_gradient and gradient on a batch of 100 "
+                    "MNIST rows (784-50-10) for each available backend: "
+                    "median time, speed-ups, machine and memory. The NumPy "
+                    "numerical gradient (about 25 s) is estimated from a "
+                    "subset of the parameters unless --full.")
+    p.add_argument("--repeats", type=_count("repeats"), default=5, metavar="N",
+                   help="timed repeats per measurement (the median is shown)")
+    p.add_argument("--full", action="store_true",
+                   help="time the NumPy numerical gradient over all "
+                        "parameters (about 25 s per repeat)")
+    p.add_argument("--threads", type=_count("threads"), default=None,
+                   metavar="N", help="threads of the compiled kernels")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "predict", formatter_class=fmt,
+        help="read a handwritten digit from an image file",
+        description="Recognise the digit in each image (PNG, JPEG, ...) with "
+                    "a model saved by 'train --save'. The picture is made "
+                    "like MNIST's digits: greyscale, white on black, fitted "
+                    "into 20x20 and centred by its centre of mass in 28x28; "
+                    "a 28x28 white-on-black image is used as it is.")
+    p.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image file(s)")
+    p.add_argument("--top", type=_count("top"), default=1, metavar="K",
+                   help="show the K most probable digits")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="backend that runs the model")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "info", formatter_class=fmt,
+        help="what was built: compiled kernels, OpenMP, versions",
+        description="build_info() for people: paste it into bug reports.")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv=None):
+    """Run ``mnist-fast`` with ``argv`` (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `mnist-fast info | head -1`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except MemoryError:
+        print(f"{PROG}: error: not enough memory (a smaller --hidden or "
+              "--batch-size needs less)", file=sys.stderr)
+        return 1
+    except (UserError, OSError, ValueError, RuntimeError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
