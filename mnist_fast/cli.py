@@ -160,11 +160,12 @@ def cmd_train(args):
     test_acc = net.accuracy(x_test, t_test)
     _write_results(args, net, history, plot_dir)
     rate = history.iterations / history.wall_time if history.wall_time else 0.0
+    rate = f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
     what = (f"interrupted (Ctrl-C) after {history.iterations} of {args.iters} "
             "iterations" if history.interrupted else "done")
     _say(f"{what}: train acc {train_acc:.4f}, test acc {test_acc:.4f} | "
          f"{history.iterations} iterations in {history.wall_time:.1f} s "
-         f"({rate:.0f} it/s)")
+         f"({rate} it/s)")
     return EXIT_INTERRUPTED if history.interrupted else 0
 
 
@@ -342,6 +343,12 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _add_threads_option(p):
+    p.add_argument("--threads", type=_count("threads"), default=None,
+                   metavar="N", help="threads of the compiled kernels "
+                   "(default: $MNIST_FAST_NUM_THREADS, else all cores)")
+
+
 def build_parser():
     """The ``argparse`` parser of ``mnist-fast``."""
     fmt = _HelpFormatter
@@ -373,9 +380,7 @@ def build_parser():
                    metavar="N", help="images per mini-batch")
     p.add_argument("--lr", type=_positive_real("lr"), default=0.1,
                    metavar="RATE", help="learning rate")
-    p.add_argument("--threads", type=_count("threads"), default=None,
-                   metavar="N", help="threads of the compiled kernels "
-                   "(default: $MNIST_FAST_NUM_THREADS, else all cores)")
+    _add_threads_option(p)
     p.add_argument("--plot-dir", metavar="DIR", default=None,
                    help="write the loss and accuracy figures to "
                         "DIR/loss.png and DIR/accuracy.png")
@@ -417,8 +422,7 @@ def build_parser():
     p.add_argument("--full", action="store_true",
                    help="time the NumPy numerical gradient over all "
                         "parameters (about 25 s per repeat)")
-    p.add_argument("--threads", type=_count("threads"), default=None,
-                   metavar="N", help="threads of the compiled kernels")
+    _add_threads_option(p)
     p.add_argument("--json", action="store_true",
                    help="print the results as JSON")
     p.set_defaults(func=cmd_bench)

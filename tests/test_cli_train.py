@@ -19,7 +19,7 @@ EPOCH = re.compile(r"^train acc, test acc \| (0\.\d{4}|1\.0000), (0\.\d{4}|1\.00
 SUMMARY = re.compile(
     r"^(?P<what>done|interrupted \(Ctrl-C\) after (?P<n>\d+) of \d+ iterations): "
     r"train acc (?P<train>[01]\.\d{4}), test acc (?P<test>[01]\.\d{4}) \| "
-    r"(?P<iters>\d+) iterations in \d+\.\d s \(\d+ it/s\)$")
+    r"(?P<iters>\d+) iterations in \d+\.\d s \([\d.]+ it/s\)$")
 
 
 @pytest.fixture
