@@ -82,6 +82,11 @@ def _seconds(s):
     return f"{s * 1e6:.3g} µs"
 
 
+def _times(ratio):
+    """A speed-up for people: '4,267x', '1.14x'."""
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
 def _sizes(net):
     return f"{net.input_size}-{net.hidden_size}-{net.output_size}"
 
@@ -225,13 +230,13 @@ def _bench_table(r):
                 "" if res[m]["compiled"] else "†" if backend == "cython" else "")
             notes.update(marks)
             cells.append(f"{_seconds(res[m]['seconds'])} {marks:<2}")
-        speedup = r["speedups"]["backprop_vs_numerical"][backend]
+        speedup = _times(r["speedups"]["backprop_vs_numerical"][backend])
         lines.append(f"{backend:<16}{cells[0]:>{width}}{cells[1]:>{width}}"
-                     f"{speedup:>{width - 1},.0f}x")
+                     f"{speedup:>{width}}")
     if "cython_vs_numpy" in r["speedups"]:
         s = r["speedups"]["cython_vs_numpy"]
         lines.append(f"{'cython vs numpy':<16}"
-                     + "".join(f"{s[m]:>{width - 3}.2f}x  " for m in methods))
+                     + "".join(f"{_times(s[m]):>{width - 3}}   " for m in methods))
     lines.append("")
     if "*" in notes:
         timed = min(res["numerical_gradient"]["params_timed"]

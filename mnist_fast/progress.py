@@ -35,17 +35,19 @@ class TrainingProgress:
         self._accuracies = ""
 
     def __call__(self, history):
-        if history.epochs > self._epochs:
+        new_epoch = history.epochs > self._epochs
+        if new_epoch:
             self._epochs = history.epochs
             train_acc, test_acc = history.train_acc_list[-1], history.test_acc_list[-1]
-            tqdm.write(EPOCH_LINE.format(train_acc, test_acc), file=self.file)
-            self.file.flush()
             self._accuracies = f", train acc {train_acc:.4f}, test acc {test_acc:.4f}"
         if not self.bar.disable:
             self.bar.set_postfix_str(
                 f"loss {history.train_loss_list[-1]:.4f}{self._accuracies}",
                 refresh=False)
             self.bar.update(1)
+        if new_epoch:  # tqdm.write redraws the bar, up to date, under the line
+            tqdm.write(EPOCH_LINE.format(train_acc, test_acc), file=self.file)
+            self.file.flush()
 
     def close(self):
         """Remove the bar."""
