@@ -236,7 +236,7 @@ def _bench_table(r):
     if "cython_vs_numpy" in r["speedups"]:
         s = r["speedups"]["cython_vs_numpy"]
         lines.append(f"{'cython vs numpy':<16}"
-                     + "".join(f"{_times(s[m]):>{width - 3}}   " for m in methods))
+                     + "".join(f"{_times(s[m]):>{width - 3}}   " for m in methods).rstrip())
     lines.append("")
     if "*" in notes:
         timed = min(res["numerical_gradient"]["params_timed"]
