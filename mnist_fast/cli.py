@@ -302,8 +302,7 @@ def cmd_info(args):
         print(json.dumps(info, indent=2))
         return 0
     if info["compiled"]:
-        compiled = (f"yes: {', '.join(info['compiled_methods'])} (the other "
-                    "methods run the NumPy reference)")
+        compiled = f"yes: {', '.join(info['compiled_methods'])}"
     else:
         compiled = (f"no ({info['import_error']}): every method runs the "
                     "NumPy reference")
@@ -312,6 +311,8 @@ def cmd_info(args):
               else "no: the kernels run on 1 thread")
     rows = [
         ("compiled kernels", compiled),
+        ("SIMD kernels", f"{info.get('simd') or 'none'} (set $MNIST_FAST_SIMD "
+                         "to choose: auto, avx2, baseline)"),
         ("OpenMP", openmp),
         ("debug build", "yes (bounds checks on, slow)" if info["debug_build"] else "no"),
         ("versions", f"Cython {info['cython_version']}, NumPy "
