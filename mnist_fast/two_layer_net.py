@@ -142,10 +142,11 @@ class TwoLayerNet:
     def _checked_params(self):
         return as_params(self.params, self.param_shapes)
 
-    def _checked_batch(self, x, t=None):
-        x = as_inputs(x, self.input_size, "x")
-        if t is None:
-            return x, None
+    def _checked_inputs(self, x):
+        return as_inputs(x, self.input_size, "x")
+
+    def _checked_batch(self, x, t):
+        x = self._checked_inputs(x)
         return x, as_labels(t, x.shape[0], self.output_size, "t")
 
     def _threads(self, n_rows):
@@ -173,7 +174,7 @@ class TwoLayerNet:
         -------
         numpy.ndarray of shape (n_samples, output_size), float64
         """
-        x, _ = self._checked_batch(x)
+        x = self._checked_inputs(x)
         return self._predict(self._checked_params(), x)
 
     def loss(self, x, t):

@@ -8,9 +8,12 @@ from mnist_fast import reference
 
 faulthandler.enable()
 
+COMPILED = mnist_fast.build_info()["compiled"]
+#: The backends to test: the NumPy reference, and the kernels when built.
+BACKENDS = ["numpy"] + (["cython"] if COMPILED else [])
+
 requires_compiled = pytest.mark.skipif(
-    not mnist_fast.build_info()["compiled"],
-    reason="the compiled kernels are not built",
+    not COMPILED, reason="the compiled kernels are not built",
 )
 
 

@@ -3,11 +3,8 @@
 import numpy as np
 import pytest
 
-import mnist_fast
 from mnist_fast import TwoLayerNet, reference
-from conftest import requires_compiled
-
-BACKENDS = ["numpy"] + (["cython"] if mnist_fast.build_info()["compiled"] else [])
+from conftest import BACKENDS, requires_compiled
 
 
 def test_seed_gives_the_same_weights_on_every_backend():
