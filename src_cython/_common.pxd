@@ -9,7 +9,7 @@
 #   loss = -log(y[t] + 1e-7).
 
 from cython cimport floating
-from libc.math cimport exp, log
+from libc.math cimport INFINITY, exp, log
 
 cdef extern from "simd_rows.h" nogil:
     # out = sum_n val[n] * M[idx[n], :], in vector registers (see the header)
@@ -162,9 +162,15 @@ cdef inline void softmax_row(
 
 
 cdef inline Py_ssize_t argmax_row(const double* a, Py_ssize_t K) noexcept nogil:
-    """Index of the first maximum, as numpy.argmax."""
+    """The book's ``argmax(softmax(a))`` from the logits ``a``.
+
+    The index of the first maximum, except that a row holding NaN or +inf
+    (logits overflowed) has an all-NaN softmax, whose numpy.argmax is 0.
+    """
     cdef Py_ssize_t k, best = 0
-    for k in range(1, K):
+    for k in range(K):
+        if not a[k] < INFINITY:  # NaN or +inf
+            return 0
         if a[k] > a[best]:
             best = k
     return best

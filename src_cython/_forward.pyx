@@ -5,16 +5,29 @@ Every function takes whole batches of C-contiguous arrays whose shapes were
 checked by the caller, and runs without the GIL, parallel over rows with
 ``n_threads`` OpenMP threads (serially when built without OpenMP).  Rows
 come dense (``x``) or compressed (CSR: ``indptr, indices, values``, as
-the trainer keeps the training set).
+the trainer keeps the training set).  The per-thread scratch rows are
+allocated before the parallel loop: when that fails, the function raises
+``MemoryError`` before any work.
 """
 
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 from _common cimport (argmax_row, cross_entropy_row, logits_dense_row,
                       logits_sparse_row, softmax_row)
+
+
+cdef void* scratch_rows(int n_threads, Py_ssize_t width, size_t size) except NULL:
+    """``n_threads`` rows of ``width`` items of ``size`` bytes (``free`` them)."""
+    cdef size_t n = <size_t> (n_threads if n_threads > 1 else 1) * width * size
+    cdef void* rows = malloc(n if n else 1)
+    if rows == NULL:
+        raise MemoryError(
+            f"mnist_fast: cannot allocate {n} bytes of scratch for "
+            f"{n_threads} thread(s)")
+    return rows
 
 
 def predict(
@@ -29,19 +42,21 @@ def predict(
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b
-    cdef double* buf = NULL
+    cdef double* buf = <double*> scratch_rows(n_threads, D + H, sizeof(double))
     cdef int* idx = NULL
-    with nogil, parallel(num_threads=n_threads):
-        buf = <double*> malloc((D + H) * sizeof(double))
-        idx = <int*> malloc(D * sizeof(int))
-        try:
-            for b in prange(N, schedule="static"):
-                logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0],
-                                 &b2[0], D, H, K, buf + D, &y[b, 0], buf, idx)
-                softmax_row(&y[b, 0], K)
-        finally:
-            free(buf)
-            free(idx)
+    cdef double* w
+    try:
+        idx = <int*> scratch_rows(n_threads, D, sizeof(int))
+        for b in prange(N, nogil=True, schedule="static",
+                        num_threads=n_threads):
+            w = buf + threadid() * (D + H)
+            logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0],
+                             D, H, K, w + D, &y[b, 0], w,
+                             idx + threadid() * D)
+            softmax_row(&y[b, 0], K)
+    finally:
+        free(buf)
+        free(idx)
 
 
 def loss(
@@ -58,22 +73,24 @@ def loss(
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b
-    cdef double* buf = NULL
+    cdef double* buf = <double*> scratch_rows(n_threads, D + H + K,
+                                              sizeof(double))
     cdef int* idx = NULL
+    cdef double* w
     cdef double total = 0.0
+    try:
+        idx = <int*> scratch_rows(n_threads, D, sizeof(int))
+        for b in prange(N, nogil=True, schedule="static",
+                        num_threads=n_threads):
+            w = buf + threadid() * (D + H + K)
+            logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0],
+                             D, H, K, w + D, w + D + H, w,
+                             idx + threadid() * D)
+            row_loss[b] = cross_entropy_row(w + D + H, K, t[b])
+    finally:
+        free(buf)
+        free(idx)
     with nogil:
-        with parallel(num_threads=n_threads):
-            buf = <double*> malloc((D + H + K) * sizeof(double))
-            idx = <int*> malloc(D * sizeof(int))
-            try:
-                for b in prange(N, schedule="static"):
-                    logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0],
-                                     &b2[0], D, H, K, buf + D, buf + D + H,
-                                     buf, idx)
-                    row_loss[b] = cross_entropy_row(buf + D + H, K, t[b])
-            finally:
-                free(buf)
-                free(idx)
         for b in range(N):
             total += row_loss[b]
     return total / N
@@ -92,22 +109,24 @@ def count_correct(
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b, correct = 0
-    cdef double* buf = NULL
+    cdef double* buf = <double*> scratch_rows(n_threads, D + H + K,
+                                              sizeof(double))
     cdef int* idx = NULL
-    with nogil, parallel(num_threads=n_threads):
-        buf = <double*> malloc((D + H + K) * sizeof(double))
-        idx = <int*> malloc(D * sizeof(int))
-        try:
-            for b in prange(N, schedule="static"):
-                logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0],
-                                 &b2[0], D, H, K, buf + D, buf + D + H, buf,
-                                 idx)
-                # softmax is monotonic: the argmax of the logits is the
-                # argmax of the probabilities (first maximum on ties).
-                correct += argmax_row(buf + D + H, K) == t[b]
-        finally:
-            free(buf)
-            free(idx)
+    cdef double* w
+    try:
+        idx = <int*> scratch_rows(n_threads, D, sizeof(int))
+        for b in prange(N, nogil=True, schedule="static",
+                        num_threads=n_threads):
+            w = buf + threadid() * (D + H + K)
+            logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0],
+                             D, H, K, w + D, w + D + H, w,
+                             idx + threadid() * D)
+            # softmax is monotonic: the argmax of the logits is the argmax
+            # of the probabilities (see argmax_row).
+            correct += argmax_row(w + D + H, K) == t[b]
+    finally:
+        free(buf)
+        free(idx)
     return correct
 
 
@@ -126,16 +145,16 @@ def count_correct_csr(
     cdef Py_ssize_t N = t.shape[0]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b, correct = 0
-    cdef double* buf = NULL
-    with nogil, parallel(num_threads=n_threads):
-        buf = <double*> malloc((H + K) * sizeof(double))
-        try:
-            for b in prange(N, schedule="static"):
-                logits_sparse_row(&values[indptr[b]], &indices[indptr[b]],
-                                  indptr[b + 1] - indptr[b], &W1[0, 0],
-                                  &b1[0], &W2[0, 0], &b2[0], H, K, buf,
-                                  buf + H)
-                correct += argmax_row(buf + H, K) == t[b]
-        finally:
-            free(buf)
+    cdef double* buf = <double*> scratch_rows(n_threads, H + K, sizeof(double))
+    cdef double* w
+    try:
+        for b in prange(N, nogil=True, schedule="static",
+                        num_threads=n_threads):
+            w = buf + threadid() * (H + K)
+            logits_sparse_row(&values[indptr[b]], &indices[indptr[b]],
+                              indptr[b + 1] - indptr[b], &W1[0, 0], &b1[0],
+                              &W2[0, 0], &b2[0], H, K, w, w + H)
+            correct += argmax_row(w + H, K) == t[b]
+    finally:
+        free(buf)
     return correct

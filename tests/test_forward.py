@@ -75,3 +75,23 @@ def test_whole_test_set_accuracy_matches(mnist):
     params = trained_params((784, 50, 10), seed=11)
     net, ref = compiled_net(params), reference_net(params)
     assert net.accuracy(x_test, t_test) == ref.accuracy(x_test, t_test)
+
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("k", [1, 2])
+def test_overflowing_logits_give_the_references_accuracy(k):
+    # Finite weights whose logit k sums past the largest double: the book's
+    # softmax of the row is all NaN and its argmax is class 0; the compiled
+    # accuracy, an argmax of the logits, used to say class k.  (Overflow
+    # with mixed signs is left out: NaN or not depends on summation order
+    # and FMA, which differ between the kernels and BLAS.)
+    params = {"W1": np.eye(4) * 50.0, "b1": np.zeros(4),
+              "W2": np.zeros((4, 3)), "b2": np.array([0.0, 0.0, 1.0])}
+    params["W2"][:, k] = 1e308
+    x = np.ones((3, 4))
+    net, ref = compiled_net(params), reference_net(params)
+    assert np.isnan(net.predict(x)).all() and np.isnan(ref.predict(x)).all()
+    for t in (np.full(3, k), np.zeros(3, dtype=int)):
+        assert np.isnan(net.loss(x, t)) and np.isnan(ref.loss(x, t))
+        assert net.accuracy(x, t) == ref.accuracy(x, t)
