@@ -1,25 +1,12 @@
 """How many OpenMP threads a compiled kernel gets."""
 
-import operator
 import os
 
 from .build import max_threads, openmp_enabled
+from .validation import positive_int
 
 #: Environment variable that sets the default thread count of the kernels.
 ENV_NUM_THREADS = "MNIST_FAST_NUM_THREADS"
-
-
-def _positive_int(value, name):
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a positive integer or None, got {value!r} "
-            f"({type(value).__name__})"
-        ) from None
-    if n < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {n}")
-    return n
 
 
 def resolve_num_threads(num_threads=None):
@@ -35,6 +22,14 @@ def resolve_num_threads(num_threads=None):
     -------
     int
         The count, capped at 1 when the kernels were built without OpenMP.
+
+    Raises
+    ------
+    TypeError
+        ``num_threads`` is not an integer (a bool, a string...).
+    ValueError
+        ``num_threads`` or ``$MNIST_FAST_NUM_THREADS`` is < 1 or not a
+        whole number.
     """
     if num_threads is None:
         env = os.environ.get(ENV_NUM_THREADS, "").strip()
@@ -45,9 +40,9 @@ def resolve_num_threads(num_threads=None):
                 raise ValueError(
                     f"${ENV_NUM_THREADS} must be a positive integer, got {env!r}"
                 ) from None
-            n = _positive_int(value, f"${ENV_NUM_THREADS}")
+            n = positive_int(value, f"${ENV_NUM_THREADS}")
         else:
             n = max_threads()
     else:
-        n = _positive_int(num_threads, "num_threads")
+        n = positive_int(num_threads, "num_threads")
     return n if openmp_enabled() else 1

@@ -6,7 +6,7 @@ from . import build, reference
 from .build import _backprop, _forward, _numerical
 from .threads import resolve_num_threads
 from .validation import (PARAM_NAMES, as_inputs, as_labels, as_params,
-                         positive_int, real_number)
+                         as_rng, one_of, positive_int, real_number)
 from .model_file import load_model, save_model
 
 BACKENDS = ("auto", "cython", "numpy")
@@ -16,11 +16,7 @@ MIN_ROWS_PER_THREAD = 256
 
 def resolve_backend(backend):
     """``"cython"`` or ``"numpy"`` for a requested backend name."""
-    if backend not in BACKENDS:
-        raise ValueError(
-            f"backend must be one of {', '.join(map(repr, BACKENDS))}, "
-            f"got {backend!r}"
-        )
+    one_of(backend, "backend", BACKENDS)
     if backend == "auto":
         return "cython" if build.COMPILED else "numpy"
     if backend == "cython":
@@ -37,12 +33,13 @@ class TwoLayerNet:
     Parameters
     ----------
     input_size, hidden_size : int
-        Layer sizes, >= 1 (784 and 50 in the book).
+        Layer sizes, >= 1 (784 and 50 in the book).  Whole floats such as
+        ``784.0`` are accepted.
     output_size : int
         Number of classes, >= 2 (10 in the book).
     weight_init_std : float, default 0.01
-        Standard deviation of the Gaussian initial weights, >= 0; the
-        biases start at zero.
+        Standard deviation of the Gaussian initial weights, finite and >= 0;
+        the biases start at zero.
     backend : {"auto", "cython", "numpy"}, default "auto"
         ``"cython"`` runs the compiled kernels (``RuntimeError`` if they were
         not built), ``"numpy"`` the book's NumPy code
@@ -51,9 +48,10 @@ class TwoLayerNet:
         methods that are compiled.
     seed : int or numpy.random.Generator, optional
         Makes the initial weights reproducible: the same seed gives the same
-        weights on every backend.
+        weights on every backend.  Anything ``numpy.random.default_rng``
+        accepts (non-negative integers, sequences of them, a Generator).
     num_threads : int, optional
-        OpenMP threads for the compiled kernels; default
+        OpenMP threads for the compiled kernels, >= 1; default
         ``$MNIST_FAST_NUM_THREADS``, else all cores.
 
     Attributes
@@ -65,6 +63,28 @@ class TwoLayerNet:
         of the same shapes; every method reads it afresh.
     backend : str
         ``"cython"`` or ``"numpy"``: the backend that runs.
+
+    Raises
+    ------
+    TypeError
+        A size, ``weight_init_std``, ``seed`` or ``num_threads`` of the
+        wrong type (a string, a bool, an array, None), or a ``backend`` that
+        is not a string.
+    ValueError
+        A size < 1 (``output_size`` < 2) or not a whole number; a negative
+        or non-finite ``weight_init_std``, or one so large that the initial
+        weights overflow; an unknown ``backend`` name; a negative ``seed``;
+        ``num_threads`` < 1.
+    RuntimeError
+        ``backend="cython"`` but the compiled kernels are not built.
+    MemoryError
+        The weights do not fit in memory.
+
+    Notes
+    -----
+    Every method checks ``x``, ``t`` and :attr:`params` before any kernel
+    runs, and raises ``TypeError`` or ``ValueError`` naming the argument;
+    :meth:`loss` lists the cases.  See "Inputs and errors" in the README.
     """
 
     def __init__(self, input_size, hidden_size, output_size,
@@ -72,21 +92,35 @@ class TwoLayerNet:
                  num_threads=None):
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
-        self.output_size = positive_int(output_size, "output_size")
-        if self.output_size < 2:
-            raise ValueError(
-                f"output_size must be >= 2 (softmax over classes), got "
-                f"{self.output_size}"
-            )
+        self.output_size = positive_int(output_size, "output_size", minimum=2)
         weight_init_std = real_number(weight_init_std, "weight_init_std",
                                       minimum=0.0)
         self.backend = resolve_backend(backend)
         resolve_num_threads(num_threads)  # fail now, not at the first call
         self.num_threads = num_threads
-        ref = reference.TwoLayerNet(self.input_size, self.hidden_size,
-                                    self.output_size, weight_init_std,
-                                    rng=np.random.default_rng(seed))
+        rng = as_rng(seed)
+        self._check_addressable()
+        with np.errstate(over="raise"):
+            try:
+                ref = reference.TwoLayerNet(self.input_size, self.hidden_size,
+                                            self.output_size, weight_init_std,
+                                            rng=rng)
+            except FloatingPointError:
+                raise ValueError(
+                    f"weight_init_std must be small enough for the initial "
+                    f"weights to be finite, got {weight_init_std:g}"
+                ) from None
         self.params = ref.params
+
+    def _check_addressable(self):
+        """MemoryError for sizes numpy cannot even describe."""
+        n = sum(np.prod(shape, dtype=object)
+                for shape in self.param_shapes.values())
+        if n > np.iinfo(np.intp).max // 8:
+            raise MemoryError(
+                f"a {self.input_size}-{self.hidden_size}-{self.output_size} "
+                f"network has {n} parameters: more than can be addressed"
+            )
 
     def __repr__(self):
         return (f"TwoLayerNet({self.input_size}, {self.hidden_size}, "
@@ -168,11 +202,27 @@ class TwoLayerNet:
         Parameters
         ----------
         x : array_like of shape (n_samples, input_size)
-            Finite real inputs (float32 or float64 are used as they are).
+            Finite real numbers, n_samples >= 1: a numpy array of any
+            layout (Fortran order, strided views and read-only arrays are
+            fine) or a nested list.  float32 and float64 are used as they
+            are; bool, integer and float16 values are converted exactly.
 
         Returns
         -------
         numpy.ndarray of shape (n_samples, output_size), float64
+
+        Raises
+        ------
+        TypeError
+            ``x`` is not an array or nested list (None, a scalar, a
+            string, a masked array), or its dtype is not real: complex,
+            object, string, datetime or structured.  A :attr:`params` entry
+            that is not a float array, or :attr:`params` not a dict.
+        ValueError
+            ``x`` is not 2-D (a single sample needs ``x.reshape(1, -1)``),
+            is empty, has not ``input_size`` columns, or holds NaN or inf.
+            A :attr:`params` entry of the wrong shape or holding NaN or
+            inf, or a missing key.
         """
         x = self._checked_inputs(x)
         return self._predict(self._checked_params(), x)
@@ -183,12 +233,25 @@ class TwoLayerNet:
         Parameters
         ----------
         x : array_like of shape (n_samples, input_size)
+            As in :meth:`predict`.
         t : array_like of shape (n_samples,) or (n_samples, output_size)
-            Integer class labels or one-hot rows.
+            Class labels in ``[0, output_size)`` (integers, or floats that
+            are whole numbers), or one-hot rows of 0s and exactly one 1.
 
         Returns
         -------
         float
+
+        Raises
+        ------
+        TypeError
+            As in :meth:`predict`, or ``t`` is not an array or nested list
+            or has a bool, complex, object, string or structured dtype.
+        ValueError
+            As in :meth:`predict`, or ``t`` does not have one row per row
+            of ``x``; a one-hot ``t`` has not ``output_size`` columns or a
+            row that is not 0s and exactly one 1; a class label is outside
+            ``[0, output_size)``, negative, NaN or not a whole number.
         """
         x, t = self._checked_batch(x, t)
         return self._loss(self._checked_params(), x, t)
@@ -198,12 +261,17 @@ class TwoLayerNet:
 
         Parameters
         ----------
-        x : array_like of shape (n_samples, input_size)
-        t : array_like of shape (n_samples,) or (n_samples, output_size)
+        x, t : array_like
+            As in :meth:`loss`.
 
         Returns
         -------
         float
+
+        Raises
+        ------
+        TypeError, ValueError
+            As in :meth:`loss`.
         """
         x, t = self._checked_batch(x, t)
         return self._accuracy(self._checked_params(), x, t)
@@ -223,13 +291,18 @@ class TwoLayerNet:
 
         Parameters
         ----------
-        x : array_like of shape (n_samples, input_size)
-        t : array_like of shape (n_samples,) or (n_samples, output_size)
+        x, t : array_like
+            As in :meth:`loss`.
 
         Returns
         -------
         dict
             ``W1, b1, W2, b2`` float64 arrays shaped like :attr:`params`.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As in :meth:`loss`.
         """
         x, t = self._checked_batch(x, t)
         return self._numerical_gradient(self._checked_params(), x, t)
@@ -244,13 +317,18 @@ class TwoLayerNet:
 
         Parameters
         ----------
-        x : array_like of shape (n_samples, input_size)
-        t : array_like of shape (n_samples,) or (n_samples, output_size)
+        x, t : array_like
+            As in :meth:`loss`.
 
         Returns
         -------
         dict
             ``W1, b1, W2, b2`` float64 arrays shaped like :attr:`params`.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As in :meth:`loss`.
         """
         x, t = self._checked_batch(x, t)
         return self._gradient(self._checked_params(), x, t)

@@ -22,11 +22,20 @@ def _describe(obj):
     return f"{type(obj).__name__} {obj!r}"[:200]
 
 
-def _as_array(obj, name):
-    """``obj`` as an ndarray; scalars, strings and other objects are refused."""
+def _as_array(obj, name, lists=True):
+    """``obj`` as an ndarray; scalars, strings and other objects are refused.
+
+    Lists and tuples of numbers are converted when ``lists`` is true.
+    """
+    if isinstance(obj, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} must be a plain numpy array, got a masked array (its "
+            f"mask would be ignored): pass {name}.filled(value) or drop the "
+            "masked rows"
+        )
     if isinstance(obj, np.ndarray):
         return obj
-    if isinstance(obj, (list, tuple)):
+    if lists and isinstance(obj, (list, tuple)):
         try:
             arr = np.asarray(obj)
         except ValueError as exc:  # ragged nested lists
@@ -37,7 +46,10 @@ def _as_array(obj, name):
                 f"({_describe(obj)})"
             )
         return arr
-    raise TypeError(f"{name} must be a numpy array, got {_describe(obj)}")
+    accepted = " (or a nested list of numbers)" if lists else ""
+    raise TypeError(
+        f"{name} must be a numpy array{accepted}, got {_describe(obj)}"
+    )
 
 
 def positive_int(value, name, minimum=1):
@@ -58,6 +70,37 @@ def positive_int(value, name, minimum=1):
     return n
 
 
+def one_of(value, name, options):
+    """``value`` if it is one of the strings ``options``."""
+    if isinstance(value, str) and value in options:
+        return value
+    if isinstance(value, str):
+        error, got = ValueError, repr(value)
+    else:
+        error, got = TypeError, _describe(value)
+    raise error(
+        f"{name} must be one of {', '.join(map(repr, options))}, got {got}"
+    )
+
+
+def flag(value, name):
+    """``value`` as a bool; only ``True``/``False`` (or numpy bools) pass."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+
+
+def as_rng(seed, name="seed"):
+    """``numpy.random.default_rng(seed)``, with an error that names ``name``."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"{name} must be None, a non-negative integer or a "
+            f"numpy.random.Generator, got {_describe(seed)}"
+        ) from None
+
+
 def real_number(value, name, *, minimum=None, strict=False):
     """``value`` as a finite float, optionally bounded below."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -71,9 +114,22 @@ def real_number(value, name, *, minimum=None, strict=False):
     return value
 
 
+def _contiguous(arr, dtype):
+    """``arr`` as a C-contiguous ``dtype`` array (itself when it is one).
+
+    Values beyond the range of ``dtype`` become inf without a warning:
+    the finiteness check that follows reports them.
+    """
+    if arr.dtype != dtype:
+        with np.errstate(over="ignore"):
+            arr = arr.astype(dtype)
+    return np.ascontiguousarray(arr)
+
+
 def _check_finite(arr, name):
-    # min/max are vectorised and propagate NaN: cheaper than isfinite().all()
-    if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+    # one ufunc and one reduction: cheaper than min() and max() (measured:
+    # 36 -> 24 us for the four parameters of the book's network)
+    if not np.isfinite(arr).all():
         bad = np.flatnonzero(~np.isfinite(arr.ravel()))
         where = np.unravel_index(bad[0], arr.shape)
         raise ValueError(
@@ -121,15 +177,18 @@ def as_inputs(x, n_features, name="x"):
             f"{name} must have {n_features} features (columns) to match the "
             f"network's input_size, got shape {arr.shape}"
         )
-    if arr.dtype not in (np.float32, np.float64):
-        exact32 = kind == "b" or arr.dtype.itemsize <= 2
-        arr = arr.astype(np.float32 if exact32 else np.float64)
-    arr = np.ascontiguousarray(arr)
+    if arr.dtype in (np.float32, np.float64):
+        dtype = arr.dtype
+    elif kind == "b" or arr.dtype.itemsize <= 2:  # exact in float32
+        dtype = np.float32
+    else:
+        dtype = np.float64
+    arr = _contiguous(arr, dtype)
     _check_finite(arr, name)
     return arr
 
 
-def as_labels(t, n_samples, n_classes, name="t"):
+def as_labels(t, n_samples, n_classes, name="t", x_name="x"):
     """Check labels (integer classes or one-hot rows); return class indices.
 
     Parameters
@@ -141,6 +200,8 @@ def as_labels(t, n_samples, n_classes, name="t"):
         one 1 per row.
     n_samples, n_classes : int
         Rows of the matching inputs and the network's ``output_size``.
+    name, x_name : str
+        How to call the labels and their inputs in messages.
 
     Returns
     -------
@@ -155,10 +216,17 @@ def as_labels(t, n_samples, n_classes, name="t"):
             f"got dtype {arr.dtype}"
         )
     if arr.ndim == 2:
-        if arr.shape != (n_samples, n_classes):
+        if arr.shape[0] != n_samples:
             raise ValueError(
-                f"one-hot {name} must have shape ({n_samples}, {n_classes}) "
-                f"(n_samples, output_size), got {arr.shape}"
+                f"one-hot {name} has {arr.shape[0]} rows but {x_name} has "
+                f"{n_samples} rows"
+            )
+        if arr.shape[1] != n_classes:
+            hint = (f" (for class labels in a column use {name}.ravel())"
+                    if arr.shape[1] == 1 else "")
+            raise ValueError(
+                f"one-hot {name} must have {n_classes} columns (the "
+                f"network's output_size), got shape {arr.shape}{hint}"
             )
         ones = arr == 1
         valid = (ones | (arr == 0)).all(axis=1) & (ones.sum(axis=1) == 1)
@@ -176,7 +244,8 @@ def as_labels(t, n_samples, n_classes, name="t"):
         )
     if arr.shape[0] != n_samples:
         raise ValueError(
-            f"{name} has {arr.shape[0]} labels but x has {n_samples} rows"
+            f"{name} has {arr.shape[0]} labels but {x_name} has {n_samples} "
+            "rows"
         )
     if kind == "f":
         _check_finite(arr, name)
@@ -226,9 +295,7 @@ def as_params(params, shapes):
     out = {}
     for key in PARAM_NAMES:
         name = f"params[{key!r}]"
-        p = params[key]
-        if not isinstance(p, np.ndarray):
-            raise TypeError(f"{name} must be a numpy array, got {_describe(p)}")
+        p = _as_array(params[key], name, lists=False)
         if p.dtype.kind != "f":
             raise TypeError(
                 f"{name} must be a float array, got dtype {p.dtype}"
@@ -237,7 +304,7 @@ def as_params(params, shapes):
             raise ValueError(
                 f"{name} must have shape {shapes[key]}, got {p.shape}"
             )
-        p = np.ascontiguousarray(p, dtype=np.float64)
+        p = _contiguous(p, np.float64)
         _check_finite(p, name)
         out[key] = p
     return out

@@ -12,6 +12,9 @@ COMPILED = mnist_fast.build_info()["compiled"]
 #: The backends to test: the NumPy reference, and the kernels when built.
 BACKENDS = ["numpy"] + (["cython"] if COMPILED else [])
 
+#: The public methods of TwoLayerNet; all but predict take labels.
+METHODS = ["predict", "loss", "accuracy", "gradient", "numerical_gradient"]
+
 requires_compiled = pytest.mark.skipif(
     not COMPILED, reason="the compiled kernels are not built",
 )
@@ -112,3 +115,10 @@ def cli_trained(tmp_path_factory):
                      "--no-progress", "--plot-dir", folder / "plots",
                      "--save", folder / "model.npz", cwd=folder)
     return result, folder
+
+
+def call(net, method, x, t):
+    """``net.<method>(x, t)``, or ``net.predict(x)``."""
+    if method == "predict":
+        return net.predict(x)
+    return getattr(net, method)(x, t)

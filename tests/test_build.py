@@ -50,5 +50,9 @@ def test_num_threads_env_and_argument(monkeypatch):
     monkeypatch.delenv(ENV_NUM_THREADS)
     with pytest.raises(ValueError, match="num_threads"):
         resolve_num_threads(0)
-    with pytest.raises(TypeError, match="num_threads"):
+    with pytest.raises(ValueError, match="num_threads must be a whole number, got 1.5"):
         resolve_num_threads(1.5)
+    for wrong in ("2", True):
+        with pytest.raises(TypeError, match="num_threads must be a positive integer"):
+            resolve_num_threads(wrong)
+    assert resolve_num_threads(2.0) == resolve_num_threads(2)
