@@ -5,6 +5,7 @@ import pytest
 
 import mnist_fast
 from mnist_fast import reference
+from mnist_fast.validation import PARAM_NAMES
 
 faulthandler.enable()
 
@@ -122,3 +123,29 @@ def call(net, method, x, t):
     if method == "predict":
         return net.predict(x)
     return getattr(net, method)(x, t)
+
+
+#: Largest differences from the reference allowed for legal inputs.
+ATOL = {"predict": 1e-12, "loss": 1e-12, "gradient": 1e-12,
+        "numerical_gradient": 1e-10, "accuracy": 0.0}
+
+
+def assert_matches_reference(net, x, t):
+    """Every method of ``net`` on ``(x, t)`` gives the book's answer.
+
+    The reference runs in float64 on copies of ``net.params``, with
+    integer class labels or float one-hot rows; accuracy must be equal.
+    """
+    ref = reference_net(net.params)
+    x_ref = np.asarray(x, dtype=np.float64)
+    t_ref = np.asarray(t)
+    t_ref = t_ref.astype(np.intp if t_ref.ndim == 1 else np.float64)
+    for method in METHODS:
+        got = call(net, method, x, t)
+        want = call(ref, method, x_ref, t_ref)
+        if isinstance(want, dict):
+            assert sorted(got) == sorted(PARAM_NAMES)
+            got, want = (np.concatenate([d[k].ravel() for k in PARAM_NAMES])
+                         for d in (got, want))
+        np.testing.assert_allclose(got, want, rtol=0, atol=ATOL[method],
+                                   err_msg=method)
