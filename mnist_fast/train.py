@@ -10,7 +10,8 @@ import numpy as np
 
 from . import build
 from .threads import resolve_num_threads
-from .validation import as_inputs, as_labels, positive_int, real_number
+from .validation import (as_inputs, as_labels, as_rng, flag, one_of,
+                         positive_int, real_number)
 
 GRADIENTS = ("backprop", "numerical")
 
@@ -169,10 +170,21 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
 
     Raises
     ------
+    TypeError
+        ``net`` is not a TwoLayerNet; ``iters_num``, ``batch_size``,
+        ``learning_rate``, ``gradient``, ``seed`` or ``eval_every_epoch``
+        of the wrong type; ``callback`` not callable; bad data or
+        ``net.params`` as in :meth:`TwoLayerNet.loss` (the messages name
+        ``x_train``, ``t_train``, ``x_test`` or ``t_test``).
+    ValueError
+        ``iters_num`` < 0, ``batch_size`` < 1 (or not whole numbers),
+        ``learning_rate`` <= 0 or not finite, an unknown ``gradient``, a
+        negative ``seed``; bad data or ``net.params`` as in
+        :meth:`TwoLayerNet.loss`.  Nothing is trained then.
     TrainingDiverged
         An update would make a parameter or the batch loss non-finite; it
-        is not applied: ``net.params`` keeps the parameters from before it,
-        and the exception's ``history`` what was recorded until then.
+        is not applied: ``net.params`` keeps the parameters from before it.
+        ``.iteration`` says which it was, ``.history`` what was recorded.
     """
     from .two_layer_net import TwoLayerNet
 
@@ -182,14 +194,19 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
     batch_size = positive_int(batch_size, "batch_size")
     learning_rate = real_number(learning_rate, "learning_rate", minimum=0.0,
                                 strict=True)
-    if gradient not in GRADIENTS:
-        raise ValueError(
-            f"gradient must be 'backprop' or 'numerical', got {gradient!r}"
+    one_of(gradient, "gradient", GRADIENTS)
+    rng = as_rng(seed)
+    eval_every_epoch = flag(eval_every_epoch, "eval_every_epoch")
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be callable or None, got {type(callback).__name__}"
         )
     x_train = as_inputs(x_train, net.input_size, "x_train")
-    t_train = as_labels(t_train, x_train.shape[0], net.output_size, "t_train")
+    t_train = as_labels(t_train, x_train.shape[0], net.output_size, "t_train",
+                        "x_train")
     x_test = as_inputs(x_test, net.input_size, "x_test")
-    t_test = as_labels(t_test, x_test.shape[0], net.output_size, "t_test")
+    t_test = as_labels(t_test, x_test.shape[0], net.output_size, "t_test",
+                       "x_test")
 
     p = net._checked_params()
     p = {k: v if v.flags.writeable else v.copy() for k, v in p.items()}
@@ -201,7 +218,6 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
         gradient=gradient, batch_size=batch_size, learning_rate=learning_rate,
         iters_num=iters_num, seed=seed,
     )
-    rng = np.random.default_rng(seed)
     if net.backend == "cython":
         threads = resolve_num_threads(net.num_threads)
         train_set = _CompiledData(x_train, t_train)

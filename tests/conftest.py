@@ -1,4 +1,5 @@
 import faulthandler
+import re
 
 import numpy as np
 import pytest
@@ -39,6 +40,12 @@ def mnist_batch(mnist):
         return x_train[idx], t, np.eye(10)[t]
 
     return take
+
+
+def pattern(text):
+    """A regex for ``pytest.raises(match=...)``: ``text`` literally, except
+    that ``.*`` stands for anything."""
+    return ".*".join(map(re.escape, text.split(".*")))
 
 
 def one_hot(t, k):

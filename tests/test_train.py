@@ -1,0 +1,157 @@
+"""train: misuse is refused before anything changes; divergence keeps the
+last finite parameters."""
+
+import re
+
+import numpy as np
+import pytest
+
+from mnist_fast import TrainingDiverged, TwoLayerNet, train
+from conftest import BACKENDS, pattern
+
+RNG = np.random.default_rng(0)
+X = RNG.random((40, 6))
+T = RNG.integers(0, 3, 40)
+
+
+def tiny_net(backend="numpy", **kwargs):
+    return TwoLayerNet(6, 4, 3, backend=backend, seed=0, **kwargs)
+
+
+def snapshot(net):
+    return {k: v.copy() for k, v in net.params.items()}
+
+
+def assert_params_equal(net, expected):
+    assert sorted(net.params) == sorted(expected)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(net.params[key], value, err_msg=key)
+
+
+BAD_ARGUMENTS = [
+    (dict(iters_num=-1), ValueError, "iters_num must be an integer >= 0, got -1"),
+    (dict(iters_num=2.5), ValueError, "iters_num must be a whole number, got 2.5"),
+    (dict(iters_num=True), TypeError, "iters_num must be an integer >= 0, got True"),
+    (dict(batch_size=0), ValueError, "batch_size must be a positive integer, got 0"),
+    (dict(batch_size=-3), ValueError, "batch_size must be a positive integer, got -3"),
+    (dict(batch_size="10"), TypeError, "batch_size must be a positive integer, got str '10'"),
+    (dict(learning_rate=0), ValueError, "learning_rate must be > 0.0, got 0.0"),
+    (dict(learning_rate=-0.1), ValueError, "learning_rate must be > 0.0, got -0.1"),
+    (dict(learning_rate=float("nan")), ValueError, "learning_rate must be finite, got nan"),
+    (dict(learning_rate=float("inf")), ValueError, "learning_rate must be finite, got inf"),
+    (dict(learning_rate="0.1"), TypeError, "learning_rate must be a real number, got str '0.1'"),
+    (dict(gradient="adam"), ValueError,
+     "gradient must be one of 'backprop', 'numerical', got 'adam'"),
+    (dict(gradient=None), TypeError,
+     "gradient must be one of 'backprop', 'numerical', got NoneType None"),
+    (dict(gradient=np.array(["backprop", "numerical"])), TypeError,
+     "gradient must be one of .*got an array of shape (2,)"),
+    (dict(seed=-1), ValueError, "seed must be None, a non-negative integer or a "
+     "numpy.random.Generator, got int -1"),
+    (dict(seed="abc"), TypeError, "seed must be .*got str 'abc'"),
+    (dict(callback=3), TypeError, "callback must be callable or None, got int"),
+    (dict(eval_every_epoch="no"), TypeError,
+     "eval_every_epoch must be True or False, got str 'no'"),
+    (dict(x_train=X[:, :5]), ValueError, "x_train must have 6 features (columns) "
+     "to match the network's input_size, got shape (40, 5)"),
+    (dict(x_train=X[:0]), ValueError, "x_train is an empty batch"),
+    (dict(t_train=T[:39]), ValueError, "t_train has 39 labels but x_train has 40 rows"),
+    (dict(t_train=np.eye(3)[T][:, :2]), ValueError,
+     "one-hot t_train must have 3 columns (the network's output_size), got shape (40, 2)"),
+    (dict(t_test=T.astype(bool)), TypeError, "t_test must hold integer class labels"),
+    (dict(x_test=np.where(X == X[3, 4], np.nan, X)), ValueError,
+     "x_test must be finite, but 1 value(s) are NaN or infinite (first at index (3, 4): nan)"),
+    (dict(t_test=T + 1), ValueError,
+     "t_test labels must be in [0, 2] (output_size is 3), got 3 at index"),
+]
+
+
+def argument_id(kwargs):
+    (key, value), = kwargs.items()
+    shown = f"array{value.shape}" if isinstance(value, np.ndarray) else repr(value)
+    return f"{key}={shown}"
+
+
+@pytest.mark.parametrize("kwargs, error, message", BAD_ARGUMENTS,
+                         ids=[argument_id(k) for k, _, _ in BAD_ARGUMENTS])
+def test_bad_arguments_change_nothing(kwargs, error, message):
+    net = tiny_net()
+    before = snapshot(net)
+    data = dict(x_train=X, t_train=T, x_test=X, t_test=T)
+    args = {k: kwargs.pop(k) if k in kwargs else v for k, v in data.items()}
+    with pytest.raises(error, match=pattern(message)):
+        train(net, **args, **(dict(iters_num=3, batch_size=5) | kwargs))
+    assert_params_equal(net, before)
+
+
+def test_net_must_be_a_two_layer_net():
+    with pytest.raises(TypeError, match="net must be a TwoLayerNet, got dict"):
+        train({"W1": None}, X, T, X, T)
+
+
+def test_bad_params_are_reported_before_training():
+    net = tiny_net()
+    net.params["b2"] = np.array([0.0, np.inf, 0.0])
+    with pytest.raises(ValueError, match=pattern("params['b2'] must be finite")):
+        train(net, X, T, X, T, iters_num=3)
+
+
+def diverge(make_net, learning_rate, x=X, seed=1):
+    """Train ``make_net()`` until TrainingDiverged: the net and the error."""
+    net = make_net()
+    with pytest.raises(TrainingDiverged) as info:
+        train(net, x, T, x, T, iters_num=100, batch_size=5,
+              learning_rate=learning_rate, seed=seed)
+    return net, info.value
+
+
+def assert_nothing_lost(net, error, make_net, learning_rate, x=X, seed=1):
+    """``net`` holds the parameters after exactly ``error.iteration`` steps."""
+    i = error.iteration
+    message = str(error)
+    assert message.startswith(
+        f"training diverged at iteration {i} (learning_rate={learning_rate:g}"
+        "): its update "), message
+    assert message.endswith(
+        "; net.params keeps the parameters from before that update. Try a "
+        "smaller learning_rate."), message
+    assert len(error.history.train_loss_list) == error.history.iterations == i
+    assert all(np.isfinite(error.history.train_loss_list))
+    assert all(np.isfinite(v).all() for v in net.params.values())
+    replay = make_net()
+    train(replay, x, T, x, T, iters_num=i, batch_size=5,
+          learning_rate=learning_rate, seed=seed)
+    assert_params_equal(net, replay.params)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_divergence_through_the_loss_keeps_the_last_finite_parameters(backend):
+    # The weights stay finite but the logits overflow: the batch loss is
+    # NaN (the failing update was once kept in net.params).
+    def make_net():
+        return tiny_net(backend)
+
+    net, error = diverge(make_net, learning_rate=1e308)
+    assert error.iteration == 3
+    assert "its update made the batch loss nan;" in str(error)
+    assert_nothing_lost(net, error, make_net, learning_rate=1e308)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_divergence_through_the_weights_keeps_the_last_finite_parameters(backend):
+    # Inputs of 1e300 and W1 of 1e-300 (the hidden layer is not saturated):
+    # dW1 is about 1e297, so a learning rate of 3e11 takes W1 past the
+    # largest double at the first update.
+    def make_net():
+        net = tiny_net(backend)
+        net.params["W1"] *= 1e-300
+        return net
+
+    x = X * 1e300
+    net, error = diverge(make_net, learning_rate=3e11, x=x)
+    assert error.iteration == 0
+    assert re.search(r"its update would make \d+ parameter\(s\) non-finite",
+                     str(error)), str(error)
+    assert_nothing_lost(net, error, make_net, learning_rate=3e11, x=x)
