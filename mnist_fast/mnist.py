@@ -9,13 +9,16 @@ atomically); later calls read the cache.  Nothing here uses the network.
 
 import gzip
 import hashlib
+import math
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .files import write_atomic
+from .validation import describe, flag
 
 #: The standard file names, shared by MNIST and Fashion-MNIST.
 FILES = {
@@ -72,7 +75,7 @@ def parse_idx(data, name):
         )
     dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big")
                  for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)  # exact: no int64 overflow
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing bytes"
         raise IDXFormatError(
@@ -87,7 +90,9 @@ def _read_bytes(path):
     try:
         with opener(path, "rb") as f:
             return f.read()
-    except (OSError, EOFError) as exc:  # bad gzip data, truncated stream
+    # bad gzip header or CRC (OSError), corrupted deflate data (zlib.error),
+    # truncated stream (EOFError)
+    except (OSError, EOFError, zlib.error) as exc:
         raise IDXFormatError(f"{path}: cannot be read: {exc}") from None
 
 
@@ -134,6 +139,11 @@ def _check_split(arrays, folder):
 def read_idx_folder(folder):
     """The four standard files of a folder, ``.gz`` or raw, decoded."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"data_dir must be a folder holding the four MNIST files, got "
+            f"the file {folder}"
+        )
     if not folder.is_dir():
         raise FileNotFoundError(f"MNIST data folder not found: {folder}")
     arrays = {}
@@ -222,12 +232,27 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, *,
 
     Raises
     ------
+    TypeError
+        ``normalize``, ``flatten`` or ``one_hot_label`` is not True/False;
+        ``data_dir`` is not a str or path.
     FileNotFoundError
         ``data_dir`` or one of its four files does not exist.
+    NotADirectoryError
+        ``data_dir`` is a file.
     IDXFormatError (a ValueError)
-        A file is truncated, corrupted, has the wrong magic number or
-        dimensions, or does not match its partner file.
+        A file is truncated, has trailing bytes, is not valid gzip, has
+        the wrong magic number or dimensions, does not match its partner
+        file (image and label counts, image sizes), holds labels beyond
+        9, or (bundled files) fails its SHA-256 checksum.
     """
+    normalize = flag(normalize, "normalize")
+    flatten = flag(flatten, "flatten")
+    one_hot_label = flag(one_hot_label, "one_hot_label")
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(
+            f"data_dir must be a str or os.PathLike folder, got "
+            f"{describe(data_dir)}"
+        )
     data_dir = data_dir or os.environ.get(ENV_DATA_DIR)
     if data_dir:
         arrays = read_idx_folder(data_dir)

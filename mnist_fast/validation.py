@@ -16,7 +16,8 @@ import numpy as np
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 
-def _describe(obj):
+def describe(obj):
+    """A short account of ``obj`` for error messages."""
     if isinstance(obj, np.ndarray):
         return f"an array of shape {obj.shape} and dtype {obj.dtype}"
     return f"{type(obj).__name__} {obj!r}"[:200]
@@ -43,12 +44,12 @@ def _as_array(obj, name, lists=True):
         if arr.dtype.kind not in "biuf":
             raise TypeError(
                 f"{name} must hold real numbers, got a list of {arr.dtype} "
-                f"({_describe(obj)})"
+                f"({describe(obj)})"
             )
         return arr
     accepted = " (or a nested list of numbers)" if lists else ""
     raise TypeError(
-        f"{name} must be a numpy array{accepted}, got {_describe(obj)}"
+        f"{name} must be a numpy array{accepted}, got {describe(obj)}"
     )
 
 
@@ -64,7 +65,7 @@ def positive_int(value, name, minimum=1):
     try:
         n = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be {expected}, got {_describe(value)}") from None
+        raise TypeError(f"{name} must be {expected}, got {describe(value)}") from None
     if n < minimum:
         raise ValueError(f"{name} must be {expected}, got {n}")
     return n
@@ -77,7 +78,7 @@ def one_of(value, name, options):
     if isinstance(value, str):
         error, got = ValueError, repr(value)
     else:
-        error, got = TypeError, _describe(value)
+        error, got = TypeError, describe(value)
     raise error(
         f"{name} must be one of {', '.join(map(repr, options))}, got {got}"
     )
@@ -87,7 +88,7 @@ def flag(value, name):
     """``value`` as a bool; only ``True``/``False`` (or numpy bools) pass."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+    raise TypeError(f"{name} must be True or False, got {describe(value)}")
 
 
 def as_rng(seed, name="seed"):
@@ -97,14 +98,14 @@ def as_rng(seed, name="seed"):
     except (TypeError, ValueError) as exc:
         raise type(exc)(
             f"{name} must be None, a non-negative integer or a "
-            f"numpy.random.Generator, got {_describe(seed)}"
+            f"numpy.random.Generator, got {describe(seed)}"
         ) from None
 
 
 def real_number(value, name, *, minimum=None, strict=False):
     """``value`` as a finite float, optionally bounded below."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+        raise TypeError(f"{name} must be a real number, got {describe(value)}")
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -285,7 +286,7 @@ def as_params(params, shapes):
         arrays when they already are).
     """
     if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a dict, got {_describe(params)}")
+        raise TypeError(f"params must be a dict, got {describe(params)}")
     missing = [k for k in PARAM_NAMES if k not in params]
     if missing:
         raise ValueError(

@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,70 @@ def test_parse_idx_rejects_malformed_bytes(data, message):
 def test_parse_idx_reads_dimensions():
     arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     np.testing.assert_array_equal(parse_idx(idx_bytes(arr), "f"), arr)
+
+
+def replace_file(folder, key, data):
+    """Write ``data`` as the raw file of ``key``, removing its ``.gz``."""
+    (folder / f"{FILES[key]}.gz").unlink(missing_ok=True)
+    (folder / FILES[key]).write_bytes(data)
+
+
+@pytest.mark.parametrize("key, data, message", [
+    ("train_label", b"", "train-labels-idx1-ubyte: not an IDX file: 0 bytes"),
+    ("test_img", bytes([0, 0, 0x0D, 3]) + bytes(12),
+     "t10k-images-idx3-ubyte: bad magic number 0x00000d03"),
+    ("train_img", idx_bytes(np.zeros((5, 4, 4))) + b"\0",
+     "train-images-idx3-ubyte: has trailing bytes: 97 bytes, expected 96 "
+     "for dimensions (5, 4, 4)"),
+    ("test_label", bytes([0, 0, 8, 3]) + (2**32 - 1).to_bytes(4, "big") * 3,
+     "t10k-labels-idx1-ubyte: truncated: 16 bytes, expected "
+     f"{16 + (2**32 - 1) ** 3} for dimensions"),
+    ("test_img", idx_bytes(np.zeros((3, 5, 5))),
+     "training images are (4, 4) but test images are (5, 5)"),
+])
+def test_malformed_files_are_named_with_what_is_wrong(tmp_path, key, data, message):
+    write_folder(tmp_path)
+    replace_file(tmp_path, key, data)
+    with pytest.raises(IDXFormatError, match=re.escape(message)):
+        load_mnist(data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("spoil, message", [
+    # a flipped byte in the deflate stream (it raised zlib.error)
+    (lambda data: data[:10] + bytes([data[10] ^ 0xFF]) + data[11:],
+     "cannot be read: Error -3 while decompressing data"),
+    (lambda data: data[:-8] + bytes(8), "CRC check failed"),
+    (lambda data: b"plain bytes, not gzip", "Not a gzipped file"),
+])
+def test_corrupted_gzip_is_an_idx_format_error(tmp_path, spoil, message):
+    write_folder(tmp_path, gz=True)
+    path = tmp_path / f"{FILES['test_img']}.gz"
+    path.write_bytes(spoil(path.read_bytes()))
+    with pytest.raises(IDXFormatError, match=f"t10k-images-idx3-ubyte.gz: .*{message}"):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_a_folder_where_a_file_should_be_is_missing(tmp_path):
+    write_folder(tmp_path)
+    (tmp_path / FILES["train_img"]).unlink()
+    (tmp_path / FILES["train_img"]).mkdir()
+    with pytest.raises(FileNotFoundError,
+                       match="MNIST file train-images-idx3-ubyte .*not found in"):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_data_dir_must_be_a_folder_path(tmp_path):
+    write_folder(tmp_path)
+    with pytest.raises(NotADirectoryError,
+                       match="data_dir must be a folder holding the four MNIST "
+                             "files, got the file .*train-labels-idx1-ubyte"):
+        load_mnist(data_dir=tmp_path / FILES["train_label"])
+    with pytest.raises(TypeError,
+                       match="data_dir must be a str or os.PathLike folder, got int 3"):
+        load_mnist(data_dir=3)
+
+
+@pytest.mark.parametrize("option", ["normalize", "flatten", "one_hot_label"])
+def test_options_must_be_true_or_false(option):
+    with pytest.raises(TypeError, match=f"{option} must be True or False, got str 'no'"):
+        load_mnist(**{option: "no"})
