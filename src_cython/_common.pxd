@@ -9,7 +9,7 @@
 #   loss = -log(y[t] + 1e-7).
 
 from cython cimport floating
-from libc.math cimport INFINITY, exp, log
+from libc.math cimport INFINITY, exp, fabs, log
 
 cdef extern from "simd_rows.h" nogil:
     # out = sum_n val[n] * M[idx[n], :], in vector registers (see the header)
@@ -161,18 +161,41 @@ cdef inline void softmax_row(
         a[k] = a[k] / s
 
 
-cdef inline Py_ssize_t argmax_row(const double* a, Py_ssize_t K) noexcept nogil:
-    """The book's ``argmax(softmax(a))`` from the logits ``a``.
+cdef inline Py_ssize_t first_max(const double* a, Py_ssize_t K) noexcept nogil:
+    """Index of the first maximum, as numpy.argmax (for NaN-free rows)."""
+    cdef Py_ssize_t k, best = 0
+    for k in range(1, K):
+        if a[k] > a[best]:
+            best = k
+    return best
 
-    The index of the first maximum, except that a row holding NaN or +inf
-    (logits overflowed) has an all-NaN softmax, whose numpy.argmax is 0.
+
+cdef inline Py_ssize_t predicted_class(
+    double* a,              # IN/OUT (K,) logits; probabilities on a near tie
+    Py_ssize_t K,
+) noexcept nogil:
+    """The book's ``argmax(softmax(a))``, without the softmax when it can.
+
+    * A NaN or +inf logit (overflow) makes the book's softmax row all NaN,
+      whose numpy.argmax is 0.
+    * When the largest logit stands clear of the others, it is the most
+      probable class.
+    * When another logit is within 1e-12 (relative) of it, the softmax may
+      round their probabilities to the same value, and numpy.argmax takes
+      the first: the probabilities decide, as in the book.
     """
     cdef Py_ssize_t k, best = 0
+    cdef double margin
     for k in range(K):
         if not a[k] < INFINITY:  # NaN or +inf
             return 0
         if a[k] > a[best]:
             best = k
+    margin = 1e-12 * (1.0 + fabs(a[best]))
+    for k in range(K):
+        if k != best and a[k] >= a[best] - margin:
+            softmax_row(a, K)
+            return first_max(a, K)
     return best
 
 

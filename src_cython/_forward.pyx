@@ -15,8 +15,8 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
-from _common cimport (argmax_row, cross_entropy_row, logits_dense_row,
-                      logits_sparse_row, softmax_row)
+from _common cimport (cross_entropy_row, logits_dense_row, logits_sparse_row,
+                      predicted_class, softmax_row)
 
 
 cdef void* scratch_rows(int n_threads, Py_ssize_t width, size_t size) except NULL:
@@ -122,8 +122,8 @@ def count_correct(
                              D, H, K, w + D, w + D + H, w,
                              idx + threadid() * D)
             # softmax is monotonic: the argmax of the logits is the argmax
-            # of the probabilities (see argmax_row).
-            correct += argmax_row(w + D + H, K) == t[b]
+            # of the probabilities (see predicted_class).
+            correct += predicted_class(w + D + H, K) == t[b]
     finally:
         free(buf)
         free(idx)
@@ -154,7 +154,7 @@ def count_correct_csr(
             logits_sparse_row(&values[indptr[b]], &indices[indptr[b]],
                               indptr[b + 1] - indptr[b], &W1[0, 0], &b1[0],
                               &W2[0, 0], &b2[0], H, K, w, w + H)
-            correct += argmax_row(w + H, K) == t[b]
+            correct += predicted_class(w + H, K) == t[b]
     finally:
         free(buf)
     return correct

@@ -95,3 +95,18 @@ def test_overflowing_logits_give_the_references_accuracy(k):
     for t in (np.full(3, k), np.zeros(3, dtype=int)):
         assert np.isnan(net.loss(x, t)) and np.isnan(ref.loss(x, t))
         assert net.accuracy(x, t) == ref.accuracy(x, t)
+
+
+@pytest.mark.parametrize("gap", [1e-17, 1e-16, 2e-16, 4e-16, 1e-15])
+def test_near_ties_give_the_references_accuracy(gap):
+    # Logits b2 = (0, gap, 0): the book's softmax may round the three
+    # probabilities to one value, and numpy.argmax then takes class 0;
+    # the compiled argmax of the logits used to say class 1 (found by
+    # tests/test_fuzz.py: a fresh network whose hidden units are all ~0).
+    params = {"W1": np.zeros((4, 3)), "b1": np.zeros(3),
+              "W2": np.zeros((3, 3)), "b2": np.array([0.0, gap, 0.0])}
+    x = np.ones((2, 4))
+    net, ref = compiled_net(params), reference_net(params)
+    for k in range(3):
+        t = np.full(2, k)
+        assert net.accuracy(x, t) == ref.accuracy(x, t), (k, ref.predict(x)[0])
