@@ -12,6 +12,30 @@ from .model_file import load_model, save_model
 BACKENDS = ("auto", "cython", "numpy")
 #: Rows each thread of a forward kernel gets at least.
 MIN_ROWS_PER_THREAD = 256
+#: Largest logit move a perturbation may cause for the compiled numerical
+#: gradient: its exact-change algebra takes expm1 of the moves, which
+#: overflows or cancels for large ones.  Beyond, the book's loop runs.
+MAX_LOGIT_MOVE = 1.0
+#: The book's step of the numerical gradient.
+H_STEP = 1e-4
+
+
+def compiled_numerical_gradient_fits(p, x):
+    """Whether every perturbation moves every logit by <= MAX_LOGIT_MOVE.
+
+    A step of ``W1`` or ``b1`` moves a pre-activation by at most
+    ``max|x| * step`` (``x = 1`` for ``b1``), a hidden unit by a quarter
+    of that (sigmoid' <= 1/4, and never more than 1), a logit by that
+    times ``max|W2|``; a step of ``W2`` or ``b2`` moves a logit by at most
+    the step.  The applied step ``fl(theta + h) - theta`` is at most
+    ``h`` plus the spacing of the largest parameter.
+    """
+    def step(*arrays):
+        return H_STEP + np.spacing(max(np.abs(a).max() for a in arrays))
+
+    w2 = np.abs(p["W2"]).max()
+    dz = min(1.0, max(np.abs(x).max(), 1.0) * step(p["W1"], p["b1"]) / 4)
+    return max(dz * w2, step(p["W2"], p["b2"])) <= MAX_LOGIT_MOVE
 
 
 def resolve_backend(backend):
@@ -287,7 +311,10 @@ class TwoLayerNet:
         changes and sums the exact change of their losses (no derivative
         formula, no expansion in h), in parallel over the input pixels; it
         agrees with the book's loop to ~1e-12 and is bit-identical for any
-        thread count.
+        thread count.  When a step could move a logit by more than
+        ``MAX_LOGIT_MOVE`` (inputs and weights both large, e.g. ``|x|`` and
+        ``|W2|`` of ~1000), where that evaluation overflows, the cython
+        backend runs the book's loop instead: same answer, book's speed.
 
         Parameters
         ----------
@@ -358,7 +385,8 @@ class TwoLayerNet:
         return correct / x.shape[0]
 
     def _numerical_gradient(self, p, x, t):
-        if self.backend == "numpy":
+        if (self.backend == "numpy"
+                or not compiled_numerical_gradient_fits(p, x)):
             # the reference perturbs the arrays it is given: never the user's
             p = {k: v.copy() for k, v in p.items()}
             return self._reference(p).numerical_gradient(x, t)

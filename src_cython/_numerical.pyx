@@ -131,6 +131,25 @@ cdef inline double row_difference(double rp, double rm, Evaluation how) noexcept
         return -log1p(ratio)
 
 
+cdef inline double hidden_move(
+    double a, double da, double s, double c, double q,
+) noexcept nogil:
+    """sigmoid(a + da) - sigmoid(a), with s = sigmoid(a), c = 1 - s and
+    q = expm1(-da), for any move da.
+
+    The exact algebra -s c q / (1 + c q) needs 1 + c q = s / sigmoid(a + da)
+    well away from 0 and finite.  A large move out of saturation takes it
+    towards 0 (exactly 0 once q rounds to -1: 0 / 0), one of more than 709
+    into saturation makes q infinite (inf / inf).  Then sigmoid(a + da) is
+    at least 2 s, or the move is nearly all of s: the plain difference
+    loses nothing.
+    """
+    cdef double d = 1.0 + c * q
+    if 0.5 <= d < INFINITY:
+        return -s * c * q / d
+    return 1.0 / (1.0 + exp(-(a + da))) - s
+
+
 cdef enum:
     # Hidden units processed together; the block's temporaries are local
     # arrays, which the compiler knows alias nothing, so the loops vectorise.
@@ -142,6 +161,7 @@ cdef inline void hidden_row_difference(
     Evaluation how,         # IN  how to evaluate expm1/log1p for this row
     const double* dp,       # IN  (H,)  applied perturbations +h per unit j
     const double* dm,       # IN  (H,)  applied perturbations -h per unit j
+    const double* ab,       # IN  (H,)  a1[b]
     const double* sb,       # IN  (H,)  sigmoid(a1[b])
     const double* cb,       # IN  (H,)  1 - sigmoid(a1[b])
     const double* eb,       # IN  (K,)  exp(a2[b] - max a2[b])
@@ -170,9 +190,15 @@ cdef inline void hidden_row_difference(
             # hidden unit j moves by dz when a1[b, j] moves by v * d
             qp = expm1_da(-(v * dp[j0 + j]), how)
             qm = expm1_da(-(v * dm[j0 + j]), how)
-            sc = sb[j0 + j] * cb[j0 + j]
-            dzp[j] = -sc * qp / (1.0 + cb[j0 + j] * qp)
-            dzm[j] = -sc * qm / (1.0 + cb[j0 + j] * qm)
+            if Evaluation is Libm:  # any move, saturation included
+                dzp[j] = hidden_move(ab[j0 + j], v * dp[j0 + j], sb[j0 + j],
+                                     cb[j0 + j], qp)
+                dzm[j] = hidden_move(ab[j0 + j], v * dm[j0 + j], sb[j0 + j],
+                                     cb[j0 + j], qm)
+            else:  # |da| <= 2**-12: 1 + c q is within 2**-12 of 1
+                sc = sb[j0 + j] * cb[j0 + j]
+                dzp[j] = -sc * qp / (1.0 + cb[j0 + j] * qp)
+                dzm[j] = -sc * qm / (1.0 + cb[j0 + j] * qm)
             emtp[j] = expm1_logit(dzp[j] * wk[j], how)
             emtm[j] = expm1_logit(dzm[j] * wk[j], how)
             Dp[j] = 0.0
@@ -201,6 +227,7 @@ cdef inline void hidden_column(
     const double* dm,       # IN  (H,)  applied perturbations -h per unit j
     double vmax_series,     # IN  |x| up to which the Series case holds
     double vmax_tiny,       # IN  |x| up to which the Tiny case holds
+    const double* a,        # IN  (N, H) a1
     const double* s,        # IN  (N, H) sigmoid(a1)
     const double* c,        # IN  (N, H) 1 - sigmoid(a1)
     const double* e,        # IN  (N, K) exp(a2 - max a2)
@@ -224,14 +251,17 @@ cdef inline void hidden_column(
         b = rows[r]
         v = vals[r]
         if fabs(v) <= vmax_tiny:
-            hidden_row_difference(v, tiny, dp, dm, s + b * H, c + b * H,
-                                  e + b * K, S[b], P[b], t[b], W2T, H, K, acc)
+            hidden_row_difference(v, tiny, dp, dm, a + b * H, s + b * H,
+                                  c + b * H, e + b * K, S[b], P[b], t[b], W2T,
+                                  H, K, acc)
         elif fabs(v) <= vmax_series:
-            hidden_row_difference(v, series, dp, dm, s + b * H, c + b * H,
-                                  e + b * K, S[b], P[b], t[b], W2T, H, K, acc)
+            hidden_row_difference(v, series, dp, dm, a + b * H, s + b * H,
+                                  c + b * H, e + b * K, S[b], P[b], t[b], W2T,
+                                  H, K, acc)
         else:
-            hidden_row_difference(v, libm, dp, dm, s + b * H, c + b * H,
-                                  e + b * K, S[b], P[b], t[b], W2T, H, K, acc)
+            hidden_row_difference(v, libm, dp, dm, a + b * H, s + b * H,
+                                  c + b * H, e + b * K, S[b], P[b], t[b], W2T,
+                                  H, K, acc)
 
 
 cdef inline double output_unit(
@@ -332,6 +362,7 @@ def numerical_gradient(
         for i in range(D):
             nnz += x[b, i] != 0.0
     # Scratch of the one kept forward pass, O(N (H + K) + nnz(x)).
+    cdef double[:, ::1] a = np.empty((N, H))       # a1
     cdef double[:, ::1] s = np.empty((N, H))       # sigmoid(a1)
     cdef double[:, ::1] c = np.empty((N, H))       # 1 - sigmoid(a1)
     cdef double[:, ::1] zT = np.empty((H, N))      # sigmoid(a1) transposed
@@ -352,10 +383,10 @@ def numerical_gradient(
     with nogil:
         for b in range(N):
             hidden_preactivation_row(&x[b, 0], &W1[0, 0], &b1[0], D, H,
-                                     &s[b, 0], &row_vals[0], &row_cols[0])
+                                     &a[b, 0], &row_vals[0], &row_cols[0])
             for j in range(H):
-                c[b, j] = 1.0 / (1.0 + exp(s[b, j]))
-                s[b, j] = 1.0 / (1.0 + exp(-s[b, j]))
+                c[b, j] = 1.0 / (1.0 + exp(a[b, j]))
+                s[b, j] = 1.0 / (1.0 + exp(-a[b, j]))
                 zT[j, b] = s[b, j]
             output_row(&s[b, 0], &W2[0, 0], &b2[0], H, K, &e[b, 0])
             S[b] = shifted_exp_row(&e[b, 0], K)
@@ -384,7 +415,7 @@ def numerical_gradient(
                         col_start[i + 1] - col_start[i], buf, buf + H,
                         input_bound(buf, buf + H, H, w2max, SERIES_SMALL),
                         input_bound(buf, buf + H, H, w2max, TINY_SMALL),
-                        &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
+                        &a[0, 0], &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
                         &W2T[0, 0], H, K, &gW1[i, 0])
                     for j in range(H):
                         gW1[i, j] = gW1[i, j] * scale
@@ -397,7 +428,7 @@ def numerical_gradient(
             &ones[0], &all_rows[0], N, &db[0], &db[H],
             input_bound(&db[0], &db[H], H, w2max, SERIES_SMALL),
             input_bound(&db[0], &db[H], H, w2max, TINY_SMALL),
-            &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
+            &a[0, 0], &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
             &W2T[0, 0], H, K, &gb1[0])
         for j in range(H):
             gb1[j] = gb1[j] * scale

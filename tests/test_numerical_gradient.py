@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mnist_fast import TwoLayerNet
+from mnist_fast.two_layer_net import compiled_numerical_gradient_fits
 from conftest import one_hot, reference_net, requires_compiled, trained_params
 
 pytestmark = requires_compiled
@@ -112,6 +113,30 @@ def test_saturating_weights_and_large_inputs(scale):
     params = trained_params((20, 8, 5), seed=4, std=1.0, scale=1.0)
     x = rng.standard_normal((16, 20)) * scale
     check_full(params, x, rng.integers(0, 5, 16))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp")
+@pytest.mark.parametrize("scale", [4e5, 1e6, 1e8])
+def test_steps_that_move_units_out_of_saturation(scale):
+    # With x ~ 1e6 a step of h moves a pre-activation by ~100: saturated
+    # units leave saturation, 1 + c q of the exact algebra underflows to 0
+    # and the compiled gradient was NaN (found by tests/test_fuzz.py).
+    rng = np.random.default_rng(int(scale))
+    params = trained_params((4, 3, 3), seed=4, std=0.01)
+    x = rng.standard_normal((6, 4)) * scale
+    assert compiled_numerical_gradient_fits(params, x)  # the kernel runs
+    check_full(params, x, rng.integers(0, 3, 6))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp")
+def test_steps_that_move_logits_far_run_the_books_loop():
+    # Weights of ~1000 and inputs of ~1000: a step moves logits by ~100,
+    # where the kernel's expm1 of the moves overflows (it returned NaN).
+    rng = np.random.default_rng(9)
+    params = trained_params((4, 3, 3), seed=4, std=1.0, scale=100.0)
+    x = rng.standard_normal((6, 4)) * 1e3
+    assert not compiled_numerical_gradient_fits(params, x)
+    check_full(params, x, rng.integers(0, 3, 6))
 
 
 def test_very_confident_network():
