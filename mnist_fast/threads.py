@@ -7,6 +7,10 @@ from .validation import positive_int
 
 #: Environment variable that sets the default thread count of the kernels.
 ENV_NUM_THREADS = "MNIST_FAST_NUM_THREADS"
+#: The most threads a kernel gets: more than any machine these kernels run
+#: on has cores, few enough that OpenMP can always create them (a request
+#: for 200,000 threads crashed the interpreter).
+MAX_THREADS = 1024
 
 
 def resolve_num_threads(num_threads=None):
@@ -15,8 +19,9 @@ def resolve_num_threads(num_threads=None):
     Parameters
     ----------
     num_threads : int or None
-        Explicit count (>= 1).  None means ``$MNIST_FAST_NUM_THREADS`` if
-        set, else OpenMP's default (all cores, or ``$OMP_NUM_THREADS``).
+        Explicit count, 1 to ``MAX_THREADS``.  None means
+        ``$MNIST_FAST_NUM_THREADS`` if set, else OpenMP's default (all
+        cores, or ``$OMP_NUM_THREADS``) capped at ``MAX_THREADS``.
 
     Returns
     -------
@@ -28,8 +33,8 @@ def resolve_num_threads(num_threads=None):
     TypeError
         ``num_threads`` is not an integer (a bool, a string...).
     ValueError
-        ``num_threads`` or ``$MNIST_FAST_NUM_THREADS`` is < 1 or not a
-        whole number.
+        ``num_threads`` or ``$MNIST_FAST_NUM_THREADS`` is < 1, above
+        ``MAX_THREADS`` or not a whole number.
     """
     if num_threads is None:
         env = os.environ.get(ENV_NUM_THREADS, "").strip()
@@ -38,11 +43,13 @@ def resolve_num_threads(num_threads=None):
                 value = int(env)
             except ValueError:
                 raise ValueError(
-                    f"${ENV_NUM_THREADS} must be a positive integer, got {env!r}"
+                    f"${ENV_NUM_THREADS} must be an integer between 1 and "
+                    f"{MAX_THREADS}, got {env!r}"
                 ) from None
-            n = positive_int(value, f"${ENV_NUM_THREADS}")
+            n = positive_int(value, f"${ENV_NUM_THREADS}",
+                             maximum=MAX_THREADS)
         else:
-            n = max_threads()
+            n = min(max_threads(), MAX_THREADS)  # $OMP_NUM_THREADS may be huge
     else:
-        n = positive_int(num_threads, "num_threads")
+        n = positive_int(num_threads, "num_threads", maximum=MAX_THREADS)
     return n if openmp_enabled() else 1

@@ -53,9 +53,14 @@ def _as_array(obj, name, lists=True):
     )
 
 
-def positive_int(value, name, minimum=1):
-    """``value`` as an int >= ``minimum`` (bools and fractions are refused)."""
-    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+def positive_int(value, name, minimum=1, maximum=None):
+    """``value`` as an int in [minimum, maximum] (bools, fractions refused)."""
+    if maximum is not None:
+        expected = f"an integer between {minimum} and {maximum}"
+    elif minimum == 1:
+        expected = "a positive integer"
+    else:
+        expected = f"an integer >= {minimum}"
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be {expected}, got {value!r}")
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
@@ -66,7 +71,7 @@ def positive_int(value, name, minimum=1):
         n = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be {expected}, got {describe(value)}") from None
-    if n < minimum:
+    if n < minimum or (maximum is not None and n > maximum):
         raise ValueError(f"{name} must be {expected}, got {n}")
     return n
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import mnist_fast
+from mnist_fast import threads
 from mnist_fast.threads import ENV_NUM_THREADS, resolve_num_threads
 
 
@@ -53,6 +54,14 @@ def test_num_threads_env_and_argument(monkeypatch):
     with pytest.raises(ValueError, match="num_threads must be a whole number, got 1.5"):
         resolve_num_threads(1.5)
     for wrong in ("2", True):
-        with pytest.raises(TypeError, match="num_threads must be a positive integer"):
+        with pytest.raises(TypeError, match="num_threads must be an integer between 1 and"):
             resolve_num_threads(wrong)
     assert resolve_num_threads(2.0) == resolve_num_threads(2)
+
+
+def test_openmp_default_is_capped(monkeypatch):
+    # $OMP_NUM_THREADS may ask for more threads than OpenMP can create
+    monkeypatch.delenv(ENV_NUM_THREADS, raising=False)
+    monkeypatch.setattr(threads, "max_threads", lambda: 10**6)
+    expected = threads.MAX_THREADS if mnist_fast.build_info()["openmp"] else 1
+    assert resolve_num_threads(None) == expected

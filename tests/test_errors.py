@@ -213,11 +213,16 @@ BAD_CONSTRUCTOR = [
     case(dict(backend=np.array(["numpy", "cython"])), TypeError,
          "backend must be one of .*got an array of shape (2,)", "array backend"),
     case(dict(num_threads=0), ValueError,
-         "num_threads must be a positive integer, got 0", "0 threads"),
+         "num_threads must be an integer between 1 and 1024, got 0", "0 threads"),
     case(dict(num_threads=-2), ValueError,
-         "num_threads must be a positive integer, got -2", "negative threads"),
+         "num_threads must be an integer between 1 and 1024, got -2",
+         "negative threads"),
+    case(dict(num_threads=200_000), ValueError,  # OpenMP crashed on it
+         "num_threads must be an integer between 1 and 1024, got 200000",
+         "200,000 threads"),
     case(dict(num_threads="2"), TypeError,
-         "num_threads must be a positive integer, got str '2'", "str threads"),
+         "num_threads must be an integer between 1 and 1024, got str '2'",
+         "str threads"),
     case(dict(seed=-1), ValueError, "seed must be None, a non-negative "
          "integer or a numpy.random.Generator, got int -1", "negative seed"),
     case(dict(seed=0.5), TypeError, "seed must be .*got float 0.5", "float seed"),
@@ -231,8 +236,9 @@ def test_bad_constructor_arguments(kwargs, error, message):
         TwoLayerNet(**args)
 
 
-def test_bad_thread_count_from_the_environment(monkeypatch):
-    monkeypatch.setenv("MNIST_FAST_NUM_THREADS", "0")
-    message = "$MNIST_FAST_NUM_THREADS must be a positive integer, got 0"
+@pytest.mark.parametrize("value", ["0", "5000", "many"])
+def test_bad_thread_count_from_the_environment(monkeypatch, value):
+    monkeypatch.setenv("MNIST_FAST_NUM_THREADS", value)
+    message = "$MNIST_FAST_NUM_THREADS must be an integer between 1 and 1024, got "
     with pytest.raises(ValueError, match=pattern(message)):
         TwoLayerNet(4, 3, 2)
