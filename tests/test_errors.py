@@ -133,34 +133,40 @@ BAD_PARAMS = [
 ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("x, error, message", BAD_X)
-def test_bad_inputs(backend, method, x, error, message):
-    net = TwoLayerNet(4, 3, 2, backend=backend, seed=0)
-    with pytest.raises(error, match=message):
-        call(net, method, x, T)
+def bad_x(net, x):
+    return x, T
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("method", METHODS[1:])
-@pytest.mark.parametrize("t, error, message", BAD_T)
-def test_bad_labels(backend, method, t, error, message):
-    # t=None used to reach the compiled kernels as a None memoryview: a
-    # segmentation fault in loss and accuracy
-    net = TwoLayerNet(4, 3, 2, backend=backend, seed=0)
-    with pytest.raises(error, match=message):
-        call(net, method, X, t)
+def bad_t(net, t):
+    return X, t
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("spoil, error, message", BAD_PARAMS)
-def test_bad_params(backend, method, spoil, error, message):
-    net = TwoLayerNet(4, 3, 2, backend=backend, seed=0)
+def bad_params(net, spoil):
     spoil(net.params)
+    return X, T
+
+
+# Every case of each table on every method that takes the argument.
+MISUSE = [
+    pytest.param(spoil, method, *case.values, id=f"{name} {case.id}, {method}")
+    for name, spoil, methods, table in [
+        ("x", bad_x, METHODS, BAD_X),
+        ("t", bad_t, METHODS[1:], BAD_T),
+        ("params", bad_params, METHODS, BAD_PARAMS),
+    ]
+    for case in table for method in methods
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("spoil, method, value, error, message", MISUSE)
+def test_misuse(backend, spoil, method, value, error, message):
+    # (t=None used to reach the compiled loss and accuracy kernels as a
+    # None memoryview: a segmentation fault.)
+    net = TwoLayerNet(4, 3, 2, backend=backend, seed=0)
+    x, t = spoil(net, value)
     with pytest.raises(error, match=message):
-        call(net, method, X, T)
+        call(net, method, x, t)
 
 
 @pytest.mark.parametrize("params, message", [

@@ -185,7 +185,7 @@ NETS = tiny_nets()
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@settings(FUZZ, max_examples=1000)
+@settings(FUZZ, max_examples=800)
 @given(batch=batches())
 def test_any_batch(batch):
     check_every_method(NETS, *batch)
