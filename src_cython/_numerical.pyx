@@ -40,9 +40,8 @@ are bit-identical whatever the number of threads.
 import numpy as np
 
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY, exp, expm1, fabs, log1p
-from libc.stdlib cimport free, malloc
 
 from _common cimport hidden_preactivation_row, output_row, shifted_exp_row
 
@@ -356,7 +355,7 @@ def numerical_gradient(
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b, i, j, k, nnz = 0
     cdef double p, w2max = 0.0, scale = 1.0 / (N * 2.0 * H_STEP)
-    cdef double* buf = NULL
+    cdef double* buf
 
     for b in range(N):
         for i in range(D):
@@ -377,6 +376,8 @@ def numerical_gradient(
     cdef Py_ssize_t[::1] col_rows = np.empty(nnz + 1, dtype=np.intp)
     cdef double[::1] col_vals = np.empty(nnz + 1)
     cdef double[::1] db = np.empty(2 * H)           # b1's perturbations
+    # each thread's W1 perturbations (allocated here: MemoryError, not NULL)
+    cdef double[:, ::1] steps = np.empty((max(n_threads, 1), 2 * H))
     cdef double[::1] row_vals = np.empty(D)         # a row's nonzeros
     cdef int[::1] row_cols = np.empty(D, dtype=np.intc)
 
@@ -405,22 +406,19 @@ def numerical_gradient(
                 w2max = max(w2max, fabs(W2[j, k]))
 
         # W1: one input pixel i per task; its rows are the column's nonzeros.
-        with parallel(num_threads=n_threads):
-            buf = <double*> malloc(2 * H * sizeof(double))
-            try:
-                for i in prange(D, schedule="dynamic", chunksize=4):
-                    applied_steps(&W1[i, 0], H, buf, buf + H)
-                    hidden_column(
-                        &col_vals[col_start[i]], &col_rows[col_start[i]],
-                        col_start[i + 1] - col_start[i], buf, buf + H,
-                        input_bound(buf, buf + H, H, w2max, SERIES_SMALL),
-                        input_bound(buf, buf + H, H, w2max, TINY_SMALL),
-                        &a[0, 0], &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
-                        &W2T[0, 0], H, K, &gW1[i, 0])
-                    for j in range(H):
-                        gW1[i, j] = gW1[i, j] * scale
-            finally:
-                free(buf)
+        for i in prange(D, schedule="dynamic", chunksize=4,
+                        num_threads=n_threads):
+            buf = &steps[threadid(), 0]
+            applied_steps(&W1[i, 0], H, buf, buf + H)
+            hidden_column(
+                &col_vals[col_start[i]], &col_rows[col_start[i]],
+                col_start[i + 1] - col_start[i], buf, buf + H,
+                input_bound(buf, buf + H, H, w2max, SERIES_SMALL),
+                input_bound(buf, buf + H, H, w2max, TINY_SMALL),
+                &a[0, 0], &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
+                &W2T[0, 0], H, K, &gW1[i, 0])
+            for j in range(H):
+                gW1[i, j] = gW1[i, j] * scale
 
         # b1: the same with x = 1 in every row.
         applied_steps(&b1[0], H, &db[0], &db[H])
