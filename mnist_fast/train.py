@@ -10,8 +10,8 @@ import numpy as np
 
 from . import build
 from .threads import resolve_num_threads
-from .validation import (as_inputs, as_labels, as_rng, flag, one_of,
-                         positive_int, real_number)
+from .validation import (MAX_INDEX, as_inputs, as_labels, as_rng, flag,
+                         one_of, positive_int, real_number)
 
 GRADIENTS = ("backprop", "numerical")
 
@@ -153,6 +153,8 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
     iters_num : int, default 10000
         Iterations, >= 0.
     batch_size : int, default 100
+        1 ... 2**31 - 1; may exceed the training set (rows are drawn with
+        replacement).
     learning_rate : float, default 0.1
         Finite and > 0.
     gradient : {"backprop", "numerical"}, default "backprop"
@@ -177,7 +179,8 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
         ``net.params`` as in :meth:`TwoLayerNet.loss` (the messages name
         ``x_train``, ``t_train``, ``x_test`` or ``t_test``).
     ValueError
-        ``iters_num`` < 0, ``batch_size`` < 1 (or not whole numbers),
+        ``iters_num`` < 0, ``batch_size`` outside 1 ... 2**31 - 1 (or not
+        whole numbers),
         ``learning_rate`` <= 0 or not finite, an unknown ``gradient``, a
         negative ``seed``; bad data or ``net.params`` as in
         :meth:`TwoLayerNet.loss`.  Nothing is trained then.
@@ -191,7 +194,7 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
     if not isinstance(net, TwoLayerNet):
         raise TypeError(f"net must be a TwoLayerNet, got {type(net).__name__}")
     iters_num = positive_int(iters_num, "iters_num", minimum=0)
-    batch_size = positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size", maximum=MAX_INDEX)
     learning_rate = real_number(learning_rate, "learning_rate", minimum=0.0,
                                 strict=True)
     one_of(gradient, "gradient", GRADIENTS)

@@ -5,8 +5,8 @@ import numpy as np
 from . import build, reference
 from .build import _backprop, _forward, _numerical
 from .threads import resolve_num_threads
-from .validation import (PARAM_NAMES, as_inputs, as_labels, as_params,
-                         as_rng, one_of, positive_int, real_number)
+from .validation import (MAX_INDEX, PARAM_NAMES, as_inputs, as_labels,
+                         as_params, as_rng, one_of, positive_int, real_number)
 from .model_file import load_model, save_model
 
 BACKENDS = ("auto", "cython", "numpy")
@@ -57,8 +57,8 @@ class TwoLayerNet:
     Parameters
     ----------
     input_size, hidden_size : int
-        Layer sizes, >= 1 (784 and 50 in the book).  Whole floats such as
-        ``784.0`` are accepted.
+        Layer sizes, >= 1 (784 and 50 in the book; ``input_size`` at most
+        2**31 - 1).  Whole floats such as ``784.0`` are accepted.
     output_size : int
         Number of classes, >= 2 (10 in the book).
     weight_init_std : float, default 0.01
@@ -95,10 +95,10 @@ class TwoLayerNet:
         wrong type (a string, a bool, an array, None), or a ``backend`` that
         is not a string.
     ValueError
-        A size < 1 (``output_size`` < 2) or not a whole number; a negative
-        or non-finite ``weight_init_std``, or one so large that the initial
-        weights overflow; an unknown ``backend`` name; a negative ``seed``;
-        ``num_threads`` < 1.
+        A size < 1 (``output_size`` < 2), ``input_size`` >= 2**31, or not
+        a whole number; a negative or non-finite ``weight_init_std``, or one
+        so large that the initial weights overflow; an unknown ``backend``
+        name; a negative ``seed``; ``num_threads`` outside 1 ... 1024.
     RuntimeError
         ``backend="cython"`` but the compiled kernels are not built.
     MemoryError
@@ -114,7 +114,8 @@ class TwoLayerNet:
     def __init__(self, input_size, hidden_size, output_size,
                  weight_init_std=0.01, *, backend="auto", seed=None,
                  num_threads=None):
-        self.input_size = positive_int(input_size, "input_size")
+        self.input_size = positive_int(input_size, "input_size",
+                                       maximum=MAX_INDEX)
         self.hidden_size = positive_int(hidden_size, "hidden_size")
         self.output_size = positive_int(output_size, "output_size", minimum=2)
         weight_init_std = real_number(weight_init_std, "weight_init_std",
@@ -244,7 +245,8 @@ class TwoLayerNet:
             that is not a float array, or :attr:`params` not a dict.
         ValueError
             ``x`` is not 2-D (a single sample needs ``x.reshape(1, -1)``),
-            is empty, has not ``input_size`` columns, or holds NaN or inf.
+            is empty or has 2**31 rows or more, has not ``input_size``
+            columns, or holds NaN or inf.
             A :attr:`params` entry of the wrong shape or holding NaN or
             inf, or a missing key.
         """

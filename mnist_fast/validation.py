@@ -14,6 +14,9 @@ from collections.abc import Mapping
 import numpy as np
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
+#: Most rows of a batch, and most input features: the kernels index pixels
+#: and batch rows with C ints.
+MAX_INDEX = 2**31 - 1
 
 
 def describe(obj):
@@ -178,6 +181,11 @@ def as_inputs(x, n_features, name="x"):
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {arr.shape})")
+    if arr.shape[0] > MAX_INDEX:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} rows, more than the {MAX_INDEX} "
+            "(2**31 - 1) a batch may have: split it"
+        )
     if arr.shape[1] != n_features:
         raise ValueError(
             f"{name} must have {n_features} features (columns) to match the "

@@ -32,6 +32,9 @@ BAD_X = [
          "match the network's input_size, got shape (2, 5)", "5 features"),
     case(np.ones((0, 4)), ValueError,
          "x is an empty batch (shape (0, 4))", "empty batch"),
+    case(np.broadcast_to(np.ones(4), (2**31, 4)), ValueError,  # no memory
+         "x has 2147483648 rows, more than the 2147483647 (2**31 - 1) a "
+         "batch may have: split it", "2**31 rows"),
     case([], ValueError, "got 1-D shape (0,)", "empty list"),
     case(with_value((2, 4), (1, 2), np.nan), ValueError,
          "x must be finite, but 1 value(s) are NaN or infinite (first at "
@@ -183,7 +186,8 @@ def test_params_must_be_a_dict(params, message):
 
 BAD_CONSTRUCTOR = [
     case(dict(input_size=0), ValueError,
-         "input_size must be a positive integer, got 0", "input_size 0"),
+         "input_size must be an integer between 1 and 2147483647, got 0",
+         "input_size 0"),
     case(dict(hidden_size=-5), ValueError,
          "hidden_size must be a positive integer, got -5", "hidden_size < 0"),
     case(dict(output_size=1), ValueError,
@@ -193,13 +197,18 @@ BAD_CONSTRUCTOR = [
     case(dict(input_size=float("nan")), ValueError,
          "input_size must be a whole number, got nan", "NaN size"),
     case(dict(input_size="784"), TypeError,
-         "input_size must be a positive integer, got str '784'", "str size"),
+         "input_size must be an integer between 1 and 2147483647, got str "
+         "'784'", "str size"),
     case(dict(output_size=True), TypeError,
          "output_size must be an integer >= 2, got True", "bool size"),
     case(dict(input_size=None), TypeError,
-         "input_size must be a positive integer, got NoneType None", "None size"),
-    case(dict(input_size=2**70), MemoryError,
-         "a 1180591620717411303424-3-2 network has .* parameters: more than "
+         "input_size must be an integer between 1 and 2147483647, got "
+         "NoneType None", "None size"),
+    case(dict(input_size=2**31), ValueError,  # pixels are C-int indices
+         "input_size must be an integer between 1 and 2147483647, got "
+         "2147483648", "2**31 inputs"),
+    case(dict(hidden_size=2**70), MemoryError,
+         "a 4-1180591620717411303424-2 network has .* parameters: more than "
          "can be addressed", "unaddressable"),
     case(dict(weight_init_std=-0.01), ValueError,
          "weight_init_std must be >= 0.0, got -0.01", "negative std"),
