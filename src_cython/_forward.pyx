@@ -30,6 +30,21 @@ cdef void* scratch_rows(int n_threads, Py_ssize_t width, size_t size) except NUL
     return rows
 
 
+cdef inline double* dense_logits(
+    const floating* x,      # IN  (D,) one input row
+    const double* W1, const double* b1, const double* W2, const double* b2,
+    Py_ssize_t D, Py_ssize_t H, Py_ssize_t K,
+    double* buf,            # scratch: a row of D + H + K doubles per thread
+    int* idx,               # scratch: a row of D ints per thread
+    Py_ssize_t thread,      # IN  which rows of the scratch are this thread's
+) noexcept nogil:
+    """The row's logits, in this thread's scratch (returned)."""
+    cdef double* w = buf + thread * (D + H + K)
+    logits_dense_row(x, W1, b1, W2, b2, D, H, K, w + D, w + D + H, w,
+                     idx + thread * D)
+    return w + D + H
+
+
 def predict(
     const floating[:, ::1] x,     # IN  (N, D)
     const double[:, ::1] W1,      # IN  (D, H)
@@ -76,17 +91,14 @@ def loss(
     cdef double* buf = <double*> scratch_rows(n_threads, D + H + K,
                                               sizeof(double))
     cdef int* idx = NULL
-    cdef double* w
     cdef double total = 0.0
     try:
         idx = <int*> scratch_rows(n_threads, D, sizeof(int))
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
-            w = buf + threadid() * (D + H + K)
-            logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0],
-                             D, H, K, w + D, w + D + H, w,
-                             idx + threadid() * D)
-            row_loss[b] = cross_entropy_row(w + D + H, K, t[b])
+            row_loss[b] = cross_entropy_row(dense_logits(
+                &x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0], D, H, K, buf,
+                idx, threadid()), K, t[b])
     finally:
         free(buf)
         free(idx)
@@ -112,18 +124,15 @@ def count_correct(
     cdef double* buf = <double*> scratch_rows(n_threads, D + H + K,
                                               sizeof(double))
     cdef int* idx = NULL
-    cdef double* w
     try:
         idx = <int*> scratch_rows(n_threads, D, sizeof(int))
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
-            w = buf + threadid() * (D + H + K)
-            logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0],
-                             D, H, K, w + D, w + D + H, w,
-                             idx + threadid() * D)
             # softmax is monotonic: the argmax of the logits is the argmax
             # of the probabilities (see predicted_class).
-            correct += predicted_class(w + D + H, K) == t[b]
+            correct += predicted_class(dense_logits(
+                &x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0], D, H, K, buf,
+                idx, threadid()), K) == t[b]
     finally:
         free(buf)
         free(idx)
