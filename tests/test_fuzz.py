@@ -34,10 +34,17 @@ OTHER_DTYPES = [np.complex128, "U3", "S3", "M8[s]", "m8[s]",
 #: Beyond this, x @ W1 may overflow: then NaN or not depends on summation
 #: order and FMA, which differ between the kernels and BLAS (README).
 MODERATE = 1e100
+#: Compared with the reference only where both are accurate to ~1e-13, so
+#: that 1e-12 measures the kernels, not rounding: the terms of x @ W1,
+#: z1 @ W2 and of the backprop sums (x.T @ (dy @ W2.T)) are at most
+#: max|x| max|W1| max|W2| (each at least 1), and rounding is ~1e-16 of them
+#: (found by the fuzz: W2 of 2e5, equal columns, makes dy @ W2.T a
+#: cancellation whose rounding differs by 2e-12 between the two).
+CONDITION_BOUND = 1e3
 #: The book's numerical gradient is a difference of two rounded losses
 #: divided by 2h: with logits beyond this its own rounding approaches 1e-10
 #: (the compiled one, exact to ~1e-12 against an extended-precision run of
-#: the book's loop, is then the more accurate) and is not compared.
+#: the book's loop, is then the more accurate).
 LOGIT_BOUND = 10.0
 
 WILD_SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6)
@@ -117,11 +124,23 @@ def check_error(exc):
     assert ARGUMENT.match(str(exc)), str(exc)
 
 
+def largest(values):
+    with np.errstate(over="ignore"):
+        return float(np.abs(np.asarray(values, dtype=np.float64)).max())
+
+
 def moderate(values):
     """Finite numbers of at most MODERATE in magnitude."""
-    with np.errstate(over="ignore"):
-        return bool(np.all(np.abs(np.asarray(values, dtype=np.float64))
-                           <= MODERATE))
+    return largest(values) <= MODERATE
+
+
+def well_conditioned(method, x, p):
+    """Whether the reference's own rounding is well below the tolerance."""
+    scale = (max(1.0, largest(x)) * max(1.0, largest(p["W1"]), largest(p["b1"]))
+             * max(1.0, largest(p["W2"]), largest(p["b2"])))
+    logits = np.abs(p["W2"]).sum(axis=0).max() + largest(p["b2"])
+    return scale <= CONDITION_BOUND and (method != "numerical_gradient"
+                                         or logits <= LOGIT_BOUND)
 
 
 def check_result(net, method, x, t, result):
@@ -135,13 +154,6 @@ def check_result(net, method, x, t, result):
     if not (moderate(x) and all(map(moderate, net.params.values()))):
         event("legal, huge values")
         return  # only the kind of result is checked
-    if method == "numerical_gradient":
-        assert all(np.isfinite(v).all() for v in result.values())
-        p = net.params
-        if np.abs(p["W2"]).sum(axis=0).max() + np.abs(p["b2"]).max() > LOGIT_BOUND:
-            event("legal, logits too large to compare numerical gradients")
-            return
-    event("legal, compared with the reference")
     if method != "predict":
         t = np.asarray(t)
         t = t.astype(np.intp) if t.ndim == 1 else t.astype(np.float64)
@@ -150,7 +162,12 @@ def check_result(net, method, x, t, result):
     if isinstance(want, dict):
         result, want = (np.concatenate([d[k].ravel() for k in PARAM_NAMES])
                         for d in (result, want))
-    np.testing.assert_allclose(result, want, rtol=0, atol=ATOL[method])
+    if well_conditioned(method, x, net.params):
+        event("legal, compared with the reference")
+        np.testing.assert_allclose(result, want, rtol=0, atol=ATOL[method])
+    else:  # finite wherever the book's answer is
+        event("legal, large values: finiteness compared")
+        assert np.isfinite(result)[np.isfinite(want)].all()
 
 
 def outcome(net, method, x, t):
@@ -199,6 +216,9 @@ def spoiled_params():
         key.flatmap(lambda k: hnp.arrays(
             st.sampled_from([np.float64, np.float32, np.float16]), shapes[k]
         ).map(lambda v: (k, v))),            # the right shape: NaN, inf, huge
+        key.flatmap(lambda k: st.sampled_from([np.float64, np.float32]).flatmap(
+            lambda d: floats(d, shapes[k], min_value=-3, max_value=3)
+        ).map(lambda v: (k, v))),            # the right shape, legal
         st.tuples(key, any_array(hnp.array_shapes(min_dims=0, max_dims=3,
                                                   max_side=5))),
         st.tuples(key, oddities()),
