@@ -15,6 +15,18 @@ KERNEL_MODULES = ("_forward", "_numerical", "_backprop")
 ENV_SIMD = "MNIST_FAST_SIMD"
 
 
+#: GNU OpenMP's idle threads spin for up to this many iterations (~10 us)
+#: waiting for the next parallel region, then sleep.  Its default (300,000)
+#: lets a spinning worker hold a core while the Python thread that will
+#: start the next region waits for it: with another busy process on a
+#: 2-core machine, the default training run took 125 s instead of 9 s
+#: (with 10,000: 13 s loaded, no slower when idle).  Set only when neither
+#: OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set, before libgomp is loaded.
+DEFAULT_GOMP_SPINCOUNT = "10000"
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = DEFAULT_GOMP_SPINCOUNT
+
+
 def _import_kernels():
     """The kernel modules for this CPU: the AVX2+FMA variant where it runs."""
     from . import _machine

@@ -43,42 +43,66 @@ cdef inline void output_delta_row(
         a2[k] = (a2[k] - (1.0 if k == t else 0.0)) / n
 
 
-cdef inline void backward_dense_part(
+cdef inline void hidden_delta_row(
+    const double* z,        # IN  (H,)   sigmoid(a1) of one row
+    const double* dy,       # IN  (K,)   its dy
+    const double* W2T,      # IN  (K, H) W2 transposed
+    Py_ssize_t H,
+    Py_ssize_t K,
+    double* dz1,            # OUT (H,)   sigmoid'(a1) * (dy @ W2.T)
+) noexcept nogil:
+    """One row of dz1 = (1 - z) z (dy @ W2.T), vectorised over the units."""
+    cdef Py_ssize_t j, k
+    cdef double c
+    cdef const double* w
+    for j in range(H):
+        dz1[j] = 0.0
+    for k in range(K):
+        c = dy[k]
+        w = W2T + k * H
+        for j in range(H):
+            dz1[j] += c * w[j]
+    for j in range(H):
+        dz1[j] = ((1.0 - z[j]) * z[j]) * dz1[j]
+
+
+cdef inline void output_gradients(
     const double* z,        # IN  (B, H) sigmoid(a1)
     const double* dy,       # IN  (B, K)
-    const double* W2,       # IN  (H, K)
+    const double* dz1,      # IN  (B, H)
     Py_ssize_t B,
     Py_ssize_t H,
     Py_ssize_t K,
-    double* gW2,            # OUT (H, K) z.T @ dy
+    double* gW2T,           # OUT (K, H) (z.T @ dy).T
     double* gb2,            # OUT (K,)   sum(dy)
-    double* dz1,            # OUT (B, H) sigmoid'(a1) * (dy @ W2.T)
     double* gb1,            # OUT (H,)   sum(dz1)
 ) noexcept nogil:
-    """Everything of backprop but x.T @ dz1 (small: B * H * K)."""
+    """The sums over the batch rows, in row order, vectorised over units."""
     cdef Py_ssize_t b, j, k
-    cdef double zj, da
-    cdef const double* dyb
-    cdef const double* w
+    cdef double c
     for j in range(H * K):
-        gW2[j] = 0.0
+        gW2T[j] = 0.0
     for k in range(K):
         gb2[k] = 0.0
     for j in range(H):
         gb1[j] = 0.0
     for b in range(B):
-        dyb = dy + b * K
         for k in range(K):
-            gb2[k] += dyb[k]
+            c = dy[b * K + k]
+            gb2[k] += c
+            for j in range(H):
+                gW2T[k * H + j] += c * z[b * H + j]
         for j in range(H):
-            zj = z[b * H + j]
-            w = W2 + j * K
-            da = 0.0
-            for k in range(K):
-                gW2[j * K + k] += zj * dyb[k]
-                da += dyb[k] * w[k]
-            dz1[b * H + j] = ((1.0 - zj) * zj) * da
             gb1[j] += dz1[b * H + j]
+
+
+cdef inline void transpose(
+    const double* a, Py_ssize_t rows, Py_ssize_t cols, double* out,
+) noexcept nogil:
+    cdef Py_ssize_t r, c
+    for r in range(rows):
+        for c in range(cols):
+            out[c * rows + r] = a[r * cols + c]
 
 
 cdef struct Columns:
@@ -135,6 +159,8 @@ def gradient(
     cdef double[:, ::1] z = np.empty((N, H))
     cdef double[:, ::1] dy = np.empty((N, K))
     cdef double[:, ::1] dz1 = np.empty((N, H))
+    cdef double[:, ::1] W2T = np.empty((K, H))
+    cdef double[:, ::1] gW2T = np.empty((K, H))
     cdef double[::1] row_vals = np.empty(nnz + 1)
     cdef int[::1] row_cols = np.empty(nnz + 1, dtype=np.intc)
     cdef int64_t[::1] indptr = np.empty(N + 1, dtype=np.int64)
@@ -154,13 +180,16 @@ def gradient(
         for b in range(N):
             nnz += gather_nonzeros(&x[b, 0], D, &row_vals[nnz], &row_cols[nnz])
             indptr[b + 1] = nnz
+        transpose(&W2[0, 0], H, K, &W2T[0, 0])
         for b in prange(N, schedule="static", num_threads=n_threads):
             logits_sparse_row(&row_vals[indptr[b]], &row_cols[indptr[b]],
                               indptr[b + 1] - indptr[b], &W1[0, 0], &b1[0],
                               &W2[0, 0], &b2[0], H, K, &z[b, 0], &dy[b, 0])
             output_delta_row(&dy[b, 0], K, t[b], <double> N)
-        backward_dense_part(&z[0, 0], &dy[0, 0], &W2[0, 0], N, H, K,
-                            &gW2[0, 0], &gb2[0], &dz1[0, 0], &gb1[0])
+            hidden_delta_row(&z[b, 0], &dy[b, 0], &W2T[0, 0], H, K, &dz1[b, 0])
+        output_gradients(&z[0, 0], &dy[0, 0], &dz1[0, 0], N, H, K,
+                         &gW2T[0, 0], &gb2[0], &gb1[0])
+        transpose(&gW2T[0, 0], K, H, &gW2[0, 0])
         columns_from_rows(&row_vals[0], &row_cols[0], &indptr[0], &batch[0],
                           N, D, &cols)
         for i in prange(D, schedule="static", num_threads=n_threads):
@@ -225,7 +254,7 @@ cdef class SGDTrainer:
     cdef int n_threads
     # workspace
     cdef double[:, ::1] z, dy, dz1, newW1, logits
-    cdef double[:, ::1] gW2, newW2
+    cdef double[:, ::1] W2T, gW2T, gW2, newW2
     cdef double[::1] gb1, gb2, newb1, newb2, row_loss
     cdef Py_ssize_t[::1] col_start, col_fill, touched
     cdef int[::1] col_rows
@@ -253,6 +282,7 @@ cdef class SGDTrainer:
         self.dy, self.logits = np.empty((B, K)), np.empty((B, H + K))
         self.newW1 = np.empty((D, H))
         self.gW2, self.newW2 = np.empty((H, K)), np.empty((H, K))
+        self.W2T, self.gW2T = np.empty((K, H)), np.empty((K, H))
         self.gb1, self.newb1 = np.empty(H), np.empty(H)
         self.gb2, self.newb2 = np.empty(K), np.empty(K)
         self.row_loss = np.empty(B)
@@ -292,14 +322,16 @@ cdef class SGDTrainer:
         cdef Py_ssize_t B = self.B, D = self.D, H = self.H, K = self.K
         cdef Py_ssize_t b, i, n, row, n_touched = 0, bad = 0
         cdef double lr = self.lr
+        cdef int n_threads = self.n_threads  # no attribute lookup in prange
         cdef Columns cols
         cols.start = &self.col_start[0]
         cols.fill = &self.col_fill[0]
         cols.rows = &self.col_rows[0]
         cols.vals = &self.col_vals[0]
         with nogil:
-            # forward and dy, parallel over the batch rows
-            for b in prange(B, schedule="static", num_threads=self.n_threads):
+            # forward, dy and dz1, parallel over the batch rows
+            transpose(&self.W2[0, 0], H, K, &self.W2T[0, 0])
+            for b in prange(B, schedule="static", num_threads=n_threads):
                 row = batch[b]
                 logits_sparse_row(
                     values + self.indptr[row], &self.indices[self.indptr[row]],
@@ -307,9 +339,12 @@ cdef class SGDTrainer:
                     &self.b1[0], &self.W2[0, 0], &self.b2[0], H, K,
                     &self.z[b, 0], &self.dy[b, 0])
                 output_delta_row(&self.dy[b, 0], K, self.labels[row], <double> B)
-            backward_dense_part(&self.z[0, 0], &self.dy[0, 0], &self.W2[0, 0],
-                                B, H, K, &self.gW2[0, 0], &self.gb2[0],
-                                &self.dz1[0, 0], &self.gb1[0])
+                hidden_delta_row(&self.z[b, 0], &self.dy[b, 0], &self.W2T[0, 0],
+                                 H, K, &self.dz1[b, 0])
+            output_gradients(&self.z[0, 0], &self.dy[0, 0], &self.dz1[0, 0],
+                             B, H, K, &self.gW2T[0, 0], &self.gb2[0],
+                             &self.gb1[0])
+            transpose(&self.gW2T[0, 0], K, H, &self.gW2[0, 0])
             columns_from_rows(values, &self.indices[0], &self.indptr[0],
                               &batch[0], B, D, &cols)
             for i in range(D):
@@ -318,7 +353,7 @@ cdef class SGDTrainer:
                     n_touched += 1
             # candidate W1 rows: W1[i] - lr * (x.T @ dz1)[i], touched rows only
             for n in prange(n_touched, schedule="static",
-                            num_threads=self.n_threads):
+                            num_threads=n_threads):
                 i = self.touched[n]
                 combine_rows(&self.col_vals[cols.start[i]],
                              &self.col_rows[cols.start[i]],
@@ -353,8 +388,9 @@ cdef class SGDTrainer:
     cdef double _loss(self, const floating* values,
                       const Py_ssize_t[::1] batch) noexcept nogil:
         cdef Py_ssize_t B = self.B, H = self.H, K = self.K, b, row
+        cdef int n_threads = self.n_threads
         cdef double total = 0.0
-        for b in prange(B, schedule="static", num_threads=self.n_threads):
+        for b in prange(B, schedule="static", num_threads=n_threads):
             row = batch[b]
             logits_sparse_row(
                 values + self.indptr[row], &self.indices[self.indptr[row]],
