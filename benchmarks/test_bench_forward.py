@@ -1,6 +1,5 @@
 """Forward pass: compiled vs the book's NumPy code."""
 
-import numpy as np
 import pytest
 
 from mnist_fast import TwoLayerNet

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from mnist_fast import TwoLayerNet, build, train
 from mnist_fast.threads import resolve_num_threads

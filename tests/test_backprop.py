@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-import mnist_fast
-from mnist_fast import TwoLayerNet, TrainingDiverged, build, reference, train
+from mnist_fast import TwoLayerNet, TrainingDiverged, build, train
 from mnist_fast.train import _CompiledData
 from conftest import one_hot, reference_net, requires_compiled, trained_params
 

@@ -1,7 +1,6 @@
 """Threads and memory: concurrent calls, no leaks, no crash when memory runs out."""
 
 import gc
-import os
 import resource
 import subprocess
 import sys
@@ -12,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mnist_fast
 from mnist_fast import TwoLayerNet
-from conftest import BACKENDS, METHODS, call, requires_compiled
+from conftest import BACKENDS, METHODS, call, cli_env, requires_compiled
 
 OUT_OF_MEMORY = textwrap.dedent("""
     import resource
@@ -41,16 +39,16 @@ OUT_OF_MEMORY = textwrap.dedent("""
 
 @requires_compiled
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux")
-def test_kernels_raise_memory_error_when_scratch_cannot_be_allocated():
+def test_kernels_raise_memory_error_when_scratch_cannot_be_allocated(tmp_path):
     # The kernels allocated their scratch with an unchecked malloc inside
     # the parallel region: a NULL pointer, a segmentation fault.  Fixed
     # glibc mmap threshold: the 16 MB blocks cannot come from a heap that
     # kept an earlier, freed block.
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072",
-               PYTHONPATH=str(Path(mnist_fast.__file__).parent.parent))
+    # (from a neutral folder: the package under test, not a source tree)
     run = subprocess.run([sys.executable, "-X", "faulthandler", "-c",
-                          OUT_OF_MEMORY], env=env, capture_output=True,
-                         text=True, timeout=120)
+                          OUT_OF_MEMORY], cwd=tmp_path,
+                         env=cli_env(MALLOC_MMAP_THRESHOLD_="131072"),
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["predict", "loss", "accuracy"]

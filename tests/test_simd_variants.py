@@ -5,15 +5,14 @@ CPU with AVX2+FMA this test reruns the equivalence tests against the
 portable baseline kernels, in a subprocess with ``MNIST_FAST_SIMD=baseline``.
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-import mnist_fast
 from mnist_fast import build_info
+from conftest import cli_env
 
 HERE = Path(__file__).parent
 EQUIVALENCE = ["test_build.py", "test_forward.py", "test_numerical_gradient.py",
@@ -23,15 +22,11 @@ EQUIVALENCE = ["test_build.py", "test_forward.py", "test_numerical_gradient.py",
 @pytest.mark.skipif(build_info()["simd"] != "avx2",
                     reason="this CPU runs the baseline kernels already")
 def test_baseline_kernels_pass_the_equivalence_tests(tmp_path):
-    # the same mnist_fast as this process (installed, or built in place)
-    package_root = str(Path(mnist_fast.__file__).parent.parent)
-    env = dict(os.environ, MNIST_FAST_SIMD="baseline",
-               PYTHONPATH=os.pathsep.join(
-                   filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          *(str(HERE / name) for name in EQUIVALENCE)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=cli_env(MNIST_FAST_SIMD="baseline"),
+        capture_output=True, text=True, timeout=600,
     )
     tail = result.stdout[-3000:] + result.stderr[-2000:]
     assert result.returncode == 0, tail
