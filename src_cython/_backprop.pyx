@@ -21,6 +21,7 @@ order.
 
 import numpy as np
 
+cimport cython
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport isfinite
@@ -218,6 +219,7 @@ cdef inline void swap(double* a, double* b, Py_ssize_t n) noexcept nogil:
         b[j] = tmp
 
 
+@cython.final  # direct calls to its cdef methods, no vtable
 cdef class SGDTrainer:
     """The book's SGD step on a training set kept in CSR form, fused.
 
@@ -333,11 +335,7 @@ cdef class SGDTrainer:
             transpose(&self.W2[0, 0], H, K, &self.W2T[0, 0])
             for b in prange(B, schedule="static", num_threads=n_threads):
                 row = batch[b]
-                logits_sparse_row(
-                    values + self.indptr[row], &self.indices[self.indptr[row]],
-                    self.indptr[row + 1] - self.indptr[row], &self.W1[0, 0],
-                    &self.b1[0], &self.W2[0, 0], &self.b2[0], H, K,
-                    &self.z[b, 0], &self.dy[b, 0])
+                self._logits(values, row, &self.z[b, 0], &self.dy[b, 0])
                 output_delta_row(&self.dy[b, 0], K, self.labels[row], <double> B)
                 hidden_delta_row(&self.z[b, 0], &self.dy[b, 0], &self.W2T[0, 0],
                                  H, K, &self.dz1[b, 0])
@@ -380,6 +378,14 @@ cdef class SGDTrainer:
         swap(&self.b1[0], &self.newb1[0], self.H)
         swap(&self.b2[0], &self.newb2[0], self.K)
 
+    cdef inline void _logits(self, const floating* values, Py_ssize_t row,
+                             double* z1, double* a2) noexcept nogil:
+        """Forward pass of training row ``row`` with the current parameters."""
+        logits_sparse_row(
+            values + self.indptr[row], &self.indices[self.indptr[row]],
+            self.indptr[row + 1] - self.indptr[row], &self.W1[0, 0],
+            &self.b1[0], &self.W2[0, 0], &self.b2[0], self.H, self.K, z1, a2)
+
     cdef double _batch_loss(self, const Py_ssize_t[::1] batch) noexcept nogil:
         if self.is32:
             return self._loss(&self.values32[0], batch)
@@ -392,11 +398,7 @@ cdef class SGDTrainer:
         cdef double total = 0.0
         for b in prange(B, schedule="static", num_threads=n_threads):
             row = batch[b]
-            logits_sparse_row(
-                values + self.indptr[row], &self.indices[self.indptr[row]],
-                self.indptr[row + 1] - self.indptr[row], &self.W1[0, 0],
-                &self.b1[0], &self.W2[0, 0], &self.b2[0], H, K,
-                &self.logits[b, 0], &self.logits[b, H])
+            self._logits(values, row, &self.logits[b, 0], &self.logits[b, H])
             self.row_loss[b] = cross_entropy_row(&self.logits[b, H], K,
                                                  self.labels[row])
         for b in range(B):
