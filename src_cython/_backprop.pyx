@@ -24,12 +24,13 @@ import numpy as np
 cimport cython
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport isfinite
+from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 from _common cimport (combine_rows, cross_entropy_row, gather_nonzeros,
-                      logits_sparse_row, softmax_row)
+                      logits_sparse_row, mf_prefetch, mf_vector_matrix,
+                      softmax_row)
 
 
 cdef inline void output_delta_row(
@@ -52,49 +53,37 @@ cdef inline void hidden_delta_row(
     Py_ssize_t K,
     double* dz1,            # OUT (H,)   sigmoid'(a1) * (dy @ W2.T)
 ) noexcept nogil:
-    """One row of dz1 = (1 - z) z (dy @ W2.T), vectorised over the units."""
-    cdef Py_ssize_t j, k
-    cdef double c
-    cdef const double* w
-    for j in range(H):
-        dz1[j] = 0.0
-    for k in range(K):
-        c = dy[k]
-        w = W2T + k * H
-        for j in range(H):
-            dz1[j] += c * w[j]
+    """One row of dz1 = (1 - z) z (dy @ W2.T)."""
+    cdef Py_ssize_t j
+    mf_vector_matrix(dy, K, W2T, H, dz1)
     for j in range(H):
         dz1[j] = ((1.0 - z[j]) * z[j]) * dz1[j]
 
 
-cdef inline void output_gradients(
+cdef inline void batch_sums(
     const double* z,        # IN  (B, H) sigmoid(a1)
     const double* dy,       # IN  (B, K)
     const double* dz1,      # IN  (B, H)
+    const double* ones,     # IN  (B,)   1.0
     Py_ssize_t B,
     Py_ssize_t H,
     Py_ssize_t K,
-    double* gW2T,           # OUT (K, H) (z.T @ dy).T
+    double* dyT,            # scratch (K, B)
+    double* gW2T,           # scratch (K, H)
+    double* gW2,            # OUT (H, K) z.T @ dy
     double* gb2,            # OUT (K,)   sum(dy)
     double* gb1,            # OUT (H,)   sum(dz1)
 ) noexcept nogil:
-    """The sums over the batch rows, in row order, vectorised over units."""
-    cdef Py_ssize_t b, j, k
-    cdef double c
-    for j in range(H * K):
-        gW2T[j] = 0.0
+    """The sums over the batch rows, each in row order."""
+    cdef Py_ssize_t b, k
+    transpose(dy, B, K, dyT)
     for k in range(K):
+        mf_vector_matrix(dyT + k * B, B, z, H, gW2T + k * H)
         gb2[k] = 0.0
-    for j in range(H):
-        gb1[j] = 0.0
-    for b in range(B):
-        for k in range(K):
-            c = dy[b * K + k]
-            gb2[k] += c
-            for j in range(H):
-                gW2T[k * H + j] += c * z[b * H + j]
-        for j in range(H):
-            gb1[j] += dz1[b * H + j]
+        for b in range(B):
+            gb2[k] += dyT[k * B + b]
+    transpose(gW2T, K, H, gW2)
+    mf_vector_matrix(ones, B, dz1, H, gb1)
 
 
 cdef inline void transpose(
@@ -112,28 +101,93 @@ cdef struct Columns:
     Py_ssize_t* fill        # (D,)     scratch while filling
     int* rows               # (nnz,)   the batch row of each entry
     double* vals            # (nnz,)   its value
+    Py_ssize_t* touched     # (D,)     the columns that have entries
+    Py_ssize_t n_touched    #          how many
+
+
+cdef inline void prefetch_row(
+    const floating* values, const int* indices, const int64_t* indptr,
+    Py_ssize_t row,
+) noexcept nogil:
+    """Ask for the cache lines of row ``row`` of a CSR matrix (a hint)."""
+    cdef Py_ssize_t start = indptr[row], nnz = indptr[row + 1] - indptr[row]
+    mf_prefetch(values + start, nnz, sizeof(floating))
+    mf_prefetch(indices + start, nnz, sizeof(int))
 
 
 cdef inline void columns_from_rows(
     const floating* values, const int* indices, const int64_t* indptr,
-    const Py_ssize_t* batch, Py_ssize_t B, Py_ssize_t D, Columns* cols,
+    const Py_ssize_t* rows, Py_ssize_t B, Py_ssize_t D, Columns* cols,
 ) noexcept nogil:
-    """Transpose the batch rows ``batch`` of a CSR matrix into ``cols``."""
-    cdef Py_ssize_t b, n, i
+    """Transpose the rows ``rows`` of a CSR matrix into ``cols``, each
+    column in batch order.
+
+    The rows are scattered over the matrix: their cache lines are
+    requested a few rows ahead of the first pass.
+    """
+    cdef Py_ssize_t b, n, i, n_touched = 0, ahead = 4
+    for b in range(min(B, ahead)):
+        prefetch_row(values, indices, indptr, rows[b])
     for i in range(D + 1):
         cols.start[i] = 0
     for b in range(B):
-        for n in range(indptr[batch[b]], indptr[batch[b] + 1]):
+        if b + ahead < B:
+            prefetch_row(values, indices, indptr, rows[b + ahead])
+        for n in range(indptr[rows[b]], indptr[rows[b] + 1]):
             cols.start[indices[n] + 1] += 1
     for i in range(D):
+        if cols.start[i + 1]:
+            cols.touched[n_touched] = i
+            n_touched += 1
         cols.start[i + 1] += cols.start[i]
         cols.fill[i] = cols.start[i]
     for b in range(B):
-        for n in range(indptr[batch[b]], indptr[batch[b] + 1]):
+        for n in range(indptr[rows[b]], indptr[rows[b] + 1]):
             i = indices[n]
             cols.rows[cols.fill[i]] = <int> b
             cols.vals[cols.fill[i]] = values[n]
             cols.fill[i] += 1
+    cols.n_touched = n_touched
+
+
+cdef void forward_and_columns(
+    const floating* values,   # IN  a CSR matrix: the nonzeros,
+    const int* indices,       # IN  their columns
+    const int64_t* indptr,    # IN  and where each row starts
+    const Py_ssize_t* labels, # IN  the class of each row
+    const Py_ssize_t* rows,   # IN  (B,) the batch: rows of the matrix
+    const double* W1, const double* b1, const double* W2, const double* b2,
+    Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t K,
+    double* W2T,              # scratch (K, H)
+    double* z,                # OUT (B, H) sigmoid(a1)
+    double* dy,               # OUT (B, K) (softmax(a2) - onehot(t)) / B
+    double* dz1,              # OUT (B, H) sigmoid'(a1) * (dy @ W2.T)
+    Columns* cols,            # OUT the batch column by column
+    int n_threads,
+) noexcept nogil:
+    """The forward pass and per-row deltas of the backward pass, and the
+    batch in column form for x.T @ dz1.
+
+    One parallel loop: its first iteration transposes the batch while the
+    other threads run the rows (dynamic schedule).
+    """
+    cdef Py_ssize_t it, b, row
+    for b in range(B):
+        mf_prefetch(indptr + rows[b], 2, sizeof(int64_t))
+        mf_prefetch(labels + rows[b], 1, sizeof(Py_ssize_t))
+    transpose(W2, H, K, W2T)
+    for it in prange(B + 1, schedule="dynamic", chunksize=4,
+                     num_threads=n_threads):
+        if it == 0:
+            columns_from_rows(values, indices, indptr, rows, B, D, cols)
+        else:
+            b = it - 1
+            row = rows[b]
+            logits_sparse_row(values + indptr[row], indices + indptr[row],
+                              indptr[row + 1] - indptr[row], W1, b1, W2, b2,
+                              H, K, z + b * H, dy + b * K)
+            output_delta_row(dy + b * K, K, labels[row], <double> B)
+            hidden_delta_row(z + b * H, dy + b * K, W2T, H, K, dz1 + b * H)
 
 
 def gradient(
@@ -162,12 +216,15 @@ def gradient(
     cdef double[:, ::1] dz1 = np.empty((N, H))
     cdef double[:, ::1] W2T = np.empty((K, H))
     cdef double[:, ::1] gW2T = np.empty((K, H))
+    cdef double[:, ::1] dyT = np.empty((K, N))
+    cdef double[::1] ones = np.ones(N)
     cdef double[::1] row_vals = np.empty(nnz + 1)
     cdef int[::1] row_cols = np.empty(nnz + 1, dtype=np.intc)
     cdef int64_t[::1] indptr = np.empty(N + 1, dtype=np.int64)
-    cdef Py_ssize_t[::1] batch = np.arange(N, dtype=np.intp)
+    cdef Py_ssize_t[::1] rows = np.arange(N, dtype=np.intp)
     cdef Py_ssize_t[::1] col_start = np.empty(D + 1, dtype=np.intp)
     cdef Py_ssize_t[::1] col_fill = np.empty(D, dtype=np.intp)
+    cdef Py_ssize_t[::1] touched = np.empty(D, dtype=np.intp)
     cdef int[::1] col_rows = np.empty(nnz + 1, dtype=np.intc)
     cdef double[::1] col_vals = np.empty(nnz + 1)
     cdef Columns cols
@@ -175,48 +232,40 @@ def gradient(
     cols.fill = &col_fill[0]
     cols.rows = &col_rows[0]
     cols.vals = &col_vals[0]
+    cols.touched = &touched[0]
     with nogil:
         indptr[0] = 0
         nnz = 0
         for b in range(N):
             nnz += gather_nonzeros(&x[b, 0], D, &row_vals[nnz], &row_cols[nnz])
             indptr[b + 1] = nnz
-        transpose(&W2[0, 0], H, K, &W2T[0, 0])
-        for b in prange(N, schedule="static", num_threads=n_threads):
-            logits_sparse_row(&row_vals[indptr[b]], &row_cols[indptr[b]],
-                              indptr[b + 1] - indptr[b], &W1[0, 0], &b1[0],
-                              &W2[0, 0], &b2[0], H, K, &z[b, 0], &dy[b, 0])
-            output_delta_row(&dy[b, 0], K, t[b], <double> N)
-            hidden_delta_row(&z[b, 0], &dy[b, 0], &W2T[0, 0], H, K, &dz1[b, 0])
-        output_gradients(&z[0, 0], &dy[0, 0], &dz1[0, 0], N, H, K,
-                         &gW2T[0, 0], &gb2[0], &gb1[0])
-        transpose(&gW2T[0, 0], K, H, &gW2[0, 0])
-        columns_from_rows(&row_vals[0], &row_cols[0], &indptr[0], &batch[0],
-                          N, D, &cols)
+        forward_and_columns(&row_vals[0], &row_cols[0], &indptr[0], &t[0],
+                            &rows[0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0],
+                            N, D, H, K, &W2T[0, 0], &z[0, 0], &dy[0, 0],
+                            &dz1[0, 0], &cols, n_threads)
+        batch_sums(&z[0, 0], &dy[0, 0], &dz1[0, 0], &ones[0], N, H, K,
+                   &dyT[0, 0], &gW2T[0, 0], &gW2[0, 0], &gb2[0], &gb1[0])
         for i in prange(D, schedule="static", num_threads=n_threads):
             combine_rows(&col_vals[col_start[i]], &col_rows[col_start[i]],
                          col_start[i + 1] - col_start[i], &dz1[0, 0], H,
                          &gW1[i, 0])
 
 
-cdef inline Py_ssize_t update_into(
-    const double* p, const double* g, double lr, Py_ssize_t n, double* out,
+cdef inline Py_ssize_t update_in_place(
+    double* p, double* g, double lr, Py_ssize_t n,
 ) noexcept nogil:
-    """out = p - lr * g (the book's update); returns how many are not finite."""
+    """The book's update p -= lr * g; g becomes the old p (for a rollback).
+
+    Returns how many updated values are not finite.
+    """
     cdef Py_ssize_t j, bad = 0
+    cdef double old
     for j in range(n):
-        out[j] = p[j] - lr * g[j]
-        bad += not isfinite(out[j])
+        old = p[j]
+        p[j] = old - lr * g[j]
+        g[j] = old
+        bad += not isfinite(p[j])
     return bad
-
-
-cdef inline void swap(double* a, double* b, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef double tmp
-    for j in range(n):
-        tmp = a[j]
-        a[j] = b[j]
-        b[j] = tmp
 
 
 @cython.final  # direct calls to its cdef methods, no vtable
@@ -224,9 +273,9 @@ cdef class SGDTrainer:
     """The book's SGD step on a training set kept in CSR form, fused.
 
     ``step(batch)`` does, for the rows ``batch`` of the training set, in one
-    GIL-free call: forward, backward, the book's update ``p -= lr * g`` of
-    the arrays given (in place, but only if every updated value is finite)
-    and the batch loss after the update.
+    GIL-free call: gather the rows, forward, backward, the book's update
+    ``p -= lr * g`` of the arrays given (in place; undone if a value is not
+    finite) and the batch loss after the update.
 
     Parameters
     ----------
@@ -251,16 +300,17 @@ cdef class SGDTrainer:
     cdef double[::1] b1
     cdef double[:, ::1] W2
     cdef double[::1] b2
-    cdef Py_ssize_t B, D, H, K, n_touched
+    cdef Py_ssize_t B, D, H, K
     cdef double lr
     cdef int n_threads
-    # workspace
-    cdef double[:, ::1] z, dy, dz1, newW1, logits
-    cdef double[:, ::1] W2T, gW2T, gW2, newW2
-    cdef double[::1] gb1, gb2, newb1, newb2, row_loss
+    # workspace: the batch column by column, ...
+    cdef Columns cols
     cdef Py_ssize_t[::1] col_start, col_fill, touched
     cdef int[::1] col_rows
     cdef double[::1] col_vals
+    # ... the backward pass, and the old parameters of the last update
+    cdef double[:, ::1] z, dy, dyT, dz1, logits, oldW1, W2T, gW2T, oldW2
+    cdef double[::1] ones, oldb1, oldb2, row_loss
 
     def __init__(self, indptr, indices, values, labels, W1, b1, W2, b2,
                  Py_ssize_t batch_size, double learning_rate, int n_threads):
@@ -280,19 +330,26 @@ cdef class SGDTrainer:
         cdef Py_ssize_t B = self.B, D = self.D, H = self.H, K = self.K
         row_nnz = np.diff(np.asarray(indptr))
         max_nnz = B * int(row_nnz.max(initial=0)) + 1
-        self.z, self.dz1 = np.empty((B, H)), np.empty((B, H))
-        self.dy, self.logits = np.empty((B, K)), np.empty((B, H + K))
-        self.newW1 = np.empty((D, H))
-        self.gW2, self.newW2 = np.empty((H, K)), np.empty((H, K))
-        self.W2T, self.gW2T = np.empty((K, H)), np.empty((K, H))
-        self.gb1, self.newb1 = np.empty(H), np.empty(H)
-        self.gb2, self.newb2 = np.empty(K), np.empty(K)
-        self.row_loss = np.empty(B)
         self.col_start = np.empty(D + 1, dtype=np.intp)
         self.col_fill = np.empty(D, dtype=np.intp)
         self.touched = np.empty(D, dtype=np.intp)
         self.col_rows = np.empty(max_nnz, dtype=np.intc)
         self.col_vals = np.empty(max_nnz)
+        self.cols.start = &self.col_start[0]
+        self.cols.fill = &self.col_fill[0]
+        self.cols.rows = &self.col_rows[0]
+        self.cols.vals = &self.col_vals[0]
+        self.cols.touched = &self.touched[0]
+        self.cols.n_touched = 0
+        self.z, self.dz1 = np.empty((B, H)), np.empty((B, H))
+        self.dy, self.dyT = np.empty((B, K)), np.empty((K, B))
+        self.logits = np.empty((B, H + K))
+        self.ones = np.ones(B)
+        self.oldW1 = np.empty((D, H))
+        self.W2T, self.gW2T = np.empty((K, H)), np.empty((K, H))
+        self.oldW2 = np.empty((H, K))
+        self.oldb1, self.oldb2 = np.empty(H), np.empty(K)
+        self.row_loss = np.empty(B)
 
     def step(self, const Py_ssize_t[::1] batch):
         """One SGD step on the training rows ``batch``.
@@ -301,104 +358,91 @@ cdef class SGDTrainer:
         -------
         (loss, n_bad) : (float, int)
             The batch loss after the update, and the number of parameters
-            the update would have made non-finite.  When ``n_bad`` is not 0
-            nothing was changed and ``loss`` is NaN; when ``loss`` is not
-            finite the update was undone.
+            the update made non-finite.  When ``n_bad`` is not 0, or the
+            loss is not finite, the update was undone (``loss`` is NaN in
+            the first case).
         """
         cdef Py_ssize_t n_bad
         cdef double loss
-        if self.is32:
-            n_bad = self._step(&self.values32[0], batch)
-        else:
-            n_bad = self._step(&self.values64[0], batch)
-        if n_bad:
-            return float("nan"), n_bad
         with nogil:
-            loss = self._batch_loss(batch)
-            if not isfinite(loss):
-                self._swap()  # back to the parameters before the update
-        return loss, 0
+            if self.is32:
+                n_bad = self._update(&self.values32[0], &batch[0])
+            else:
+                n_bad = self._update(&self.values64[0], &batch[0])
+            if n_bad:
+                self._rollback()
+                loss = NAN
+            else:
+                if self.is32:
+                    loss = self._loss(&self.values32[0], &batch[0])
+                else:
+                    loss = self._loss(&self.values64[0], &batch[0])
+                if not isfinite(loss):
+                    self._rollback()
+        return loss, n_bad
 
-    cdef Py_ssize_t _step(self, const floating* values,
-                          const Py_ssize_t[::1] batch):
+    cdef Py_ssize_t _update(self, const floating* values,
+                            const Py_ssize_t* batch) noexcept nogil:
+        """Forward, backward and the update, in place; the number of
+        updated values that are not finite."""
         cdef Py_ssize_t B = self.B, D = self.D, H = self.H, K = self.K
-        cdef Py_ssize_t b, i, n, row, n_touched = 0, bad = 0
+        cdef Py_ssize_t it, i, bad = 0
         cdef double lr = self.lr
         cdef int n_threads = self.n_threads  # no attribute lookup in prange
-        cdef Columns cols
-        cols.start = &self.col_start[0]
-        cols.fill = &self.col_fill[0]
-        cols.rows = &self.col_rows[0]
-        cols.vals = &self.col_vals[0]
-        with nogil:
-            # forward, dy and dz1, parallel over the batch rows
-            transpose(&self.W2[0, 0], H, K, &self.W2T[0, 0])
-            for b in prange(B, schedule="static", num_threads=n_threads):
-                row = batch[b]
-                self._logits(values, row, &self.z[b, 0], &self.dy[b, 0])
-                output_delta_row(&self.dy[b, 0], K, self.labels[row], <double> B)
-                hidden_delta_row(&self.z[b, 0], &self.dy[b, 0], &self.W2T[0, 0],
-                                 H, K, &self.dz1[b, 0])
-            output_gradients(&self.z[0, 0], &self.dy[0, 0], &self.dz1[0, 0],
-                             B, H, K, &self.gW2T[0, 0], &self.gb2[0],
-                             &self.gb1[0])
-            transpose(&self.gW2T[0, 0], K, H, &self.gW2[0, 0])
-            columns_from_rows(values, &self.indices[0], &self.indptr[0],
-                              &batch[0], B, D, &cols)
-            for i in range(D):
-                if cols.start[i + 1] > cols.start[i]:
-                    self.touched[n_touched] = i
-                    n_touched += 1
-            # candidate W1 rows: W1[i] - lr * (x.T @ dz1)[i], touched rows only
-            for n in prange(n_touched, schedule="static",
-                            num_threads=n_threads):
-                i = self.touched[n]
-                combine_rows(&self.col_vals[cols.start[i]],
-                             &self.col_rows[cols.start[i]],
+        cdef Columns* cols = &self.cols
+        forward_and_columns(
+            values, &self.indices[0], &self.indptr[0], &self.labels[0], batch,
+            &self.W1[0, 0], &self.b1[0], &self.W2[0, 0], &self.b2[0], B, D,
+            H, K, &self.W2T[0, 0], &self.z[0, 0], &self.dy[0, 0],
+            &self.dz1[0, 0], cols, n_threads)
+        # The update; the first iteration does W2, b1 and b2, the others
+        # a W1 row each: W1[i] -= lr * (x.T @ dz1)[i], pixels in the batch
+        # only (the other rows of the gradient are 0).
+        for it in prange(cols.n_touched + 1, schedule="dynamic", chunksize=8,
+                         num_threads=n_threads):
+            if it == 0:
+                batch_sums(&self.z[0, 0], &self.dy[0, 0], &self.dz1[0, 0],
+                           &self.ones[0], B, H, K, &self.dyT[0, 0],
+                           &self.gW2T[0, 0], &self.oldW2[0, 0],
+                           &self.oldb2[0], &self.oldb1[0])
+                bad += update_in_place(&self.W2[0, 0], &self.oldW2[0, 0], lr,
+                                       H * K)
+                bad += update_in_place(&self.b1[0], &self.oldb1[0], lr, H)
+                bad += update_in_place(&self.b2[0], &self.oldb2[0], lr, K)
+            else:
+                i = cols.touched[it - 1]
+                combine_rows(cols.vals + cols.start[i], cols.rows + cols.start[i],
                              cols.start[i + 1] - cols.start[i],
-                             &self.dz1[0, 0], H, &self.newW1[i, 0])
-                bad += update_into(&self.W1[i, 0], &self.newW1[i, 0], lr, H,
-                                   &self.newW1[i, 0])
-            bad += update_into(&self.W2[0, 0], &self.gW2[0, 0], lr, H * K,
-                               &self.newW2[0, 0])
-            bad += update_into(&self.b1[0], &self.gb1[0], lr, H, &self.newb1[0])
-            bad += update_into(&self.b2[0], &self.gb2[0], lr, K, &self.newb2[0])
-            self.n_touched = n_touched
-            if bad == 0:  # commit; the old values stay in the scratch
-                self._swap()
+                             &self.dz1[0, 0], H, &self.oldW1[it - 1, 0])
+                bad += update_in_place(&self.W1[i, 0], &self.oldW1[it - 1, 0],
+                                       lr, H)
         return bad
 
-    cdef void _swap(self) noexcept nogil:
-        """Exchange the parameters with the updated values of the step."""
+    cdef void _rollback(self) noexcept nogil:
+        """Back to the parameters before the last update."""
         cdef Py_ssize_t n
-        for n in range(self.n_touched):
-            swap(&self.W1[self.touched[n], 0], &self.newW1[self.touched[n], 0],
-                 self.H)
-        swap(&self.W2[0, 0], &self.newW2[0, 0], self.H * self.K)
-        swap(&self.b1[0], &self.newb1[0], self.H)
-        swap(&self.b2[0], &self.newb2[0], self.K)
-
-    cdef inline void _logits(self, const floating* values, Py_ssize_t row,
-                             double* z1, double* a2) noexcept nogil:
-        """Forward pass of training row ``row`` with the current parameters."""
-        logits_sparse_row(
-            values + self.indptr[row], &self.indices[self.indptr[row]],
-            self.indptr[row + 1] - self.indptr[row], &self.W1[0, 0],
-            &self.b1[0], &self.W2[0, 0], &self.b2[0], self.H, self.K, z1, a2)
-
-    cdef double _batch_loss(self, const Py_ssize_t[::1] batch) noexcept nogil:
-        if self.is32:
-            return self._loss(&self.values32[0], batch)
-        return self._loss(&self.values64[0], batch)
+        for n in range(self.cols.n_touched):
+            memcpy(&self.W1[self.cols.touched[n], 0], &self.oldW1[n, 0],
+                   self.H * sizeof(double))
+        memcpy(&self.W2[0, 0], &self.oldW2[0, 0],
+               self.H * self.K * sizeof(double))
+        memcpy(&self.b1[0], &self.oldb1[0], self.H * sizeof(double))
+        memcpy(&self.b2[0], &self.oldb2[0], self.K * sizeof(double))
 
     cdef double _loss(self, const floating* values,
-                      const Py_ssize_t[::1] batch) noexcept nogil:
+                      const Py_ssize_t* batch) noexcept nogil:
+        """The book's mean loss over the batch rows (summed in order)."""
         cdef Py_ssize_t B = self.B, H = self.H, K = self.K, b, row
+        cdef const int64_t* indptr = &self.indptr[0]
         cdef int n_threads = self.n_threads
         cdef double total = 0.0
         for b in prange(B, schedule="static", num_threads=n_threads):
             row = batch[b]
-            self._logits(values, row, &self.logits[b, 0], &self.logits[b, H])
+            logits_sparse_row(
+                values + indptr[row], &self.indices[indptr[row]],
+                indptr[row + 1] - indptr[row], &self.W1[0, 0], &self.b1[0],
+                &self.W2[0, 0], &self.b2[0], H, K, &self.logits[b, 0],
+                &self.logits[b, H])
             self.row_loss[b] = cross_entropy_row(&self.logits[b, H], K,
                                                  self.labels[row])
         for b in range(B):

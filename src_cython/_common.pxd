@@ -17,6 +17,11 @@ cdef extern from "simd_rows.h" nogil:
                              const double* M, Py_ssize_t H, double* out)
     void mf_combine_rows_f32(const float* val, const int* idx, Py_ssize_t nnz,
                              const double* M, Py_ssize_t H, double* out)
+    # out = val @ M for M of shape (n, width), in vector registers
+    void mf_vector_matrix(const double* val, Py_ssize_t n, const double* M,
+                          Py_ssize_t width, double* out)
+    # a hint: load the cache lines of n items of size bytes at p
+    void mf_prefetch(const void* p, Py_ssize_t n, Py_ssize_t size)
     # z = sigmoid(z + b), 4 units at a time
     void mf_sigmoid_bias(double* z, const double* b, Py_ssize_t n)
 
@@ -86,16 +91,8 @@ cdef inline void output_row(
     Py_ssize_t K,
     double* a2,             # OUT (K,)   z1 @ W2 + b2
 ) noexcept nogil:
-    cdef Py_ssize_t j, k
-    cdef double zj
-    cdef const double* w
-    for k in range(K):
-        a2[k] = 0.0
-    for j in range(H):
-        zj = z1[j]
-        w = W2 + j * K
-        for k in range(K):
-            a2[k] += zj * w[k]
+    cdef Py_ssize_t k
+    mf_vector_matrix(z1, H, W2, K, a2)
     for k in range(K):
         a2[k] += b2[k]
 

@@ -1,18 +1,23 @@
-/* The two inner loops of every forward and backward pass, in explicit SIMD.
+/* The inner loops of every forward and backward pass, in explicit SIMD.
  *
- * mf_combine_rows_*: sparse combinations of matrix rows (x @ W1, x.T @ dz1)
+ * mf_combine_rows_*: combinations of matrix rows
  *
- *     out[j] = sum_n val[n] * M[idx[n] * H + j]      for j < H
+ *     out[j] = sum_n val[n] * M[row(n) * ld + j]      for j < width
+ *
+ * with row(n) = idx[n] (sparse: x @ W1 over the nonzero pixels, x.T @ dz1
+ * over a pixel's batch rows) or row(n) = n (dense: z1 @ W2, dy @ W2.T).
  *
  * mf_sigmoid_bias: z[j] = 1 / (1 + exp(-(z[j] + b[j]))), with an exp
  * accurate to about 1 ulp (Cody-Waite reduction, degree-13 series).
  *
- * Written with GCC/Clang vector extensions (no intrinsics, no -march): a
- * block of accumulators lives in vector registers while the loop streams
- * over the nonzeros; the compiler lowers the 4-double vectors to SSE2 pairs
- * in the baseline build and to AVX2+FMA registers in the _avx2 variants.
- * Plain C loops on other compilers.  Each out[j] is summed in the order of
- * n, as a plain loop would.
+ * Written with GCC/Clang vector extensions (no intrinsics, no -march): the
+ * accumulators of a block of units live in vector registers while one pass
+ * streams over the n; the compiler lowers the 4-double vectors to SSE2
+ * pairs in the baseline build and to AVX2+FMA registers in the _avx2
+ * variants.  The last block also carries the width % 4 leftover units, so
+ * a width up to 4 * MF_ACC + 3 (51 with AVX: the book's 50 hidden units)
+ * takes a single pass.  Plain C loops on other compilers.  Each out[j] is
+ * summed in the order of n, as a plain loop would.
  */
 #ifndef MNIST_FAST_SIMD_ROWS_H
 #define MNIST_FAST_SIMD_ROWS_H
@@ -23,9 +28,17 @@
 #if defined(__GNUC__) || defined(__clang__)
 
 typedef double mf_v4d __attribute__((vector_size(32), aligned(8), may_alias));
+typedef double mf_v2d __attribute__((vector_size(16), aligned(8), may_alias));
+#define MF_INLINE static inline __attribute__((always_inline))
+/* (the empty asm keeps GCC from deleting a loop of prefetches as empty) */
+#define MF_PREFETCH(p) do { __builtin_prefetch(p); __asm__ volatile("" :: "r"(p)); } while (0)
+/* Unroll the loops over the accumulators completely (GCC would otherwise
+ * turn their zeroing and storing into memset/memcpy calls through memory) */
+#define MF_UNROLL _Pragma("GCC unroll 16")
 
 /* MF_ACC accumulator vectors of 4 doubles per block: as many as the vector
- * registers hold (16 ymm with AVX, 16 xmm = 8 pairs without). */
+ * registers hold next to the leftover accumulators (16 ymm with AVX, 16
+ * xmm = 8 pairs without). */
 #ifdef __AVX__
 #define MF_ACC 12
 #else
@@ -33,69 +46,125 @@ typedef double mf_v4d __attribute__((vector_size(32), aligned(8), may_alias));
 #endif
 #define MF_BLOCK (4 * MF_ACC)
 
-#define MF_DEFINE_COMBINE_ROWS(NAME, VAL_T)                                   \
-static inline void NAME(const VAL_T *val, const int *idx, ptrdiff_t nnz,      \
-                        const double *M, ptrdiff_t H, double *out)            \
+/* One pass over the n for units j0 ... j0 + 4 nv + rem - 1 (nv <= MF_ACC,
+ * rem < 4); nv and rem are constants after inlining (see MF_SWITCH). */
+#define MF_DEFINE_PASS(SUFFIX, VAL_T)                                         \
+MF_INLINE void mf_pass_##SUFFIX(const VAL_T *val, const int *idx,             \
+                                ptrdiff_t nnz, const double *M, ptrdiff_t ld, \
+                                ptrdiff_t j0, const int nv, const int rem,    \
+                                double *out)                                  \
 {                                                                              \
-    ptrdiff_t j0 = 0, j, n;                                                    \
+    mf_v4d acc[MF_ACC];                                                        \
+    mf_v2d acc2 = {0.0, 0.0};                                                  \
+    double acc1 = 0.0;                                                         \
+    ptrdiff_t n;                                                               \
     int a;                                                                     \
-    for (; j0 + MF_BLOCK <= H; j0 += MF_BLOCK) {                               \
-        mf_v4d acc[MF_ACC];                                                    \
-        for (a = 0; a < MF_ACC; a++)                                           \
-            acc[a] = (mf_v4d){0.0, 0.0, 0.0, 0.0};                             \
-        for (n = 0; n < nnz; n++) {                                            \
-            const double *m = M + (ptrdiff_t)idx[n] * H + j0;                  \
-            const double v = (double)val[n];                                   \
-            for (a = 0; a < MF_ACC; a++)                                       \
-                acc[a] += v * *(const mf_v4d *)(m + 4 * a);                    \
+    MF_UNROLL                                                                  \
+    for (a = 0; a < nv; a++)                                                   \
+        acc[a] = (mf_v4d){0.0, 0.0, 0.0, 0.0};                                 \
+    for (n = 0; n < nnz; n++) {                                                \
+        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld + j0;         \
+        const double v = (double)val[n];                                       \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++)                                               \
+            acc[a] += v * *(const mf_v4d *)(m + 4 * a);                        \
+        if (rem & 2)                                                           \
+            acc2 += v * *(const mf_v2d *)(m + 4 * nv);                         \
+        if (rem & 1)                                                           \
+            acc1 += v * m[4 * nv + (rem & 2)];                                 \
+    }                                                                          \
+    MF_UNROLL                                                                  \
+    for (a = 0; a < nv; a++)                                                   \
+        *(mf_v4d *)(out + j0 + 4 * a) = acc[a];                                \
+    if (rem & 2)                                                               \
+        *(mf_v2d *)(out + j0 + 4 * nv) = acc2;                                 \
+    if (rem & 1)                                                               \
+        out[j0 + 4 * nv + (rem & 2)] = acc1;                                   \
+}
+
+/* The pass for r = 4 nv + rem units, with nv and rem as constants. */
+#define MF_CASE(SUFFIX, NV)                                                    \
+    case NV:                                                                   \
+        switch (rem) {                                                         \
+        case 0: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 0, out); break; \
+        case 1: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 1, out); break; \
+        case 2: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 2, out); break; \
+        default: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 3, out);       \
         }                                                                      \
-        for (a = 0; a < MF_ACC; a++)                                           \
-            *(mf_v4d *)(out + j0 + 4 * a) = acc[a];                            \
+        break;
+#ifdef __AVX__
+#define MF_WIDE_CASES(SUFFIX)                                                  \
+    MF_CASE(SUFFIX, 5) MF_CASE(SUFFIX, 6) MF_CASE(SUFFIX, 7)                   \
+    MF_CASE(SUFFIX, 8) MF_CASE(SUFFIX, 9) MF_CASE(SUFFIX, 10)                  \
+    MF_CASE(SUFFIX, 11) MF_CASE(SUFFIX, 12)
+#else
+#define MF_WIDE_CASES(SUFFIX)
+#endif
+
+#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
+MF_DEFINE_PASS(SUFFIX, VAL_T)                                                  \
+MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
+                                   ptrdiff_t nnz, const double *M,            \
+                                   ptrdiff_t ld, ptrdiff_t width, double *out)\
+{                                                                              \
+    ptrdiff_t j0 = 0;                                                          \
+    int rem;                                                                   \
+    for (; width - j0 > MF_BLOCK + 3; j0 += MF_BLOCK)                          \
+        mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, MF_ACC, 0, out);            \
+    rem = (int)((width - j0) & 3);                                             \
+    switch ((width - j0) >> 2) {                                               \
+        MF_CASE(SUFFIX, 0) MF_CASE(SUFFIX, 1) MF_CASE(SUFFIX, 2)               \
+        MF_CASE(SUFFIX, 3) MF_CASE(SUFFIX, 4) MF_WIDE_CASES(SUFFIX)            \
     }                                                                          \
-    for (; j0 + 4 <= H; j0 += 4) {                                             \
-        mf_v4d acc0 = {0.0, 0.0, 0.0, 0.0};                                    \
-        for (n = 0; n < nnz; n++)                                              \
-            acc0 += (double)val[n] * *(const mf_v4d *)(M + (ptrdiff_t)idx[n] * H + j0); \
-        *(mf_v4d *)(out + j0) = acc0;                                          \
-    }                                                                          \
-    if (j0 < H) { /* the last H % 4 units, together */                        \
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0;                                   \
-        const ptrdiff_t rest = H - j0;                                         \
-        for (n = 0; n < nnz; n++) {                                            \
-            const double *m = M + (ptrdiff_t)idx[n] * H + j0;                  \
-            const double v = (double)val[n];                                   \
-            s0 += v * m[0];                                                    \
-            if (rest > 1) s1 += v * m[1];                                      \
-            if (rest > 2) s2 += v * m[2];                                      \
-        }                                                                      \
-        out[j0] = s0;                                                          \
-        if (rest > 1) out[j0 + 1] = s1;                                        \
-        if (rest > 2) out[j0 + 2] = s2;                                        \
-    }                                                                          \
-    (void)j;                                                                   \
 }
 
 #else  /* portable C */
 
-#define MF_DEFINE_COMBINE_ROWS(NAME, VAL_T)                                   \
-static void NAME(const VAL_T *val, const int *idx, ptrdiff_t nnz,             \
-                 const double *M, ptrdiff_t H, double *out)                   \
+#define MF_INLINE static inline
+#define MF_PREFETCH(p) ((void)(p))
+#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
+MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
+                                   ptrdiff_t nnz, const double *M,            \
+                                   ptrdiff_t ld, ptrdiff_t width, double *out)\
 {                                                                              \
     ptrdiff_t j, n;                                                            \
-    for (j = 0; j < H; j++)                                                    \
+    for (j = 0; j < width; j++)                                                \
         out[j] = 0.0;                                                          \
     for (n = 0; n < nnz; n++) {                                                \
-        const double *m = M + (ptrdiff_t)idx[n] * H;                           \
+        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld;              \
         const double v = (double)val[n];                                       \
-        for (j = 0; j < H; j++)                                                \
+        for (j = 0; j < width; j++)                                            \
             out[j] += v * m[j];                                                \
     }                                                                          \
 }
 
 #endif
 
-MF_DEFINE_COMBINE_ROWS(mf_combine_rows_f64, double)
-MF_DEFINE_COMBINE_ROWS(mf_combine_rows_f32, float)
+MF_DEFINE_COMBINE(f64, double)
+MF_DEFINE_COMBINE(f32, float)
+
+/* sum_n val[n] * M[idx[n], :] for M of shape (rows, H) */
+static inline void mf_combine_rows_f64(const double *val, const int *idx,
+                                       ptrdiff_t nnz, const double *M,
+                                       ptrdiff_t H, double *out)
+{
+    mf_combine_f64(val, idx, nnz, M, H, H, out);
+}
+
+static inline void mf_combine_rows_f32(const float *val, const int *idx,
+                                       ptrdiff_t nnz, const double *M,
+                                       ptrdiff_t H, double *out)
+{
+    mf_combine_f32(val, idx, nnz, M, H, H, out);
+}
+
+/* val @ M for M of shape (n, width), C order */
+static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
+                                    const double *M, ptrdiff_t width,
+                                    double *out)
+{
+    mf_combine_f64(val, NULL, n, M, width, width, out);
+}
 
 #if defined(__GNUC__) || defined(__clang__)
 
@@ -165,5 +234,14 @@ static void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 }
 
 #endif
+
+/* Ask for the cache lines of n items of size bytes at p (a hint). */
+static inline void mf_prefetch(const void *p, ptrdiff_t n, ptrdiff_t size)
+{
+    const char *c = (const char *)p;
+    ptrdiff_t off;
+    for (off = 0; off < n * size; off += 64)
+        MF_PREFETCH(c + off);
+}
 
 #endif
