@@ -14,6 +14,9 @@ from .validation import (MAX_INDEX, as_inputs, as_labels, as_rng, flag,
                          one_of, positive_int, real_number)
 
 GRADIENTS = ("backprop", "numerical")
+#: Iterations the compiled trainer runs per call (between two checks for
+#: Ctrl-C; an evaluation point also ends a block).
+_BLOCK = 64
 
 
 class TrainingDiverged(FloatingPointError):
@@ -54,7 +57,8 @@ class History:
     wall_time : float
         Seconds spent in ``train``.
     interrupted : bool
-        True when Ctrl-C stopped the run early (at the end of a step).
+        True when Ctrl-C stopped the run early (at the end of a block of
+        iterations, see :func:`train`).
     """
 
     train_loss_list: list = field(default_factory=list)
@@ -95,8 +99,8 @@ def _stop_on_sigint():
         signal.signal(signal.SIGINT, previous)
 
 
-def _generic_step(net, p, x, t, learning_rate, gradient):
-    """One SGD step through the network's own gradient and loss methods."""
+def _generic_run(net, p, x, t, learning_rate, gradient):
+    """SGD steps through the network's own gradient and loss methods."""
     grad_fn = net._gradient if gradient == "backprop" else net._numerical_gradient
 
     def step(idx):
@@ -113,7 +117,34 @@ def _generic_step(net, p, x, t, learning_rate, gradient):
                 p[k][...] = new[k]
         return loss, 0
 
-    return step
+    def run(batches, losses):
+        for done, idx in enumerate(batches):
+            loss, n_bad = step(idx)
+            if n_bad or not np.isfinite(loss):
+                return done, loss, n_bad
+            losses[done] = loss
+        return len(batches), 0.0, 0
+
+    return run
+
+
+class _Batches:
+    """The iterations' batches, rows drawn with replacement as the book
+    does, ``rng.choice(train_size, (n, batch_size))`` for a few iterations
+    at a time (the same draws however the iterations are grouped)."""
+
+    def __init__(self, rng, train_size, batch_size):
+        self.rng, self.train_size, self.batch_size = rng, train_size, batch_size
+        self.per_draw = max(1, min(64, 2**16 // batch_size))
+        self.drawn = np.empty((0, batch_size), dtype=np.intp)
+
+    def take(self, n):
+        """The next ``n`` batches, as an (n, batch_size) intp array."""
+        while len(self.drawn) < n:
+            more = self.rng.choice(self.train_size, (self.per_draw, self.batch_size))
+            self.drawn = np.concatenate([self.drawn, more.astype(np.intp)])
+        batches, self.drawn = self.drawn[:n], self.drawn[n:]
+        return np.ascontiguousarray(batches)
 
 
 class _CompiledData:
@@ -137,11 +168,16 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
     """Train ``net`` by mini-batch SGD, exactly as the book's script.
 
     Each iteration draws ``batch_size`` training rows with replacement
-    (``rng.choice(train_size, batch_size)``), computes the gradient,
-    updates ``net.params`` in place (``p -= learning_rate * grad``) and
-    records the batch loss after the update.  Every ``iter_per_epoch``
-    iterations (starting with iteration 0) it records the accuracy over the
-    whole training and test sets.
+    (as the book's ``np.random.choice(train_size, batch_size)``; the rows of
+    up to 64 iterations are drawn at once, ``rng.choice(train_size, (64,
+    batch_size))``), computes the gradient, updates ``net.params`` in place
+    (``p -= learning_rate * grad``) and records the batch loss after the
+    update.  Every ``iter_per_epoch`` iterations (starting with iteration
+    0) it records the accuracy over the whole training and test sets.
+
+    The compiled backprop path runs up to 64 iterations per GIL-free call
+    (an evaluation point ends such a block); Ctrl-C and ``callback`` are
+    served between blocks.
 
     Parameters
     ----------
@@ -164,7 +200,10 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
     eval_every_epoch : bool, default True
         Record the per-epoch accuracies (they cost a pass over all data).
     callback : callable, optional
-        Called as ``callback(history)`` after every iteration.
+        Called as ``callback(history)`` once per iteration, in order, with
+        the history up to that iteration.  On the compiled backprop path
+        the calls for a block come after the block has run, so
+        ``net.params`` may be up to 63 iterations further on.
 
     Returns
     -------
@@ -233,38 +272,46 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
             return (net._accuracy(p, x_train, t_train),
                     net._accuracy(p, x_test, t_test))
     if net.backend == "cython" and gradient == "backprop":
-        step = build._backprop.SGDTrainer(
+        run = build._backprop.SGDTrainer(
             train_set.indptr, train_set.indices, train_set.values, t_train,
             p["W1"], p["b1"], p["W2"], p["b2"], batch_size, learning_rate,
-            threads).step
+            threads).run
+        block = _BLOCK  # iterations per call: one GIL-free call for many
     else:
-        step = _generic_step(net, p, x_train, t_train, learning_rate, gradient)
+        run = _generic_run(net, p, x_train, t_train, learning_rate, gradient)
+        block = 1
+    batches = _Batches(rng, train_size, batch_size)
+    losses = np.empty(block)
 
     start = time.perf_counter()
     with _stop_on_sigint() as stop:
-        for i in range(iters_num):
-            batch_mask = rng.choice(train_size, batch_size)
-            loss, n_bad = step(batch_mask)
-            if n_bad or not np.isfinite(loss):
+        i = 0
+        while i < iters_num and not history.interrupted:
+            # a block ends at an evaluation point (iteration 0, iter_per_epoch ...)
+            n = min(block, iters_num - i)
+            if eval_every_epoch:
+                n = min(n, -i % history.iter_per_epoch + 1)
+            done, loss, n_bad = run(batches.take(n), losses)
+            for k in range(done):
+                history.train_loss_list.append(float(losses[k]))
+                history.iterations = i + k + 1
+                if eval_every_epoch and (i + k) % history.iter_per_epoch == 0:
+                    train_acc, test_acc = accuracies()
+                    history.train_acc_list.append(train_acc)
+                    history.test_acc_list.append(test_acc)
+                if callback is not None:
+                    callback(history)
+            if done < n:
                 history.wall_time = time.perf_counter() - start
                 what = (f"its update would make {n_bad} parameter(s) "
                         "non-finite" if n_bad else
                         f"its update made the batch loss {loss}")
                 raise TrainingDiverged(
-                    f"training diverged at iteration {i} (learning_rate="
+                    f"training diverged at iteration {i + done} (learning_rate="
                     f"{learning_rate:g}): {what}; net.params keeps the "
                     "parameters from before that update. Try a smaller "
-                    "learning_rate.", i, history)
-            history.train_loss_list.append(loss)
-            history.iterations = i + 1
-            if eval_every_epoch and i % history.iter_per_epoch == 0:
-                train_acc, test_acc = accuracies()
-                history.train_acc_list.append(train_acc)
-                history.test_acc_list.append(test_acc)
-            if callback is not None:
-                callback(history)
-            if stop.is_set():
-                history.interrupted = True
-                break
+                    "learning_rate.", i + done, history)
+            i += n
+            history.interrupted = stop.is_set() and i < iters_num
     history.wall_time = time.perf_counter() - start
     return history

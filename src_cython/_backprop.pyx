@@ -365,28 +365,66 @@ cdef class SGDTrainer:
         cdef Py_ssize_t n_bad
         cdef double loss
         with nogil:
-            if self.is32:
-                n_bad = self._update(&self.values32[0], &batch[0])
-            else:
-                n_bad = self._update(&self.values64[0], &batch[0])
-            if n_bad:
-                self._rollback()
-                loss = NAN
-            else:
-                if self.is32:
-                    loss = self._loss(&self.values32[0], &batch[0])
-                else:
-                    loss = self._loss(&self.values64[0], &batch[0])
-                if not isfinite(loss):
-                    self._rollback()
+            n_bad = self._step(&batch[0], NULL, &loss)
         return loss, n_bad
 
+    def run(self, const Py_ssize_t[:, ::1] batches, double[::1] losses):
+        """SGD steps on the rows ``batches[0]``, ``batches[1]`` ... in one
+        call, until one fails.
+
+        Returns
+        -------
+        (done, loss, n_bad) : (int, float, int)
+            ``losses[:done]`` are the losses of the steps done.  When
+            ``done < len(batches)``, step ``done`` failed and was undone:
+            ``loss`` and ``n_bad`` say why, as for :meth:`step`.
+        """
+        cdef Py_ssize_t s, n_bad = 0
+        cdef double loss = 0.0
+        with nogil:
+            for s in range(batches.shape[0]):
+                n_bad = self._step(
+                    &batches[s, 0],
+                    &batches[s + 1, 0] if s + 1 < batches.shape[0] else NULL,
+                    &loss)
+                if n_bad or not isfinite(loss):
+                    break
+                losses[s] = loss
+            else:
+                s = batches.shape[0]
+        return s, loss, n_bad
+
+    cdef Py_ssize_t _step(self, const Py_ssize_t* batch,
+                          const Py_ssize_t* next_batch,
+                          double* loss) noexcept nogil:
+        """One step (see ``step``): the loss after the update goes to
+        ``loss``; returns the number of non-finite updated values.  The
+        rows of ``next_batch`` (if not NULL) are requested meanwhile."""
+        cdef Py_ssize_t n_bad
+        if self.is32:
+            n_bad = self._update(&self.values32[0], batch, next_batch)
+        else:
+            n_bad = self._update(&self.values64[0], batch, next_batch)
+        if n_bad:
+            self._rollback()
+            loss[0] = NAN
+            return n_bad
+        if self.is32:
+            loss[0] = self._loss(&self.values32[0], batch, next_batch)
+        else:
+            loss[0] = self._loss(&self.values64[0], batch, next_batch)
+        if not isfinite(loss[0]):
+            self._rollback()
+        return 0
+
     cdef Py_ssize_t _update(self, const floating* values,
-                            const Py_ssize_t* batch) noexcept nogil:
+                            const Py_ssize_t* batch,
+                            const Py_ssize_t* next_batch) noexcept nogil:
         """Forward, backward and the update, in place; the number of
-        updated values that are not finite."""
+        updated values that are not finite.  Where the rows of
+        ``next_batch`` (if not NULL) start is requested meanwhile."""
         cdef Py_ssize_t B = self.B, D = self.D, H = self.H, K = self.K
-        cdef Py_ssize_t it, i, bad = 0
+        cdef Py_ssize_t it, i, b, bad = 0
         cdef double lr = self.lr
         cdef int n_threads = self.n_threads  # no attribute lookup in prange
         cdef Columns* cols = &self.cols
@@ -409,6 +447,12 @@ cdef class SGDTrainer:
                                        H * K)
                 bad += update_in_place(&self.b1[0], &self.oldb1[0], lr, H)
                 bad += update_in_place(&self.b2[0], &self.oldb2[0], lr, K)
+                if next_batch != NULL:
+                    for b in range(B):
+                        mf_prefetch(&self.indptr[next_batch[b]], 2,
+                                    sizeof(int64_t))
+                        mf_prefetch(&self.labels[next_batch[b]], 1,
+                                    sizeof(Py_ssize_t))
             else:
                 i = cols.touched[it - 1]
                 combine_rows(cols.vals + cols.start[i], cols.rows + cols.start[i],
@@ -429,14 +473,17 @@ cdef class SGDTrainer:
         memcpy(&self.b1[0], &self.oldb1[0], self.H * sizeof(double))
         memcpy(&self.b2[0], &self.oldb2[0], self.K * sizeof(double))
 
-    cdef double _loss(self, const floating* values,
-                      const Py_ssize_t* batch) noexcept nogil:
-        """The book's mean loss over the batch rows (summed in order)."""
+    cdef double _loss(self, const floating* values, const Py_ssize_t* batch,
+                      const Py_ssize_t* next_batch) noexcept nogil:
+        """The book's mean loss over the batch rows (summed in order); the
+        rows of ``next_batch`` (if not NULL) are requested meanwhile."""
         cdef Py_ssize_t B = self.B, H = self.H, K = self.K, b, row
         cdef const int64_t* indptr = &self.indptr[0]
         cdef int n_threads = self.n_threads
         cdef double total = 0.0
         for b in prange(B, schedule="static", num_threads=n_threads):
+            if next_batch != NULL:
+                prefetch_row(values, &self.indices[0], indptr, next_batch[b])
             row = batch[b]
             logits_sparse_row(
                 values + indptr[row], &self.indices[indptr[row]],

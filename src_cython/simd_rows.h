@@ -7,7 +7,8 @@
  * with row(n) = idx[n] (sparse: x @ W1 over the nonzero pixels, x.T @ dz1
  * over a pixel's batch rows) or row(n) = n (dense: z1 @ W2, dy @ W2.T).
  *
- * mf_sigmoid_bias: z[j] = 1 / (1 + exp(-(z[j] + b[j]))), with an exp
+ * mf_sigmoid_bias: z[j] = 1 / (1 + exp(-(z[j] + b[j]))), and
+ * mf_exp_shifted: a[k] = exp(a[k] - m) (the softmax's exp), with an exp
  * accurate to about 1 ulp (Cody-Waite reduction, degree-13 series).
  *
  * Written with GCC/Clang vector extensions (no intrinsics, no -march): the
@@ -224,7 +225,38 @@ static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
         z[j] = 1.0 / (1.0 + exp(-(z[j] + b[j])));
 }
 
+/* exp(a[k] - m) in place for k < K, 4 at a time; returns their sum, summed
+ * in the order of k. */
+static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
+{
+    ptrdiff_t k0, k, n;
+    double s = 0.0;
+    for (k0 = 0; k0 < K; k0 += 4) {
+        mf_v4d v = {0.0, 0.0, 0.0, 0.0};
+        n = K - k0 < 4 ? K - k0 : 4;
+        for (k = 0; k < n; k++)
+            v[k] = a[k0 + k] - m;
+        mf_exp4(&v);
+        for (k = 0; k < n; k++) {
+            a[k0 + k] = v[k];
+            s += v[k];
+        }
+    }
+    return s;
+}
+
 #else  /* portable C */
+
+static double mf_exp_shifted(double *a, ptrdiff_t K, double m)
+{
+    ptrdiff_t k;
+    double s = 0.0;
+    for (k = 0; k < K; k++) {
+        a[k] = exp(a[k] - m);
+        s += a[k];
+    }
+    return s;
+}
 
 static void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 {

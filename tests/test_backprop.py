@@ -128,6 +128,43 @@ def test_fused_step_refuses_a_non_finite_update(mnist):
         np.testing.assert_array_equal(p[key], params[key])
 
 
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_run_is_the_steps_one_by_one(mnist, num_threads):
+    (x_train, t_train), _ = mnist
+    x, t = x_train[:3000], t_train[:3000]
+    params = trained_params((784, 50, 10), seed=5)
+    batches = np.random.default_rng(5).choice(3000, (7, 100)).astype(np.intp)
+    one, p_one = fused_trainer(params, x, t, 100, 0.1, num_threads)
+    expected = [one.step(b)[0] for b in batches]
+    block, p_block = fused_trainer(params, x, t, 100, 0.1, num_threads)
+    losses = np.full(7, -1.0)
+    done, _, n_bad = block.run(batches, losses)
+    assert (done, n_bad) == (7, 0)
+    np.testing.assert_array_equal(losses, expected)
+    for key in KEYS:
+        np.testing.assert_array_equal(p_block[key], p_one[key])
+
+
+def test_run_stops_at_the_failing_step(mnist):
+    (x_train, t_train), _ = mnist
+    params = trained_params((784, 50, 10), seed=0)
+    bad = x_train[:100].copy()
+    bad[:, 350] = np.inf  # (the public API refuses it) a NaN gradient
+    x = np.concatenate([x_train[:500], bad])
+    t = np.concatenate([t_train[:500], t_train[:100]])
+    batches = np.array([np.arange(100), np.arange(100, 200),
+                        np.arange(500, 600), np.arange(100)], dtype=np.intp)
+    trainer, p = fused_trainer(params, x, t, 100, 0.1)
+    losses = np.zeros(4)
+    done, _, n_bad = trainer.run(batches[:2], losses)
+    assert (done, n_bad) == (2, 0)
+    after_two = {k: v.copy() for k, v in p.items()}
+    done, loss, n_bad = trainer.run(batches[2:], losses)
+    assert done == 0 and n_bad > 0 and np.isnan(loss)
+    for key in KEYS:  # the failed step was undone, the next one not run
+        np.testing.assert_array_equal(p[key], after_two[key])
+
+
 def test_train_is_reproducible_and_updates_params_in_place(mnist):
     (x_train, t_train), (x_test, t_test) = mnist
     runs = []
