@@ -28,7 +28,8 @@ from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
-from _common cimport (combine_rows, cross_entropy_row, gather_nonzeros,
+from _common cimport (combine_rows, count_nonzeros, cross_entropy_row,
+                      gather_nonzeros,
                       logits_sparse_row, mf_prefetch, mf_vector_matrix,
                       softmax_row)
 
@@ -207,9 +208,9 @@ def gradient(
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b, i, nnz = 0
-    for b in range(N):
-        for i in range(D):
-            nnz += x[b, i] != 0.0
+    with nogil:
+        for b in range(N):
+            nnz += count_nonzeros(&x[b, 0], D)
     # Scratch: O(N (H + K) + nnz(x)); x in CSR then CSC form.
     cdef double[:, ::1] z = np.empty((N, H))
     cdef double[:, ::1] dy = np.empty((N, K))
@@ -508,8 +509,7 @@ def to_csr(const floating[:, ::1] x):
     with nogil:
         indptr[0] = 0
         for b in range(N):
-            for i in range(D):
-                nnz += x[b, i] != 0.0
+            nnz += count_nonzeros(&x[b, 0], D)
             indptr[b + 1] = nnz
     indices_arr = np.empty(nnz, dtype=np.intc)
     values_arr = np.empty(nnz, dtype=np.asarray(x).dtype)

@@ -20,6 +20,14 @@ cdef extern from "simd_rows.h" nogil:
     # out = val @ M for M of shape (n, width), in vector registers
     void mf_vector_matrix(const double* val, Py_ssize_t n, const double* M,
                           Py_ssize_t width, double* out)
+    # the nonzeros of a dense row; val and idx need nnz + 1 places
+    Py_ssize_t mf_gather_nonzeros_f32(const float* x, Py_ssize_t D,
+                                      double* val, int* idx)
+    Py_ssize_t mf_gather_nonzeros_f64(const double* x, Py_ssize_t D,
+                                      double* val, int* idx)
+    # how many nonzeros a dense row has
+    Py_ssize_t mf_count_nonzeros_f32(const float* x, Py_ssize_t D)
+    Py_ssize_t mf_count_nonzeros_f64(const double* x, Py_ssize_t D)
     # a hint: load the cache lines of n items of size bytes at p
     void mf_prefetch(const void* p, Py_ssize_t n, Py_ssize_t size)
     # a = exp(a - m), 4 classes at a time; returns sum(a)
@@ -50,18 +58,22 @@ cdef inline Py_ssize_t gather_nonzeros(
     double* val,            # OUT (nnz + 1,) its nonzero values, in order
     int* idx,               # OUT (nnz + 1,) their columns
 ) noexcept nogil:
-    """The nonzero pixels of a row (81% of MNIST pixels are 0).
+    """The nonzero pixels of a row (81% of MNIST pixels are 0); ``val`` and
+    ``idx`` need one place beyond the nonzeros (see simd_rows.h)."""
+    if floating is float:
+        return mf_gather_nonzeros_f32(x, D, val, idx)
+    else:
+        return mf_gather_nonzeros_f64(x, D, val, idx)
 
-    Branch-free: every pixel is written at the next free place, which only
-    a nonzero one advances, so ``val`` and ``idx`` need one place beyond
-    the nonzeros (zeros and nonzeros alternate unpredictably in a row).
-    """
-    cdef Py_ssize_t i, nnz = 0
-    for i in range(D):
-        val[nnz] = x[i]
-        idx[nnz] = <int> i
-        nnz += x[i] != 0.0
-    return nnz
+
+cdef inline Py_ssize_t count_nonzeros(
+    const floating* x,      # IN  (D,) a dense row
+    Py_ssize_t D,
+) noexcept nogil:
+    if floating is float:
+        return mf_count_nonzeros_f32(x, D)
+    else:
+        return mf_count_nonzeros_f64(x, D)
 
 
 cdef inline void hidden_preactivation_row(
