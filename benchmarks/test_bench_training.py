@@ -1,4 +1,4 @@
-"""Training: one fused SGD step, and the seed's full runs."""
+"""Training: the fused SGD step (alone and 64 per call), the seed's full runs."""
 
 import os
 import subprocess
@@ -13,19 +13,37 @@ from mnist_fast.train import _CompiledData
 from conftest import slow
 
 
-def test_sgd_step_batch100(benchmark, mnist):
-    """One fused step: gather, forward, backward, update, post-update loss."""
-    benchmark.group = "one SGD step, batch 100"
+def fused_trainer(mnist):
     (x_train, t_train), _ = mnist
     data = _CompiledData(x_train, t_train.astype(np.intp))
-    net = TwoLayerNet(784, 50, 10, seed=0)
-    p = net.params
-    trainer = build._backprop.SGDTrainer(
+    p = TwoLayerNet(784, 50, 10, seed=0).params
+    return build._backprop.SGDTrainer(
         data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
         p["W2"], p["b2"], 100, 0.1, resolve_num_threads(None))
+
+
+def test_sgd_step_batch100(benchmark, mnist):
+    """One fused step: forward, backward, update, post-update loss."""
+    benchmark.group = "one SGD step, batch 100"
+    trainer = fused_trainer(mnist)
     batches = np.random.default_rng(0).choice(60000, (1000, 100))
     it = iter(range(10**9))
     benchmark(lambda: trainer.step(batches[next(it) % 1000]))
+
+
+def test_sgd_64_steps_batch100(benchmark, mnist):
+    """64 steps in one call, as ``train`` runs them (divide by 64)."""
+    benchmark.group = "64 SGD steps in one call, batch 100"
+    trainer = fused_trainer(mnist)
+    batches = np.random.default_rng(0).choice(60000, (64 * 50, 100))
+    losses = np.empty(64)
+    it = iter(range(10**9))
+
+    def run():
+        k = next(it) % 50
+        trainer.run(batches[64 * k:64 * (k + 1)], losses)
+
+    benchmark(run)
 
 
 def run_seed(gradient):

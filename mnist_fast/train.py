@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import build
+from .screen import screen_weights
 from .threads import resolve_num_threads
 from .validation import (MAX_INDEX, as_inputs, as_labels, as_rng, flag,
                          one_of, positive_int, real_number)
@@ -153,12 +154,13 @@ class _CompiledData:
 
     def __init__(self, x, t):
         self.indptr, self.indices, self.values = build._backprop.to_csr(x)
+        self.row_l1 = build._forward.row_l1(self.indptr, self.values)
         self.t = t
 
     def accuracy(self, p, num_threads):
         correct = build._forward.count_correct_csr(
             self.indptr, self.indices, self.values, self.t, p["W1"], p["b1"],
-            p["W2"], p["b2"], num_threads)
+            p["W2"], p["b2"], *screen_weights(p), self.row_l1, num_threads)
         return correct / self.t.shape[0]
 
 

@@ -28,6 +28,9 @@ cdef extern from "simd_rows.h" nogil:
     # how many nonzeros a dense row has
     Py_ssize_t mf_count_nonzeros_f32(const float* x, Py_ssize_t D)
     Py_ssize_t mf_count_nonzeros_f64(const double* x, Py_ssize_t D)
+    # out = sum_n val[n] * M[idx[n], :width] in float32; width % 8 == 0
+    void mf_combine_rows32(const float* val, const int* idx, Py_ssize_t nnz,
+                           const float* M, Py_ssize_t width, float* out)
     # a hint: load the cache lines of n items of size bytes at p
     void mf_prefetch(const void* p, Py_ssize_t n, Py_ssize_t size)
     # a = exp(a - m), 4 classes at a time; returns sum(a)

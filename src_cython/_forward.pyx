@@ -10,13 +10,23 @@ allocated before the parallel loop: when that fails, the function raises
 ``MemoryError`` before any work.
 """
 
+import numpy as np
+
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 from _common cimport (cross_entropy_row, logits_dense_row, logits_sparse_row,
+                      mf_combine_rows32, mf_sigmoid_bias, output_row,
                       predicted_class, softmax_row)
+
+# the screen's error bound: float32's unit roundoff, its underflow slack
+# (half the smallest subnormal, per term), float64's unit roundoff
+cdef double U32 = 2.0 ** -24
+cdef double TINY32 = 2.0 ** -150
+cdef double U64 = 2.0 ** -53
 
 
 cdef void* scratch_rows(int n_threads, Py_ssize_t width, size_t size) except NULL:
@@ -139,6 +149,56 @@ def count_correct(
     return correct
 
 
+cdef inline Py_ssize_t screened_class(
+    const floating* values,   # IN  (nnz,) the nonzeros of one row
+    const int* indices,       # IN  (nnz,) their columns
+    Py_ssize_t nnz,
+    double s,                 # IN  sum |x| over the row (at least)
+    const float* W1f,         # IN  (D, Hp) W1 in float32, rows padded
+    const double* b1, const double* W2, const double* b2,
+    Py_ssize_t H, Py_ssize_t Hp, Py_ssize_t K,
+    double mmax, double vmax, double amax,  # IN  error factors (screen.py)
+    float* xf,                # scratch (nnz,) when floating is double
+    float* a1f,               # scratch (Hp,)
+    double* z,                # scratch (H + K,)
+) noexcept nogil:
+    """The row's class when a float32 forward pass decides it for sure, or
+    -1.  See ``mnist_fast/screen.py`` for the error bound."""
+    cdef Py_ssize_t n, j, k, best = 0
+    cdef double big = 0.0, c, delta, second = -INFINITY
+    cdef double* a2 = z + H
+    cdef const float* xv
+    if floating is float:
+        xv = values
+    else:
+        for n in range(nnz):
+            xf[n] = <float> values[n]
+        xv = xf
+    mf_combine_rows32(xv, indices, nnz, W1f, Hp, a1f)
+    for j in range(H):
+        if not isfinite(a1f[j]):
+            return -1
+        z[j] = a1f[j]
+        big = max(big, fabs(z[j] + b1[j]))
+    mf_sigmoid_bias(z, b1, H)
+    output_row(z, W2, b2, H, K, a2)
+    for k in range(K):
+        if not isfinite(a2[k]):
+            return -1
+        if a2[k] > a2[best]:
+            best = k
+    for k in range(K):
+        if k != best and a2[k] > second:
+            second = a2[k]
+    c = (nnz + 4) * U32 / (1.0 - (nnz + 4) * U32) * 1.001
+    delta = (c * s / 4.0) * (1.0 + U64) * vmax + (
+        (nnz * (1.0 + mmax) + s) * TINY32 + U64 * big + 5e-16
+        + 2.0 * (H + 2) * U64) * amax
+    if a2[best] - second > 2.0 * delta + 2e-12 * (1.0 + fabs(a2[best]) + delta):
+        return best
+    return -1
+
+
 def count_correct_csr(
     const int64_t[::1] indptr,    # IN  (N + 1,) row starts in indices/values
     const int[::1] indices,       # IN  (nnz,) columns of the nonzeros (C int)
@@ -148,22 +208,65 @@ def count_correct_csr(
     const double[::1] b1,         # IN  (H,)
     const double[:, ::1] W2,      # IN  (H, K)
     const double[::1] b2,         # IN  (K,)
+    const float[:, ::1] W1f,      # IN  (D, Hp) the screen's weights, or (0, 0)
+    double mmax,                  # IN  the screen's error factors
+    double vmax,
+    double amax,
+    const double[::1] row_l1,     # IN  (N,) sum |x| of each row (row_l1)
     int n_threads,
 ):
-    """``count_correct`` for rows stored compressed (CSR)."""
-    cdef Py_ssize_t N = t.shape[0]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
-    cdef Py_ssize_t b, correct = 0
-    cdef double* buf = <double*> scratch_rows(n_threads, H + K, sizeof(double))
+    """``count_correct`` for rows stored compressed (CSR).
+
+    With ``W1f`` (see ``mnist_fast.screen``) each row first goes through a
+    float32 forward pass, whose class is taken when its margin exceeds the
+    pass's error bound; the other rows, and all rows without ``W1f``, get
+    the float64 pass.  The count is the same either way.
+    """
+    cdef Py_ssize_t N = t.shape[0], D = W1.shape[0]
+    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1], Hp = W1f.shape[1]
+    cdef Py_ssize_t b, cls, correct = 0
+    cdef bint screen = (W1f.shape[0] == D and D > 0 and Hp >= H
+                        and row_l1.shape[0] == N)
+    cdef Py_ssize_t width = H + K + (Hp + D + 1) // 2 + 1
+    cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     cdef double* w
     try:
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
-            w = buf + threadid() * (H + K)
-            logits_sparse_row(&values[indptr[b]], &indices[indptr[b]],
-                              indptr[b + 1] - indptr[b], &W1[0, 0], &b1[0],
-                              &W2[0, 0], &b2[0], H, K, w, w + H)
-            correct += predicted_class(w + H, K) == t[b]
+            w = buf + threadid() * width
+            cls = -1
+            if screen:
+                cls = screened_class(
+                    &values[indptr[b]], &indices[indptr[b]],
+                    indptr[b + 1] - indptr[b], row_l1[b], &W1f[0, 0], &b1[0],
+                    &W2[0, 0],
+                    &b2[0], H, Hp, K, mmax, vmax, amax,
+                    <float*> (w + H + K + 1),
+                    <float*> (w + H + K + 1) + D, w)
+            if cls < 0:
+                logits_sparse_row(&values[indptr[b]], &indices[indptr[b]],
+                                  indptr[b + 1] - indptr[b], &W1[0, 0],
+                                  &b1[0], &W2[0, 0], &b2[0], H, K, w, w + H)
+                cls = predicted_class(w + H, K)
+            correct += cls == t[b]
     finally:
         free(buf)
     return correct
+
+
+def row_l1(
+    const int64_t[::1] indptr,    # IN  (N + 1,)
+    const floating[::1] values,   # IN  (nnz,)
+):
+    """sum |x| of each row of a CSR matrix, rounded up (for the screen)."""
+    cdef Py_ssize_t N = indptr.shape[0] - 1, b, n
+    out_arr = np.empty(N)
+    cdef double[::1] out = out_arr
+    cdef double s
+    with nogil:
+        for b in range(N):
+            s = 0.0
+            for n in range(indptr[b], indptr[b + 1]):
+                s += fabs(values[n])
+            out[b] = s * (1.0 + 1e-9)  # n rounding errors of at most 2**-53
+    return out_arr

@@ -120,6 +120,58 @@ MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
     }                                                                          \
 }
 
+/* Float32 rows for the accuracy screen: out[j] = sum_n val[n] M[idx[n], j]
+ * in float32 for j < width, a multiple of 8 (M's rows are padded), 8 units
+ * per vector, MF_ACC8 vectors per pass. */
+typedef float mf_v8f __attribute__((vector_size(32), aligned(4), may_alias));
+#ifdef __AVX__
+#define MF_ACC8 12
+#else
+#define MF_ACC8 6
+#endif
+
+MF_INLINE void mf_pass32(const float *val, const int *idx, ptrdiff_t nnz,
+                         const float *M, ptrdiff_t ld, ptrdiff_t j0,
+                         const int nv, float *out)
+{
+    mf_v8f acc[MF_ACC8];
+    ptrdiff_t n;
+    int a;
+    MF_UNROLL
+    for (a = 0; a < nv; a++)
+        acc[a] = (mf_v8f){0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (n = 0; n < nnz; n++) {
+        const float *m = M + (ptrdiff_t)idx[n] * ld + j0;
+        const float v = val[n];
+        MF_UNROLL
+        for (a = 0; a < nv; a++)
+            acc[a] += v * *(const mf_v8f *)(m + 8 * a);
+    }
+    MF_UNROLL
+    for (a = 0; a < nv; a++)
+        *(mf_v8f *)(out + j0 + 8 * a) = acc[a];
+}
+
+#define MF_CASE32(NV) \
+    case NV: mf_pass32(val, idx, nnz, M, width, j0, NV, out); break;
+
+static inline void mf_combine_rows32(const float *val, const int *idx,
+                                     ptrdiff_t nnz, const float *M,
+                                     ptrdiff_t width, float *out)
+{
+    ptrdiff_t j0 = 0;
+    for (; width - j0 > 8 * MF_ACC8; j0 += 8 * MF_ACC8)
+        mf_pass32(val, idx, nnz, M, width, j0, MF_ACC8, out);
+    switch ((width - j0) / 8) {
+        MF_CASE32(1) MF_CASE32(2) MF_CASE32(3) MF_CASE32(4) MF_CASE32(5)
+        MF_CASE32(6)
+#if MF_ACC8 > 6
+        MF_CASE32(7) MF_CASE32(8) MF_CASE32(9) MF_CASE32(10) MF_CASE32(11)
+        MF_CASE32(12)
+#endif
+    }
+}
+
 #else  /* portable C */
 
 #define MF_INLINE static inline
@@ -138,6 +190,19 @@ MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
         for (j = 0; j < width; j++)                                            \
             out[j] += v * m[j];                                                \
     }                                                                          \
+}
+
+
+static inline void mf_combine_rows32(const float *val, const int *idx,
+                                     ptrdiff_t nnz, const float *M,
+                                     ptrdiff_t width, float *out)
+{
+    ptrdiff_t j, n;
+    for (j = 0; j < width; j++)
+        out[j] = 0.0f;
+    for (n = 0; n < nnz; n++)
+        for (j = 0; j < width; j++)
+            out[j] += val[n] * M[(ptrdiff_t)idx[n] * width + j];
 }
 
 #endif

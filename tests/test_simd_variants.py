@@ -16,6 +16,7 @@ from conftest import cli_env
 
 HERE = Path(__file__).parent
 EQUIVALENCE = ["test_build.py", "test_forward.py", "test_numerical_gradient.py",
+               "test_screen.py",
                "test_backprop.py"]
 
 

@@ -1,0 +1,112 @@
+"""The float32 screen of the compiled accuracy: the count is the float64
+one (and the book's), row for row, whatever the weights."""
+
+import numpy as np
+import pytest
+
+from mnist_fast import build
+from mnist_fast.screen import LARGEST, screen_weights
+from mnist_fast.train import _CompiledData
+from conftest import reference_net, requires_compiled, trained_params
+
+pytestmark = requires_compiled
+
+NO_SCREEN = (np.empty((0, 0), dtype=np.float32), 0.0, 0.0, 0.0)
+
+
+def counts(data, p, num_threads=2):
+    """(screened, float64 only, the book's) numbers of correct rows."""
+    args = (data.indptr, data.indices, data.values, data.t, p["W1"],
+            p["b1"], p["W2"], p["b2"])
+    screened = build._forward.count_correct_csr(
+        *args, *screen_weights(p), data.row_l1, num_threads)
+    plain = build._forward.count_correct_csr(*args, *NO_SCREEN, data.row_l1,
+                                             num_threads)
+    return screened, plain
+
+
+def csr(x, t, dtype=np.float32):
+    return _CompiledData(np.ascontiguousarray(x, dtype=dtype),
+                         np.asarray(t, dtype=np.intp))
+
+
+@pytest.mark.parametrize("seed, scale", [(0, 1.0), (1, 3.0), (2, 30.0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_screen_counts_as_the_book(mnist, seed, scale, dtype):
+    (x, t), _ = mnist
+    x, t = x[:5000], t[:5000]
+    p = trained_params((784, 50, 10), seed=seed, scale=scale)
+    screened, plain = counts(csr(x, t, dtype), p)
+    book = int(np.sum(reference_net(p).predict(x).argmax(axis=1) == t))
+    assert screened == plain == book
+
+
+@pytest.mark.parametrize("gap", [0.0, 1e-9, 1e-5])
+def test_screen_leaves_near_ties_to_the_float64_pass(mnist, gap):
+    (x, t), _ = mnist
+    x, t = x[:3000], t[:3000]
+    p = trained_params((784, 50, 10), seed=3)
+    # classes 3 and 4 lead every row, apart by gap * (z @ r): an exact tie
+    # (the book's argmax takes 3) or a near one whose winner varies by row
+    r = np.random.default_rng(3).standard_normal(50)
+    r -= r.mean()  # so that the sign of z @ r varies with the row
+    p["W2"][:, 3] = 5 * np.abs(p["W2"][:, 3])
+    p["W2"][:, 4] = p["W2"][:, 3] + gap * r
+    p["b2"][4] = p["b2"][3]
+    winners = reference_net(p).predict(x).argmax(axis=1)
+    assert set(np.unique(winners)) == ({3} if gap == 0 else {3, 4})
+    t = np.where(np.arange(3000) % 2 == 0, 3, 4)
+    screened, plain = counts(csr(x, t), p)
+    assert screened == plain == int(np.sum(winners == t))
+
+
+def test_screen_random_shapes_and_negative_inputs():
+    rng = np.random.default_rng(7)
+    for D, H, K in [(37, 9, 4), (5, 1, 2), (64, 100, 13)]:
+        x = rng.standard_normal((400, D)) * 3
+        x[rng.random(x.shape) < 0.5] = 0.0
+        t = rng.integers(0, K, 400)
+        p = trained_params((D, H, K), seed=D, scale=5.0)
+        screened, plain = counts(csr(x, t, np.float64), p, num_threads=1)
+        book = int(np.sum(reference_net(p).predict(x).argmax(axis=1) == t))
+        assert screened == plain == book
+
+
+def test_screen_is_off_for_weights_too_large_for_float32():
+    p = trained_params((784, 50, 10), seed=0)
+    p["W1"][3, 4] = 2 * LARGEST
+    W1f, *_ = screen_weights(p)
+    assert W1f.shape == (0, 0)
+    p["W1"][3, 4] = LARGEST / 2
+    W1f, mmax, vmax, amax = screen_weights(p)
+    assert W1f.shape == (784, 56) and W1f.dtype == np.float32
+    assert mmax >= LARGEST / 2 and vmax > 0 and amax > 0
+
+
+def test_screen_on_rows_the_float32_pass_gets_wrong():
+    """Rows whose two leading logits differ by 1e-9 while the float32 pass
+    moves their difference by ~1e-7: a screen without its bound would get
+    about half of them wrong."""
+    R = 20  # rows; row r: pixel r drives hidden unit r, classes 2r, 2r+1
+    D, H, K = R, R, 2 * R
+    rng = np.random.default_rng(11)
+    x = np.eye(R) * (1 + rng.random(R))  # one pixel per row
+    W1 = np.full((D, H), -3.0) + np.eye(R) * (4.7 + 0.1 * rng.random((R, R)))
+    b1 = np.zeros(H)
+    W2 = np.zeros((H, K))
+    W2[np.arange(R), 2 * np.arange(R)] = 10.0
+    W2[np.arange(R), 2 * np.arange(R) + 1] = 20.0
+    b2 = np.zeros(K)
+    p = {"W1": W1, "b1": b1, "W2": W2, "b2": b2}
+    z = 1 / (1 + np.exp(-(x @ W1 + b1)))
+    logits = z @ W2 + b2
+    sign = np.where(np.arange(R) % 2 == 0, 1.0, -1.0)
+    rows = np.arange(R)
+    # b2[2r+1] so that logit 2r+1 - logit 2r = sign * 1e-9 on row r
+    b2[2 * rows + 1] = (logits[rows, 2 * rows] - logits[rows, 2 * rows + 1]
+                        + sign * 1e-9)
+    winners = reference_net(p).predict(x).argmax(axis=1)
+    assert np.array_equal(winners, 2 * rows + (sign > 0))
+    for t in (winners, winners ^ 1):  # right, then wrong labels
+        screened, plain = counts(csr(x, t, np.float64), p, num_threads=1)
+        assert screened == plain == int(np.sum(winners == t))
