@@ -1,8 +1,11 @@
 """Forward pass: compiled vs the book's NumPy code."""
 
+import numpy as np
 import pytest
 
-from mnist_fast import TwoLayerNet
+from mnist_fast import TwoLayerNet, train
+from mnist_fast.threads import resolve_num_threads
+from mnist_fast.train import _CompiledData
 
 
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
@@ -24,3 +27,24 @@ def test_accuracy_70000_images(benchmark, mnist, backend):
 
     benchmark.pedantic(both, rounds=5 if backend == "cython" else 2,
                        warmup_rounds=1)
+
+
+def test_accuracy_70000_images_in_train(benchmark, mnist):
+    """The same evaluation as ``train`` runs it: on the compressed rows it
+    keeps, float32 screen included (net trained 1 epoch: realistic margins)."""
+    benchmark.group = "accuracy, 60,000 train + 10,000 test images"
+    (x_train, t_train), (x_test, t_test) = mnist
+    net = TwoLayerNet(784, 50, 10, seed=0)
+    train(net, x_train, t_train, x_test, t_test, iters_num=600, seed=0,
+          eval_every_epoch=False)
+    threads = resolve_num_threads(net.num_threads)
+    train_set = _CompiledData(x_train, t_train.astype(np.intp))
+    test_set = _CompiledData(x_test, t_test.astype(np.intp))
+
+    def both():
+        return (train_set.accuracy(net.params, threads),
+                test_set.accuracy(net.params, threads))
+
+    accuracies = benchmark.pedantic(both, rounds=10, warmup_rounds=1)
+    assert accuracies == (net.accuracy(x_train, t_train),
+                          net.accuracy(x_test, t_test))
