@@ -12,18 +12,18 @@ The arithmetic is the book's ``TwoLayerNet.gradient``::
 
 with x @ W1 and x.T @ dz1 computed over the nonzero pixels only (x is
 stored column by column for the latter).  The fused step then applies the
-book's update ``p -= lr * g`` -- only to the W1 rows whose pixel is nonzero
-in the batch, the others having a zero gradient -- after checking that no
-updated value is NaN or infinite, and evaluates the book's post-update
-batch loss (undoing the update if that loss is not finite).  Every output element is summed by one thread in a fixed
-order.
+book's update ``p -= lr * g`` in place -- only to the W1 rows whose pixel
+is nonzero in the batch, the others having a zero gradient -- keeping the
+old values, and evaluates the book's post-update batch loss; it undoes the
+update when a new value or that loss is NaN or infinite.  Every output
+element is summed by one thread in a fixed order.
 """
 
 import numpy as np
 
 cimport cython
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange
 from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
