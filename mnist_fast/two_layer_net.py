@@ -11,11 +11,7 @@ from .model_file import load_model, save_model
 
 BACKENDS = ("auto", "cython", "numpy")
 #: Rows each thread of a forward kernel gets at least.
-MIN_ROWS_PER_THREAD = 256
-#: The gradient splits its work between the rows and the transposition of
-#: the batch, so it pays from 50 rows per thread (batch 100 on 2 threads:
-#: measured 1.5x on the kernel).
-MIN_GRADIENT_ROWS_PER_THREAD = 50
+MIN_ROWS_PER_THREAD = 50
 #: Largest logit move a perturbation may cause for the compiled numerical
 #: gradient: its exact-change algebra takes expm1 of the moves, which
 #: overflows or cancels for large ones.  Beyond, the book's loop runs.
@@ -212,12 +208,12 @@ class TwoLayerNet:
         x = self._checked_inputs(x)
         return x, as_labels(t, x.shape[0], self.output_size, "t")
 
-    def _threads(self, n_rows, min_rows=MIN_ROWS_PER_THREAD):
-        # A thread team costs more than it saves below a few hundred rows
-        # per thread for the forward kernels (measured: batch 100 runs no
-        # faster on 2 threads), and idle OpenMP threads spinning after a
-        # region slow down NumPy's BLAS threads in the next call.
-        by_size = max(1, n_rows // min_rows)
+    def _threads(self, n_rows):
+        # A thread team pays from about 50 rows per thread (measured at
+        # batch 100 on 2 threads: the loss kernel 1.3x, the gradient 1.5x,
+        # which transposes the batch on one thread while the others run the
+        # rows); below, its start costs more than it saves.
+        by_size = max(1, n_rows // MIN_ROWS_PER_THREAD)
         return min(resolve_num_threads(self.num_threads), by_size)
 
     def _reference(self, params):
@@ -409,8 +405,7 @@ class TwoLayerNet:
         grads = {k: np.empty(shape) for k, shape in self.param_shapes.items()}
         _backprop.gradient(
             x, t, p["W1"], p["b1"], p["W2"], p["b2"], grads["W1"],
-            grads["b1"], grads["W2"], grads["b2"],
-            self._threads(x.shape[0], MIN_GRADIENT_ROWS_PER_THREAD))
+            grads["b1"], grads["W2"], grads["b2"], self._threads(x.shape[0]))
         return grads
 
 
