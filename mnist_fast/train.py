@@ -157,10 +157,12 @@ class _CompiledData:
         self.row_l1 = build._forward.row_l1(self.indptr, self.values)
         self.t = t
 
-    def accuracy(self, p, num_threads):
+    def accuracy(self, p, screen, num_threads):
+        """Accuracy with parameters ``p``; ``screen`` is
+        ``screen_weights(p)`` (computed once for several data sets)."""
         correct = build._forward.count_correct_csr(
             self.indptr, self.indices, self.values, self.t, p["W1"], p["b1"],
-            p["W2"], p["b2"], *screen_weights(p), self.row_l1, num_threads)
+            p["W2"], p["b2"], *screen, self.row_l1, num_threads)
         return correct / self.t.shape[0]
 
 
@@ -268,7 +270,9 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
         test_set = _CompiledData(x_test, t_test)
 
         def accuracies():
-            return (train_set.accuracy(p, threads), test_set.accuracy(p, threads))
+            screen = screen_weights(p)
+            return (train_set.accuracy(p, screen, threads),
+                    test_set.accuracy(p, screen, threads))
     else:
         def accuracies():
             return (net._accuracy(p, x_train, t_train),

@@ -341,17 +341,24 @@ static void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
  * (double) pixels that are all zero (81% of MNIST pixels are) are skipped
  * by one test of their bits, the sign bits masked (-0.0 is zero). */
 #define MF_DEFINE_GATHER(SUFFIX, VAL_T, CHUNK, MASK)                          \
+/* whether x[0 ... CHUNK-1] holds a nonzero (-0.0 is zero) */                  \
+static inline int mf_chunk_nonzero_##SUFFIX(const VAL_T *x)                    \
+{                                                                              \
+    unsigned long long w, any = 0;                                             \
+    ptrdiff_t c;                                                               \
+    for (c = 0; c < CHUNK * (ptrdiff_t)sizeof(VAL_T); c += 8) {                \
+        memcpy(&w, (const char *)x + c, 8);                                    \
+        any |= w;                                                              \
+    }                                                                          \
+    return (any & MASK) != 0;                                                  \
+}                                                                              \
+                                                                               \
 static inline ptrdiff_t mf_gather_nonzeros_##SUFFIX(                           \
     const VAL_T *x, ptrdiff_t D, double *val, int *idx)                        \
 {                                                                              \
     ptrdiff_t i = 0, c, nnz = 0;                                               \
     for (; i + CHUNK <= D; i += CHUNK) {                                       \
-        unsigned long long w, any = 0;                                         \
-        for (c = 0; c < CHUNK * (ptrdiff_t)sizeof(VAL_T); c += 8) {            \
-            memcpy(&w, (const char *)(x + i) + c, 8);                          \
-            any |= w;                                                          \
-        }                                                                      \
-        if (!(any & MASK))                                                     \
+        if (!mf_chunk_nonzero_##SUFFIX(x + i))                                 \
             continue;                                                          \
         for (c = i; c < i + CHUNK; c++) {                                      \
             val[nnz] = (double)x[c];                                           \
@@ -372,12 +379,7 @@ static inline ptrdiff_t mf_count_nonzeros_##SUFFIX(const VAL_T *x,             \
 {                                                                              \
     ptrdiff_t i = 0, c, nnz = 0;                                               \
     for (; i + CHUNK <= D; i += CHUNK) {                                       \
-        unsigned long long w, any = 0;                                         \
-        for (c = 0; c < CHUNK * (ptrdiff_t)sizeof(VAL_T); c += 8) {            \
-            memcpy(&w, (const char *)(x + i) + c, 8);                          \
-            any |= w;                                                          \
-        }                                                                      \
-        if (any & MASK)                                                        \
+        if (mf_chunk_nonzero_##SUFFIX(x + i))                                  \
             for (c = i; c < i + CHUNK; c++)                                    \
                 nnz += x[c] != 0;                                              \
     }                                                                          \

@@ -15,7 +15,7 @@ NO_SCREEN = (np.empty((0, 0), dtype=np.float32), 0.0, 0.0, 0.0)
 
 
 def counts(data, p, num_threads=2):
-    """(screened, float64 only, the book's) numbers of correct rows."""
+    """(screened, float64 only) numbers of correct rows."""
     args = (data.indptr, data.indices, data.values, data.t, p["W1"],
             p["b1"], p["W2"], p["b2"])
     screened = build._forward.count_correct_csr(
