@@ -240,6 +240,8 @@ typedef long long mf_v4i __attribute__((vector_size(32), aligned(8), may_alias))
 /* exp of 4 doubles: exp(x) = 2**k exp(r), x = k ln2 + r, |r| <= ln2 / 2;
  * exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
  * applied as two factors so that no intermediate over- or underflows.
+ * k is rounded by adding 1.5 * 2**52, which leaves it as an integer in the
+ * low bits of the sum (AVX2 has no vector double -> int64 conversion).
  * Beyond the double range: inf above 709.78, 0 below -745.14. */
 static inline void mf_exp4(mf_v4d *inout)
 {
@@ -254,7 +256,9 @@ static inline void mf_exp4(mf_v4d *inout)
     int i;
     for (i = 0; i < 4; i++)  /* clamp; NaN passes through */
         xc[i] = xc[i] > 709.8 ? 709.8 : (xc[i] < -745.2 ? -745.2 : xc[i]);
-    kd = (xc * 1.4426950408889634 + shifter) - shifter;
+    kd = xc * 1.4426950408889634 + shifter;  /* k in the low bits */
+    k = (mf_v4i)kd - (mf_v4i)((mf_v4d){shifter, shifter, shifter, shifter});
+    kd = kd - shifter;
     r = (xc - kd * ln2_hi) - kd * ln2_lo;
     p = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;  /* 1/13!, 1/12! */
     p = p * r + 1.0 / 39916800.0;
@@ -269,8 +273,8 @@ static inline void mf_exp4(mf_v4d *inout)
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    k = __builtin_convertvector(kd, mf_v4i);
-    k1 = k >> 1;                            /* k = k1 + k2, both in range */
+    k1 = ((k + 2048) >> 1) - 1024;  /* k = k1 + k2, both in range (the >> of
+                                     * a positive: a logical shift in AVX2) */
     k2 = k - k1;
     s1 = (mf_v4d)((k1 + 1023) << 52);
     s2 = (mf_v4d)((k2 + 1023) << 52);
