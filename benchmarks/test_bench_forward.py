@@ -39,8 +39,8 @@ def test_accuracy_70000_images_in_train(benchmark, mnist):
     train(net, x_train, t_train, x_test, t_test, iters_num=600, seed=0,
           eval_every_epoch=False)
     threads = resolve_num_threads(net.num_threads)
-    train_set = _CompiledData(x_train, t_train.astype(np.intp))
-    test_set = _CompiledData(x_test, t_test.astype(np.intp))
+    train_set = _CompiledData(x_train, t_train.astype(np.intp), threads)
+    test_set = _CompiledData(x_test, t_test.astype(np.intp), threads)
 
     def both():
         screen = screen_weights(net.params)

@@ -15,11 +15,12 @@ from conftest import slow
 
 def fused_trainer(mnist):
     (x_train, t_train), _ = mnist
-    data = _CompiledData(x_train, t_train.astype(np.intp))
+    threads = resolve_num_threads(None)
+    data = _CompiledData(x_train, t_train.astype(np.intp), threads)
     p = TwoLayerNet(784, 50, 10, seed=0).params
     return build._backprop.SGDTrainer(
         data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
-        p["W2"], p["b2"], 100, 0.1, resolve_num_threads(None))
+        p["W2"], p["b2"], 100, 0.1, threads)
 
 
 def test_sgd_step_batch100(benchmark, mnist):

@@ -152,8 +152,9 @@ class _CompiledData:
     """A data set kept in CSR form for the compiled kernels (81% of MNIST
     pixels are 0): built once per ``train``, no float64 copy."""
 
-    def __init__(self, x, t):
-        self.indptr, self.indices, self.values = build._backprop.to_csr(x)
+    def __init__(self, x, t, num_threads):
+        self.indptr, self.indices, self.values = build._backprop.to_csr(
+            x, num_threads)
         self.row_l1 = build._forward.row_l1(self.indptr, self.values)
         self.t = t
 
@@ -266,8 +267,8 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=10000,
     )
     if net.backend == "cython":
         threads = resolve_num_threads(net.num_threads)
-        train_set = _CompiledData(x_train, t_train)
-        test_set = _CompiledData(x_test, t_test)
+        train_set = _CompiledData(x_train, t_train, threads)
+        test_set = _CompiledData(x_test, t_test, threads)
 
         def accuracies():
             screen = screen_weights(p)

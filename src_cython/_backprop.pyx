@@ -23,15 +23,15 @@ import numpy as np
 
 cimport cython
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free
 from libc.string cimport memcpy
 
 from _common cimport (combine_rows, count_nonzeros, cross_entropy_row,
-                      gather_nonzeros,
-                      logits_sparse_row, mf_prefetch, mf_vector_matrix,
-                      softmax_row)
+                      gather_nonzeros, logits_sparse_row, mf_prefetch,
+                      mf_vector_matrix, scratch_rows, softmax_row)
 
 
 cdef inline void output_delta_row(
@@ -498,29 +498,45 @@ cdef class SGDTrainer:
         return total / B
 
 
-def to_csr(const floating[:, ::1] x):
+def to_csr(const floating[:, ::1] x, int n_threads):
     """``x`` in CSR form: (indptr int64, indices C int, values x.dtype).
 
-    Two passes, no temporary larger than the result.
+    Two passes over the rows (count, then gather), each parallel over rows;
+    no temporary larger than the result.
     """
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], b, i, nnz = 0
+    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], b, n, nnz
     indptr_arr = np.empty(N + 1, dtype=np.int64)
     cdef int64_t[::1] indptr = indptr_arr
     with nogil:
         indptr[0] = 0
+        for b in prange(N, schedule="static", num_threads=n_threads):
+            indptr[b + 1] = count_nonzeros(&x[b, 0], D)
         for b in range(N):
-            nnz += count_nonzeros(&x[b, 0], D)
-            indptr[b + 1] = nnz
-    indices_arr = np.empty(nnz, dtype=np.intc)
-    values_arr = np.empty(nnz, dtype=np.asarray(x).dtype)
+            indptr[b + 1] += indptr[b]
+    indices_arr = np.empty(indptr[N], dtype=np.intc)
+    values_arr = np.empty(indptr[N], dtype=np.asarray(x).dtype)
     cdef int[::1] indices = indices_arr
     cdef floating[::1] values = values_arr
-    nnz = 0
-    with nogil:
-        for b in range(N):
-            for i in range(D):
-                if x[b, i] != 0.0:
-                    indices[nnz] = <int> i
-                    values[nnz] = x[b, i]
-                    nnz += 1
+    # per thread: the nonzeros of a row (gather_nonzeros writes one place
+    # beyond them, which would race with the next row's thread if written
+    # in place)
+    cdef double* val = <double*> scratch_rows(n_threads, D + 1, sizeof(double))
+    cdef double* row_val
+    cdef int* idx
+    cdef int* row_idx
+    try:
+        idx = <int*> scratch_rows(n_threads, D + 1, sizeof(int))
+        try:
+            for b in prange(N, nogil=True, schedule="static",
+                            num_threads=n_threads):
+                row_val = val + threadid() * (D + 1)
+                row_idx = idx + threadid() * (D + 1)
+                nnz = gather_nonzeros(&x[b, 0], D, row_val, row_idx)
+                for n in range(nnz):
+                    indices[indptr[b] + n] = row_idx[n]
+                    values[indptr[b] + n] = <floating> row_val[n]
+        finally:
+            free(idx)
+    finally:
+        free(val)
     return indptr_arr, indices_arr, values_arr

@@ -10,6 +10,7 @@
 
 from cython cimport floating
 from libc.math cimport INFINITY, exp, fabs, log
+from libc.stdlib cimport malloc
 
 cdef extern from "simd_rows.h" nogil:
     # out = sum_n val[n] * M[idx[n], :], in vector registers (see the header)
@@ -37,6 +38,18 @@ cdef extern from "simd_rows.h" nogil:
     double mf_exp_shifted(double* a, Py_ssize_t K, double m)
     # z = sigmoid(z + b), 4 units at a time
     void mf_sigmoid_bias(double* z, const double* b, Py_ssize_t n)
+
+
+cdef inline void* scratch_rows(int n_threads, Py_ssize_t width,
+                               size_t size) except NULL:
+    """``n_threads`` rows of ``width`` items of ``size`` bytes (``free`` them)."""
+    cdef size_t n = <size_t> (n_threads if n_threads > 1 else 1) * width * size
+    cdef void* rows = malloc(n if n else 1)
+    if rows == NULL:
+        raise MemoryError(
+            f"mnist_fast: cannot allocate {n} bytes of scratch for "
+            f"{n_threads} thread(s)")
+    return rows
 
 
 cdef inline void combine_rows(

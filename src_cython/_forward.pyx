@@ -20,24 +20,13 @@ from libc.stdlib cimport free, malloc
 
 from _common cimport (cross_entropy_row, logits_dense_row, logits_sparse_row,
                       mf_combine_rows32, mf_sigmoid_bias, output_row,
-                      predicted_class, softmax_row)
+                      predicted_class, scratch_rows, softmax_row)
 
 # the screen's error bound: float32's unit roundoff, its underflow slack
 # (half the smallest subnormal, per term), float64's unit roundoff
 cdef double U32 = 2.0 ** -24
 cdef double TINY32 = 2.0 ** -150
 cdef double U64 = 2.0 ** -53
-
-
-cdef void* scratch_rows(int n_threads, Py_ssize_t width, size_t size) except NULL:
-    """``n_threads`` rows of ``width`` items of ``size`` bytes (``free`` them)."""
-    cdef size_t n = <size_t> (n_threads if n_threads > 1 else 1) * width * size
-    cdef void* rows = malloc(n if n else 1)
-    if rows == NULL:
-        raise MemoryError(
-            f"mnist_fast: cannot allocate {n} bytes of scratch for "
-            f"{n_threads} thread(s)")
-    return rows
 
 
 cdef inline double* dense_logits(

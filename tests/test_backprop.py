@@ -69,8 +69,30 @@ def test_gradient_does_not_depend_on_threads(mnist_batch, num_threads):
         np.testing.assert_array_equal(one[key], many[key])
 
 
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_to_csr_keeps_every_nonzero_in_order(mnist, dtype, num_threads):
+    (x_train, _), _ = mnist
+    rng = np.random.default_rng(num_threads)
+    rand = rng.standard_normal((300, 37))
+    rand[rng.random(rand.shape) < 0.6] = 0.0
+    rand[3] = 0.0  # an all-zero row
+    rand[4, :5] = [-0.0, np.nan, np.inf, -np.inf, 1e-320]  # -0.0 is zero
+    for x in (x_train[:1000], rand, np.zeros((0, 9)), np.zeros((5, 0))):
+        x = np.ascontiguousarray(x, dtype=dtype)
+        indptr, indices, values = build._backprop.to_csr(x, num_threads)
+        rows, cols = np.nonzero(x)
+        assert indptr.dtype == np.int64 and indices.dtype == np.intc
+        assert values.dtype == dtype
+        np.testing.assert_array_equal(
+            indptr, np.r_[0, np.cumsum(np.count_nonzero(x, axis=1))])
+        np.testing.assert_array_equal(indices, cols)
+        np.testing.assert_array_equal(values, x[rows, cols])
+
+
 def fused_trainer(params, x, t, batch_size, lr, num_threads=1):
-    data = _CompiledData(np.ascontiguousarray(x), t.astype(np.intp))
+    data = _CompiledData(np.ascontiguousarray(x), t.astype(np.intp),
+                         num_threads)
     p = {k: v.copy() for k, v in params.items()}
     trainer = build._backprop.SGDTrainer(
         data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
