@@ -27,7 +27,7 @@ def counts(data, p, num_threads=2):
 
 def csr(x, t, dtype=np.float32):
     return _CompiledData(np.ascontiguousarray(x, dtype=dtype),
-                         np.asarray(t, dtype=np.intp))
+                         np.asarray(t, dtype=np.intp), 2)
 
 
 @pytest.mark.parametrize("seed, scale", [(0, 1.0), (1, 3.0), (2, 30.0)])
