@@ -505,6 +505,9 @@ def to_csr(const floating[:, ::1] x, int n_threads):
     no temporary larger than the result.
     """
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1], b, n, nnz
+    if D == 0:  # no columns: no nonzeros (and no x[b, 0] to point at)
+        return (np.zeros(N + 1, dtype=np.int64), np.empty(0, dtype=np.intc),
+                np.empty(0, dtype=np.asarray(x).dtype))
     indptr_arr = np.empty(N + 1, dtype=np.int64)
     cdef int64_t[::1] indptr = indptr_arr
     with nogil:
