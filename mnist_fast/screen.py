@@ -32,17 +32,19 @@ import numpy as np
 
 #: Weights beyond this size skip the screen (float32 would overflow).
 LARGEST = 1e30
+#: The screen's arguments when it is off: every row gets the float64 pass.
+OFF = (np.empty((0, 0), dtype=np.float32), 0.0, 0.0, 0.0)
 
 
 def screen_weights(p):
-    """``(W1f, mmax, vmax, amax)`` for ``count_correct_csr``; ``W1f`` is
-    empty (no screen) when ``W1`` is too large for float32."""
+    """``(W1f, mmax, vmax, amax)`` for ``count_correct`` and
+    ``count_correct_csr``; ``OFF`` when ``W1`` is too large for float32."""
     W1, W2, b2 = p["W1"], p["W2"], p["b2"]
     D, H = W1.shape
     M = np.abs(W1).max(axis=0, initial=0.0)
     mmax = float(M.max(initial=0.0))
     if not mmax < LARGEST:
-        return np.empty((0, 0), dtype=np.float32), 0.0, 0.0, 0.0
+        return OFF
     up = 1.0 + 1e-12
     vmax = float((np.abs(W2) * M[:, None]).sum(axis=0).max()) * up
     amax = float((np.abs(W2).sum(axis=0) + np.abs(b2)).max()) * up

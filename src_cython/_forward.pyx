@@ -18,9 +18,9 @@ from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
-from _common cimport (cross_entropy_row, logits_dense_row, logits_sparse_row,
-                      mf_combine_rows32, mf_sigmoid_bias, output_row,
-                      predicted_class, scratch_rows, softmax_row)
+from _common cimport (cross_entropy_row, gather_nonzeros, logits_dense_row,
+                      logits_sparse_row, mf_combine_rows32, mf_sigmoid_bias,
+                      output_row, predicted_class, scratch_rows, softmax_row)
 
 # the screen's error bound: float32's unit roundoff, its underflow slack
 # (half the smallest subnormal, per term), float64's unit roundoff
@@ -114,28 +114,87 @@ def count_correct(
     const double[::1] b1,         # IN  (H,)
     const double[:, ::1] W2,      # IN  (H, K)
     const double[::1] b2,         # IN  (K,)
+    const float[:, ::1] W1f,      # IN  (D, Hp) the screen's weights, or (0, 0)
+    double mmax,                  # IN  the screen's error factors
+    double vmax,
+    double amax,
     int n_threads,
 ):
-    """Number of rows whose most probable class is the label."""
+    """Number of rows whose most probable class is the label.
+
+    Each row's nonzero pixels are gathered, then classified as in
+    ``count_correct_csr`` (the float32 screen first when ``W1f`` is given).
+    """
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
-    cdef Py_ssize_t b, correct = 0
-    cdef double* buf = <double*> scratch_rows(n_threads, D + H + K,
-                                              sizeof(double))
+    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1], Hp = W1f.shape[1]
+    cdef Py_ssize_t b, nnz, correct = 0
+    cdef bint screen = W1f.shape[0] == D and D > 0 and Hp >= H
+    # per thread: the row's values, z and logits, then floats for the screen
+    cdef Py_ssize_t width = D + H + K + (D + Hp + 1) // 2
+    cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
+    cdef double* w
     cdef int* idx = NULL
     try:
         idx = <int*> scratch_rows(n_threads, D, sizeof(int))
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
-            # softmax is monotonic: the argmax of the logits is the argmax
-            # of the probabilities (see predicted_class).
-            correct += predicted_class(dense_logits(
-                &x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0], D, H, K, buf,
-                idx, threadid()), K) == t[b]
+            w = buf + threadid() * width
+            nnz = gather_nonzeros(&x[b, 0], D, w, idx + threadid() * D)
+            correct += row_class(
+                w, idx + threadid() * D, nnz, l1_bound(w, nnz) if screen else 0,
+                screen, &W1f[0, 0] if screen else NULL, &W1[0, 0], &b1[0],
+                &W2[0, 0], &b2[0], H, Hp, K, mmax, vmax, amax, w + D,
+                <float*> (w + D + H + K)) == t[b]
     finally:
         free(buf)
         free(idx)
     return correct
+
+
+cdef inline double l1_bound(const floating* values, Py_ssize_t nnz) noexcept nogil:
+    """sum |x| over a row's nonzeros, rounded up (for the screen).
+
+    Four partial sums (not one chain of dependent adds); any order is
+    covered by the rounding up: nnz rounding errors of at most 2**-53 each.
+    """
+    cdef Py_ssize_t n = 0
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    while n + 4 <= nnz:
+        s0 += fabs(values[n])
+        s1 += fabs(values[n + 1])
+        s2 += fabs(values[n + 2])
+        s3 += fabs(values[n + 3])
+        n += 4
+    while n < nnz:
+        s0 += fabs(values[n])
+        n += 1
+    return ((s0 + s1) + (s2 + s3)) * (1.0 + 1e-9)
+
+
+cdef inline Py_ssize_t row_class(
+    const floating* values,   # IN  (nnz,) the nonzeros of one row
+    const int* indices,       # IN  (nnz,) their columns
+    Py_ssize_t nnz,
+    double s,                 # IN  l1_bound of the row (when screen)
+    bint screen,              # IN  try the float32 screen first
+    const float* W1f,         # IN  (D, Hp) the screen's weights (when screen)
+    const double* W1, const double* b1, const double* W2, const double* b2,
+    Py_ssize_t H, Py_ssize_t Hp, Py_ssize_t K,
+    double mmax, double vmax, double amax,  # IN  error factors (screen.py)
+    double* z,                # scratch (H + K,)
+    float* f,                 # scratch (nnz + Hp,) floats
+) noexcept nogil:
+    """The book's ``argmax`` class of one row: the screen's when it decides
+    for sure, else the float64 forward pass's."""
+    cdef Py_ssize_t cls = -1
+    if screen:
+        cls = screened_class(values, indices, nnz, s, W1f, b1, W2, b2, H, Hp,
+                             K, mmax, vmax, amax, f + Hp, f, z)
+    if cls < 0:
+        logits_sparse_row(values, indices, nnz, W1, b1, W2, b2, H, K, z,
+                          z + H)
+        cls = predicted_class(z + H, K)
+    return cls
 
 
 cdef inline Py_ssize_t screened_class(
@@ -213,9 +272,10 @@ def count_correct_csr(
     """
     cdef Py_ssize_t N = t.shape[0], D = W1.shape[0]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1], Hp = W1f.shape[1]
-    cdef Py_ssize_t b, cls, correct = 0
+    cdef Py_ssize_t b, correct = 0
     cdef bint screen = (W1f.shape[0] == D and D > 0 and Hp >= H
                         and row_l1.shape[0] == N)
+    # per thread: z and logits, then floats for the screen
     cdef Py_ssize_t width = H + K + (Hp + D + 1) // 2 + 1
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     cdef double* w
@@ -223,21 +283,12 @@ def count_correct_csr(
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
             w = buf + threadid() * width
-            cls = -1
-            if screen:
-                cls = screened_class(
-                    &values[indptr[b]], &indices[indptr[b]],
-                    indptr[b + 1] - indptr[b], row_l1[b], &W1f[0, 0], &b1[0],
-                    &W2[0, 0],
-                    &b2[0], H, Hp, K, mmax, vmax, amax,
-                    <float*> (w + H + K + 1),
-                    <float*> (w + H + K + 1) + D, w)
-            if cls < 0:
-                logits_sparse_row(&values[indptr[b]], &indices[indptr[b]],
-                                  indptr[b + 1] - indptr[b], &W1[0, 0],
-                                  &b1[0], &W2[0, 0], &b2[0], H, K, w, w + H)
-                cls = predicted_class(w + H, K)
-            correct += cls == t[b]
+            correct += row_class(
+                &values[indptr[b]], &indices[indptr[b]],
+                indptr[b + 1] - indptr[b], row_l1[b] if screen else 0, screen,
+                &W1f[0, 0] if screen else NULL, &W1[0, 0], &b1[0], &W2[0, 0],
+                &b2[0], H, Hp, K, mmax, vmax, amax, w,
+                <float*> (w + H + K + 1)) == t[b]
     finally:
         free(buf)
     return correct
@@ -248,14 +299,11 @@ def row_l1(
     const floating[::1] values,   # IN  (nnz,)
 ):
     """sum |x| of each row of a CSR matrix, rounded up (for the screen)."""
-    cdef Py_ssize_t N = indptr.shape[0] - 1, b, n
+    cdef Py_ssize_t N = indptr.shape[0] - 1, b
     out_arr = np.empty(N)
     cdef double[::1] out = out_arr
-    cdef double s
     with nogil:
         for b in range(N):
-            s = 0.0
-            for n in range(indptr[b], indptr[b + 1]):
-                s += fabs(values[n])
-            out[b] = s * (1.0 + 1e-9)  # n rounding errors of at most 2**-53
+            out[b] = l1_bound(&values[indptr[b]] if indptr[b + 1] > indptr[b]
+                              else NULL, indptr[b + 1] - indptr[b])
     return out_arr

@@ -1,33 +1,35 @@
 """The float32 screen of the compiled accuracy: the count is the float64
-one (and the book's), row for row, whatever the weights."""
+one (and the book's), row for row, whatever the weights, for rows stored
+compressed (as ``train`` keeps them) or dense (as ``accuracy`` gets them)."""
 
 import numpy as np
 import pytest
 
 from mnist_fast import build
-from mnist_fast.screen import LARGEST, screen_weights
+from mnist_fast.screen import LARGEST, OFF, screen_weights
 from mnist_fast.train import _CompiledData
 from conftest import reference_net, requires_compiled, trained_params
 
 pytestmark = requires_compiled
 
-NO_SCREEN = (np.empty((0, 0), dtype=np.float32), 0.0, 0.0, 0.0)
 
-
-def counts(data, p, num_threads=2):
-    """(screened, float64 only) numbers of correct rows."""
-    args = (data.indptr, data.indices, data.values, data.t, p["W1"],
-            p["b1"], p["W2"], p["b2"])
-    screened = build._forward.count_correct_csr(
-        *args, *screen_weights(p), data.row_l1, num_threads)
-    plain = build._forward.count_correct_csr(*args, *NO_SCREEN, data.row_l1,
-                                             num_threads)
-    return screened, plain
-
-
-def csr(x, t, dtype=np.float32):
-    return _CompiledData(np.ascontiguousarray(x, dtype=dtype),
-                         np.asarray(t, dtype=np.intp), 2)
+def counts(x, t, p, dtype=np.float32, num_threads=2):
+    """Numbers of correct rows: (screened, float64 only) for compressed
+    rows, then the same for dense rows."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    t = np.asarray(t, dtype=np.intp)
+    data = _CompiledData(x, t, num_threads)
+    weights = (p["W1"], p["b1"], p["W2"], p["b2"])
+    csr = (data.indptr, data.indices, data.values, t, *weights)
+    return (
+        build._forward.count_correct_csr(*csr, *screen_weights(p),
+                                         data.row_l1, num_threads),
+        build._forward.count_correct_csr(*csr, *OFF, data.row_l1,
+                                         num_threads),
+        build._forward.count_correct(x, t, *weights, *screen_weights(p),
+                                     num_threads),
+        build._forward.count_correct(x, t, *weights, *OFF, num_threads),
+    )
 
 
 @pytest.mark.parametrize("seed, scale", [(0, 1.0), (1, 3.0), (2, 30.0)])
@@ -36,9 +38,8 @@ def test_screen_counts_as_the_book(mnist, seed, scale, dtype):
     (x, t), _ = mnist
     x, t = x[:5000], t[:5000]
     p = trained_params((784, 50, 10), seed=seed, scale=scale)
-    screened, plain = counts(csr(x, t, dtype), p)
     book = int(np.sum(reference_net(p).predict(x).argmax(axis=1) == t))
-    assert screened == plain == book
+    assert counts(x, t, p, dtype) == (book,) * 4
 
 
 @pytest.mark.parametrize("gap", [0.0, 1e-9, 1e-5])
@@ -56,8 +57,7 @@ def test_screen_leaves_near_ties_to_the_float64_pass(mnist, gap):
     winners = reference_net(p).predict(x).argmax(axis=1)
     assert set(np.unique(winners)) == ({3} if gap == 0 else {3, 4})
     t = np.where(np.arange(3000) % 2 == 0, 3, 4)
-    screened, plain = counts(csr(x, t), p)
-    assert screened == plain == int(np.sum(winners == t))
+    assert counts(x, t, p) == (int(np.sum(winners == t)),) * 4
 
 
 def test_screen_random_shapes_and_negative_inputs():
@@ -67,16 +67,14 @@ def test_screen_random_shapes_and_negative_inputs():
         x[rng.random(x.shape) < 0.5] = 0.0
         t = rng.integers(0, K, 400)
         p = trained_params((D, H, K), seed=D, scale=5.0)
-        screened, plain = counts(csr(x, t, np.float64), p, num_threads=1)
         book = int(np.sum(reference_net(p).predict(x).argmax(axis=1) == t))
-        assert screened == plain == book
+        assert counts(x, t, p, np.float64, num_threads=1) == (book,) * 4
 
 
 def test_screen_is_off_for_weights_too_large_for_float32():
     p = trained_params((784, 50, 10), seed=0)
     p["W1"][3, 4] = 2 * LARGEST
-    W1f, *_ = screen_weights(p)
-    assert W1f.shape == (0, 0)
+    assert screen_weights(p) is OFF
     p["W1"][3, 4] = LARGEST / 2
     W1f, mmax, vmax, amax = screen_weights(p)
     assert W1f.shape == (784, 56) and W1f.dtype == np.float32
@@ -108,5 +106,5 @@ def test_screen_on_rows_the_float32_pass_gets_wrong():
     winners = reference_net(p).predict(x).argmax(axis=1)
     assert np.array_equal(winners, 2 * rows + (sign > 0))
     for t in (winners, winners ^ 1):  # right, then wrong labels
-        screened, plain = counts(csr(x, t, np.float64), p, num_threads=1)
-        assert screened == plain == int(np.sum(winners == t))
+        assert counts(x, t, p, np.float64, num_threads=1) == (
+            int(np.sum(winners == t)),) * 4
