@@ -302,6 +302,13 @@ class TwoLayerNet:
         ------
         TypeError, ValueError
             As in :meth:`loss`.
+
+        Notes
+        -----
+        From ``SCREEN_MIN_ROWS`` (1,000) rows the compiled backend first runs
+        each row in float32 and keeps its class when the margin exceeds a
+        rigorous error bound (``mnist_fast.screen``); the other rows get the
+        float64 pass.  The count is the float64 one, row for row.
         """
         x, t = self._checked_batch(x, t)
         return self._accuracy(self._checked_params(), x, t)
