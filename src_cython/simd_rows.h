@@ -236,6 +236,7 @@ static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
 #if defined(__GNUC__) || defined(__clang__)
 
 typedef long long mf_v4i __attribute__((vector_size(32), aligned(8), may_alias));
+typedef unsigned long long mf_v4u __attribute__((vector_size(32), aligned(8), may_alias));
 
 /* exp of 4 doubles: exp(x) = 2**k exp(r), x = k ln2 + r, |r| <= ln2 / 2;
  * exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
@@ -273,8 +274,9 @@ static inline void mf_exp4(mf_v4d *inout)
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    k1 = ((k + 2048) >> 1) - 1024;  /* k = k1 + k2, both in range (the >> of
-                                     * a positive: a logical shift in AVX2) */
+    /* k = k1 + k2, both in range; k1 = floor(k / 2), as k >> 1, by a
+     * logical shift of k + 2048 > 0 (AVX2 has no 64-bit arithmetic one) */
+    k1 = (mf_v4i)((mf_v4u)(k + 2048) >> 1) - 1024;
     k2 = k - k1;
     s1 = (mf_v4d)((k1 + 1023) << 52);
     s2 = (mf_v4d)((k2 + 1023) << 52);
