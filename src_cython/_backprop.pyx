@@ -520,24 +520,23 @@ def to_csr(const floating[:, ::1] x, int n_threads):
     values_arr = np.empty(indptr[N], dtype=np.asarray(x).dtype)
     cdef int[::1] indices = indices_arr
     cdef floating[::1] values = values_arr
-    # per thread: the nonzeros of a row (gather_nonzeros writes one place
-    # beyond them, which would race with the next row's thread if written
-    # in place)
-    cdef double* val = <double*> scratch_rows(n_threads, D + 1, sizeof(double))
-    cdef double* row_val
+    # per thread: where a row's nonzeros are (gather_nonzeros writes one
+    # place beyond them, which would race with the next row's thread if
+    # written in place); their values are copied from x, bit for bit
+    cdef double* val = <double*> scratch_rows(n_threads, D, sizeof(double))
     cdef int* idx
     cdef int* row_idx
     try:
-        idx = <int*> scratch_rows(n_threads, D + 1, sizeof(int))
+        idx = <int*> scratch_rows(n_threads, D, sizeof(int))
         try:
             for b in prange(N, nogil=True, schedule="static",
                             num_threads=n_threads):
-                row_val = val + threadid() * (D + 1)
-                row_idx = idx + threadid() * (D + 1)
-                nnz = gather_nonzeros(&x[b, 0], D, row_val, row_idx)
+                row_idx = idx + threadid() * D
+                nnz = gather_nonzeros(&x[b, 0], D, val + threadid() * D,
+                                      row_idx)
                 for n in range(nnz):
                     indices[indptr[b] + n] = row_idx[n]
-                    values[indptr[b] + n] = <floating> row_val[n]
+                    values[indptr[b] + n] = x[b, row_idx[n]]
         finally:
             free(idx)
     finally:

@@ -78,16 +78,23 @@ def test_to_csr_keeps_every_nonzero_in_order(mnist, dtype, num_threads):
     rand[rng.random(rand.shape) < 0.6] = 0.0
     rand[3] = 0.0  # an all-zero row
     rand[4, :5] = [-0.0, np.nan, np.inf, -np.inf, 1e-320]  # -0.0 is zero
-    for x in (x_train[:1000], rand, np.zeros((0, 9)), np.zeros((5, 0))):
-        x = np.ascontiguousarray(x, dtype=dtype)
+    rand = rand.astype(dtype)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    rand.view(bits)[5, 2] = bits(0x7F800001 if dtype == np.float32
+                                 else 0x7FF0000000000001)  # signalling NaN
+    for x in (x_train[:1000].astype(dtype), rand, np.zeros((0, 9), dtype),
+              np.zeros((5, 0), dtype)):
         indptr, indices, values = build._backprop.to_csr(x, num_threads)
-        rows, cols = np.nonzero(x)
+        with np.errstate(invalid="ignore"):  # NumPy's tests of the sNaN
+            rows, cols = np.nonzero(x)
+            per_row = np.count_nonzero(x, axis=1)
         assert indptr.dtype == np.int64 and indices.dtype == np.intc
         assert values.dtype == dtype
-        np.testing.assert_array_equal(
-            indptr, np.r_[0, np.cumsum(np.count_nonzero(x, axis=1))])
+        np.testing.assert_array_equal(indptr, np.r_[0, np.cumsum(per_row)])
         np.testing.assert_array_equal(indices, cols)
-        np.testing.assert_array_equal(values, x[rows, cols])
+        # bit for bit: a NaN keeps its payload
+        np.testing.assert_array_equal(values.view(bits),
+                                      x[rows, cols].view(bits))
 
 
 def fused_trainer(params, x, t, batch_size, lr, num_threads=1):
