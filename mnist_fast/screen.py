@@ -15,7 +15,9 @@ roundoffs ``u = 2**-24`` (float32) and ``v = 2**-53`` (float64):
 * ``|a1_32[j] - a1_64[j]| <= c S M[j] + (n (1 + max M) + S) 2**-150`` with
   ``c = 1.001 (n + 4) u / (1 - (n + 4) u)``, ``M[j] = max_i |W1[i, j]|``:
   the float32 sum of ``n`` products of rounded inputs (FMA or not), the
-  float64 pass's own error (the 0.1%), and float32 underflow;
+  float64 pass's own error (the 0.1%), and float32 underflow (rows with
+  ``(n + 4) u >= 1/2``, over 8 million nonzeros, skip the screen; ``S`` is
+  rounded up to cover its own float64 sum);
 * the sigmoid is 1/4-Lipschitz; both passes round its input (``v`` times
   its size) and its value (5e-16 covers both);
 * ``|a2_32[k] - a2_64[k]| <= sum_j |W2[j, k]| |z_32[j] - z_64[j]|`` plus

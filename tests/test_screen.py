@@ -65,6 +65,7 @@ def test_screen_random_shapes_and_negative_inputs():
     for D, H, K in [(37, 9, 4), (5, 1, 2), (64, 100, 13)]:
         x = rng.standard_normal((400, D)) * 3
         x[rng.random(x.shape) < 0.5] = 0.0
+        x[-1] = 0.0  # an empty last row: it starts past the last nonzero
         t = rng.integers(0, K, 400)
         p = trained_params((D, H, K), seed=D, scale=5.0)
         book = int(np.sum(reference_net(p).predict(x).argmax(axis=1) == t))
