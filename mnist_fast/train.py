@@ -136,7 +136,7 @@ class _Batches:
 
     def __init__(self, rng, train_size, batch_size):
         self.rng, self.train_size, self.batch_size = rng, train_size, batch_size
-        self.per_draw = max(1, min(64, 2**16 // batch_size))
+        self.per_draw = max(1, min(_BLOCK, 2**16 // batch_size))
         self.drawn = np.empty((0, batch_size), dtype=np.intp)
 
     def take(self, n):

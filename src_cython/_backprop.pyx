@@ -480,14 +480,15 @@ cdef class SGDTrainer:
         rows of ``next_batch`` (if not NULL) are requested meanwhile."""
         cdef Py_ssize_t B = self.B, H = self.H, K = self.K, b, row
         cdef const int64_t* indptr = &self.indptr[0]
+        cdef const int* indices = &self.indices[0]
         cdef int n_threads = self.n_threads
         cdef double total = 0.0
         for b in prange(B, schedule="static", num_threads=n_threads):
             if next_batch != NULL:
-                prefetch_row(values, &self.indices[0], indptr, next_batch[b])
+                prefetch_row(values, indices, indptr, next_batch[b])
             row = batch[b]
             logits_sparse_row(
-                values + indptr[row], &self.indices[indptr[row]],
+                values + indptr[row], indices + indptr[row],
                 indptr[row + 1] - indptr[row], &self.W1[0, 0], &self.b1[0],
                 &self.W2[0, 0], &self.b2[0], H, K, &self.logits[b, 0],
                 &self.logits[b, H])

@@ -128,7 +128,7 @@ def count_correct(
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1], Hp = W1f.shape[1]
     cdef Py_ssize_t b, nnz, correct = 0
-    cdef bint screen = W1f.shape[0] == D and D > 0 and Hp >= H
+    cdef bint screen = screen_fits(W1f.shape[0], Hp, D, H)
     # per thread: the row's values, z and logits, then floats for the screen
     cdef Py_ssize_t width = D + H + K + (D + Hp + 1) // 2
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
@@ -149,6 +149,14 @@ def count_correct(
         free(buf)
         free(idx)
     return correct
+
+
+cdef inline bint screen_fits(
+    Py_ssize_t rows, Py_ssize_t Hp, Py_ssize_t D, Py_ssize_t H,
+) noexcept nogil:
+    """Whether screen weights of shape (rows, Hp) serve a (D, H) W1 (they
+    are (0, 0) when the screen is off)."""
+    return rows == D and D > 0 and Hp >= H
 
 
 cdef inline double l1_bound(const floating* values, Py_ssize_t nnz) noexcept nogil:
@@ -276,9 +284,14 @@ def count_correct_csr(
     """
     cdef Py_ssize_t N = t.shape[0], D = W1.shape[0]
     cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1], Hp = W1f.shape[1]
-    cdef Py_ssize_t b, nnz, correct = 0
-    cdef bint screen = (W1f.shape[0] == D and D > 0 and Hp >= H
+    cdef Py_ssize_t b, correct = 0
+    cdef bint screen = (screen_fits(W1f.shape[0], Hp, D, H)
                         and row_l1.shape[0] == N)
+    # rows by pointer: an empty last row starts past the end of the arrays
+    cdef floating no_value = 0
+    cdef int no_column = 0
+    cdef const floating* vals = &values[0] if values.shape[0] else &no_value
+    cdef const int* cols = &indices[0] if indices.shape[0] else &no_column
     # per thread: z and logits, then floats for the screen
     cdef Py_ssize_t width = H + K + (Hp + D + 1) // 2 + 1
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
@@ -287,10 +300,8 @@ def count_correct_csr(
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
             w = buf + threadid() * width
-            nnz = indptr[b + 1] - indptr[b]
-            correct += row_class(  # (an empty last row starts past the end)
-                &values[indptr[b]] if nnz else NULL,
-                &indices[indptr[b]] if nnz else NULL, nnz,
+            correct += row_class(
+                vals + indptr[b], cols + indptr[b], indptr[b + 1] - indptr[b],
                 row_l1[b] if screen else 0, screen,
                 &W1f[0, 0] if screen else NULL, &W1[0, 0], &b1[0], &W2[0, 0],
                 &b2[0], H, Hp, K, mmax, vmax, amax, w,
@@ -306,10 +317,11 @@ def row_l1(
 ):
     """sum |x| of each row of a CSR matrix, rounded up (for the screen)."""
     cdef Py_ssize_t N = indptr.shape[0] - 1, b
+    cdef floating no_value = 0
+    cdef const floating* vals = &values[0] if values.shape[0] else &no_value
     out_arr = np.empty(N)
     cdef double[::1] out = out_arr
     with nogil:
         for b in range(N):
-            out[b] = l1_bound(&values[indptr[b]] if indptr[b + 1] > indptr[b]
-                              else NULL, indptr[b + 1] - indptr[b])
+            out[b] = l1_bound(vals + indptr[b], indptr[b + 1] - indptr[b])
     return out_arr

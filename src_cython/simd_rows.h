@@ -49,7 +49,7 @@ typedef double mf_v2d __attribute__((vector_size(16), aligned(8), may_alias));
 #define MF_BLOCK (4 * MF_ACC)
 
 /* One pass over the n for units j0 ... j0 + 4 nv + rem - 1 (nv <= MF_ACC,
- * rem < 4); nv and rem are constants after inlining (see MF_SWITCH). */
+ * rem < 4); nv and rem are constants after inlining (see MF_CASE). */
 #define MF_DEFINE_PASS(SUFFIX, VAL_T)                                         \
 MF_INLINE void mf_pass_##SUFFIX(const VAL_T *val, const int *idx,             \
                                 ptrdiff_t nnz, const double *M, ptrdiff_t ld, \
