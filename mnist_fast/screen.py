@@ -3,14 +3,16 @@ sure, from a float32 forward pass.
 
 ``accuracy`` needs, for each row, the class of the largest logit of the
 float64 forward pass (the book's ``argmax``).  The compiled kernel first
-runs the row's ``x @ W1`` in float32 (half the bytes and half the vector
-operations of float64) and takes the class it gives when the largest logit
-leads the others by more than twice a rigorous bound on how far the float32
-logits can be from the float64 ones; otherwise it runs the float64 pass.
-The count is therefore the float64 one, row for row.
+runs the row's forward pass in float32 (half the bytes and half the vector
+operations of float64: ``x @ W1``, the sigmoid and ``z @ W2``) and takes
+the class it gives when the largest logit leads the others by more than
+twice a rigorous bound on how far the float32 logits can be from the
+float64 ones; otherwise it runs the float64 pass.  The count is therefore
+the float64 one, row for row.
 
 The bound, for a row with ``n`` nonzeros ``x`` (``S = sum |x|``), unit
-roundoffs ``u = 2**-24`` (float32) and ``v = 2**-53`` (float64):
+roundoffs ``u = 2**-24`` (float32) and ``v = 2**-53`` (float64), ``H``
+hidden units (``Hp`` padded) and ``gamma(m) = m u / (1 - m u)``:
 
 * ``|a1_32[j] - a1_64[j]| <= c S M[j] + (n (1 + max M) + S) 2**-150`` with
   ``c = 1.001 (n + 4) u / (1 - (n + 4) u)``, ``M[j] = max_i |W1[i, j]|``:
@@ -18,31 +20,60 @@ roundoffs ``u = 2**-24`` (float32) and ``v = 2**-53`` (float64):
   float64 pass's own error (the 0.1%), and float32 underflow (rows with
   ``(n + 4) u >= 1/2``, over 8 million nonzeros, skip the screen; ``S`` is
   rounded up to cover its own float64 sum);
-* the sigmoid is 1/4-Lipschitz; both passes round its input (``v`` times
-  its size) and its value (5e-16 covers both);
+* the sigmoid is 1/4-Lipschitz.  The float64 pass rounds its input (``v``
+  times its size, at most ``big``, the largest ``|a1_32 + b1|`` of the
+  row) and its value (5e-16 covers both).  The float32 pass adds ``b1`` in
+  float32 (``u (big + max |b1|) + 2**-150`` for the rounding of the sum
+  and of ``b1``) and its sigmoid is within ``SIGMOID32_ERROR`` = 1e-6 of
+  the exact one: its exp(-a) = 2**k exp(r), ``|r| <= ln(2)/2 + 1e-5``, is
+  within 1.9e-6 relatively (the series to ``r**7 / 7!`` within 1.1e-8,
+  Horner's float32 rounding within ``gamma(15) e**|r| / e**-|r|`` = 1.8e-6,
+  the reduction within 3e-8; the clamped and subnormal cases move the
+  sigmoid by less than 1e-37), which moves ``1 / (1 + e)`` by at most a
+  quarter of that, and the sum and division add ``2u``: 6e-7 in all
+  (measured over every finite float32 input: 8.9e-8);
 * ``|a2_32[k] - a2_64[k]| <= sum_j |W2[j, k]| |z_32[j] - z_64[j]|`` plus
-  both passes' rounding of ``z @ W2 + b2`` (``2 (H + 2) v (sum_j |W2[j,
-  k]| + |b2[k]|)``, ``z`` in [0, 1]).
+  the float64 pass's rounding of ``z @ W2 + b2`` (``2 (H + 2) v (sum_j
+  |W2[j, k]| + |b2[k]|)``, ``z`` in [0, 1]) and the float32 pass's: ``W2``
+  and ``b2`` rounded to float32 and a sum of ``Hp + 1`` terms in any order
+  (``(u + gamma(Hp + 1) (1 + u)) (sum_j |W2[j, k]| + |b2[k]|)`` and
+  ``2**-150`` per term for underflow).
 
 This module computes the weights' factors once per call: ``max M``,
-``max_k sum_j |W2[j, k]| M[j]`` and ``max_k sum_j |W2[j, k]| + |b2[k]|``
-(each rounded up by 1e-12 relative), and ``W1`` in float32 with its rows
-padded to whole vectors of 8.
+``max_k sum_j |W2[j, k]| M[j]``, ``amax = max_k sum_j |W2[j, k]| +
+|b2[k]|`` and the float32 pass's row-independent terms times ``amax``
+(each rounded up by 1e-12 relative), and ``W1``, ``b1``, ``W2``, ``b2`` in
+float32, padded with zeros to whole vectors of 8 hidden units and classes.
 """
 
 import numpy as np
 
 #: Weights beyond this size skip the screen (float32 would overflow).
 LARGEST = 1e30
+#: How far the float32 sigmoid of the screen may be from the exact one.
+SIGMOID32_ERROR = 1e-6
+_U32 = 2.0**-24
+_TINY32 = 2.0**-150
 #: The screen's arguments when it is off: every row gets the float64 pass.
-OFF = (np.empty((0, 0), dtype=np.float32), 0.0, 0.0, 0.0)
+OFF = (np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32),
+       np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32),
+       np.zeros(4))
+
+
+def _padded(a, shape):
+    """``a`` in float32, zero-padded to ``shape`` (too large: inf)."""
+    out = np.zeros(shape, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
 
 
 def screen_weights(p):
-    """``(W1f, mmax, vmax, amax)`` for ``count_correct`` and
+    """``(W1f, b1f, W2f, b2f, factors)`` for ``count_correct`` and
     ``count_correct_csr``; ``OFF`` when ``W1`` is too large for float32."""
-    W1, W2, b2 = p["W1"], p["W2"], p["b2"]
+    W1, b1, W2, b2 = p["W1"], p["b1"], p["W2"], p["b2"]
     D, H = W1.shape
+    K = W2.shape[1]
     M = np.abs(W1).max(axis=0, initial=0.0)
     mmax = float(M.max(initial=0.0))
     if not mmax < LARGEST:
@@ -50,6 +81,11 @@ def screen_weights(p):
     up = 1.0 + 1e-12
     vmax = float((np.abs(W2) * M[:, None]).sum(axis=0).max()) * up
     amax = float((np.abs(W2).sum(axis=0) + np.abs(b2)).max()) * up
-    W1f = np.zeros((D, -(-H // 8) * 8), dtype=np.float32)
-    W1f[:, :H] = W1
-    return W1f, mmax * up, vmax, amax
+    Hp, Kp = -(-H // 8) * 8, -(-K // 8) * 8
+    gamma = (Hp + 1) * _U32 / (1.0 - (Hp + 1) * _U32)
+    tail = amax * (
+        SIGMOID32_ERROR
+        + (_U32 * float(np.abs(b1).max(initial=0.0)) + _TINY32) / 4.0
+        + _U32 + gamma * (1.0 + _U32) + (2 * Hp + 1) * _TINY32) * up
+    return (_padded(W1, (D, Hp)), _padded(b1, (Hp,)), _padded(W2, (Hp, Kp)),
+            _padded(b2, (Kp,)), np.array([mmax * up, vmax, amax, tail]))

@@ -32,6 +32,13 @@ cdef extern from "simd_rows.h" nogil:
     # out = sum_n val[n] * M[idx[n], :width] in float32; width % 8 == 0
     void mf_combine_rows32(const float* val, const int* idx, Py_ssize_t nnz,
                            const float* M, Py_ssize_t width, float* out)
+    # z = sigmoid(z + b) in float32, n % 8 == 0; returns max |z + b| (inf
+    # when one is not finite)
+    float mf_sigmoid32(float* z, const float* b, Py_ssize_t n)
+    # out = z @ W + b in float32 for W of shape (n, width); n % 4 == 0,
+    # width % 8 == 0
+    void mf_output32(const float* z, Py_ssize_t n, const float* W,
+                     Py_ssize_t width, const float* b, float* out)
     # a hint: load the cache lines of n items of size bytes at p
     void mf_prefetch(const void* p, Py_ssize_t n, Py_ssize_t size)
     # a = exp(a - m), 4 classes at a time; returns sum(a)

@@ -19,8 +19,9 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 from _common cimport (cross_entropy_row, gather_nonzeros, logits_dense_row,
-                      logits_sparse_row, mf_combine_rows32, mf_sigmoid_bias,
-                      output_row, predicted_class, scratch_rows, softmax_row)
+                      logits_sparse_row, mf_combine_rows32, mf_output32,
+                      mf_sigmoid32, predicted_class, scratch_rows,
+                      softmax_row)
 
 # the screen's error bound: float32's unit roundoff, its underflow slack
 # (half the smallest subnormal, per term), float64's unit roundoff
@@ -107,6 +108,37 @@ def loss(
     return total / N
 
 
+cdef struct Screen:
+    # The float32 screen's weights (mnist_fast/screen.py): W1, b1, W2, b2 in
+    # float32, padded to Hp hidden units and Kp classes, and its error factors.
+    const float* W1f          # (D, Hp)
+    const float* b1f          # (Hp,)
+    const float* W2f          # (Hp, Kp)
+    const float* b2f          # (Kp,)
+    Py_ssize_t Hp, Kp
+    double mmax, vmax, amax, tail
+
+
+cdef Screen* screen_from(
+    const float[:, ::1] W1f, const float[::1] b1f, const float[:, ::1] W2f,
+    const float[::1] b2f, const double[::1] factors, Py_ssize_t D,
+    Py_ssize_t H, Py_ssize_t K, Screen* sc,
+):
+    """``sc`` filled from the screen's arrays, or NULL when they are the
+    screen's ``OFF`` (empty) or do not fit a (D, H, K) network."""
+    cdef Py_ssize_t Hp = W1f.shape[1], Kp = W2f.shape[1]
+    if not (W1f.shape[0] == D and D > 0 and Hp >= H and Hp % 8 == 0
+            and Hp > 0 and b1f.shape[0] == Hp and W2f.shape[0] == Hp
+            and Kp >= K and Kp % 8 == 0 and Kp > 0 and b2f.shape[0] == Kp
+            and factors.shape[0] == 4):
+        return NULL
+    sc.W1f, sc.b1f, sc.W2f, sc.b2f = &W1f[0, 0], &b1f[0], &W2f[0, 0], &b2f[0]
+    sc.Hp, sc.Kp = Hp, Kp
+    sc.mmax, sc.vmax, sc.amax, sc.tail = (factors[0], factors[1], factors[2],
+                                          factors[3])
+    return sc
+
+
 def count_correct(
     const floating[:, ::1] x,     # IN  (N, D)
     const Py_ssize_t[::1] t,      # IN  (N,) class labels
@@ -114,23 +146,26 @@ def count_correct(
     const double[::1] b1,         # IN  (H,)
     const double[:, ::1] W2,      # IN  (H, K)
     const double[::1] b2,         # IN  (K,)
-    const float[:, ::1] W1f,      # IN  (D, Hp) the screen's weights, or (0, 0)
-    double mmax,                  # IN  the screen's error factors
-    double vmax,
-    double amax,
+    const float[:, ::1] W1f,      # IN  the screen (screen_weights), or OFF:
+    const float[::1] b1f,         #     W1, b1, W2, b2 in float32, padded,
+    const float[:, ::1] W2f,
+    const float[::1] b2f,
+    const double[::1] factors,    #     and its error factors
     int n_threads,
 ):
     """Number of rows whose most probable class is the label.
 
     Each row's nonzero pixels are gathered, then classified as in
-    ``count_correct_csr`` (the float32 screen first when ``W1f`` is given).
+    ``count_correct_csr`` (the float32 screen first when it is given).
     """
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1], Hp = W1f.shape[1]
+    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b, nnz, correct = 0
-    cdef bint screen = screen_fits(W1f.shape[0], Hp, D, H)
+    cdef Screen screen
+    cdef Screen* sc = screen_from(W1f, b1f, W2f, b2f, factors, D, H, K,
+                                  &screen)
     # per thread: the row's values, z and logits, then floats for the screen
-    cdef Py_ssize_t width = D + H + K + (D + Hp + 1) // 2
+    cdef Py_ssize_t width = D + H + K + screen_floats(sc, D)
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     cdef double* w
     cdef int* idx = NULL
@@ -141,22 +176,20 @@ def count_correct(
             w = buf + threadid() * width
             nnz = gather_nonzeros(&x[b, 0], D, w, idx + threadid() * D)
             correct += row_class(
-                w, idx + threadid() * D, nnz, l1_bound(w, nnz) if screen else 0,
-                screen, &W1f[0, 0] if screen else NULL, &W1[0, 0], &b1[0],
-                &W2[0, 0], &b2[0], H, Hp, K, mmax, vmax, amax, w + D,
-                <float*> (w + D + H + K)) == t[b]
+                w, idx + threadid() * D, nnz,
+                l1_bound(w, nnz) if sc != NULL else 0, sc, &W1[0, 0], &b1[0],
+                &W2[0, 0], &b2[0], H, K, w + D, <float*> (w + D + H + K)
+            ) == t[b]
     finally:
         free(buf)
         free(idx)
     return correct
 
 
-cdef inline bint screen_fits(
-    Py_ssize_t rows, Py_ssize_t Hp, Py_ssize_t D, Py_ssize_t H,
-) noexcept nogil:
-    """Whether screen weights of shape (rows, Hp) serve a (D, H) W1 (they
-    are (0, 0) when the screen is off)."""
-    return rows == D and D > 0 and Hp >= H
+cdef inline Py_ssize_t screen_floats(const Screen* sc, Py_ssize_t D) noexcept nogil:
+    """Scratch for the screen, in doubles: floats for a row's values (at
+    most D), its hidden units and its logits."""
+    return 0 if sc == NULL else (D + sc.Hp + sc.Kp + 1) // 2
 
 
 cdef inline double l1_bound(const floating* values, Py_ssize_t nnz) noexcept nogil:
@@ -185,21 +218,19 @@ cdef inline Py_ssize_t row_class(
     const floating* values,   # IN  (nnz,) the nonzeros of one row
     const int* indices,       # IN  (nnz,) their columns
     Py_ssize_t nnz,
-    double s,                 # IN  l1_bound of the row (when screen)
-    bint screen,              # IN  try the float32 screen first
-    const float* W1f,         # IN  (D, Hp) the screen's weights (when screen)
+    double s,                 # IN  l1_bound of the row (when screened)
+    const Screen* sc,         # IN  the float32 screen to try first, or NULL
     const double* W1, const double* b1, const double* W2, const double* b2,
-    Py_ssize_t H, Py_ssize_t Hp, Py_ssize_t K,
-    double mmax, double vmax, double amax,  # IN  error factors (screen.py)
+    Py_ssize_t H, Py_ssize_t K,
     double* z,                # scratch (H + K,)
-    float* f,                 # scratch (nnz + Hp,) floats
+    float* f,                 # scratch (nnz + Hp + Kp,) floats (screened)
 ) noexcept nogil:
     """The book's ``argmax`` class of one row: the screen's when it decides
     for sure, else the float64 forward pass's."""
     cdef Py_ssize_t cls = -1
-    if screen:
-        cls = screened_class(values, indices, nnz, s, W1f, b1, W2, b2, H, Hp,
-                             K, mmax, vmax, amax, f + Hp, f, z)
+    if sc != NULL:
+        cls = screened_class(values, indices, nnz, s, sc, H, K, f, f + sc.Hp,
+                             f + sc.Hp + sc.Kp)
     if cls < 0:
         logits_sparse_row(values, indices, nnz, W1, b1, W2, b2, H, K, z,
                           z + H)
@@ -212,19 +243,16 @@ cdef inline Py_ssize_t screened_class(
     const int* indices,       # IN  (nnz,) their columns
     Py_ssize_t nnz,
     double s,                 # IN  sum |x| over the row (at least)
-    const float* W1f,         # IN  (D, Hp) W1 in float32, rows padded
-    const double* b1, const double* W2, const double* b2,
-    Py_ssize_t H, Py_ssize_t Hp, Py_ssize_t K,
-    double mmax, double vmax, double amax,  # IN  error factors (screen.py)
+    const Screen* sc,         # IN  the screen's weights and factors
+    Py_ssize_t H, Py_ssize_t K,
+    float* zf,                # scratch (Hp,)
+    float* a2f,               # scratch (Kp,)
     float* xf,                # scratch (nnz,) when floating is double
-    float* a1f,               # scratch (Hp,)
-    double* z,                # scratch (H + K,)
 ) noexcept nogil:
     """The row's class when a float32 forward pass decides it for sure, or
     -1.  See ``mnist_fast/screen.py`` for the error bound."""
-    cdef Py_ssize_t n, j, k, best = 0
-    cdef double big = 0.0, c, delta, second = -INFINITY
-    cdef double* a2 = z + H
+    cdef Py_ssize_t n, k, best = 0
+    cdef double big, c, delta, second = -INFINITY
     cdef const float* xv
     if (nnz + 4) * U32 >= 0.5:  # beyond the bound's reach (~8 million pixels)
         return -1
@@ -234,27 +262,24 @@ cdef inline Py_ssize_t screened_class(
         for n in range(nnz):
             xf[n] = <float> values[n]
         xv = xf
-    mf_combine_rows32(xv, indices, nnz, W1f, Hp, a1f)
-    for j in range(H):
-        if not isfinite(a1f[j]):
-            return -1
-        z[j] = a1f[j]
-        big = max(big, fabs(z[j] + b1[j]))
-    mf_sigmoid_bias(z, b1, H)
-    output_row(z, W2, b2, H, K, a2)
+    mf_combine_rows32(xv, indices, nnz, sc.W1f, sc.Hp, zf)
+    big = mf_sigmoid32(zf, sc.b1f, sc.Hp)
+    if not big < INFINITY:
+        return -1
+    mf_output32(zf, sc.Hp, sc.W2f, sc.Kp, sc.b2f, a2f)
     for k in range(K):
-        if not isfinite(a2[k]):
+        if not isfinite(a2f[k]):
             return -1
-        if a2[k] > a2[best]:
+        if a2f[k] > a2f[best]:
             best = k
     for k in range(K):
-        if k != best and a2[k] > second:
-            second = a2[k]
+        if k != best and a2f[k] > second:
+            second = a2f[k]
     c = (nnz + 4) * U32 / (1.0 - (nnz + 4) * U32) * 1.001
-    delta = (c * s / 4.0) * (1.0 + U64) * vmax + (
-        (nnz * (1.0 + mmax) + s) * TINY32 + U64 * big + 5e-16
-        + 2.0 * (H + 2) * U64) * amax
-    if a2[best] - second > 2.0 * delta + 2e-12 * (1.0 + fabs(a2[best]) + delta):
+    delta = (c * s / 4.0) * (1.0 + U64) * sc.vmax + (
+        (nnz * (1.0 + sc.mmax) + s) * TINY32 + (U64 + U32 / 4.0) * big
+        + 5e-16 + 2.0 * (H + 2) * U64) * sc.amax + sc.tail
+    if a2f[best] - second > 2.0 * delta + 2e-12 * (1.0 + fabs(a2f[best]) + delta):
         return best
     return -1
 
@@ -268,32 +293,36 @@ def count_correct_csr(
     const double[::1] b1,         # IN  (H,)
     const double[:, ::1] W2,      # IN  (H, K)
     const double[::1] b2,         # IN  (K,)
-    const float[:, ::1] W1f,      # IN  (D, Hp) the screen's weights, or (0, 0)
-    double mmax,                  # IN  the screen's error factors
-    double vmax,
-    double amax,
+    const float[:, ::1] W1f,      # IN  the screen (screen_weights), or OFF:
+    const float[::1] b1f,         #     W1, b1, W2, b2 in float32, padded,
+    const float[:, ::1] W2f,
+    const float[::1] b2f,
+    const double[::1] factors,    #     and its error factors
     const double[::1] row_l1,     # IN  (N,) sum |x| of each row (row_l1)
     int n_threads,
 ):
     """``count_correct`` for rows stored compressed (CSR).
 
-    With ``W1f`` (see ``mnist_fast.screen``) each row first goes through a
-    float32 forward pass, whose class is taken when its margin exceeds the
-    pass's error bound; the other rows, and all rows without ``W1f``, get
-    the float64 pass.  The count is the same either way.
+    With the screen (see ``mnist_fast.screen``) each row first goes through
+    a float32 forward pass, whose class is taken when its margin exceeds
+    the pass's error bound; the other rows, and all rows without the
+    screen, get the float64 pass.  The count is the same either way.
     """
     cdef Py_ssize_t N = t.shape[0], D = W1.shape[0]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1], Hp = W1f.shape[1]
+    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
     cdef Py_ssize_t b, correct = 0
-    cdef bint screen = (screen_fits(W1f.shape[0], Hp, D, H)
-                        and row_l1.shape[0] == N)
+    cdef Screen screen
+    cdef Screen* sc = screen_from(W1f, b1f, W2f, b2f, factors, D, H, K,
+                                  &screen)
+    if row_l1.shape[0] != N:
+        sc = NULL
     # rows by pointer: an empty last row starts past the end of the arrays
     cdef floating no_value = 0
     cdef int no_column = 0
     cdef const floating* vals = &values[0] if values.shape[0] else &no_value
     cdef const int* cols = &indices[0] if indices.shape[0] else &no_column
     # per thread: z and logits, then floats for the screen
-    cdef Py_ssize_t width = H + K + (Hp + D + 1) // 2 + 1
+    cdef Py_ssize_t width = H + K + screen_floats(sc, D) + 1
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     cdef double* w
     try:
@@ -302,13 +331,25 @@ def count_correct_csr(
             w = buf + threadid() * width
             correct += row_class(
                 vals + indptr[b], cols + indptr[b], indptr[b + 1] - indptr[b],
-                row_l1[b] if screen else 0, screen,
-                &W1f[0, 0] if screen else NULL, &W1[0, 0], &b1[0], &W2[0, 0],
-                &b2[0], H, Hp, K, mmax, vmax, amax, w,
-                <float*> (w + H + K + 1)) == t[b]
+                row_l1[b] if sc != NULL else 0, sc, &W1[0, 0], &b1[0],
+                &W2[0, 0], &b2[0], H, K, w, <float*> (w + H + K + 1)) == t[b]
     finally:
         free(buf)
     return correct
+
+
+def sigmoid32(float[::1] a):
+    """``a = sigmoid(a)`` in place by the screen's float32 sigmoid (for its
+    tests); ``len(a) % 8 == 0``.  Returns max |a| before, or inf when an
+    element is not finite."""
+    if a.shape[0] % 8:
+        raise ValueError(f"len(a) must be a multiple of 8, got {a.shape[0]}")
+    cdef float[::1] zeros = np.zeros(a.shape[0], dtype=np.float32)
+    cdef float big = 0.0
+    if a.shape[0]:
+        with nogil:
+            big = mf_sigmoid32(&a[0], &zeros[0], a.shape[0])
+    return big
 
 
 def row_l1(

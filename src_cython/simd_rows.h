@@ -172,6 +172,90 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
     }
 }
 
+
+/* The screen's float32 hidden and output layers (error bounds: see
+ * mnist_fast/screen.py).
+ *
+ * mf_sigmoid8: sigmoid(a) = 1 / (1 + exp(-a)) of 8 floats in place, exp(x) = 2**k
+ * exp(r) with x clamped to [-87, 88] (beyond, the sigmoid is within 2e-38
+ * of 0 or 1), k = round(x log2(e)) read from the bits of the rounding sum
+ * x log2(e) + 1.5 * 2**23, r = x - k ln2 in two parts (Cody-Waite: k times
+ * the 9-bit part is exact) and exp(r) by its series to r**7 / 7!. */
+typedef int mf_v8i __attribute__((vector_size(32), aligned(4), may_alias));
+#define MF_V8F(c) {c, c, c, c, c, c, c, c}
+
+MF_INLINE void mf_sigmoid8(mf_v8f *inout)
+{
+    const mf_v8f shift = MF_V8F(12582912.0f);  /* 1.5 * 2**23 */
+    const mf_v8f top = MF_V8F(88.0f), bottom = MF_V8F(-87.0f);
+    mf_v8f x = -*inout, kd, r, p;
+    const mf_v8i hi = x > top, lo = x < bottom;
+    mf_v8i k;
+    x = (mf_v8f)((hi & (mf_v8i)top) | (lo & (mf_v8i)bottom)
+                 | (~(hi | lo) & (mf_v8i)x));
+    kd = x * 1.44269504f + shift;
+    k = (mf_v8i)kd - (mf_v8i)shift;
+    kd = kd - shift;
+    r = (x - kd * 0.693359375f) - kd * -2.12194440e-4f;
+    p = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    p = p * (mf_v8f)((k + 127) << 23);
+    *inout = 1.0f / (1.0f + p);
+}
+
+/* a[j] = sigmoid(a[j] + b[j]) for j < n, a multiple of 8; returns max_j
+ * |a[j] + b[j]|, or inf when one of them is not finite. */
+static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
+{
+    const mf_v8i magnitude = MF_V8F(0x7fffffff), all = MF_V8F(-1);
+    mf_v8f big = MF_V8F(0.0f);
+    mf_v8i finite = all, more;
+    float m = 0.0f;
+    ptrdiff_t j;
+    int i;
+    for (j = 0; j < n; j += 8) {
+        mf_v8f v = *(const mf_v8f *)(a + j) + *(const mf_v8f *)(b + j);
+        const mf_v8f size = (mf_v8f)((mf_v8i)v & magnitude);
+        finite &= size <= 3.40282347e+38f;  /* false for inf and NaN */
+        more = size > big;
+        big = (mf_v8f)((more & (mf_v8i)size) | (~more & (mf_v8i)big));
+        mf_sigmoid8(&v);
+        *(mf_v8f *)(a + j) = v;
+    }
+    for (i = 0; i < 8; i++) {
+        if (!finite[i])
+            return INFINITY;
+        m = big[i] > m ? big[i] : m;
+    }
+    return m;
+}
+
+/* out = z @ W + b in float32, W of shape (n, width) C order, n a multiple
+ * of 4 and width of 8; four partial sums over the rows of W. */
+static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
+                               ptrdiff_t width, const float *b, float *out)
+{
+    ptrdiff_t c, j;
+    int q;
+    for (c = 0; c < width; c += 8) {
+        mf_v8f s[4];
+        MF_UNROLL
+        for (q = 0; q < 4; q++)
+            s[q] = (mf_v8f)MF_V8F(0.0f);
+        for (j = 0; j < n; j += 4) {
+            MF_UNROLL
+            for (q = 0; q < 4; q++)
+                s[q] += z[j + q] * *(const mf_v8f *)(W + (j + q) * width + c);
+        }
+        *(mf_v8f *)(out + c) = *(const mf_v8f *)(b + c) + ((s[0] + s[1]) + (s[2] + s[3]));
+    }
+}
+
 #else  /* portable C */
 
 #define MF_INLINE static inline
@@ -203,6 +287,32 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
     for (n = 0; n < nnz; n++)
         for (j = 0; j < width; j++)
             out[j] += val[n] * M[(ptrdiff_t)idx[n] * width + j];
+}
+
+static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
+{
+    ptrdiff_t j;
+    float m = 0.0f;
+    for (j = 0; j < n; j++) {
+        const float v = a[j] + b[j];
+        if (!(fabsf(v) <= 3.40282347e+38f))
+            return INFINITY;
+        m = fabsf(v) > m ? fabsf(v) : m;
+        a[j] = 1.0f / (1.0f + expf(-v));
+    }
+    return m;
+}
+
+static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
+                               ptrdiff_t width, const float *b, float *out)
+{
+    ptrdiff_t c, j;
+    for (c = 0; c < width; c++) {
+        float s = 0.0f;
+        for (j = 0; j < n; j++)
+            s += z[j] * W[j * width + c];
+        out[c] = b[c] + s;
+    }
 }
 
 #endif

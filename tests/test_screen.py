@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnist_fast import build
-from mnist_fast.screen import LARGEST, OFF, screen_weights
+from mnist_fast.screen import LARGEST, OFF, SIGMOID32_ERROR, screen_weights
 from mnist_fast.train import _CompiledData
 from conftest import reference_net, requires_compiled, trained_params
 
@@ -77,9 +77,47 @@ def test_screen_is_off_for_weights_too_large_for_float32():
     p["W1"][3, 4] = 2 * LARGEST
     assert screen_weights(p) is OFF
     p["W1"][3, 4] = LARGEST / 2
-    W1f, mmax, vmax, amax = screen_weights(p)
-    assert W1f.shape == (784, 56) and W1f.dtype == np.float32
-    assert mmax >= LARGEST / 2 and vmax > 0 and amax > 0
+    W1f, b1f, W2f, b2f, factors = screen_weights(p)
+    assert [a.shape for a in (W1f, b1f, W2f, b2f)] == [
+        (784, 56), (56,), (56, 16), (16,)]
+    assert {a.dtype for a in (W1f, b1f, W2f, b2f)} == {np.dtype(np.float32)}
+    mmax, vmax, amax, tail = factors
+    assert mmax >= LARGEST / 2 and vmax > 0 and amax > 0 and tail > 0
+
+
+@pytest.mark.parametrize("where", ["b1", "W2", "b2"])
+def test_screen_weights_beyond_float32_leave_rows_to_float64(mnist, where):
+    """A weight that float32 cannot hold (inf there) sends the rows it
+    reaches to the float64 pass."""
+    (x, t), _ = mnist
+    x, t = x[:2000], t[:2000]
+    p = trained_params((784, 50, 10), seed=4)
+    p[where].flat[1] = 1e39
+    book = int(np.sum(reference_net(p).predict(x).argmax(axis=1) == t))
+    assert counts(x, t, p) == (book,) * 4
+
+
+def test_float32_sigmoid_within_its_bound():
+    """The screen's sigmoid against float64's on a dense grid, the ends of
+    its clamp and the extremes of float32; non-finite inputs signal inf."""
+    a = np.concatenate([
+        np.linspace(-100, 100, 2_000_001),
+        [-88.0, -87.5, -87.0, 87.0, 88.0, 88.5, 0.0, -0.0, 1e-45, -1e-45,
+         3e38, -3e38, 0.34657359, -0.34657359, 7.85921097],
+    ]).astype(np.float32)
+    a = np.concatenate([a, np.zeros(-len(a) % 8, dtype=np.float32)])
+    z = a.copy()
+    assert build._forward.sigmoid32(z) == np.abs(a).max()
+    with np.errstate(over="ignore"):  # exp(100): inf, the sigmoid 0
+        exact = 1 / (1 + np.exp(-a.astype(np.float64)))
+    assert np.all((z >= 0) & (z <= 1))
+    assert np.max(np.abs(z - exact)) <= SIGMOID32_ERROR
+    for bad in (np.inf, -np.inf, np.nan):
+        row = np.zeros(16, dtype=np.float32)
+        row[11] = bad
+        assert build._forward.sigmoid32(row) == np.inf
+    with pytest.raises(ValueError, match="multiple of 8"):
+        build._forward.sigmoid32(np.zeros(5, dtype=np.float32))
 
 
 def test_screen_on_rows_the_float32_pass_gets_wrong():
