@@ -252,7 +252,7 @@ cdef inline Py_ssize_t screened_class(
     """The row's class when a float32 forward pass decides it for sure, or
     -1.  See ``mnist_fast/screen.py`` for the error bound."""
     cdef Py_ssize_t n, k, best = 0
-    cdef double big, c, delta, second = -INFINITY
+    cdef double big, c, delta, first = -INFINITY, second = -INFINITY
     cdef const float* xv
     if (nnz + 4) * U32 >= 0.5:  # beyond the bound's reach (~8 million pixels)
         return -1
@@ -267,19 +267,18 @@ cdef inline Py_ssize_t screened_class(
     if not big < INFINITY:
         return -1
     mf_output32(zf, sc.Hp, sc.W2f, sc.Kp, sc.b2f, a2f)
-    for k in range(K):
+    for k in range(K):  # the first largest logit and the next one
         if not isfinite(a2f[k]):
             return -1
-        if a2f[k] > a2f[best]:
-            best = k
-    for k in range(K):
-        if k != best and a2f[k] > second:
+        if a2f[k] > first:
+            second, first, best = first, a2f[k], k
+        elif a2f[k] > second:
             second = a2f[k]
     c = (nnz + 4) * U32 / (1.0 - (nnz + 4) * U32) * 1.001
     delta = (c * s / 4.0) * (1.0 + U64) * sc.vmax + (
         (nnz * (1.0 + sc.mmax) + s) * TINY32 + (U64 + U32 / 4.0) * big
         + 5e-16 + 2.0 * (H + 2) * U64) * sc.amax + sc.tail
-    if a2f[best] - second > 2.0 * delta + 2e-12 * (1.0 + fabs(a2f[best]) + delta):
+    if first - second > 2.0 * delta + 2e-12 * (1.0 + fabs(first) + delta):
         return best
     return -1
 
