@@ -22,9 +22,11 @@ hidden units (``Hp`` padded) and ``gamma(m) = m u / (1 - m u)``:
   rounded up to cover its own float64 sum);
 * the sigmoid is 1/4-Lipschitz.  The float64 pass rounds its input (``v``
   times its size, at most ``big``, the largest ``|a1_32 + b1|`` of the
-  row) and its value (5e-16 covers both).  The float32 pass adds ``b1`` in
-  float32 (``u (big + max |b1|) + 2**-150`` for the rounding of the sum
-  and of ``b1``) and its sigmoid is within ``SIGMOID32_ERROR`` = 1e-6 of
+  row) and its value (5e-16 covers both).  The float32 pass rounds ``b1``
+  to float32 (``(u max |b1| + 2**-150) / 4`` on ``z``) and the sum ``t =
+  a1_32 + b1`` (relatively, by at most ``u``: that moves the sigmoid by at
+  most ``0.225 u``, as ``|t sigmoid'(t)| <= 0.2239``, and ``2**-150 / 4``
+  for underflow); its sigmoid is within ``SIGMOID32_ERROR`` = 1e-6 of
   the exact one: its exp(-a) = 2**k exp(r), ``|r| <= ln(2)/2 + 1e-5``, is
   within 1.9e-6 relatively (the series to ``r**7 / 7!`` within 1.1e-8,
   Horner's float32 rounding within ``gamma(15) e**|r| / e**-|r|`` = 1.8e-6,
@@ -41,51 +43,63 @@ hidden units (``Hp`` padded) and ``gamma(m) = m u / (1 - m u)``:
 
 This module computes the weights' factors once per call: ``max M``,
 ``max_k sum_j |W2[j, k]| M[j]``, ``amax = max_k sum_j |W2[j, k]| +
-|b2[k]|`` and the float32 pass's row-independent terms times ``amax``
-(each rounded up by 1e-12 relative), and ``W1``, ``b1``, ``W2``, ``b2`` in
-float32, padded with zeros to whole vectors of 8 hidden units and classes.
+|b2[k]|`` and the float32 pass's terms (its ``z`` errors times ``amax``,
+plus the output layer's), each rounded up by 1e-12 relative, and ``W1``,
+``b1``, ``W2``, ``b2`` in float32, padded with zeros to whole vectors of 8
+hidden units and classes.  Weights of ``LARGEST`` or more turn the screen
+off (float32 holds up to 3.4e38).
 """
 
 import numpy as np
 
-#: Weights beyond this size skip the screen (float32 would overflow).
+#: Weights of this size or more turn the screen off (float32 overflows).
 LARGEST = 1e30
 #: How far the float32 sigmoid of the screen may be from the exact one.
 SIGMOID32_ERROR = 1e-6
 _U32 = 2.0**-24
 _TINY32 = 2.0**-150
+
+
+def _read_only(*arrays):
+    """The arrays, made read-only (module constants)."""
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
 #: The screen's arguments when it is off: every row gets the float64 pass.
-OFF = (np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32),
-       np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32),
-       np.zeros(4))
+OFF = _read_only(
+    np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32),
+    np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32),
+    np.zeros(4))
 
 
 def _padded(a, shape):
-    """``a`` in float32, zero-padded to ``shape`` (too large: inf)."""
+    """``a`` in float32, zero-padded to ``shape``."""
     out = np.zeros(shape, dtype=np.float32)
-    with np.errstate(over="ignore"):
-        out[tuple(slice(0, n) for n in a.shape)] = a
+    out[tuple(slice(0, n) for n in a.shape)] = a
     return out
 
 
 def screen_weights(p):
     """``(W1f, b1f, W2f, b2f, factors)`` for ``count_correct`` and
-    ``count_correct_csr``; ``OFF`` when ``W1`` is too large for float32."""
+    ``count_correct_csr``; ``OFF`` when a weight is too large for float32."""
     W1, b1, W2, b2 = p["W1"], p["b1"], p["W2"], p["b2"]
     D, H = W1.shape
     K = W2.shape[1]
     M = np.abs(W1).max(axis=0, initial=0.0)
     mmax = float(M.max(initial=0.0))
-    if not mmax < LARGEST:
+    bmax = float(np.abs(b1).max(initial=0.0))
+    if not max(mmax, bmax, float(np.abs(W2).max(initial=0.0)),
+               float(np.abs(b2).max(initial=0.0))) < LARGEST:
         return OFF
     up = 1.0 + 1e-12
     vmax = float((np.abs(W2) * M[:, None]).sum(axis=0).max()) * up
     amax = float((np.abs(W2).sum(axis=0) + np.abs(b2)).max()) * up
     Hp, Kp = -(-H // 8) * 8, -(-K // 8) * 8
     gamma = (Hp + 1) * _U32 / (1.0 - (Hp + 1) * _U32)
-    tail = amax * (
-        SIGMOID32_ERROR
-        + (_U32 * float(np.abs(b1).max(initial=0.0)) + _TINY32) / 4.0
-        + _U32 + gamma * (1.0 + _U32) + (2 * Hp + 1) * _TINY32) * up
+    z_error = (SIGMOID32_ERROR + 0.225 * _U32 + (_U32 * bmax + 2 * _TINY32) / 4)
+    output_error = (_U32 + gamma * (1.0 + _U32)) * amax + (2 * Hp + 1) * _TINY32
+    tail = (z_error * amax + output_error) * up
     return (_padded(W1, (D, Hp)), _padded(b1, (Hp,)), _padded(W2, (Hp, Kp)),
             _padded(b2, (Kp,)), np.array([mmax * up, vmax, amax, tail]))

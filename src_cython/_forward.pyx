@@ -276,7 +276,7 @@ cdef inline Py_ssize_t screened_class(
             second = a2f[k]
     c = (nnz + 4) * U32 / (1.0 - (nnz + 4) * U32) * 1.001
     delta = (c * s / 4.0) * (1.0 + U64) * sc.vmax + (
-        (nnz * (1.0 + sc.mmax) + s) * TINY32 + (U64 + U32 / 4.0) * big
+        (nnz * (1.0 + sc.mmax) + s) * TINY32 + U64 * big
         + 5e-16 + 2.0 * (H + 2) * U64) * sc.amax + sc.tail
     if first - second > 2.0 * delta + 2e-12 * (1.0 + fabs(first) + delta):
         return best
@@ -337,18 +337,53 @@ def count_correct_csr(
     return correct
 
 
-def sigmoid32(float[::1] a):
-    """``a = sigmoid(a)`` in place by the screen's float32 sigmoid (for its
-    tests); ``len(a) % 8 == 0``.  Returns max |a| before, or inf when an
-    element is not finite."""
-    if a.shape[0] % 8:
-        raise ValueError(f"len(a) must be a multiple of 8, got {a.shape[0]}")
-    cdef float[::1] zeros = np.zeros(a.shape[0], dtype=np.float32)
+def sigmoid32(float[::1] a, const float[::1] b):
+    """``a = sigmoid(a + b)`` in place by the screen's float32 sigmoid (for
+    its tests); ``len(a) == len(b)``, a multiple of 8.  Returns max |a + b|
+    (in float32), or inf when one is not finite."""
+    if a.shape[0] % 8 or b.shape[0] != a.shape[0]:
+        raise ValueError(f"a and b need one length, a multiple of 8; got "
+                         f"{a.shape[0]} and {b.shape[0]}")
     cdef float big = 0.0
     if a.shape[0]:
         with nogil:
-            big = mf_sigmoid32(&a[0], &zeros[0], a.shape[0])
+            big = mf_sigmoid32(&a[0], &b[0], a.shape[0])
     return big
+
+
+def screen_classes(
+    const int64_t[::1] indptr,    # IN  (N + 1,) a CSR matrix
+    const int[::1] indices,       # IN  (nnz,)
+    const floating[::1] values,   # IN  (nnz,)
+    const double[:, ::1] W1,      # IN  (D, H) (its shape)
+    const double[:, ::1] W2,      # IN  (H, K) (its shape)
+    const float[:, ::1] W1f,      # IN  the screen (screen_weights)
+    const float[::1] b1f,
+    const float[:, ::1] W2f,
+    const float[::1] b2f,
+    const double[::1] factors,
+    const double[::1] row_l1,     # IN  (N,) row_l1 of the matrix
+):
+    """The screen's class of each row, -1 where it leaves the row to the
+    float64 pass (for its tests)."""
+    cdef Py_ssize_t N = indptr.shape[0] - 1, D = W1.shape[0]
+    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1], b
+    cdef Screen screen
+    cdef Screen* sc = screen_from(W1f, b1f, W2f, b2f, factors, D, H, K,
+                                  &screen)
+    if sc == NULL or row_l1.shape[0] != N or values.shape[0] != indptr[N]:
+        raise ValueError("the screen or row_l1 does not fit these arrays")
+    out_arr = np.empty(N, dtype=np.intp)
+    cdef Py_ssize_t[::1] out = out_arr
+    cdef float[::1] f = np.empty(D + sc.Hp + sc.Kp, dtype=np.float32)
+    with nogil:
+        for b in range(N):
+            out[b] = screened_class(
+                &values[indptr[b]] if indptr[b + 1] > indptr[b] else NULL,
+                &indices[indptr[b]] if indptr[b + 1] > indptr[b] else NULL,
+                indptr[b + 1] - indptr[b], row_l1[b], sc, H, K, &f[0],
+                &f[sc.Hp], &f[sc.Hp + sc.Kp])
+    return out_arr
 
 
 def row_l1(

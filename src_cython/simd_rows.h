@@ -289,6 +289,8 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
             out[j] += val[n] * M[(ptrdiff_t)idx[n] * width + j];
 }
 
+/* (with libm's expf: within SIGMOID32_ERROR for any libm whose expf is
+ * within a few ulp, which the error analysis of mf_sigmoid8 does not cover) */
 static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
 {
     ptrdiff_t j;

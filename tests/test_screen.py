@@ -5,8 +5,8 @@ compressed (as ``train`` keeps them) or dense (as ``accuracy`` gets them)."""
 import numpy as np
 import pytest
 
-from mnist_fast import build
-from mnist_fast.screen import LARGEST, OFF, SIGMOID32_ERROR, screen_weights
+from mnist_fast import TwoLayerNet, build, train
+from mnist_fast.screen import LARGEST, OFF, screen_weights
 from mnist_fast.train import _CompiledData
 from conftest import reference_net, requires_compiled, trained_params
 
@@ -72,10 +72,8 @@ def test_screen_random_shapes_and_negative_inputs():
         assert counts(x, t, p, np.float64, num_threads=1) == (book,) * 4
 
 
-def test_screen_is_off_for_weights_too_large_for_float32():
+def test_screen_weights_shapes_and_factors():
     p = trained_params((784, 50, 10), seed=0)
-    p["W1"][3, 4] = 2 * LARGEST
-    assert screen_weights(p) is OFF
     p["W1"][3, 4] = LARGEST / 2
     W1f, b1f, W2f, b2f, factors = screen_weights(p)
     assert [a.shape for a in (W1f, b1f, W2f, b2f)] == [
@@ -85,39 +83,90 @@ def test_screen_is_off_for_weights_too_large_for_float32():
     assert mmax >= LARGEST / 2 and vmax > 0 and amax > 0 and tail > 0
 
 
-@pytest.mark.parametrize("where", ["b1", "W2", "b2"])
-def test_screen_weights_beyond_float32_leave_rows_to_float64(mnist, where):
-    """A weight that float32 cannot hold (inf there) sends the rows it
-    reaches to the float64 pass."""
+@pytest.mark.parametrize("where", ["W1", "b1", "W2", "b2"])
+def test_screen_is_off_for_weights_too_large_for_float32(mnist, where):
     (x, t), _ = mnist
     x, t = x[:2000], t[:2000]
     p = trained_params((784, 50, 10), seed=4)
-    p[where].flat[1] = 1e39
-    book = int(np.sum(reference_net(p).predict(x).argmax(axis=1) == t))
+    p[where].flat[1] = -2 * LARGEST
+    assert screen_weights(p) is OFF
+    with np.errstate(over="ignore"):  # the book's sigmoid of -2e30: exp(2e30)
+        book = int(np.sum(reference_net(p).predict(x).argmax(axis=1) == t))
     assert counts(x, t, p) == (book,) * 4
 
 
+def test_screen_decides_most_rows_and_rightly(mnist):
+    """On a trained network the screen decides nearly every row (else it
+    would cost time for nothing), each as the float64 pass does."""
+    (x, t), (x_test, t_test) = mnist
+    net = TwoLayerNet(784, 50, 10, seed=0)
+    train(net, x, t, x_test, t_test, iters_num=600, seed=0,
+          eval_every_epoch=False)
+    data = _CompiledData(x[:10000], t[:10000].astype(np.intp), 2)
+    classes = build._forward.screen_classes(
+        data.indptr, data.indices, data.values, net.params["W1"],
+        net.params["W2"], *screen_weights(net.params), data.row_l1)
+    book = reference_net(net.params).predict(x[:10000]).argmax(axis=1)
+    decided = classes >= 0
+    assert decided.mean() > 0.99
+    assert np.array_equal(classes[decided], book[decided])
+
+
+def test_screen_bound_covers_the_float32_output_layer():
+    """Rows whose two leading logits differ by 1e-9, where rounding b2 to
+    float32 (~5e-4 at 1e4) decides the float32 winner while x @ W1 is
+    nearly exact: without the output layer's terms in the bound the screen
+    gets some of them wrong."""
+    R = 40  # rows; row r: pixel r, hidden unit r, classes 2r and 2r + 1
+    D, H, K = R, R, 2 * R
+    rng = np.random.default_rng(11)
+    x = np.eye(R) * (0.5 + rng.random(R))
+    W1 = np.full((D, H), -0.1) + np.eye(R) * 0.2
+    W2 = np.zeros((H, K))
+    rows = np.arange(R)
+    W2[rows, 2 * rows] = 200.0
+    W2[rows, 2 * rows + 1] = 210.0
+    p = {"W1": W1, "b1": np.zeros(H), "W2": W2,
+         "b2": 1e4 + 1e-2 * rng.random(K)}
+    a2 = 1 / (1 + np.exp(-(x @ W1))) @ W2 + p["b2"]
+    sign = np.where(rows % 2 == 0, 1.0, -1.0)
+    p["b2"][2 * rows + 1] += a2[rows, 2 * rows] - a2[rows, 2 * rows + 1] + sign * 1e-9
+    winners = reference_net(p).predict(x).argmax(axis=1)
+    assert np.array_equal(winners, 2 * rows + (sign > 0))
+    for t in (winners, winners ^ 1):  # right, then wrong labels
+        assert counts(x, t, p, np.float64, num_threads=1) == (
+            int(np.sum(winners == t)),) * 4
+
+
 def test_float32_sigmoid_within_its_bound():
-    """The screen's sigmoid against float64's on a dense grid, the ends of
-    its clamp and the extremes of float32; non-finite inputs signal inf."""
+    """The screen's sigmoid of a + b against float64's on a dense grid, the
+    ends of its clamp and the extremes of float32 (8.9e-8 measured over
+    every float32 input; the bound takes SIGMOID32_ERROR = 1e-6); the
+    largest |a + b| it returns; non-finite inputs signal inf."""
     a = np.concatenate([
         np.linspace(-100, 100, 2_000_001),
         [-88.0, -87.5, -87.0, 87.0, 88.0, 88.5, 0.0, -0.0, 1e-45, -1e-45,
          3e38, -3e38, 0.34657359, -0.34657359, 7.85921097],
     ]).astype(np.float32)
     a = np.concatenate([a, np.zeros(-len(a) % 8, dtype=np.float32)])
+    b = np.zeros_like(a)
+    b[::3] = np.random.default_rng(0).standard_normal(b[::3].shape)
+    b[-16:] = 0.0  # the extremes as they are
     z = a.copy()
-    assert build._forward.sigmoid32(z) == np.abs(a).max()
+    t = a + b  # rounded to float32 as in the screen
+    assert build._forward.sigmoid32(z, b) == np.abs(t).max()
     with np.errstate(over="ignore"):  # exp(100): inf, the sigmoid 0
-        exact = 1 / (1 + np.exp(-a.astype(np.float64)))
+        exact = 1 / (1 + np.exp(-(a.astype(np.float64) + b)))
     assert np.all((z >= 0) & (z <= 1))
-    assert np.max(np.abs(z - exact)) <= SIGMOID32_ERROR
+    # 1.5e-7 for the sigmoid (the bound allows SIGMOID32_ERROR), 0.225 u
+    # for rounding a + b
+    assert np.max(np.abs(z - exact)) <= 1.5e-7 + 0.225 * 2.0**-24
     for bad in (np.inf, -np.inf, np.nan):
         row = np.zeros(16, dtype=np.float32)
         row[11] = bad
-        assert build._forward.sigmoid32(row) == np.inf
+        assert build._forward.sigmoid32(row, np.zeros(16, np.float32)) == np.inf
     with pytest.raises(ValueError, match="multiple of 8"):
-        build._forward.sigmoid32(np.zeros(5, dtype=np.float32))
+        build._forward.sigmoid32(np.zeros(5, np.float32), np.zeros(5, np.float32))
 
 
 def test_screen_on_rows_the_float32_pass_gets_wrong():
