@@ -16,7 +16,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 
 from _common cimport (cross_entropy_row, gather_nonzeros, logits_dense_row,
                       logits_sparse_row, mf_combine_rows32, mf_output32,
@@ -373,16 +373,19 @@ def screen_classes(
                                   &screen)
     if sc == NULL or row_l1.shape[0] != N or values.shape[0] != indptr[N]:
         raise ValueError("the screen or row_l1 does not fit these arrays")
+    # rows by pointer, as in count_correct_csr
+    cdef floating no_value = 0
+    cdef int no_column = 0
+    cdef const floating* vals = &values[0] if values.shape[0] else &no_value
+    cdef const int* cols = &indices[0] if indices.shape[0] else &no_column
     out_arr = np.empty(N, dtype=np.intp)
     cdef Py_ssize_t[::1] out = out_arr
     cdef float[::1] f = np.empty(D + sc.Hp + sc.Kp, dtype=np.float32)
     with nogil:
         for b in range(N):
             out[b] = screened_class(
-                &values[indptr[b]] if indptr[b + 1] > indptr[b] else NULL,
-                &indices[indptr[b]] if indptr[b + 1] > indptr[b] else NULL,
-                indptr[b + 1] - indptr[b], row_l1[b], sc, H, K, &f[0],
-                &f[sc.Hp], &f[sc.Hp + sc.Kp])
+                vals + indptr[b], cols + indptr[b], indptr[b + 1] - indptr[b],
+                row_l1[b], sc, H, K, &f[0], &f[sc.Hp], &f[sc.Hp + sc.Kp])
     return out_arr
 
 
