@@ -4,9 +4,6 @@ import numpy as np
 import pytest
 
 from mnist_fast import TwoLayerNet, train
-from mnist_fast.screen import screen_weights
-from mnist_fast.threads import resolve_num_threads
-from mnist_fast.train import _CompiledData
 
 
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
@@ -38,15 +35,12 @@ def test_accuracy_70000_images_in_train(benchmark, mnist):
     net = TwoLayerNet(784, 50, 10, seed=0)
     train(net, x_train, t_train, x_test, t_test, iters_num=600, seed=0,
           eval_every_epoch=False)
-    threads = resolve_num_threads(net.num_threads)
-    train_set = _CompiledData(x_train, t_train.astype(np.intp), threads)
-    test_set = _CompiledData(x_test, t_test.astype(np.intp), threads)
+    data_sets = [net.engine.data_set(x, t.astype(np.intp))
+                 for x, t in ((x_train, t_train), (x_test, t_test))]
 
     def both():
-        screen = screen_weights(net.params)
-        return (train_set.accuracy(net.params, screen, threads),
-                test_set.accuracy(net.params, screen, threads))
+        return net.engine.accuracies(net.params, data_sets)
 
     accuracies = benchmark.pedantic(both, rounds=10, warmup_rounds=1)
-    assert accuracies == (net.accuracy(x_train, t_train),
-                          net.accuracy(x_test, t_test))
+    assert accuracies == [net.accuracy(x_train, t_train),
+                          net.accuracy(x_test, t_test)]

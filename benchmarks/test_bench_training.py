@@ -7,29 +7,25 @@ import sys
 import numpy as np
 import pytest
 
-from mnist_fast import TwoLayerNet, build, load_mnist, train
-from mnist_fast.threads import resolve_num_threads
-from mnist_fast.train import _CompiledData
+from mnist_fast import TwoLayerNet, load_mnist, train
 from conftest import slow
 
 
 def fused_trainer(mnist):
     (x_train, t_train), _ = mnist
-    threads = resolve_num_threads(None)
-    data = _CompiledData(x_train, t_train.astype(np.intp), threads)
-    p = TwoLayerNet(784, 50, 10, seed=0).params
-    return build._backprop.SGDTrainer(
-        data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
-        p["W2"], p["b2"], 100, 0.1, threads)
+    net = TwoLayerNet(784, 50, 10, seed=0)
+    data = net.engine.data_set(x_train, t_train.astype(np.intp))
+    return net.engine.trainer(net.params, data, 100, 0.1, "backprop")
 
 
 def test_sgd_step_batch100(benchmark, mnist):
     """One fused step: forward, backward, update, post-update loss."""
     benchmark.group = "one SGD step, batch 100"
     trainer = fused_trainer(mnist)
-    batches = np.random.default_rng(0).choice(60000, (1000, 100))
+    batches = np.random.default_rng(0).choice(60000, (1000, 1, 100))
+    losses = np.empty(1)
     it = iter(range(10**9))
-    benchmark(lambda: trainer.step(batches[next(it) % 1000]))
+    benchmark(lambda: trainer.run(batches[next(it) % 1000], losses))
 
 
 def test_sgd_64_steps_batch100(benchmark, mnist):

@@ -17,8 +17,10 @@ build_info
 
 __version__ = "0.1.0"
 
+# threads first: it sets OpenMP's wait policy before the kernels load
+from . import threads  # noqa: F401
 from . import reference
-from .build import build_info
+from .info import build_info
 from .gradcheck import gradient_check
 from .mnist import load_mnist
 from .train import History, TrainingDiverged, train

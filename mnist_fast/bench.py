@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from . import build, reference
+from . import kernels, reference
+from .info import COMPILED_METHODS, build_info
 from .mnist import load_mnist
 from .threads import resolve_num_threads
 from .two_layer_net import TwoLayerNet
@@ -56,7 +57,7 @@ def median_time(fn, repeats):
 
 def _subset_estimate(net, x, t, repeats):
     """Seconds for the reference numerical gradient, from ``SUBSET`` parameters."""
-    params = {k: v.copy() for k, v in net._checked_params().items()}
+    params = {k: v.copy() for k, v in net.checked_params().items()}
     ref = reference.TwoLayerNet.from_params(params)
     n_params = sum(v.size for v in params.values())
     rows = max(1, SUBSET // net.hidden_size)
@@ -108,7 +109,7 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
     (x_train, t_train), _ = load_mnist()
     idx = np.random.default_rng(0).choice(x_train.shape[0], batch_size)
     x, t = x_train[idx], t_train[idx]
-    backends = ["numpy"] + (["cython"] if build.COMPILED else [])
+    backends = ["numpy"] + (["cython"] if kernels.COMPILED else [])
 
     results = {}
     for backend in backends:
@@ -117,7 +118,7 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
         n_params = sum(v.size for v in net.params.values())
         results[backend] = {}
         for method in METHODS:
-            compiled = backend == "cython" and method in build.COMPILED_METHODS
+            compiled = net.backend == "cython" and method in COMPILED_METHODS
             if method == "numerical_gradient" and not (compiled or full):
                 seconds, timed = _subset_estimate(net, x, t, repeats)
             else:
@@ -135,7 +136,7 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
         speedups["cython_vs_numpy"] = {
             m: results["numpy"][m]["seconds"] / results["cython"][m]["seconds"]
             for m in METHODS}
-    info = build.build_info()
+    info = build_info()
     return {
         "layer_sizes": [x.shape[1], hidden_size, 10], "n_params": n_params,
         "batch_size": batch_size, "repeats": repeats, "full": full,

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .build import build_info
+from .engine import BACKENDS
+from .info import build_info
 from .mnist import N_CLASSES, load_mnist
 from .progress import TrainingProgress
 from .train import GRADIENTS, TrainingDiverged, train
-from .two_layer_net import BACKENDS, TwoLayerNet
+from .two_layer_net import TwoLayerNet
 from .validation import positive_int, real_number
 
 PROG = "mnist-fast"

@@ -39,7 +39,7 @@ def save_model(net, path):
         The file to write (its folder must exist), conventionally ``.npz``;
         the name is used as given.
     """
-    params = net._checked_params()
+    params = net.checked_params()
     sizes = (net.input_size, net.hidden_size, net.output_size)
     arrays = {
         "format": np.array(FORMAT),

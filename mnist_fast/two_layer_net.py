@@ -1,55 +1,13 @@
-"""The public two-layer network: the book's API over compiled kernels."""
+"""The public two-layer network: the book's API over one engine per backend."""
 
 import numpy as np
 
-from . import build, reference
-from .build import _backprop, _forward, _numerical
-from .threads import resolve_num_threads
-from .validation import (MAX_INDEX, PARAM_NAMES, as_inputs, as_labels,
-                         as_params, as_rng, one_of, positive_int, real_number)
+from . import reference
+from .engine import BACKENDS, make_engine
 from .model_file import load_model, save_model
-from .screen import OFF, screen_weights
-
-BACKENDS = ("auto", "cython", "numpy")
-#: Rows each thread of a forward kernel gets at least.
-MIN_ROWS_PER_THREAD = 50
-#: Rows from which ``accuracy`` screens them in float32 first (the screen's
-#: weights cost ~0.1 ms, about what it saves on SCREEN_MIN_ROWS rows).
-SCREEN_MIN_ROWS = 1000
-#: Largest logit move a perturbation may cause for the compiled numerical
-#: gradient: its exact-change algebra takes expm1 of the moves, which
-#: overflows or cancels for large ones.  Beyond, the book's loop runs.
-MAX_LOGIT_MOVE = 1.0
-#: The book's step of the numerical gradient.
-H_STEP = 1e-4
-
-
-def compiled_numerical_gradient_fits(p, x):
-    """Whether every perturbation moves every logit by <= MAX_LOGIT_MOVE.
-
-    A step of ``W1`` or ``b1`` moves a pre-activation by at most
-    ``max|x| * step`` (``x = 1`` for ``b1``), a hidden unit by a quarter
-    of that (sigmoid' <= 1/4, and never more than 1), a logit by that
-    times ``max|W2|``; a step of ``W2`` or ``b2`` moves a logit by at most
-    the step.  The applied step ``fl(theta + h) - theta`` is at most
-    ``h`` plus the spacing of the largest parameter.
-    """
-    def step(*arrays):
-        return H_STEP + np.spacing(max(np.abs(a).max() for a in arrays))
-
-    w2 = np.abs(p["W2"]).max()
-    dz = min(1.0, max(np.abs(x).max(), 1.0) * step(p["W1"], p["b1"]) / 4)
-    return max(dz * w2, step(p["W2"], p["b2"])) <= MAX_LOGIT_MOVE
-
-
-def resolve_backend(backend):
-    """``"cython"`` or ``"numpy"`` for a requested backend name."""
-    one_of(backend, "backend", BACKENDS)
-    if backend == "auto":
-        return "cython" if build.COMPILED else "numpy"
-    if backend == "cython":
-        build.require_compiled()
-    return backend
+from .threads import resolve_num_threads
+from .validation import (MAX_INDEX, as_inputs, as_labels, as_params, as_rng,
+                         positive_int, real_number)
 
 
 class TwoLayerNet:
@@ -58,29 +16,29 @@ class TwoLayerNet:
     ``a1 = x @ W1 + b1, z1 = sigmoid(a1), y = softmax(z1 @ W2 + b2)``, with
     the loss ``mean(-log(y[t] + 1e-7))`` of the book.
 
+    Every method checks its arguments and :attr:`params` first and raises
+    ``TypeError`` or ``ValueError`` naming the argument; what is accepted is
+    written once, in docs/api.md ("Inputs and errors").
+
     Parameters
     ----------
     input_size, hidden_size : int
-        Layer sizes, >= 1 (784 and 50 in the book; ``input_size`` at most
-        2**31 - 1).  Whole floats such as ``784.0`` are accepted.
+        Layer sizes, >= 1 (784 and 50 in the book).
     output_size : int
         Number of classes, >= 2 (10 in the book).
     weight_init_std : float, default 0.01
-        Standard deviation of the Gaussian initial weights, finite and >= 0;
-        the biases start at zero.
+        Standard deviation of the Gaussian initial weights; the biases
+        start at zero.
     backend : {"auto", "cython", "numpy"}, default "auto"
-        ``"cython"`` runs the compiled kernels (``RuntimeError`` if they were
-        not built), ``"numpy"`` the book's NumPy code
+        ``"cython"`` runs the compiled kernels (``RuntimeError`` if they
+        were not built), ``"numpy"`` the book's NumPy code
         (:mod:`mnist_fast.reference`), ``"auto"`` the compiled kernels when
-        they are built.  ``build_info()["compiled_methods"]`` lists the
-        methods that are compiled.
+        they are built.
     seed : int or numpy.random.Generator, optional
-        Makes the initial weights reproducible: the same seed gives the same
-        weights on every backend.  Anything ``numpy.random.default_rng``
-        accepts (non-negative integers, sequences of them, a Generator).
+        Makes the initial weights reproducible, the same on every backend.
     num_threads : int, optional
-        OpenMP threads for the compiled kernels, >= 1; default
-        ``$MNIST_FAST_NUM_THREADS``, else all cores.
+        OpenMP threads of the compiled kernels; default
+        ``$MNIST_FAST_NUM_THREADS`` (read now), else all cores.
 
     Attributes
     ----------
@@ -90,29 +48,13 @@ class TwoLayerNet:
         it in place (``net.params[k] -= lr * grad[k]``) or assign new arrays
         of the same shapes; every method reads it afresh.
     backend : str
-        ``"cython"`` or ``"numpy"``: the backend that runs.
-
-    Raises
-    ------
-    TypeError
-        A size, ``weight_init_std``, ``seed`` or ``num_threads`` of the
-        wrong type (a string, a bool, an array, None), or a ``backend`` that
-        is not a string.
-    ValueError
-        A size < 1 (``output_size`` < 2), ``input_size`` >= 2**31, or not
-        a whole number; a negative or non-finite ``weight_init_std``, or one
-        so large that the initial weights overflow; an unknown ``backend``
-        name; a negative ``seed``; ``num_threads`` outside 1 ... 1024.
-    RuntimeError
-        ``backend="cython"`` but the compiled kernels are not built.
-    MemoryError
-        The weights do not fit in memory.
-
-    Notes
-    -----
-    Every method checks ``x``, ``t`` and :attr:`params` before any kernel
-    runs, and raises ``TypeError`` or ``ValueError`` naming the argument;
-    :meth:`loss` lists the cases.  See "Inputs and errors" in the README.
+        ``"cython"`` or ``"numpy"``: the backend that runs.  Setting it
+        (to any name the constructor takes) switches the engine.
+    num_threads : int or None
+        As given; setting it resolves the thread count again.
+    engine : mnist_fast.engine.Engine
+        The object that does the arithmetic on checked arrays (for
+        :func:`mnist_fast.train`; see :mod:`mnist_fast.engine`).
     """
 
     def __init__(self, input_size, hidden_size, output_size,
@@ -124,9 +66,9 @@ class TwoLayerNet:
         self.output_size = positive_int(output_size, "output_size", minimum=2)
         weight_init_std = real_number(weight_init_std, "weight_init_std",
                                       minimum=0.0)
-        self.backend = resolve_backend(backend)
-        resolve_num_threads(num_threads)  # fail now, not at the first call
-        self.num_threads = num_threads
+        self._num_threads = num_threads
+        self._threads = resolve_num_threads(num_threads)
+        self.engine = make_engine(backend, self._threads)
         rng = as_rng(seed)
         self._check_addressable()
         with np.errstate(over="raise"):
@@ -156,10 +98,33 @@ class TwoLayerNet:
                 f"{self.output_size}, backend={self.backend!r})")
 
     @property
+    def backend(self):
+        return self.engine.name
+
+    @backend.setter
+    def backend(self, backend):
+        self.engine = make_engine(backend, self._threads)
+
+    @property
+    def num_threads(self):
+        return self._num_threads
+
+    @num_threads.setter
+    def num_threads(self, num_threads):
+        self._threads = resolve_num_threads(num_threads)
+        self._num_threads = num_threads
+        self.engine = make_engine(self.engine.name, self._threads)
+
+    @property
     def param_shapes(self):
         """Expected shape of each parameter array."""
         D, H, K = self.input_size, self.hidden_size, self.output_size
         return {"W1": (D, H), "b1": (H,), "W2": (H, K), "b2": (K,)}
+
+    def checked_params(self):
+        """:attr:`params` checked (docs/api.md) as float64 C-contiguous
+        arrays: the user's own arrays where they already are such."""
+        return as_params(self.params, self.param_shapes)
 
     def save(self, path):
         """Save the layer sizes and parameters to a model file (``.npz``).
@@ -200,28 +165,14 @@ class TwoLayerNet:
         """
         return load_model(cls, path, **kwargs)
 
-    # -- boundary: everything a kernel receives is checked here -------------
+    # -- the boundary: every argument is checked here, once -------------------
 
-    def _checked_params(self):
-        return as_params(self.params, self.param_shapes)
-
-    def _checked_inputs(self, x):
+    def _inputs(self, x):
         return as_inputs(x, self.input_size, "x")
 
-    def _checked_batch(self, x, t):
-        x = self._checked_inputs(x)
+    def _batch(self, x, t):
+        x = self._inputs(x)
         return x, as_labels(t, x.shape[0], self.output_size, "t")
-
-    def _threads(self, n_rows):
-        # A thread team pays from about 50 rows per thread (measured at
-        # batch 100 on 2 threads: the loss kernel 1.3x, the gradient 1.5x,
-        # which transposes the batch on one thread while the others run the
-        # rows); below, its start costs more than it saves.
-        by_size = max(1, n_rows // MIN_ROWS_PER_THREAD)
-        return min(resolve_num_threads(self.num_threads), by_size)
-
-    def _reference(self, params):
-        return reference.TwoLayerNet.from_params(params)
 
     # -- the book's methods ----------------------------------------------------
 
@@ -231,31 +182,14 @@ class TwoLayerNet:
         Parameters
         ----------
         x : array_like of shape (n_samples, input_size)
-            Finite real numbers, n_samples >= 1: a numpy array of any
-            layout (Fortran order, strided views and read-only arrays are
-            fine) or a nested list.  float32 and float64 are used as they
-            are; bool, integer and float16 values are converted exactly.
+            Finite real numbers (docs/api.md, "Inputs and errors").
 
         Returns
         -------
         numpy.ndarray of shape (n_samples, output_size), float64
-
-        Raises
-        ------
-        TypeError
-            ``x`` is not an array or nested list (None, a scalar, a
-            string, a masked array), or its dtype is not real: complex,
-            object, string, datetime or structured.  A :attr:`params` entry
-            that is not a float array, or :attr:`params` not a dict.
-        ValueError
-            ``x`` is not 2-D (a single sample needs ``x.reshape(1, -1)``),
-            is empty or has 2**31 rows or more, has not ``input_size``
-            columns, or holds NaN or inf.
-            A :attr:`params` entry of the wrong shape or holding NaN or
-            inf, or a missing key.
         """
-        x = self._checked_inputs(x)
-        return self._predict(self._checked_params(), x)
+        x = self._inputs(x)
+        return self.engine.predict(self.checked_params(), x)
 
     def loss(self, x, t):
         """The book's cross-entropy loss ``mean(-log(y[t] + 1e-7))``.
@@ -263,28 +197,15 @@ class TwoLayerNet:
         Parameters
         ----------
         x : array_like of shape (n_samples, input_size)
-            As in :meth:`predict`.
         t : array_like of shape (n_samples,) or (n_samples, output_size)
-            Class labels in ``[0, output_size)`` (integers, or floats that
-            are whole numbers), or one-hot rows of 0s and exactly one 1.
+            Class labels in ``[0, output_size)``, or one-hot rows.
 
         Returns
         -------
         float
-
-        Raises
-        ------
-        TypeError
-            As in :meth:`predict`, or ``t`` is not an array or nested list
-            or has a bool, complex, object, string or structured dtype.
-        ValueError
-            As in :meth:`predict`, or ``t`` does not have one row per row
-            of ``x``; a one-hot ``t`` has not ``output_size`` columns or a
-            row that is not 0s and exactly one 1; a class label is outside
-            ``[0, output_size)``, negative, NaN or not a whole number.
         """
-        x, t = self._checked_batch(x, t)
-        return self._loss(self._checked_params(), x, t)
+        x, t = self._batch(x, t)
+        return self.engine.loss(self.checked_params(), x, t)
 
     def accuracy(self, x, t):
         """Fraction of rows whose most probable class is the label.
@@ -297,21 +218,13 @@ class TwoLayerNet:
         Returns
         -------
         float
-
-        Raises
-        ------
-        TypeError, ValueError
-            As in :meth:`loss`.
-
-        Notes
-        -----
-        From ``SCREEN_MIN_ROWS`` (1,000) rows the compiled backend first runs
-        each row in float32 and keeps its class when the margin exceeds a
-        rigorous error bound (``mnist_fast.screen``); the other rows get the
-        float64 pass.  The count is the float64 one, row for row.
+            The book's ``argmax`` count, ties included.  From 1,000 rows the
+            compiled backend decides most rows by a float32 pass with a
+            rigorous error bound (:mod:`mnist_fast.screen`); the count is
+            the float64 one, row for row.
         """
-        x, t = self._checked_batch(x, t)
-        return self._accuracy(self._checked_params(), x, t)
+        x, t = self._batch(x, t)
+        return self.engine.accuracy(self.checked_params(), x, t)
 
     def numerical_gradient(self, x, t):
         """Central-difference gradient of :meth:`loss` (h = 1e-4), as the book.
@@ -319,15 +232,12 @@ class TwoLayerNet:
         Every entry is ``(L(theta + h) - L(theta - h)) / 2h`` of the mean
         loss, with ``theta + h`` rounded as the book rounds it.  The numpy
         backend runs the book's loop (two full loss evaluations per
-        parameter: ~25 s at 784-50-10, batch 100).  The cython backend
-        evaluates, per parameter, only the rows and units the perturbation
-        changes and sums the exact change of their losses (no derivative
-        formula, no expansion in h), in parallel over the input pixels; it
-        agrees with the book's loop to ~1e-12 and is bit-identical for any
-        thread count.  When a step could move a logit by more than
-        ``MAX_LOGIT_MOVE`` (inputs and weights both large, e.g. ``|x|`` and
-        ``|W2|`` of ~1000), where that evaluation overflows, the cython
-        backend runs the book's loop instead: same answer, book's speed.
+        parameter).  The cython backend evaluates, per parameter, only the
+        rows and units the perturbation changes and sums the exact change
+        of their losses; it agrees with the book's loop to ~1e-12 and is
+        bit-identical for any thread count.  When a step could move a logit
+        by more than 1 (inputs and weights both large, ~1000), it runs the
+        book's loop instead: same answer, book's speed.
 
         Parameters
         ----------
@@ -338,22 +248,17 @@ class TwoLayerNet:
         -------
         dict
             ``W1, b1, W2, b2`` float64 arrays shaped like :attr:`params`.
-
-        Raises
-        ------
-        TypeError, ValueError
-            As in :meth:`loss`.
         """
-        x, t = self._checked_batch(x, t)
-        return self._numerical_gradient(self._checked_params(), x, t)
+        x, t = self._batch(x, t)
+        return self.engine.numerical_gradient(self.checked_params(), x, t)
 
     def gradient(self, x, t):
         """Backpropagation gradient of :meth:`loss`, as in the book.
 
         ``dy = (softmax - onehot(t)) / N``, then the chain rule through the
-        sigmoid layer.  Note that, as in the book, it ignores the loss's
-        1e-7 guard, so it differs from :meth:`numerical_gradient` by about
-        ``1e-7 / y_t`` relative besides the O(h^2) of central differences.
+        sigmoid layer.  As in the book it ignores the loss's 1e-7 guard, so
+        it differs from :meth:`numerical_gradient` by about ``1e-7 / y_t``
+        relative besides the O(h^2) of central differences.
 
         Parameters
         ----------
@@ -364,62 +269,9 @@ class TwoLayerNet:
         -------
         dict
             ``W1, b1, W2, b2`` float64 arrays shaped like :attr:`params`.
-
-        Raises
-        ------
-        TypeError, ValueError
-            As in :meth:`loss`.
         """
-        x, t = self._checked_batch(x, t)
-        return self._gradient(self._checked_params(), x, t)
-
-    # -- unchecked implementations: inputs already passed the checks above ----
-
-    def _predict(self, p, x):
-        if self.backend == "numpy":
-            return self._reference(p).predict(x)
-        y = np.empty((x.shape[0], self.output_size))
-        _forward.predict(x, p["W1"], p["b1"], p["W2"], p["b2"], y,
-                         self._threads(x.shape[0]))
-        return y
-
-    def _loss(self, p, x, t):
-        if self.backend == "numpy":
-            return float(self._reference(p).loss(x, t))
-        scratch = np.empty(x.shape[0])
-        return _forward.loss(x, t, p["W1"], p["b1"], p["W2"], p["b2"],
-                             scratch, self._threads(x.shape[0]))
-
-    def _accuracy(self, p, x, t):
-        if self.backend == "numpy":
-            return float(self._reference(p).accuracy(x, t))
-        screen = screen_weights(p) if x.shape[0] >= SCREEN_MIN_ROWS else OFF
-        correct = _forward.count_correct(x, t, p["W1"], p["b1"], p["W2"],
-                                         p["b2"], *screen,
-                                         self._threads(x.shape[0]))
-        return correct / x.shape[0]
-
-    def _numerical_gradient(self, p, x, t):
-        if (self.backend == "numpy"
-                or not compiled_numerical_gradient_fits(p, x)):
-            # the reference perturbs the arrays it is given: never the user's
-            p = {k: v.copy() for k, v in p.items()}
-            return self._reference(p).numerical_gradient(x, t)
-        grads = {k: np.empty(shape) for k, shape in self.param_shapes.items()}
-        _numerical.numerical_gradient(
-            x, t, p["W1"], p["b1"], p["W2"], p["b2"], grads["W1"],
-            grads["b1"], grads["W2"], grads["b2"],
-            resolve_num_threads(self.num_threads))
-        return grads
-
-    def _gradient(self, p, x, t):
-        if self.backend == "numpy":
-            return self._reference(p).gradient(x, t)
-        grads = {k: np.empty(shape) for k, shape in self.param_shapes.items()}
-        _backprop.gradient(
-            x, t, p["W1"], p["b1"], p["W2"], p["b2"], grads["W1"],
-            grads["b1"], grads["W2"], grads["b2"], self._threads(x.shape[0]))
-        return grads
+        x, t = self._batch(x, t)
+        return self.engine.gradient(self.checked_params(), x, t)
 
 
-__all__ = ["TwoLayerNet", "BACKENDS", "PARAM_NAMES", "resolve_backend"]
+__all__ = ["TwoLayerNet", "BACKENDS"]

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mnist_fast import TwoLayerNet, TrainingDiverged, build, train
-from mnist_fast.train import _CompiledData
+from mnist_fast import TwoLayerNet, TrainingDiverged, kernels, train
+from mnist_fast.compiled_engine import CompressedRows
 from conftest import one_hot, reference_net, requires_compiled, trained_params
 
 pytestmark = requires_compiled
@@ -84,7 +84,7 @@ def test_to_csr_keeps_every_nonzero_in_order(mnist, dtype, num_threads):
                                  else 0x7FF0000000000001)  # signalling NaN
     for x in (x_train[:1000].astype(dtype), rand, np.zeros((0, 9), dtype),
               np.zeros((5, 0), dtype)):
-        indptr, indices, values = build._backprop.to_csr(x, num_threads)
+        indptr, indices, values = kernels.backprop.to_csr(x, num_threads)
         with np.errstate(invalid="ignore"):  # NumPy's tests of the sNaN
             rows, cols = np.nonzero(x)
             per_row = np.count_nonzero(x, axis=1)
@@ -98,10 +98,10 @@ def test_to_csr_keeps_every_nonzero_in_order(mnist, dtype, num_threads):
 
 
 def fused_trainer(params, x, t, batch_size, lr, num_threads=1):
-    data = _CompiledData(np.ascontiguousarray(x), t.astype(np.intp),
+    data = CompressedRows(np.ascontiguousarray(x), t.astype(np.intp),
                          num_threads)
     p = {k: v.copy() for k, v in params.items()}
-    trainer = build._backprop.SGDTrainer(
+    trainer = kernels.backprop.SGDTrainer(
         data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
         p["W2"], p["b2"], batch_size, lr, num_threads)
     return trainer, p

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import mnist_fast
-from mnist_fast import threads
+from mnist_fast import kernels, threads
 from mnist_fast.threads import ENV_NUM_THREADS, resolve_num_threads
 
 
@@ -62,6 +62,6 @@ def test_num_threads_env_and_argument(monkeypatch):
 def test_openmp_default_is_capped(monkeypatch):
     # $OMP_NUM_THREADS may ask for more threads than OpenMP can create
     monkeypatch.delenv(ENV_NUM_THREADS, raising=False)
-    monkeypatch.setattr(threads, "max_threads", lambda: 10**6)
+    monkeypatch.setattr(kernels, "max_threads", lambda: 10**6)
     expected = threads.MAX_THREADS if mnist_fast.build_info()["openmp"] else 1
     assert resolve_num_threads(None) == expected

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mnist_fast import TwoLayerNet
-from mnist_fast.two_layer_net import compiled_numerical_gradient_fits
+from mnist_fast.compiled_engine import compiled_numerical_gradient_fits
 from conftest import one_hot, reference_net, requires_compiled, trained_params
 
 pytestmark = requires_compiled

@@ -5,9 +5,9 @@ compressed (as ``train`` keeps them) or dense (as ``accuracy`` gets them)."""
 import numpy as np
 import pytest
 
-from mnist_fast import TwoLayerNet, build, train
+from mnist_fast import TwoLayerNet, kernels, train
 from mnist_fast.screen import LARGEST, OFF, screen_weights
-from mnist_fast.train import _CompiledData
+from mnist_fast.compiled_engine import CompressedRows
 from conftest import reference_net, requires_compiled, trained_params
 
 pytestmark = requires_compiled
@@ -18,17 +18,17 @@ def counts(x, t, p, dtype=np.float32, num_threads=2):
     rows, then the same for dense rows."""
     x = np.ascontiguousarray(x, dtype=dtype)
     t = np.asarray(t, dtype=np.intp)
-    data = _CompiledData(x, t, num_threads)
+    data = CompressedRows(x, t, num_threads)
     weights = (p["W1"], p["b1"], p["W2"], p["b2"])
     csr = (data.indptr, data.indices, data.values, t, *weights)
     return (
-        build._forward.count_correct_csr(*csr, *screen_weights(p),
+        kernels.forward.count_correct_csr(*csr, *screen_weights(p),
                                          data.row_l1, num_threads),
-        build._forward.count_correct_csr(*csr, *OFF, data.row_l1,
+        kernels.forward.count_correct_csr(*csr, *OFF, data.row_l1,
                                          num_threads),
-        build._forward.count_correct(x, t, *weights, *screen_weights(p),
+        kernels.forward.count_correct(x, t, *weights, *screen_weights(p),
                                      num_threads),
-        build._forward.count_correct(x, t, *weights, *OFF, num_threads),
+        kernels.forward.count_correct(x, t, *weights, *OFF, num_threads),
     )
 
 
@@ -102,8 +102,8 @@ def test_screen_decides_most_rows_and_rightly(mnist):
     net = TwoLayerNet(784, 50, 10, seed=0)
     train(net, x, t, x_test, t_test, iters_num=600, seed=0,
           eval_every_epoch=False)
-    data = _CompiledData(x[:10000], t[:10000].astype(np.intp), 2)
-    classes = build._forward.screen_classes(
+    data = CompressedRows(x[:10000], t[:10000].astype(np.intp), 2)
+    classes = kernels.forward.screen_classes(
         data.indptr, data.indices, data.values, net.params["W1"],
         net.params["W2"], *screen_weights(net.params), data.row_l1)
     book = reference_net(net.params).predict(x[:10000]).argmax(axis=1)
@@ -154,7 +154,7 @@ def test_float32_sigmoid_within_its_bound():
     b[-16:] = 0.0  # the extremes as they are
     z = a.copy()
     t = a + b  # rounded to float32 as in the screen
-    assert build._forward.sigmoid32(z, b) == np.abs(t).max()
+    assert kernels.forward.sigmoid32(z, b) == np.abs(t).max()
     with np.errstate(over="ignore"):  # exp(100): inf, the sigmoid 0
         exact = 1 / (1 + np.exp(-(a.astype(np.float64) + b)))
     assert np.all((z >= 0) & (z <= 1))
@@ -164,9 +164,9 @@ def test_float32_sigmoid_within_its_bound():
     for bad in (np.inf, -np.inf, np.nan):
         row = np.zeros(16, dtype=np.float32)
         row[11] = bad
-        assert build._forward.sigmoid32(row, np.zeros(16, np.float32)) == np.inf
+        assert kernels.forward.sigmoid32(row, np.zeros(16, np.float32)) == np.inf
     with pytest.raises(ValueError, match="multiple of 8"):
-        build._forward.sigmoid32(np.zeros(5, np.float32), np.zeros(5, np.float32))
+        kernels.forward.sigmoid32(np.zeros(5, np.float32), np.zeros(5, np.float32))
 
 
 def test_screen_on_rows_the_float32_pass_gets_wrong():

@@ -1,0 +1,138 @@
+"""The compiled engine: the kernels of :mod:`mnist_fast.kernels` behind the
+engine surface of :mod:`mnist_fast.engine`.
+
+What the kernels need beyond the checked arrays is decided here and only
+here: output and scratch arrays, the thread count of a call
+(:func:`~mnist_fast.threads.threads_for_rows`), the float32 screen of the
+accuracy (:mod:`mnist_fast.screen`), the compressed rows (CSR) of a data
+set kept for training, and the fused SGD step.
+"""
+
+import numpy as np
+
+from . import book
+from .engine import DataSet, Engine
+from .kernels import backprop, forward, numerical
+from .numpy_engine import NumpyEngine
+from .screen import OFF, screen_weights
+from .threads import threads_for_rows
+
+#: Rows from which ``accuracy`` screens them in float32 first: below, the
+#: screen's weights cost more than the screen saves.
+SCREEN_MIN_ROWS = 1000
+#: Largest logit move a perturbation may cause for the compiled numerical
+#: gradient: its exact-change algebra takes expm1 of the moves, which
+#: overflows or cancels for large ones.  Beyond, the book's loop runs.
+MAX_LOGIT_MOVE = 1.0
+#: Steps of the fused trainer per GIL-free call (``train`` serves Ctrl-C
+#: and its callback between calls).
+STEPS_PER_CALL = 64
+
+
+def compiled_numerical_gradient_fits(p, x):
+    """Whether every perturbation moves every logit by <= MAX_LOGIT_MOVE.
+
+    A step of ``W1`` or ``b1`` moves a pre-activation by at most
+    ``max|x| * step`` (``x = 1`` for ``b1``), a hidden unit by a quarter
+    of that (sigmoid' <= 1/4, and never more than 1), a logit by that
+    times ``max|W2|``; a step of ``W2`` or ``b2`` moves a logit by at most
+    the step.  The applied step ``fl(theta + h) - theta`` is at most
+    ``h`` plus the spacing of the largest parameter.
+    """
+    def step(*arrays):
+        return book.H + np.spacing(max(np.abs(a).max() for a in arrays))
+
+    w2 = np.abs(p["W2"]).max()
+    dz = min(1.0, max(np.abs(x).max(), 1.0) * step(p["W1"], p["b1"]) / 4)
+    return max(dz * w2, step(p["W2"], p["b2"])) <= MAX_LOGIT_MOVE
+
+
+def _like(p):
+    """Uninitialised arrays shaped like the parameters, for a gradient."""
+    return {k: np.empty_like(v) for k, v in p.items()}
+
+
+class CompressedRows(DataSet):
+    """A data set with its rows also in CSR form (81% of MNIST pixels are
+    0): built once per ``train``, no float64 copy."""
+
+    def __init__(self, x, t, num_threads):
+        super().__init__(x, t)
+        self.indptr, self.indices, self.values = backprop.to_csr(x, num_threads)
+        self.row_l1 = forward.row_l1(self.indptr, self.values)
+
+
+class FusedTrainer:
+    """The book's SGD step in one GIL-free kernel call per block of steps
+    (see ``StepByStep.run`` for the interface)."""
+
+    block = STEPS_PER_CALL
+
+    def __init__(self, p, data, batch_size, learning_rate, num_threads):
+        self.run = backprop.SGDTrainer(
+            data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
+            p["W2"], p["b2"], batch_size, learning_rate, num_threads).run
+
+
+class CompiledEngine(Engine):
+    """Every method runs a compiled kernel.
+
+    The numerical gradient runs the book's loop instead when a step could
+    move a logit by more than ``MAX_LOGIT_MOVE``
+    (:func:`compiled_numerical_gradient_fits`): same answer, book's speed.
+    """
+
+    name = "cython"
+
+    def _threads(self, n_rows):
+        return threads_for_rows(self.num_threads, n_rows)
+
+    def predict(self, p, x):
+        y = np.empty((x.shape[0], p["b2"].shape[0]))
+        forward.predict(x, p["W1"], p["b1"], p["W2"], p["b2"], y,
+                        self._threads(x.shape[0]))
+        return y
+
+    def loss(self, p, x, t):
+        scratch = np.empty(x.shape[0])
+        return forward.loss(x, t, p["W1"], p["b1"], p["W2"], p["b2"], scratch,
+                            self._threads(x.shape[0]))
+
+    def accuracy(self, p, x, t):
+        screen = screen_weights(p) if x.shape[0] >= SCREEN_MIN_ROWS else OFF
+        correct = forward.count_correct(x, t, p["W1"], p["b1"], p["W2"],
+                                        p["b2"], *screen,
+                                        self._threads(x.shape[0]))
+        return correct / x.shape[0]
+
+    def gradient(self, p, x, t):
+        grads = _like(p)
+        backprop.gradient(x, t, p["W1"], p["b1"], p["W2"], p["b2"],
+                          grads["W1"], grads["b1"], grads["W2"], grads["b2"],
+                          self._threads(x.shape[0]))
+        return grads
+
+    def numerical_gradient(self, p, x, t):
+        if not compiled_numerical_gradient_fits(p, x):
+            return NumpyEngine(self.num_threads).numerical_gradient(p, x, t)
+        grads = _like(p)
+        numerical.numerical_gradient(
+            x, t, p["W1"], p["b1"], p["W2"], p["b2"], grads["W1"],
+            grads["b1"], grads["W2"], grads["b2"], self.num_threads)
+        return grads
+
+    def data_set(self, x, t):
+        return CompressedRows(x, t, self.num_threads)
+
+    def accuracies(self, p, data_sets):
+        screen = screen_weights(p)  # once for all the sets
+        return [forward.count_correct_csr(
+                    d.indptr, d.indices, d.values, d.t, p["W1"], p["b1"],
+                    p["W2"], p["b2"], *screen, d.row_l1, self.num_threads)
+                / d.t.shape[0] for d in data_sets]
+
+    def trainer(self, p, data, batch_size, learning_rate, gradient):
+        if gradient == "backprop":
+            return FusedTrainer(p, data, batch_size, learning_rate,
+                                self.num_threads)
+        return super().trainer(p, data, batch_size, learning_rate, gradient)

@@ -1,0 +1,155 @@
+"""The seam between the public API and the arithmetic: one engine per backend.
+
+``TwoLayerNet`` and ``train`` check every input once (the contract is in
+docs/api.md, "Inputs and errors") and hand the checked arrays to the
+network's engine, chosen here once per network by :func:`make_engine`:
+
+* :class:`~mnist_fast.numpy_engine.NumpyEngine` runs the book's NumPy code
+  (:mod:`mnist_fast.reference`);
+* :class:`~mnist_fast.compiled_engine.CompiledEngine` runs the compiled
+  kernels (:mod:`mnist_fast.kernels`).
+
+Both have the surface of :class:`Engine`.  Its methods take ``p``, the
+parameter dict of :func:`~mnist_fast.validation.as_params` (float64
+C-contiguous ``W1, b1, W2, b2``), ``x`` from
+:func:`~mnist_fast.validation.as_inputs` and ``t``, class indices from
+:func:`~mnist_fast.validation.as_labels`; they check nothing again.
+"""
+
+import numpy as np
+
+from . import kernels
+from .validation import one_of
+
+BACKENDS = ("auto", "cython", "numpy")
+
+
+def make_engine(backend, num_threads):
+    """The engine of ``backend`` (``"auto"``: compiled when built).
+
+    Parameters
+    ----------
+    backend : {"auto", "cython", "numpy"}
+    num_threads : int
+        The network's resolved thread count
+        (:func:`~mnist_fast.threads.resolve_num_threads`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``backend`` is not one of the names.
+    RuntimeError
+        ``"cython"`` but the compiled kernels are not built.
+    """
+    one_of(backend, "backend", BACKENDS)
+    if backend == "auto":
+        backend = "cython" if kernels.COMPILED else "numpy"
+    if backend == "numpy":
+        from .numpy_engine import NumpyEngine
+        return NumpyEngine(num_threads)
+    kernels.require_compiled()
+    from .compiled_engine import CompiledEngine
+    return CompiledEngine(num_threads)
+
+
+class DataSet:
+    """A checked data set kept for repeated passes (``train``'s two sets)."""
+
+    def __init__(self, x, t):
+        self.x, self.t = x, t
+
+
+class Engine:
+    """What every engine computes; ``name`` is the backend it runs."""
+
+    name = None
+
+    def __init__(self, num_threads):
+        self.num_threads = num_threads
+
+    def predict(self, p, x):
+        """Class probabilities, ``(n_samples, output_size)`` float64."""
+        raise NotImplementedError
+
+    def loss(self, p, x, t):
+        """The book's mean cross-entropy, a float."""
+        raise NotImplementedError
+
+    def accuracy(self, p, x, t):
+        """Fraction of rows whose most probable class is ``t``."""
+        raise NotImplementedError
+
+    def gradient(self, p, x, t):
+        """The book's backprop gradient, a dict shaped like ``p``."""
+        raise NotImplementedError
+
+    def numerical_gradient(self, p, x, t):
+        """The book's central differences of the loss, a dict like ``p``."""
+        raise NotImplementedError
+
+    def data_set(self, x, t):
+        """``(x, t)`` prepared for repeated passes."""
+        return DataSet(x, t)
+
+    def accuracies(self, p, data_sets):
+        """The accuracy of ``p`` on each of ``data_sets``, in order."""
+        return [self.accuracy(p, d.x, d.t) for d in data_sets]
+
+    def trainer(self, p, data, batch_size, learning_rate, gradient):
+        """The book's SGD step on ``data`` (a :meth:`data_set`), updating
+        the arrays of ``p`` in place; ``gradient`` is ``"backprop"`` or
+        ``"numerical"``.  See :class:`StepByStep` for the interface."""
+        return StepByStep(self, p, data, learning_rate, gradient)
+
+
+class StepByStep:
+    """SGD through an engine's own ``gradient`` and ``loss``, one step per
+    call of :meth:`run`.
+
+    Attributes
+    ----------
+    block : int
+        The most steps one call of :meth:`run` takes.
+    """
+
+    block = 1
+
+    def __init__(self, engine, p, data, learning_rate, gradient):
+        self.engine, self.p, self.data = engine, p, data
+        self.learning_rate = learning_rate
+        self.gradient = (engine.gradient if gradient == "backprop"
+                         else engine.numerical_gradient)
+
+    def _step(self, idx):
+        p, lr = self.p, self.learning_rate
+        x, t = self.data.x[idx], self.data.t[idx]
+        grad = self.gradient(p, x, t)
+        new = {k: p[k] - lr * grad[k] for k in p}
+        bad = sum(int(np.count_nonzero(~np.isfinite(v))) for v in new.values())
+        if bad:
+            return float("nan"), bad
+        with np.errstate(all="ignore"):  # an overflow is reported by train
+            loss = self.engine.loss(new, x, t)
+        if np.isfinite(loss):
+            for k in p:
+                p[k][...] = new[k]
+        return loss, 0
+
+    def run(self, batches, losses):
+        """The steps on the rows ``batches[0]``, ``batches[1]`` ... until
+        one fails.
+
+        Returns
+        -------
+        (done, loss, n_bad) : (int, float, int)
+            ``losses[:done]`` are the post-update batch losses of the steps
+            done.  When ``done < len(batches)``, step ``done`` was not
+            applied: it would have made ``n_bad`` parameters non-finite, or
+            (``n_bad == 0``) the loss ``loss``.
+        """
+        for done, idx in enumerate(batches):
+            loss, n_bad = self._step(idx)
+            if n_bad or not np.isfinite(loss):
+                return done, loss, n_bad
+            losses[done] = loss
+        return len(batches), 0.0, 0

@@ -1,0 +1,53 @@
+"""What was built and what runs, for people and bug reports: ``build_info()``."""
+
+import os
+import platform
+import sys
+
+import numpy as np
+
+from . import __version__, kernels
+from .threads import resolve_num_threads
+
+#: The methods of ``TwoLayerNet(backend="cython")`` that run compiled code.
+COMPILED_METHODS = ("predict", "loss", "accuracy", "numerical_gradient",
+                    "gradient")
+
+
+def build_info():
+    """Describe this installation, for bug reports and benchmarks.
+
+    Returns
+    -------
+    dict
+        ``version``; ``compiled`` (the extension modules import) and
+        ``import_error`` (why not, else None); ``compiled_methods`` (the
+        ``TwoLayerNet`` methods that run compiled code with
+        ``backend="cython"``; none when not compiled); ``simd`` (the kernel
+        variant in use: ``"avx2"`` -- AVX2+FMA, chosen on CPUs that have
+        them -- or ``"baseline"``; see ``$MNIST_FAST_SIMD``); ``openmp``
+        (built with OpenMP); ``max_threads`` (OpenMP's default team size, 1
+        without OpenMP); ``num_threads`` (what a network created now uses,
+        see ``$MNIST_FAST_NUM_THREADS``); ``debug_build`` (bounds checks
+        on); ``cython_version`` (that generated the kernels);
+        ``numpy_version``, ``python_version``, ``platform``, ``machine``,
+        ``cpu_count``.
+    """
+    compiled = kernels.COMPILED
+    return {
+        "version": __version__,
+        "compiled": compiled,
+        "import_error": kernels.IMPORT_ERROR,
+        "compiled_methods": list(COMPILED_METHODS) if compiled else [],
+        "simd": kernels.SIMD,
+        "openmp": kernels.openmp_enabled(),
+        "max_threads": kernels.max_threads(),
+        "num_threads": resolve_num_threads(None),
+        "debug_build": compiled and kernels.machine.debug_build(),
+        "cython_version": kernels.machine.cython_version() if compiled else None,
+        "numpy_version": np.__version__,
+        "python_version": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
