@@ -14,7 +14,7 @@ from . import book
 from .engine import DataSet, Engine
 from .kernels import backprop, forward, numerical
 from .numpy_engine import NumpyEngine
-from .screen import OFF, screen_weights
+from .screen import screen_for
 from .threads import threads_for_rows
 
 #: Rows from which ``accuracy`` screens them in float32 first: below, the
@@ -69,9 +69,8 @@ class FusedTrainer:
     block = STEPS_PER_CALL
 
     def __init__(self, p, data, batch_size, learning_rate, num_threads):
-        self.run = backprop.SGDTrainer(
-            data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
-            p["W2"], p["b2"], batch_size, learning_rate, num_threads).run
+        self.run = backprop.SGDTrainer(data, p, batch_size, learning_rate,
+                                       book.LOG_GUARD, num_threads).run
 
 
 class CompiledEngine(Engine):
@@ -89,47 +88,41 @@ class CompiledEngine(Engine):
 
     def predict(self, p, x):
         y = np.empty((x.shape[0], p["b2"].shape[0]))
-        forward.predict(x, p["W1"], p["b1"], p["W2"], p["b2"], y,
-                        self._threads(x.shape[0]))
+        forward.predict(x, p, y, self._threads(x.shape[0]))
         return y
 
     def loss(self, p, x, t):
         scratch = np.empty(x.shape[0])
-        return forward.loss(x, t, p["W1"], p["b1"], p["W2"], p["b2"], scratch,
+        return forward.loss(x, t, p, book.LOG_GUARD, scratch,
                             self._threads(x.shape[0]))
 
     def accuracy(self, p, x, t):
-        screen = screen_weights(p) if x.shape[0] >= SCREEN_MIN_ROWS else OFF
-        correct = forward.count_correct(x, t, p["W1"], p["b1"], p["W2"],
-                                        p["b2"], *screen,
+        screen = screen_for(p) if x.shape[0] >= SCREEN_MIN_ROWS else None
+        correct = forward.count_correct(x.reshape(-1), t, None, p, screen,
                                         self._threads(x.shape[0]))
         return correct / x.shape[0]
 
     def gradient(self, p, x, t):
         grads = _like(p)
-        backprop.gradient(x, t, p["W1"], p["b1"], p["W2"], p["b2"],
-                          grads["W1"], grads["b1"], grads["W2"], grads["b2"],
-                          self._threads(x.shape[0]))
+        backprop.gradient(x, t, p, grads, self._threads(x.shape[0]))
         return grads
 
     def numerical_gradient(self, p, x, t):
         if not compiled_numerical_gradient_fits(p, x):
             return NumpyEngine(self.num_threads).numerical_gradient(p, x, t)
         grads = _like(p)
-        numerical.numerical_gradient(
-            x, t, p["W1"], p["b1"], p["W2"], p["b2"], grads["W1"],
-            grads["b1"], grads["W2"], grads["b2"], self.num_threads)
+        numerical.numerical_gradient(x, t, p, book.H, book.LOG_GUARD, grads,
+                                     self.num_threads)
         return grads
 
     def data_set(self, x, t):
         return CompressedRows(x, t, self.num_threads)
 
     def accuracies(self, p, data_sets):
-        screen = screen_weights(p)  # once for all the sets
-        return [forward.count_correct_csr(
-                    d.indptr, d.indices, d.values, d.t, p["W1"], p["b1"],
-                    p["W2"], p["b2"], *screen, d.row_l1, self.num_threads)
-                / d.t.shape[0] for d in data_sets]
+        screen = screen_for(p)  # once for all the sets
+        return [forward.count_correct(d.values, d.t, d, p, screen,
+                                      self.num_threads) / d.t.shape[0]
+                for d in data_sets]
 
     def trainer(self, p, data, batch_size, learning_rate, gradient):
         if gradient == "backprop":

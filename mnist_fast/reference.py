@@ -1,8 +1,8 @@
 """The book's NumPy code, kept as the yardstick for every compiled kernel.
 
-These are the seed's functions (``common/functions.py``,
+These are the book's functions (``common/functions.py``,
 ``common/gradient.py`` and ``two_layer_net.py`` of *Deep Learning from
-Scratch*, ch. 4-5) with the seed's numerics: computed in float64, slow and
+Scratch*, ch. 4-5) with the book's numerics: computed in float64, slow and
 readable.  Two changes, both from the book's own later chapters, let every
 method take one-hot or integer labels: ``accuracy`` and ``gradient``
 convert the label form they were not written for.
@@ -12,6 +12,8 @@ does that before calling in.
 """
 
 import numpy as np
+
+from .book import H, LOG_GUARD
 
 __all__ = [
     "sigmoid",
@@ -45,7 +47,8 @@ def softmax(x):
 
 
 def cross_entropy_error(y, t):
-    """Mean of ``-log(y[t] + 1e-7)``; ``t`` one-hot or integer labels."""
+    """Mean of ``-log(y[t] + 1e-7)`` (``LOG_GUARD``); ``t`` one-hot or
+    integer labels."""
     if y.ndim == 1:
         t = t.reshape(1, t.size)
         y = y.reshape(1, y.size)
@@ -53,16 +56,16 @@ def cross_entropy_error(y, t):
     if t.size == y.size:
         t = t.argmax(axis=1)
     batch_size = y.shape[0]
-    return -np.sum(np.log(y[np.arange(batch_size), t] + 1e-7)) / batch_size
+    return -np.sum(np.log(y[np.arange(batch_size), t] + LOG_GUARD)) / batch_size
 
 
 def numerical_gradient(f, x):
-    """Central-difference gradient of ``f`` at ``x`` with h = 1e-4.
+    """Central-difference gradient of ``f`` at ``x`` with h = 1e-4 (``H``).
 
     ``x`` (a float array) is perturbed in place, one entry at a time, and
     restored; ``f`` is called twice per entry.
     """
-    h = 1e-4  # 0.0001
+    h = H  # 0.0001
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
     while not it.finished:
@@ -85,7 +88,7 @@ def _one_hot(t, n_classes):
 
 
 class TwoLayerNet:
-    """The seed's two-layer network (sigmoid hidden layer, softmax output).
+    """The book's two-layer network (sigmoid hidden layer, softmax output).
 
     Parameters
     ----------

@@ -41,14 +41,23 @@ hidden units (``Hp`` padded) and ``gamma(m) = m u / (1 - m u)``:
   (``(u + gamma(Hp + 1) (1 + u)) (sum_j |W2[j, k]| + |b2[k]|)`` and
   ``2**-150`` per term for underflow).
 
-This module computes the weights' factors once per call: ``max M``,
-``max_k sum_j |W2[j, k]| M[j]``, ``amax = max_k sum_j |W2[j, k]| +
-|b2[k]|`` and the float32 pass's terms (its ``z`` errors times ``amax``,
-plus the output layer's), each rounded up by 1e-12 relative, and ``W1``,
-``b1``, ``W2``, ``b2`` in float32, padded with zeros to whole vectors of 8
-hidden units and classes.  Weights of ``LARGEST`` or more turn the screen
-off (float32 holds up to 3.4e38).
+This module holds the whole bound: :func:`screen_for` computes, once per
+evaluation, the weights in float32 (padded with zeros to whole vectors of 8
+hidden units and classes) and the named coefficients of the per-row bound
+that the kernel evaluates,
+
+    delta = n4s (n + 4) S + per_n n + per_s S + per_big big + const,
+
+a row's class being the screen's when its largest float32 logit leads the
+next by more than ``2 delta + tie (1 + |first| + delta)`` (``tie`` keeps
+the rows the float64 pass treats as near ties, within 1e-12 relative, to
+that pass).  Rows of more than ``max_nnz`` nonzeros, where ``(n + 4) u``
+would exceed 2**-10, skip the screen, so that ``c <= n4s_c (n + 4)`` with
+the constant ``n4s_c = 1.001 u / (1 - 2**-10)``.  Weights of ``LARGEST`` or
+more turn the screen off (float32 holds up to 3.4e38).
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,22 +65,34 @@ import numpy as np
 LARGEST = 1e30
 #: How far the float32 sigmoid of the screen may be from the exact one.
 SIGMOID32_ERROR = 1e-6
-_U32 = 2.0**-24
-_TINY32 = 2.0**-150
+#: float32's unit roundoff, its underflow slack (half the smallest
+#: subnormal, per term), float64's unit roundoff.
+U32, TINY32, U64 = 2.0**-24, 2.0**-150, 2.0**-53
+#: Rows of more nonzeros skip the screen: (MAX_NNZ + 4) U32 = 2**-10.
+MAX_NNZ = 2**14 - 4
+#: Relative margin of the float64 pass's near ties (``predicted_class`` in
+#: src_cython/_common.pxd), twice: such rows are left to that pass.
+TIE = 2e-12
+#: Factors by which computed sums are rounded up.
+UP = 1.0 + 1e-12
 
 
-def _read_only(*arrays):
-    """The arrays, made read-only (module constants)."""
-    for a in arrays:
-        a.flags.writeable = False
-    return arrays
+@dataclass(frozen=True)
+class Screen:
+    """The float32 weights and the per-row bound's coefficients (see the
+    module docstring), as the kernel ``count_correct`` reads them."""
 
-
-#: The screen's arguments when it is off: every row gets the float64 pass.
-OFF = _read_only(
-    np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32),
-    np.empty((0, 0), dtype=np.float32), np.empty(0, dtype=np.float32),
-    np.zeros(4))
+    W1: np.ndarray      # (D, Hp) float32
+    b1: np.ndarray      # (Hp,)
+    W2: np.ndarray      # (Hp, Kp)
+    b2: np.ndarray      # (Kp,)
+    n4s: float
+    per_n: float
+    per_s: float
+    per_big: float
+    const: float
+    tie: float = TIE
+    max_nnz: int = MAX_NNZ
 
 
 def _padded(a, shape):
@@ -81,25 +102,38 @@ def _padded(a, shape):
     return out
 
 
-def screen_weights(p):
-    """``(W1f, b1f, W2f, b2f, factors)`` for ``count_correct`` and
-    ``count_correct_csr``; ``OFF`` when a weight is too large for float32."""
+def screen_for(p):
+    """The :class:`Screen` of the parameters ``p``, or None (screen off)
+    when a weight is too large for float32."""
     W1, b1, W2, b2 = p["W1"], p["b1"], p["W2"], p["b2"]
     D, H = W1.shape
     K = W2.shape[1]
     M = np.abs(W1).max(axis=0, initial=0.0)
-    mmax = float(M.max(initial=0.0))
+    mmax = float(M.max(initial=0.0)) * UP
     bmax = float(np.abs(b1).max(initial=0.0))
     if not max(mmax, bmax, float(np.abs(W2).max(initial=0.0)),
                float(np.abs(b2).max(initial=0.0))) < LARGEST:
-        return OFF
-    up = 1.0 + 1e-12
-    vmax = float((np.abs(W2) * M[:, None]).sum(axis=0).max()) * up
-    amax = float((np.abs(W2).sum(axis=0) + np.abs(b2)).max()) * up
+        return None
+    # max_k sum_j |W2[j, k]| M[j] and max_k sum_j |W2[j, k]| + |b2[k]|
+    vmax = float((np.abs(W2) * M[:, None]).sum(axis=0).max()) * UP
+    amax = float((np.abs(W2).sum(axis=0) + np.abs(b2)).max()) * UP
     Hp, Kp = -(-H // 8) * 8, -(-K // 8) * 8
-    gamma = (Hp + 1) * _U32 / (1.0 - (Hp + 1) * _U32)
-    z_error = (SIGMOID32_ERROR + 0.225 * _U32 + (_U32 * bmax + 2 * _TINY32) / 4)
-    output_error = (_U32 + gamma * (1.0 + _U32)) * amax + (2 * Hp + 1) * _TINY32
-    tail = (z_error * amax + output_error) * up
-    return (_padded(W1, (D, Hp)), _padded(b1, (Hp,)), _padded(W2, (Hp, Kp)),
-            _padded(b2, (Kp,)), np.array([mmax * up, vmax, amax, tail]))
+    gamma = (Hp + 1) * U32 / (1.0 - (Hp + 1) * U32)
+    # the float32 pass's z errors (sigmoid, rounding a + b and b1) and its
+    # output layer (W2, b2 rounded, a sum of Hp + 1 terms, underflow)
+    z_error = SIGMOID32_ERROR + 0.225 * U32 + (U32 * bmax + 2 * TINY32) / 4
+    output_error = (U32 + gamma * (1.0 + U32)) * amax + (2 * Hp + 1) * TINY32
+    tail = (z_error * amax + output_error) * UP
+    # the float64 pass's rounding of its input (5e-16 with the sigmoid's)
+    # and of z @ W2 + b2
+    const = (5e-16 + 2.0 * (H + 2) * U64) * amax * UP + tail
+    n4s_c = 1.001 * U32 / (1.0 - 2.0**-10)
+    return Screen(
+        _padded(W1, (D, Hp)), _padded(b1, (Hp,)), _padded(W2, (Hp, Kp)),
+        _padded(b2, (Kp,)),
+        n4s=n4s_c / 4.0 * (1.0 + U64) * vmax * UP,
+        per_n=(1.0 + mmax) * TINY32 * amax * UP,
+        per_s=TINY32 * amax * UP,
+        per_big=U64 * amax * UP,
+        const=const,
+    )

@@ -29,9 +29,10 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free
 from libc.string cimport memcpy
 
-from _common cimport (combine_rows, count_nonzeros, cross_entropy_row,
-                      gather_nonzeros, logits_sparse_row, mf_prefetch,
-                      mf_vector_matrix, scratch_rows, softmax_row)
+from _common cimport (Grads, Net, check_rows, combine_rows, count_nonzeros,
+                      cross_entropy_row, gather_nonzeros, grads_of,
+                      logits_sparse_row, mf_prefetch, mf_vector_matrix,
+                      net_of, scratch_rows, softmax_row)
 
 
 cdef inline void output_delta_row(
@@ -62,29 +63,23 @@ cdef inline void hidden_delta_row(
 
 
 cdef inline void batch_sums(
-    const double* z,        # IN  (B, H) sigmoid(a1)
-    const double* dy,       # IN  (B, K)
-    const double* dz1,      # IN  (B, H)
-    const double* ones,     # IN  (B,)   1.0
+    Work* w,                # IN  z, dy, dz1, ones; scratch dyT, gW2T
     Py_ssize_t B,
-    Py_ssize_t H,
-    Py_ssize_t K,
-    double* dyT,            # scratch (K, B)
-    double* gW2T,           # scratch (K, H)
+    const Net* net,
     double* gW2,            # OUT (H, K) z.T @ dy
     double* gb2,            # OUT (K,)   sum(dy)
     double* gb1,            # OUT (H,)   sum(dz1)
 ) noexcept nogil:
     """The sums over the batch rows, each in row order."""
-    cdef Py_ssize_t b, k
-    transpose(dy, B, K, dyT)
+    cdef Py_ssize_t b, k, H = net.H, K = net.K
+    transpose(w.dy, B, K, w.dyT)
     for k in range(K):
-        mf_vector_matrix(dyT + k * B, B, z, H, gW2T + k * H)
+        mf_vector_matrix(w.dyT + k * B, B, w.z, H, w.gW2T + k * H)
         gb2[k] = 0.0
         for b in range(B):
-            gb2[k] += dyT[k * B + b]
-    transpose(gW2T, K, H, gW2)
-    mf_vector_matrix(ones, B, dz1, H, gb1)
+            gb2[k] += w.dyT[k * B + b]
+    transpose(w.gW2T, K, H, gW2)
+    mf_vector_matrix(w.ones, B, w.dz1, H, gb1)
 
 
 cdef inline void transpose(
@@ -106,19 +101,76 @@ cdef struct Columns:
     Py_ssize_t n_touched    #          how many
 
 
+cdef struct Csr:
+    # Rows stored compressed (CSR) with their classes; the values travel
+    # apart, as a float or double pointer.
+    const int64_t* indptr   # (N + 1,) where each row starts
+    const int* indices      # (nnz,)   the column of each nonzero
+    const Py_ssize_t* labels  # (N,)   the class of each row
+
+
+cdef struct Work:
+    # The forward and backward pass of a batch of B rows.
+    double* W2T             # (K, H) W2 transposed
+    double* z               # (B, H) sigmoid(a1)
+    double* dy              # (B, K) (softmax(a2) - onehot(t)) / B
+    double* dz1             # (B, H) sigmoid'(a1) * (dy @ W2.T)
+    double* dyT             # (K, B) scratch
+    double* gW2T            # (K, H) scratch
+    double* ones            # (B,)   1.0
+    Columns cols            # the batch column by column
+
+
+@cython.final
+cdef class Workspace:
+    """The arrays behind a ``Work`` for batches of up to ``B`` rows with at
+    most ``max_nnz`` nonzeros in all."""
+
+    cdef double[:, ::1] W2T, z, dy, dz1, dyT, gW2T
+    cdef double[::1] ones, col_vals
+    cdef Py_ssize_t[::1] col_start, col_fill, touched
+    cdef int[::1] col_rows
+    cdef Work work
+
+    def __init__(self, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t K,
+                 Py_ssize_t max_nnz):
+        self.W2T, self.gW2T = np.empty((K, H)), np.empty((K, H))
+        self.z, self.dz1 = np.empty((B, H)), np.empty((B, H))
+        self.dy, self.dyT = np.empty((B, K)), np.empty((K, B))
+        self.ones = np.ones(B)
+        self.col_start = np.empty(D + 1, dtype=np.intp)
+        self.col_fill = np.empty(D, dtype=np.intp)
+        self.touched = np.empty(D, dtype=np.intp)
+        self.col_rows = np.empty(max_nnz + 1, dtype=np.intc)
+        self.col_vals = np.empty(max_nnz + 1)
+        cdef Work* w = &self.work
+        w.W2T, w.gW2T = &self.W2T[0, 0], &self.gW2T[0, 0]
+        w.z, w.dz1 = &self.z[0, 0], &self.dz1[0, 0]
+        w.dy, w.dyT = &self.dy[0, 0], &self.dyT[0, 0]
+        w.ones = &self.ones[0]
+        w.cols.start, w.cols.fill = &self.col_start[0], &self.col_fill[0]
+        w.cols.rows, w.cols.vals = &self.col_rows[0], &self.col_vals[0]
+        w.cols.touched = &self.touched[0]
+        w.cols.n_touched = 0
+
+
 cdef inline void prefetch_row(
-    const floating* values, const int* indices, const int64_t* indptr,
-    Py_ssize_t row,
+    const floating* values, const Csr* csr, Py_ssize_t row,
 ) noexcept nogil:
     """Ask for the cache lines of row ``row`` of a CSR matrix (a hint)."""
-    cdef Py_ssize_t start = indptr[row], nnz = indptr[row + 1] - indptr[row]
+    cdef Py_ssize_t start = csr.indptr[row]
+    cdef Py_ssize_t nnz = csr.indptr[row + 1] - start
     mf_prefetch(values + start, nnz, sizeof(floating))
-    mf_prefetch(indices + start, nnz, sizeof(int))
+    mf_prefetch(csr.indices + start, nnz, sizeof(int))
 
 
 cdef inline void columns_from_rows(
-    const floating* values, const int* indices, const int64_t* indptr,
-    const Py_ssize_t* rows, Py_ssize_t B, Py_ssize_t D, Columns* cols,
+    const floating* values,   # IN  the nonzeros of the CSR matrix
+    const Csr* csr,           # IN  its rows
+    const Py_ssize_t* rows,   # IN  (B,) the batch: rows of the matrix
+    Py_ssize_t B,
+    Py_ssize_t D,
+    Columns* cols,            # OUT the batch column by column
 ) noexcept nogil:
     """Transpose the rows ``rows`` of a CSR matrix into ``cols``, each
     column in batch order.
@@ -126,14 +178,16 @@ cdef inline void columns_from_rows(
     The rows are scattered over the matrix: their cache lines are
     requested a few rows ahead of the first pass.
     """
+    cdef const int64_t* indptr = csr.indptr
+    cdef const int* indices = csr.indices
     cdef Py_ssize_t b, n, i, n_touched = 0, ahead = 4
     for b in range(min(B, ahead)):
-        prefetch_row(values, indices, indptr, rows[b])
+        prefetch_row(values, csr, rows[b])
     for i in range(D + 1):
         cols.start[i] = 0
     for b in range(B):
         if b + ahead < B:
-            prefetch_row(values, indices, indptr, rows[b + ahead])
+            prefetch_row(values, csr, rows[b + ahead])
         for n in range(indptr[rows[b]], indptr[rows[b] + 1]):
             cols.start[indices[n] + 1] += 1
     for i in range(D):
@@ -152,18 +206,12 @@ cdef inline void columns_from_rows(
 
 
 cdef void forward_and_columns(
-    const floating* values,   # IN  a CSR matrix: the nonzeros,
-    const int* indices,       # IN  their columns
-    const int64_t* indptr,    # IN  and where each row starts
-    const Py_ssize_t* labels, # IN  the class of each row
+    const floating* values,   # IN  the nonzeros of the CSR matrix
+    const Csr* csr,           # IN  its rows and their classes
     const Py_ssize_t* rows,   # IN  (B,) the batch: rows of the matrix
-    const double* W1, const double* b1, const double* W2, const double* b2,
-    Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t K,
-    double* W2T,              # scratch (K, H)
-    double* z,                # OUT (B, H) sigmoid(a1)
-    double* dy,               # OUT (B, K) (softmax(a2) - onehot(t)) / B
-    double* dz1,              # OUT (B, H) sigmoid'(a1) * (dy @ W2.T)
-    Columns* cols,            # OUT the batch column by column
+    Py_ssize_t B,
+    const Net* net,           # IN  the parameters
+    Work* w,                  # OUT z, dy, dz1 and the batch's columns
     int n_threads,
 ) noexcept nogil:
     """The forward pass and per-row deltas of the backward pass, and the
@@ -172,84 +220,68 @@ cdef void forward_and_columns(
     One parallel loop: its first iteration transposes the batch while the
     other threads run the rows (dynamic schedule).
     """
-    cdef Py_ssize_t it, b, row
+    cdef Py_ssize_t it, b, row, H = net.H, K = net.K
+    cdef const int64_t* indptr = csr.indptr
     for b in range(B):
         mf_prefetch(indptr + rows[b], 2, sizeof(int64_t))
-        mf_prefetch(labels + rows[b], 1, sizeof(Py_ssize_t))
-    transpose(W2, H, K, W2T)
+        mf_prefetch(csr.labels + rows[b], 1, sizeof(Py_ssize_t))
+    transpose(net.W2, H, K, w.W2T)
     for it in prange(B + 1, schedule="dynamic", chunksize=4,
                      num_threads=n_threads):
         if it == 0:
-            columns_from_rows(values, indices, indptr, rows, B, D, cols)
+            columns_from_rows(values, csr, rows, B, net.D, &w.cols)
         else:
             b = it - 1
             row = rows[b]
-            logits_sparse_row(values + indptr[row], indices + indptr[row],
-                              indptr[row + 1] - indptr[row], W1, b1, W2, b2,
-                              H, K, z + b * H, dy + b * K)
-            output_delta_row(dy + b * K, K, labels[row], <double> B)
-            hidden_delta_row(z + b * H, dy + b * K, W2T, H, K, dz1 + b * H)
+            logits_sparse_row(values + indptr[row], csr.indices + indptr[row],
+                              indptr[row + 1] - indptr[row], net,
+                              w.z + b * H, w.dy + b * K)
+            output_delta_row(w.dy + b * K, K, csr.labels[row], <double> B)
+            hidden_delta_row(w.z + b * H, w.dy + b * K, w.W2T, H, K,
+                             w.dz1 + b * H)
 
 
 def gradient(
     const floating[:, ::1] x,     # IN  (N, D)
     const Py_ssize_t[::1] t,      # IN  (N,) labels in [0, K)
-    const double[:, ::1] W1,      # IN  (D, H)
-    const double[::1] b1,         # IN  (H,)
-    const double[:, ::1] W2,      # IN  (H, K)
-    const double[::1] b2,         # IN  (K,)
-    double[:, ::1] gW1,           # OUT (D, H)
-    double[::1] gb1,              # OUT (H,)
-    double[:, ::1] gW2,           # OUT (H, K)
-    double[::1] gb2,              # OUT (K,)
+    dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
+    dict grads,                   # OUT W1, b1, W2, b2 arrays of their shapes
     int n_threads,
 ):
-    """The book's backprop gradient of the mean loss, into gW1 ... gb2."""
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
+    """The book's backprop gradient of the mean loss, into ``grads``."""
+    cdef Net net = net_of(params)
+    cdef Grads g = grads_of(grads, &net)
+    check_rows(x.shape[1], &net)
+    if t.shape[0] != x.shape[0]:
+        raise ValueError("t needs one label per row of x")
+    cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H
     cdef Py_ssize_t b, i, nnz = 0
     with nogil:
         for b in range(N):
             nnz += count_nonzeros(&x[b, 0], D)
     # Scratch: O(N (H + K) + nnz(x)); x in CSR then CSC form.
-    cdef double[:, ::1] z = np.empty((N, H))
-    cdef double[:, ::1] dy = np.empty((N, K))
-    cdef double[:, ::1] dz1 = np.empty((N, H))
-    cdef double[:, ::1] W2T = np.empty((K, H))
-    cdef double[:, ::1] gW2T = np.empty((K, H))
-    cdef double[:, ::1] dyT = np.empty((K, N))
-    cdef double[::1] ones = np.ones(N)
+    cdef Workspace space = Workspace(N, D, H, net.K, nnz)
+    cdef Work* w = &space.work
     cdef double[::1] row_vals = np.empty(nnz + 1)
     cdef int[::1] row_cols = np.empty(nnz + 1, dtype=np.intc)
     cdef int64_t[::1] indptr = np.empty(N + 1, dtype=np.int64)
     cdef Py_ssize_t[::1] rows = np.arange(N, dtype=np.intp)
-    cdef Py_ssize_t[::1] col_start = np.empty(D + 1, dtype=np.intp)
-    cdef Py_ssize_t[::1] col_fill = np.empty(D, dtype=np.intp)
-    cdef Py_ssize_t[::1] touched = np.empty(D, dtype=np.intp)
-    cdef int[::1] col_rows = np.empty(nnz + 1, dtype=np.intc)
-    cdef double[::1] col_vals = np.empty(nnz + 1)
-    cdef Columns cols
-    cols.start = &col_start[0]
-    cols.fill = &col_fill[0]
-    cols.rows = &col_rows[0]
-    cols.vals = &col_vals[0]
-    cols.touched = &touched[0]
+    cdef Csr csr
+    csr.indptr, csr.indices, csr.labels = &indptr[0], &row_cols[0], &t[0]
     with nogil:
         indptr[0] = 0
         nnz = 0
         for b in range(N):
             nnz += gather_nonzeros(&x[b, 0], D, &row_vals[nnz], &row_cols[nnz])
             indptr[b + 1] = nnz
-        forward_and_columns(&row_vals[0], &row_cols[0], &indptr[0], &t[0],
-                            &rows[0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0],
-                            N, D, H, K, &W2T[0, 0], &z[0, 0], &dy[0, 0],
-                            &dz1[0, 0], &cols, n_threads)
-        batch_sums(&z[0, 0], &dy[0, 0], &dz1[0, 0], &ones[0], N, H, K,
-                   &dyT[0, 0], &gW2T[0, 0], &gW2[0, 0], &gb2[0], &gb1[0])
+        forward_and_columns(&row_vals[0], &csr, &rows[0], N, &net, w,
+                            n_threads)
+        batch_sums(w, N, &net, g.W2, g.b2, g.b1)
         for i in prange(D, schedule="static", num_threads=n_threads):
-            combine_rows(&col_vals[col_start[i]], &col_rows[col_start[i]],
-                         col_start[i + 1] - col_start[i], &dz1[0, 0], H,
-                         &gW1[i, 0])
+            combine_rows(w.cols.vals + w.cols.start[i],
+                         w.cols.rows + w.cols.start[i],
+                         w.cols.start[i + 1] - w.cols.start[i], w.dz1, H,
+                         g.W1 + i * H)
 
 
 cdef inline Py_ssize_t update_in_place(
@@ -273,21 +305,24 @@ cdef inline Py_ssize_t update_in_place(
 cdef class SGDTrainer:
     """The book's SGD step on a training set kept in CSR form, fused.
 
-    ``step(batch)`` does, for the rows ``batch`` of the training set, in one
-    GIL-free call: gather the rows, forward, backward, the book's update
-    ``p -= lr * g`` of the arrays given (in place; undone if a value is not
-    finite) and the batch loss after the update.
+    ``run(batches, losses)`` does, for the rows of each batch of the
+    training set, in one GIL-free call: gather the rows, forward,
+    backward, the book's update ``p -= lr * g`` of the arrays given (in
+    place; undone if a value is not finite) and the batch loss after the
+    update.
 
     Parameters
     ----------
-    indptr, indices, values : arrays
-        The training inputs in CSR form (int64, C int, float32/float64).
-    labels : intp array
-        Class of each training row.
-    W1, b1, W2, b2 : float64 C-contiguous arrays
-        The network's parameters, updated in place.
+    rows : object
+        The training set: ``indptr`` (int64), ``indices`` (C int) and
+        ``values`` (float32/float64) of its CSR form, ``t`` (intp) the
+        class of each row.
+    params : dict
+        ``W1, b1, W2, b2``: float64 C-contiguous arrays, updated in place.
     batch_size : int
     learning_rate : float
+    guard : float
+        The book's guard inside the log of the loss.
     n_threads : int
     """
 
@@ -297,77 +332,48 @@ cdef class SGDTrainer:
     cdef const double[::1] values64
     cdef bint is32
     cdef const Py_ssize_t[::1] labels
+    cdef Csr csr
     cdef double[:, ::1] W1
     cdef double[::1] b1
     cdef double[:, ::1] W2
     cdef double[::1] b2
-    cdef Py_ssize_t B, D, H, K
-    cdef double lr
+    cdef Net net
+    cdef Py_ssize_t B
+    cdef double lr, guard
     cdef int n_threads
-    # workspace: the batch column by column, ...
-    cdef Columns cols
-    cdef Py_ssize_t[::1] col_start, col_fill, touched
-    cdef int[::1] col_rows
-    cdef double[::1] col_vals
-    # ... the backward pass, and the old parameters of the last update
-    cdef double[:, ::1] z, dy, dyT, dz1, logits, oldW1, W2T, gW2T, oldW2
-    cdef double[::1] ones, oldb1, oldb2, row_loss
+    # the forward and backward pass, the post-update loss, and the old
+    # parameters of the last update
+    cdef Workspace space
+    cdef double[:, ::1] logits, oldW1, oldW2
+    cdef double[::1] oldb1, oldb2, row_loss
 
-    def __init__(self, indptr, indices, values, labels, W1, b1, W2, b2,
-                 Py_ssize_t batch_size, double learning_rate, int n_threads):
-        self.indptr = indptr
-        self.indices = indices
-        self.is32 = values.dtype == np.float32
+    def __init__(self, rows, dict params, Py_ssize_t batch_size,
+                 double learning_rate, double guard, int n_threads):
+        self.net = net_of(params)
+        self.W1, self.b1 = params["W1"], params["b1"]
+        self.W2, self.b2 = params["W2"], params["b2"]
+        self.indptr, self.indices, self.labels = rows.indptr, rows.indices, rows.t
+        self.is32 = rows.values.dtype == np.float32
         if self.is32:
-            self.values32 = values
+            self.values32 = rows.values
         else:
-            self.values64 = values
-        self.labels = labels
-        self.W1, self.b1, self.W2, self.b2 = W1, b1, W2, b2
-        self.B, self.D = batch_size, W1.shape[0]
-        self.H, self.K = W1.shape[1], W2.shape[1]
-        self.lr = learning_rate
+            self.values64 = rows.values
+        if (self.indptr.shape[0] != self.labels.shape[0] + 1
+                or batch_size < 1 or n_threads < 1):
+            raise ValueError("rows, batch_size or n_threads do not fit")
+        self.csr.indptr, self.csr.labels = &self.indptr[0], &self.labels[0]
+        self.csr.indices = &self.indices[0] if self.indices.shape[0] else NULL
+        self.B, self.lr, self.guard = batch_size, learning_rate, guard
         self.n_threads = n_threads
-        cdef Py_ssize_t B = self.B, D = self.D, H = self.H, K = self.K
-        row_nnz = np.diff(np.asarray(indptr))
-        max_nnz = B * int(row_nnz.max(initial=0)) + 1
-        self.col_start = np.empty(D + 1, dtype=np.intp)
-        self.col_fill = np.empty(D, dtype=np.intp)
-        self.touched = np.empty(D, dtype=np.intp)
-        self.col_rows = np.empty(max_nnz, dtype=np.intc)
-        self.col_vals = np.empty(max_nnz)
-        self.cols.start = &self.col_start[0]
-        self.cols.fill = &self.col_fill[0]
-        self.cols.rows = &self.col_rows[0]
-        self.cols.vals = &self.col_vals[0]
-        self.cols.touched = &self.touched[0]
-        self.cols.n_touched = 0
-        self.z, self.dz1 = np.empty((B, H)), np.empty((B, H))
-        self.dy, self.dyT = np.empty((B, K)), np.empty((K, B))
+        cdef Py_ssize_t B = self.B, D = self.net.D, H = self.net.H
+        cdef Py_ssize_t K = self.net.K
+        row_nnz = np.diff(np.asarray(self.indptr))
+        self.space = Workspace(B, D, H, K, B * int(row_nnz.max(initial=0)))
         self.logits = np.empty((B, H + K))
-        self.ones = np.ones(B)
         self.oldW1 = np.empty((D, H))
-        self.W2T, self.gW2T = np.empty((K, H)), np.empty((K, H))
         self.oldW2 = np.empty((H, K))
         self.oldb1, self.oldb2 = np.empty(H), np.empty(K)
         self.row_loss = np.empty(B)
-
-    def step(self, const Py_ssize_t[::1] batch):
-        """One SGD step on the training rows ``batch``.
-
-        Returns
-        -------
-        (loss, n_bad) : (float, int)
-            The batch loss after the update, and the number of parameters
-            the update made non-finite.  When ``n_bad`` is not 0, or the
-            loss is not finite, the update was undone (``loss`` is NaN in
-            the first case).
-        """
-        cdef Py_ssize_t n_bad
-        cdef double loss
-        with nogil:
-            n_bad = self._step(&batch[0], NULL, &loss)
-        return loss, n_bad
 
     def run(self, const Py_ssize_t[:, ::1] batches, double[::1] losses):
         """SGD steps on the rows ``batches[0]``, ``batches[1]`` ... in one
@@ -376,10 +382,14 @@ cdef class SGDTrainer:
         Returns
         -------
         (done, loss, n_bad) : (int, float, int)
-            ``losses[:done]`` are the losses of the steps done.  When
-            ``done < len(batches)``, step ``done`` failed and was undone:
-            ``loss`` and ``n_bad`` say why, as for :meth:`step`.
+            ``losses[:done]`` are the losses after the updates of the steps
+            done.  When ``done < len(batches)``, step ``done`` failed and
+            was undone: it made ``n_bad`` parameters non-finite (``loss``
+            is then NaN), or (``n_bad == 0``) its loss ``loss`` was not
+            finite.
         """
+        if batches.shape[1] != self.B or losses.shape[0] < batches.shape[0]:
+            raise ValueError("batches must be (n, batch_size), losses (n,)")
         cdef Py_ssize_t s, n_bad = 0
         cdef double loss = 0.0
         with nogil:
@@ -398,9 +408,9 @@ cdef class SGDTrainer:
     cdef Py_ssize_t _step(self, const Py_ssize_t* batch,
                           const Py_ssize_t* next_batch,
                           double* loss) noexcept nogil:
-        """One step (see ``step``): the loss after the update goes to
-        ``loss``; returns the number of non-finite updated values.  The
-        rows of ``next_batch`` (if not NULL) are requested meanwhile."""
+        """One step: the loss after the update goes to ``loss``; returns
+        the number of non-finite updated values.  The rows of
+        ``next_batch`` (if not NULL) are requested meanwhile."""
         cdef Py_ssize_t n_bad
         if self.is32:
             n_bad = self._update(&self.values32[0], batch, next_batch)
@@ -424,26 +434,22 @@ cdef class SGDTrainer:
         """Forward, backward and the update, in place; the number of
         updated values that are not finite.  Where the rows of
         ``next_batch`` (if not NULL) start is requested meanwhile."""
-        cdef Py_ssize_t B = self.B, D = self.D, H = self.H, K = self.K
+        cdef Py_ssize_t B = self.B, H = self.net.H, K = self.net.K
         cdef Py_ssize_t it, i, b, bad = 0
         cdef double lr = self.lr
         cdef int n_threads = self.n_threads  # no attribute lookup in prange
-        cdef Columns* cols = &self.cols
-        forward_and_columns(
-            values, &self.indices[0], &self.indptr[0], &self.labels[0], batch,
-            &self.W1[0, 0], &self.b1[0], &self.W2[0, 0], &self.b2[0], B, D,
-            H, K, &self.W2T[0, 0], &self.z[0, 0], &self.dy[0, 0],
-            &self.dz1[0, 0], cols, n_threads)
+        cdef Work* w = &self.space.work
+        cdef Columns* cols = &w.cols
+        forward_and_columns(values, &self.csr, batch, B, &self.net, w,
+                            n_threads)
         # The update; the first iteration does W2, b1 and b2, the others
         # a W1 row each: W1[i] -= lr * (x.T @ dz1)[i], pixels in the batch
         # only (the other rows of the gradient are 0).
         for it in prange(cols.n_touched + 1, schedule="dynamic", chunksize=8,
                          num_threads=n_threads):
             if it == 0:
-                batch_sums(&self.z[0, 0], &self.dy[0, 0], &self.dz1[0, 0],
-                           &self.ones[0], B, H, K, &self.dyT[0, 0],
-                           &self.gW2T[0, 0], &self.oldW2[0, 0],
-                           &self.oldb2[0], &self.oldb1[0])
+                batch_sums(w, B, &self.net, &self.oldW2[0, 0], &self.oldb2[0],
+                           &self.oldb1[0])
                 bad += update_in_place(&self.W2[0, 0], &self.oldW2[0, 0], lr,
                                        H * K)
                 bad += update_in_place(&self.b1[0], &self.oldb1[0], lr, H)
@@ -457,43 +463,42 @@ cdef class SGDTrainer:
             else:
                 i = cols.touched[it - 1]
                 combine_rows(cols.vals + cols.start[i], cols.rows + cols.start[i],
-                             cols.start[i + 1] - cols.start[i],
-                             &self.dz1[0, 0], H, &self.oldW1[it - 1, 0])
+                             cols.start[i + 1] - cols.start[i], w.dz1, H,
+                             &self.oldW1[it - 1, 0])
                 bad += update_in_place(&self.W1[i, 0], &self.oldW1[it - 1, 0],
                                        lr, H)
         return bad
 
     cdef void _rollback(self) noexcept nogil:
         """Back to the parameters before the last update."""
-        cdef Py_ssize_t n
-        for n in range(self.cols.n_touched):
-            memcpy(&self.W1[self.cols.touched[n], 0], &self.oldW1[n, 0],
-                   self.H * sizeof(double))
+        cdef Py_ssize_t n, H = self.net.H
+        cdef Columns* cols = &self.space.work.cols
+        for n in range(cols.n_touched):
+            memcpy(&self.W1[cols.touched[n], 0], &self.oldW1[n, 0],
+                   H * sizeof(double))
         memcpy(&self.W2[0, 0], &self.oldW2[0, 0],
-               self.H * self.K * sizeof(double))
-        memcpy(&self.b1[0], &self.oldb1[0], self.H * sizeof(double))
-        memcpy(&self.b2[0], &self.oldb2[0], self.K * sizeof(double))
+               H * self.net.K * sizeof(double))
+        memcpy(&self.b1[0], &self.oldb1[0], H * sizeof(double))
+        memcpy(&self.b2[0], &self.oldb2[0], self.net.K * sizeof(double))
 
     cdef double _loss(self, const floating* values, const Py_ssize_t* batch,
                       const Py_ssize_t* next_batch) noexcept nogil:
         """The book's mean loss over the batch rows (summed in order); the
         rows of ``next_batch`` (if not NULL) are requested meanwhile."""
-        cdef Py_ssize_t B = self.B, H = self.H, K = self.K, b, row
-        cdef const int64_t* indptr = &self.indptr[0]
-        cdef const int* indices = &self.indices[0]
+        cdef Py_ssize_t B = self.B, H = self.net.H, K = self.net.K, b, row
+        cdef const int64_t* indptr = self.csr.indptr
         cdef int n_threads = self.n_threads
-        cdef double total = 0.0
+        cdef double total = 0.0, guard = self.guard
         for b in prange(B, schedule="static", num_threads=n_threads):
             if next_batch != NULL:
-                prefetch_row(values, indices, indptr, next_batch[b])
+                prefetch_row(values, &self.csr, next_batch[b])
             row = batch[b]
             logits_sparse_row(
-                values + indptr[row], indices + indptr[row],
-                indptr[row + 1] - indptr[row], &self.W1[0, 0], &self.b1[0],
-                &self.W2[0, 0], &self.b2[0], H, K, &self.logits[b, 0],
+                values + indptr[row], self.csr.indices + indptr[row],
+                indptr[row + 1] - indptr[row], &self.net, &self.logits[b, 0],
                 &self.logits[b, H])
             self.row_loss[b] = cross_entropy_row(&self.logits[b, H], K,
-                                                 self.labels[row])
+                                                 self.csr.labels[row], guard)
         for b in range(B):
             total += self.row_loss[b]
         return total / B

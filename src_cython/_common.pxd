@@ -6,7 +6,10 @@
 #
 #   a1 = x @ W1 + b1,  z1 = sigmoid(a1) = 1 / (1 + exp(-a1)),
 #   a2 = z1 @ W2 + b2, y = softmax(a2) (max-shifted),
-#   loss = -log(y[t] + 1e-7).
+#   loss = -log(y[t] + guard)   (the book's guard, 1e-7: mnist_fast/book.py).
+#
+# The parameters of a call travel as one ``Net`` (built once per call by
+# ``net_of``), the output gradients as one ``Grads``.
 
 from cython cimport floating
 from libc.math cimport INFINITY, exp, fabs, log
@@ -45,6 +48,67 @@ cdef extern from "simd_rows.h" nogil:
     double mf_exp_shifted(double* a, Py_ssize_t K, double m)
     # z = sigmoid(z + b), 4 units at a time
     void mf_sigmoid_bias(double* z, const double* b, Py_ssize_t n)
+
+
+cdef struct Net:
+    # W1, b1, W2, b2 of one kernel call (float64, C order) and the layer
+    # sizes.  The pointers are into the arrays of the caller's dict, which
+    # holds them for the call.
+    const double* W1        # (D, H)
+    const double* b1        # (H,)
+    const double* W2        # (H, K)
+    const double* b2        # (K,)
+    Py_ssize_t D, H, K
+
+
+cdef struct Grads:
+    # The four gradient arrays of one call, shaped like the Net's.
+    double* W1
+    double* b1
+    double* W2
+    double* b2
+
+
+cdef inline Net net_of(dict params) except *:
+    """The ``W1, b1, W2, b2`` of ``params`` as a Net; ValueError when their
+    shapes do not fit together."""
+    cdef const double[:, ::1] W1 = params["W1"]
+    cdef const double[::1] b1 = params["b1"]
+    cdef const double[:, ::1] W2 = params["W2"]
+    cdef const double[::1] b2 = params["b2"]
+    cdef Net net
+    net.D, net.H, net.K = W1.shape[0], W1.shape[1], W2.shape[1]
+    if not (net.D > 0 and net.H > 0 and net.K > 0 and b1.shape[0] == net.H
+            and W2.shape[0] == net.H and b2.shape[0] == net.K):
+        raise ValueError(
+            f"params do not fit together: W1 ({W1.shape[0]}, {W1.shape[1]}), "
+            f"b1 ({b1.shape[0]},), W2 ({W2.shape[0]}, {W2.shape[1]}), "
+            f"b2 ({b2.shape[0]},)")
+    net.W1, net.b1, net.W2, net.b2 = &W1[0, 0], &b1[0], &W2[0, 0], &b2[0]
+    return net
+
+
+cdef inline Grads grads_of(dict grads, const Net* net) except *:
+    """The output arrays ``W1, b1, W2, b2`` of ``grads`` as Grads;
+    ValueError when they are not shaped like ``net``."""
+    cdef double[:, ::1] W1 = grads["W1"]
+    cdef double[::1] b1 = grads["b1"]
+    cdef double[:, ::1] W2 = grads["W2"]
+    cdef double[::1] b2 = grads["b2"]
+    cdef Grads g
+    if not (W1.shape[0] == net.D and W1.shape[1] == net.H
+            and b1.shape[0] == net.H and W2.shape[0] == net.H
+            and W2.shape[1] == net.K and b2.shape[0] == net.K):
+        raise ValueError("the gradient arrays are not shaped like params")
+    g.W1, g.b1, g.W2, g.b2 = &W1[0, 0], &b1[0], &W2[0, 0], &b2[0]
+    return g
+
+
+cdef inline int check_rows(Py_ssize_t D, const Net* net) except -1:
+    """ValueError unless rows of ``D`` values fit the network's input."""
+    if D != net.D:
+        raise ValueError(f"rows of {D} values for a network of {net.D} inputs")
+    return 0
 
 
 cdef inline void* scratch_rows(int n_threads, Py_ssize_t width,
@@ -101,19 +165,17 @@ cdef inline Py_ssize_t count_nonzeros(
 
 cdef inline void hidden_preactivation_row(
     const floating* x,      # IN  (D,) one input row
-    const double* W1,       # IN  (D, H)
-    const double* b1,       # IN  (H,)
-    Py_ssize_t D,
-    Py_ssize_t H,
+    const Net* net,         # IN  the parameters
     double* a1,             # OUT (H,) x @ W1 + b1
     double* val,            # scratch (D,)
     int* idx,               # scratch (D,)
 ) noexcept nogil:
     """a1 = x @ W1 + b1 over the nonzero pixels of x."""
     cdef Py_ssize_t j
-    combine_rows(val, idx, gather_nonzeros(x, D, val, idx), W1, H, a1)
-    for j in range(H):
-        a1[j] += b1[j]
+    combine_rows(val, idx, gather_nonzeros(x, net.D, val, idx), net.W1,
+                 net.H, a1)
+    for j in range(net.H):
+        a1[j] += net.b1[j]
 
 
 cdef inline double sigmoid(double a) noexcept nogil:
@@ -122,54 +184,40 @@ cdef inline double sigmoid(double a) noexcept nogil:
 
 cdef inline void output_row(
     const double* z1,       # IN  (H,)
-    const double* W2,       # IN  (H, K)
-    const double* b2,       # IN  (K,)
-    Py_ssize_t H,
-    Py_ssize_t K,
+    const Net* net,         # IN  the parameters
     double* a2,             # OUT (K,)   z1 @ W2 + b2
 ) noexcept nogil:
     cdef Py_ssize_t k
-    mf_vector_matrix(z1, H, W2, K, a2)
-    for k in range(K):
-        a2[k] += b2[k]
+    mf_vector_matrix(z1, net.H, net.W2, net.K, a2)
+    for k in range(net.K):
+        a2[k] += net.b2[k]
 
 
 cdef inline void logits_sparse_row(
     const floating* val,    # IN  (nnz,) nonzero inputs of one row
     const int* idx,         # IN  (nnz,) their columns
     Py_ssize_t nnz,
-    const double* W1,       # IN  (D, H)
-    const double* b1,       # IN  (H,)
-    const double* W2,       # IN  (H, K)
-    const double* b2,       # IN  (K,)
-    Py_ssize_t H,
-    Py_ssize_t K,
+    const Net* net,         # IN  the parameters
     double* z1,             # OUT (H,) sigmoid(x @ W1 + b1)
     double* a2,             # OUT (K,) z1 @ W2 + b2
 ) noexcept nogil:
     """The forward pass of one row given as (value, column) pairs."""
-    combine_rows(val, idx, nnz, W1, H, z1)
-    mf_sigmoid_bias(z1, b1, H)
-    output_row(z1, W2, b2, H, K, a2)
+    combine_rows(val, idx, nnz, net.W1, net.H, z1)
+    mf_sigmoid_bias(z1, net.b1, net.H)
+    output_row(z1, net, a2)
 
 
 cdef inline void logits_dense_row(
     const floating* x,      # IN  (D,) one input row
-    const double* W1,       # IN  (D, H)
-    const double* b1,       # IN  (H,)
-    const double* W2,       # IN  (H, K)
-    const double* b2,       # IN  (K,)
-    Py_ssize_t D,
-    Py_ssize_t H,
-    Py_ssize_t K,
+    const Net* net,         # IN  the parameters
     double* z1,             # OUT (H,)
     double* a2,             # OUT (K,)
     double* val,            # scratch (D,)
     int* idx,               # scratch (D,)
 ) noexcept nogil:
     """The forward pass of one dense row, over its nonzero pixels."""
-    logits_sparse_row(val, idx, gather_nonzeros(x, D, val, idx), W1, b1, W2,
-                      b2, H, K, z1, a2)
+    logits_sparse_row(val, idx, gather_nonzeros(x, net.D, val, idx), net, z1,
+                      a2)
 
 
 cdef inline double shifted_exp_row(
@@ -259,7 +307,8 @@ cdef inline double cross_entropy_row(
     double* a,              # IN/OUT (K,) logits in, probabilities out
     Py_ssize_t K,
     Py_ssize_t t,           # IN  the true class
+    double guard,           # IN  the book's guard inside the log
 ) noexcept nogil:
-    """The book's per-row loss -log(softmax(a)[t] + 1e-7)."""
+    """The book's per-row loss -log(softmax(a)[t] + guard)."""
     softmax_row(a, K)
-    return -log(a[t] + 1e-7)  # the book's guard inside the log
+    return -log(a[t] + guard)

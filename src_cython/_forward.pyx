@@ -18,44 +18,40 @@ from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free
 
-from _common cimport (cross_entropy_row, gather_nonzeros, logits_dense_row,
-                      logits_sparse_row, mf_combine_rows32, mf_output32,
-                      mf_sigmoid32, predicted_class, scratch_rows,
-                      softmax_row)
+from _common cimport (Net, check_rows, cross_entropy_row, gather_nonzeros,
+                      logits_dense_row, logits_sparse_row, mf_combine_rows32,
+                      mf_output32, mf_sigmoid32, net_of, predicted_class,
+                      scratch_rows, softmax_row)
 
-# the screen's error bound: float32's unit roundoff, its underflow slack
-# (half the smallest subnormal, per term), float64's unit roundoff
-cdef double U32 = 2.0 ** -24
-cdef double TINY32 = 2.0 ** -150
+# float64's unit roundoff, for l1_bound
 cdef double U64 = 2.0 ** -53
 
 
 cdef inline double* dense_logits(
     const floating* x,      # IN  (D,) one input row
-    const double* W1, const double* b1, const double* W2, const double* b2,
-    Py_ssize_t D, Py_ssize_t H, Py_ssize_t K,
+    const Net* net,         # IN  the parameters
     double* buf,            # scratch: a row of D + H + K doubles per thread
     int* idx,               # scratch: a row of D ints per thread
     Py_ssize_t thread,      # IN  which rows of the scratch are this thread's
 ) noexcept nogil:
     """The row's logits, in this thread's scratch (returned)."""
-    cdef double* w = buf + thread * (D + H + K)
-    logits_dense_row(x, W1, b1, W2, b2, D, H, K, w + D, w + D + H, w,
-                     idx + thread * D)
+    cdef Py_ssize_t D = net.D, H = net.H
+    cdef double* w = buf + thread * (D + H + net.K)
+    logits_dense_row(x, net, w + D, w + D + H, w, idx + thread * D)
     return w + D + H
 
 
 def predict(
     const floating[:, ::1] x,     # IN  (N, D)
-    const double[:, ::1] W1,      # IN  (D, H)
-    const double[::1] b1,         # IN  (H,)
-    const double[:, ::1] W2,      # IN  (H, K)
-    const double[::1] b2,         # IN  (K,)
+    dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
     double[:, ::1] y,             # OUT (N, K) softmax probabilities
     int n_threads,
 ):
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
+    cdef Net net = net_of(params)
+    check_rows(x.shape[1], &net)
+    if y.shape[0] != x.shape[0] or y.shape[1] != net.K:
+        raise ValueError("y must be (len(x), K)")
+    cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
     cdef Py_ssize_t b
     cdef double* buf = <double*> scratch_rows(n_threads, D + H, sizeof(double))
     cdef int* idx = NULL
@@ -65,8 +61,7 @@ def predict(
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
             w = buf + threadid() * (D + H)
-            logits_dense_row(&x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0],
-                             D, H, K, w + D, &y[b, 0], w,
+            logits_dense_row(&x[b, 0], &net, w + D, &y[b, 0], w,
                              idx + threadid() * D)
             softmax_row(&y[b, 0], K)
     finally:
@@ -77,28 +72,29 @@ def predict(
 def loss(
     const floating[:, ::1] x,     # IN  (N, D)
     const Py_ssize_t[::1] t,      # IN  (N,) class labels in [0, K)
-    const double[:, ::1] W1,      # IN  (D, H)
-    const double[::1] b1,         # IN  (H,)
-    const double[:, ::1] W2,      # IN  (H, K)
-    const double[::1] b2,         # IN  (K,)
+    dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
+    double guard,                 # IN  the book's guard inside the log
     double[::1] row_loss,         # OUT (N,) per-row loss (scratch)
     int n_threads,
 ):
     """Mean cross-entropy; rows are summed in order, whatever the threads."""
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
+    cdef Net net = net_of(params)
+    check_rows(x.shape[1], &net)
+    if t.shape[0] != x.shape[0] or row_loss.shape[0] != x.shape[0]:
+        raise ValueError("t and row_loss need one entry per row of x")
+    cdef Py_ssize_t N = x.shape[0], K = net.K
     cdef Py_ssize_t b
-    cdef double* buf = <double*> scratch_rows(n_threads, D + H + K,
+    cdef double* buf = <double*> scratch_rows(n_threads, net.D + net.H + K,
                                               sizeof(double))
     cdef int* idx = NULL
     cdef double total = 0.0
     try:
-        idx = <int*> scratch_rows(n_threads, D, sizeof(int))
+        idx = <int*> scratch_rows(n_threads, net.D, sizeof(int))
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
-            row_loss[b] = cross_entropy_row(dense_logits(
-                &x[b, 0], &W1[0, 0], &b1[0], &W2[0, 0], &b2[0], D, H, K, buf,
-                idx, threadid()), K, t[b])
+            row_loss[b] = cross_entropy_row(
+                dense_logits(&x[b, 0], &net, buf, idx, threadid()), K, t[b],
+                guard)
     finally:
         free(buf)
         free(idx)
@@ -109,81 +105,38 @@ def loss(
 
 
 cdef struct Screen:
-    # The float32 screen's weights (mnist_fast/screen.py): W1, b1, W2, b2 in
-    # float32, padded to Hp hidden units and Kp classes, and its error factors.
+    # The float32 screen (mnist_fast/screen.py, which holds its bound):
+    # W1, b1, W2, b2 in float32, padded to Hp hidden units and Kp classes,
+    # and the coefficients of the per-row bound.
     const float* W1f          # (D, Hp)
     const float* b1f          # (Hp,)
     const float* W2f          # (Hp, Kp)
     const float* b2f          # (Kp,)
-    Py_ssize_t Hp, Kp
-    double mmax, vmax, amax, tail
+    Py_ssize_t Hp, Kp, max_nnz
+    double n4s, per_n, per_s, per_big, const, tie
 
 
-cdef Screen* screen_from(
-    const float[:, ::1] W1f, const float[::1] b1f, const float[:, ::1] W2f,
-    const float[::1] b2f, const double[::1] factors, Py_ssize_t D,
-    Py_ssize_t H, Py_ssize_t K, Screen* sc,
-):
-    """``sc`` filled from the screen's arrays, or NULL when they are the
-    screen's ``OFF`` (empty) or do not fit a (D, H, K) network."""
-    cdef Py_ssize_t Hp = W1f.shape[1], Kp = W2f.shape[1]
-    if not (W1f.shape[0] == D and D > 0 and Hp >= H and Hp % 8 == 0
-            and Hp > 0 and b1f.shape[0] == Hp and W2f.shape[0] == Hp
-            and Kp >= K and Kp % 8 == 0 and Kp > 0 and b2f.shape[0] == Kp
-            and factors.shape[0] == 4):
-        return NULL
-    sc.W1f, sc.b1f, sc.W2f, sc.b2f = &W1f[0, 0], &b1f[0], &W2f[0, 0], &b2f[0]
-    sc.Hp, sc.Kp = Hp, Kp
-    sc.mmax, sc.vmax, sc.amax, sc.tail = (factors[0], factors[1], factors[2],
-                                          factors[3])
-    return sc
+cdef class ScreenArrays:
+    """A ``mnist_fast.screen.Screen`` as a Screen struct, its arrays held."""
 
+    cdef const float[:, ::1] W1f, W2f
+    cdef const float[::1] b1f, b2f
+    cdef Screen sc
 
-def count_correct(
-    const floating[:, ::1] x,     # IN  (N, D)
-    const Py_ssize_t[::1] t,      # IN  (N,) class labels
-    const double[:, ::1] W1,      # IN  (D, H)
-    const double[::1] b1,         # IN  (H,)
-    const double[:, ::1] W2,      # IN  (H, K)
-    const double[::1] b2,         # IN  (K,)
-    const float[:, ::1] W1f,      # IN  the screen (screen_weights), or OFF:
-    const float[::1] b1f,         #     W1, b1, W2, b2 in float32, padded,
-    const float[:, ::1] W2f,
-    const float[::1] b2f,
-    const double[::1] factors,    #     and its error factors
-    int n_threads,
-):
-    """Number of rows whose most probable class is the label.
-
-    Each row's nonzero pixels are gathered, then classified as in
-    ``count_correct_csr`` (the float32 screen first when it is given).
-    """
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
-    cdef Py_ssize_t b, nnz, correct = 0
-    cdef Screen screen
-    cdef Screen* sc = screen_from(W1f, b1f, W2f, b2f, factors, D, H, K,
-                                  &screen)
-    # per thread: the row's values, z and logits, then floats for the screen
-    cdef Py_ssize_t width = D + H + K + screen_floats(sc, D)
-    cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
-    cdef double* w
-    cdef int* idx = NULL
-    try:
-        idx = <int*> scratch_rows(n_threads, D, sizeof(int))
-        for b in prange(N, nogil=True, schedule="static",
-                        num_threads=n_threads):
-            w = buf + threadid() * width
-            nnz = gather_nonzeros(&x[b, 0], D, w, idx + threadid() * D)
-            correct += row_class(
-                w, idx + threadid() * D, nnz,
-                l1_bound(w, nnz) if sc != NULL else 0, sc, &W1[0, 0], &b1[0],
-                &W2[0, 0], &b2[0], H, K, w + D, <float*> (w + D + H + K)
-            ) == t[b]
-    finally:
-        free(buf)
-        free(idx)
-    return correct
+    def __init__(self, screen, Py_ssize_t D, Py_ssize_t H, Py_ssize_t K):
+        self.W1f, self.b1f = screen.W1, screen.b1
+        self.W2f, self.b2f = screen.W2, screen.b2
+        cdef Py_ssize_t Hp = self.W1f.shape[1], Kp = self.W2f.shape[1]
+        if not (self.W1f.shape[0] == D and Hp >= H and Hp % 8 == 0
+                and self.b1f.shape[0] == Hp and self.W2f.shape[0] == Hp
+                and Kp >= K and Kp % 8 == 0 and self.b2f.shape[0] == Kp):
+            raise ValueError("the screen does not fit the network")
+        cdef Screen* sc = &self.sc
+        sc.W1f, sc.b1f = &self.W1f[0, 0], &self.b1f[0]
+        sc.W2f, sc.b2f = &self.W2f[0, 0], &self.b2f[0]
+        sc.Hp, sc.Kp, sc.max_nnz = Hp, Kp, screen.max_nnz
+        sc.n4s, sc.per_n, sc.per_s = screen.n4s, screen.per_n, screen.per_s
+        sc.per_big, sc.const, sc.tie = screen.per_big, screen.const, screen.tie
 
 
 cdef inline Py_ssize_t screen_floats(const Screen* sc, Py_ssize_t D) noexcept nogil:
@@ -220,8 +173,7 @@ cdef inline Py_ssize_t row_class(
     Py_ssize_t nnz,
     double s,                 # IN  l1_bound of the row (when screened)
     const Screen* sc,         # IN  the float32 screen to try first, or NULL
-    const double* W1, const double* b1, const double* W2, const double* b2,
-    Py_ssize_t H, Py_ssize_t K,
+    const Net* net,           # IN  the parameters
     double* z,                # scratch (H + K,)
     float* f,                 # scratch (nnz + Hp + Kp,) floats (screened)
 ) noexcept nogil:
@@ -229,12 +181,10 @@ cdef inline Py_ssize_t row_class(
     for sure, else the float64 forward pass's."""
     cdef Py_ssize_t cls = -1
     if sc != NULL:
-        cls = screened_class(values, indices, nnz, s, sc, H, K, f, f + sc.Hp,
-                             f + sc.Hp + sc.Kp)
+        cls = screened_class(values, indices, nnz, s, sc, net.K, f)
     if cls < 0:
-        logits_sparse_row(values, indices, nnz, W1, b1, W2, b2, H, K, z,
-                          z + H)
-        cls = predicted_class(z + H, K)
+        logits_sparse_row(values, indices, nnz, net, z, z + net.H)
+        cls = predicted_class(z + net.H, net.K)
     return cls
 
 
@@ -243,25 +193,25 @@ cdef inline Py_ssize_t screened_class(
     const int* indices,       # IN  (nnz,) their columns
     Py_ssize_t nnz,
     double s,                 # IN  sum |x| over the row (at least)
-    const Screen* sc,         # IN  the screen's weights and factors
-    Py_ssize_t H, Py_ssize_t K,
-    float* zf,                # scratch (Hp,)
-    float* a2f,               # scratch (Kp,)
-    float* xf,                # scratch (nnz,) when floating is double
+    const Screen* sc,         # IN  the screen's weights and bound
+    Py_ssize_t K,
+    float* f,                 # scratch: Hp, Kp, then nnz floats
 ) noexcept nogil:
     """The row's class when a float32 forward pass decides it for sure, or
     -1.  See ``mnist_fast/screen.py`` for the error bound."""
     cdef Py_ssize_t n, k, best = 0
-    cdef double big, c, delta, first = -INFINITY, second = -INFINITY
+    cdef double big, delta, first = -INFINITY, second = -INFINITY
+    cdef float* zf = f
+    cdef float* a2f = f + sc.Hp
     cdef const float* xv
-    if (nnz + 4) * U32 >= 0.5:  # beyond the bound's reach (~8 million pixels)
+    if nnz > sc.max_nnz:
         return -1
     if floating is float:
         xv = values
     else:
         for n in range(nnz):
-            xf[n] = <float> values[n]
-        xv = xf
+            a2f[sc.Kp + n] = <float> values[n]
+        xv = a2f + sc.Kp
     mf_combine_rows32(xv, indices, nnz, sc.W1f, sc.Hp, zf)
     big = mf_sigmoid32(zf, sc.b1f, sc.Hp)
     if not big < INFINITY:
@@ -274,66 +224,81 @@ cdef inline Py_ssize_t screened_class(
             second, first, best = first, a2f[k], k
         elif a2f[k] > second:
             second = a2f[k]
-    c = (nnz + 4) * U32 / (1.0 - (nnz + 4) * U32) * 1.001
-    delta = (c * s / 4.0) * (1.0 + U64) * sc.vmax + (
-        (nnz * (1.0 + sc.mmax) + s) * TINY32 + U64 * big
-        + 5e-16 + 2.0 * (H + 2) * U64) * sc.amax + sc.tail
-    if first - second > 2.0 * delta + 2e-12 * (1.0 + fabs(first) + delta):
+    delta = (sc.n4s * (nnz + 4) * s + sc.per_n * nnz + sc.per_s * s
+             + sc.per_big * big + sc.const)
+    if first - second > 2.0 * delta + sc.tie * (1.0 + fabs(first) + delta):
         return best
     return -1
 
 
-def count_correct_csr(
-    const int64_t[::1] indptr,    # IN  (N + 1,) row starts in indices/values
-    const int[::1] indices,       # IN  (nnz,) columns of the nonzeros (C int)
-    const floating[::1] values,   # IN  (nnz,) the nonzeros
+def count_correct(
+    const floating[::1] values,   # IN  the rows: N dense rows of D values,
+                                  #     or the nonzeros of their CSR form
     const Py_ssize_t[::1] t,      # IN  (N,) class labels
-    const double[:, ::1] W1,      # IN  (D, H)
-    const double[::1] b1,         # IN  (H,)
-    const double[:, ::1] W2,      # IN  (H, K)
-    const double[::1] b2,         # IN  (K,)
-    const float[:, ::1] W1f,      # IN  the screen (screen_weights), or OFF:
-    const float[::1] b1f,         #     W1, b1, W2, b2 in float32, padded,
-    const float[:, ::1] W2f,
-    const float[::1] b2f,
-    const double[::1] factors,    #     and its error factors
-    const double[::1] row_l1,     # IN  (N,) sum |x| of each row (row_l1)
+    csr,                          # IN  None (dense rows), or the CSR form's
+                                  #     indptr, indices and row_l1 (sum |x|)
+    dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
+    screen,                       # IN  a mnist_fast.screen.Screen, or None
     int n_threads,
 ):
-    """``count_correct`` for rows stored compressed (CSR).
+    """Number of rows whose most probable class is the label.
 
-    With the screen (see ``mnist_fast.screen``) each row first goes through
-    a float32 forward pass, whose class is taken when its margin exceeds
-    the pass's error bound; the other rows, and all rows without the
-    screen, get the float64 pass.  The count is the same either way.
+    A dense row's nonzeros are gathered first.  With the screen each row
+    first goes through a float32 forward pass, whose class is taken when
+    its margin exceeds the pass's error bound; the other rows, and all rows
+    without the screen, get the float64 pass.  The count is the same
+    either way.
     """
-    cdef Py_ssize_t N = t.shape[0], D = W1.shape[0]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
-    cdef Py_ssize_t b, correct = 0
-    cdef Screen screen
-    cdef Screen* sc = screen_from(W1f, b1f, W2f, b2f, factors, D, H, K,
-                                  &screen)
-    if row_l1.shape[0] != N:
-        sc = NULL
+    cdef Net net = net_of(params)
+    cdef Py_ssize_t N = t.shape[0], D = net.D, H = net.H, K = net.K
+    cdef bint dense = csr is None
+    cdef const int64_t[::1] indptr
+    cdef const int[::1] indices
+    cdef const double[::1] l1
+    if dense:
+        if values.shape[0] != N * D:
+            raise ValueError("dense rows need N * D values")
+    else:
+        indptr, indices, l1 = csr.indptr, csr.indices, csr.row_l1
+        if (indptr.shape[0] != N + 1 or l1.shape[0] != N
+                or indptr[N] != values.shape[0]
+                or indices.shape[0] != values.shape[0]):
+            raise ValueError("the CSR arrays do not fit together")
+    cdef ScreenArrays held = (None if screen is None
+                              else ScreenArrays(screen, D, H, K))
+    cdef const Screen* sc = NULL if held is None else &held.sc
     # rows by pointer: an empty last row starts past the end of the arrays
     cdef floating no_value = 0
     cdef int no_column = 0
     cdef const floating* vals = &values[0] if values.shape[0] else &no_value
-    cdef const int* cols = &indices[0] if indices.shape[0] else &no_column
-    # per thread: z and logits, then floats for the screen
-    cdef Py_ssize_t width = H + K + screen_floats(sc, D) + 1
+    cdef const int* cols = (&indices[0] if not dense and indices.shape[0]
+                            else &no_column)
+    # per thread: a dense row's values, z and logits, floats for the screen
+    cdef Py_ssize_t off = D if dense else 0
+    cdef Py_ssize_t width = off + H + K + 1 + screen_floats(sc, D)
+    cdef Py_ssize_t b, nnz, correct = 0
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     cdef double* w
+    cdef int* idx = NULL
     try:
+        idx = <int*> scratch_rows(n_threads, D if dense else 1, sizeof(int))
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
             w = buf + threadid() * width
-            correct += row_class(
-                vals + indptr[b], cols + indptr[b], indptr[b + 1] - indptr[b],
-                row_l1[b] if sc != NULL else 0, sc, &W1[0, 0], &b1[0],
-                &W2[0, 0], &b2[0], H, K, w, <float*> (w + H + K + 1)) == t[b]
+            if dense:
+                nnz = gather_nonzeros(vals + b * D, D, w, idx + threadid() * D)
+                correct += row_class(
+                    w, idx + threadid() * D, nnz,
+                    l1_bound(w, nnz) if sc != NULL else 0, sc, &net, w + off,
+                    <float*> (w + off + H + K + 1)) == t[b]
+            else:
+                correct += row_class(
+                    vals + indptr[b], cols + indptr[b],
+                    indptr[b + 1] - indptr[b], l1[b] if sc != NULL else 0, sc,
+                    &net, w, <float*> (w + H + K + 1)) == t[b]
     finally:
         free(buf)
+        free(idx)
     return correct
 
 
@@ -352,40 +317,35 @@ def sigmoid32(float[::1] a, const float[::1] b):
 
 
 def screen_classes(
-    const int64_t[::1] indptr,    # IN  (N + 1,) a CSR matrix
-    const int[::1] indices,       # IN  (nnz,)
-    const floating[::1] values,   # IN  (nnz,)
-    const double[:, ::1] W1,      # IN  (D, H) (its shape)
-    const double[:, ::1] W2,      # IN  (H, K) (its shape)
-    const float[:, ::1] W1f,      # IN  the screen (screen_weights)
-    const float[::1] b1f,
-    const float[:, ::1] W2f,
-    const float[::1] b2f,
-    const double[::1] factors,
-    const double[::1] row_l1,     # IN  (N,) row_l1 of the matrix
+    const floating[::1] values,   # IN  (nnz,) the nonzeros of a CSR matrix
+    csr,                          # IN  its indptr, indices and row_l1
+    dict params,                  # IN  W1, b1, W2, b2 (their shapes)
+    screen,                       # IN  a mnist_fast.screen.Screen
 ):
     """The screen's class of each row, -1 where it leaves the row to the
     float64 pass (for its tests)."""
-    cdef Py_ssize_t N = indptr.shape[0] - 1, D = W1.shape[0]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1], b
-    cdef Screen screen
-    cdef Screen* sc = screen_from(W1f, b1f, W2f, b2f, factors, D, H, K,
-                                  &screen)
-    if sc == NULL or row_l1.shape[0] != N or values.shape[0] != indptr[N]:
-        raise ValueError("the screen or row_l1 does not fit these arrays")
-    # rows by pointer, as in count_correct_csr
+    cdef Net net = net_of(params)
+    cdef const int64_t[::1] indptr = csr.indptr
+    cdef const int[::1] indices = csr.indices
+    cdef const double[::1] l1 = csr.row_l1
+    cdef Py_ssize_t N = indptr.shape[0] - 1, b
+    cdef ScreenArrays held = ScreenArrays(screen, net.D, net.H, net.K)
+    cdef const Screen* sc = &held.sc
+    if l1.shape[0] != N or values.shape[0] != indptr[N]:
+        raise ValueError("row_l1 or values do not fit indptr")
+    # rows by pointer, as in count_correct
     cdef floating no_value = 0
     cdef int no_column = 0
     cdef const floating* vals = &values[0] if values.shape[0] else &no_value
     cdef const int* cols = &indices[0] if indices.shape[0] else &no_column
     out_arr = np.empty(N, dtype=np.intp)
     cdef Py_ssize_t[::1] out = out_arr
-    cdef float[::1] f = np.empty(D + sc.Hp + sc.Kp, dtype=np.float32)
+    cdef float[::1] f = np.empty(net.D + sc.Hp + sc.Kp, dtype=np.float32)
     with nogil:
         for b in range(N):
             out[b] = screened_class(
                 vals + indptr[b], cols + indptr[b], indptr[b + 1] - indptr[b],
-                row_l1[b], sc, H, K, &f[0], &f[sc.Hp], &f[sc.Hp + sc.Kp])
+                l1[b], sc, net.K, &f[0])
     return out_arr
 
 

@@ -43,10 +43,10 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY, exp, expm1, fabs, log1p
 
-from _common cimport hidden_preactivation_row, output_row, shifted_exp_row
+from _common cimport (Grads, Net, check_rows, grads_of,
+                      hidden_preactivation_row, net_of, output_row,
+                      shifted_exp_row)
 
-# The book's step.
-cdef double H_STEP = 1e-4
 # |dz| <= DZ_BOUND * |da| while |da| <= Q_SMALL (sigmoid' <= 1/4, margin).
 cdef double DZ_BOUND = 0.2505
 # Bounds on the arguments for which each series is exact (see below).
@@ -155,21 +155,33 @@ cdef enum:
     BLOCK = 16
 
 
+cdef struct Forward:
+    # The one forward pass the kernel keeps, of the batch's N rows.
+    const double* a         # (N, H) a1
+    const double* s         # (N, H) sigmoid(a1)
+    const double* c         # (N, H) 1 - sigmoid(a1)
+    const double* e         # (N, K) exp(a2 - max a2)
+    const double* S         # (N,)   sum of e per row
+    const double* P         # (N,)   p_t / (p_t + guard) per row
+    const Py_ssize_t* t     # (N,)   labels
+    const double* W2T       # (K, H) W2 transposed
+    Py_ssize_t N, H, K
+
+
+cdef struct Steps:
+    # The perturbations of one column of W1 (or of b1), per hidden unit j.
+    const double* dp        # (H,) applied +h: fl(theta + h) - theta
+    const double* dm        # (H,) applied -h
+    double vmax_series      # |x| up to which the Series case holds
+    double vmax_tiny        # |x| up to which the Tiny case holds
+
+
 cdef inline void hidden_row_difference(
     double v,               # IN  x[b, i] (1 for b1)
     Evaluation how,         # IN  how to evaluate expm1/log1p for this row
-    const double* dp,       # IN  (H,)  applied perturbations +h per unit j
-    const double* dm,       # IN  (H,)  applied perturbations -h per unit j
-    const double* ab,       # IN  (H,)  a1[b]
-    const double* sb,       # IN  (H,)  sigmoid(a1[b])
-    const double* cb,       # IN  (H,)  1 - sigmoid(a1[b])
-    const double* eb,       # IN  (K,)  exp(a2[b] - max a2[b])
-    double Sb,              # IN  sum of eb
-    double Pb,              # IN  p_t / (p_t + 1e-7)
-    Py_ssize_t tb,          # IN  label of row b
-    const double* W2T,      # IN  (K, H) W2 transposed
-    Py_ssize_t H,
-    Py_ssize_t K,
+    const Steps* st,        # IN  the perturbations
+    const Forward* f,       # IN  the kept forward pass
+    Py_ssize_t b,           # IN  the row
     double* acc,            # IN/OUT (H,) += L+ - L- of row b, per unit j
 ) noexcept nogil:
     """Row b's central differences when a1[b, j] moves by v * d, all j."""
@@ -179,7 +191,16 @@ cdef inline void hidden_row_difference(
     cdef double emtm[BLOCK]
     cdef double Dp[BLOCK]
     cdef double Dm[BLOCK]
-    cdef Py_ssize_t j0 = 0, j, k, n
+    cdef Py_ssize_t H = f.H, K = f.K, j0 = 0, j, k, n
+    cdef const double* dp = st.dp
+    cdef const double* dm = st.dm
+    cdef const double* ab = f.a + b * H
+    cdef const double* sb = f.s + b * H
+    cdef const double* cb = f.c + b * H
+    cdef const double* eb = f.e + b * K
+    cdef const double* W2T = f.W2T
+    cdef double Sb = f.S[b], Pb = f.P[b]
+    cdef Py_ssize_t tb = f.t[b]
     cdef double qp, qm, sc, ek, w
     cdef const double* wk
     while j0 < H:
@@ -222,20 +243,8 @@ cdef inline void hidden_column(
     const double* vals,     # IN  (n,)  x[b, i] of the rows that change
     const Py_ssize_t* rows, # IN  (n,)  those rows b
     Py_ssize_t n,
-    const double* dp,       # IN  (H,)  applied perturbations +h per unit j
-    const double* dm,       # IN  (H,)  applied perturbations -h per unit j
-    double vmax_series,     # IN  |x| up to which the Series case holds
-    double vmax_tiny,       # IN  |x| up to which the Tiny case holds
-    const double* a,        # IN  (N, H) a1
-    const double* s,        # IN  (N, H) sigmoid(a1)
-    const double* c,        # IN  (N, H) 1 - sigmoid(a1)
-    const double* e,        # IN  (N, K) exp(a2 - max a2)
-    const double* S,        # IN  (N,)  sum of e per row
-    const double* P,        # IN  (N,)  p_t / (p_t + 1e-7) per row
-    const Py_ssize_t* t,    # IN  (N,)  labels
-    const double* W2T,      # IN  (K, H) W2 transposed
-    Py_ssize_t H,
-    Py_ssize_t K,
+    const Steps* st,        # IN  the perturbations of the column
+    const Forward* f,       # IN  the kept forward pass
     double* acc,            # OUT (H,)  sum over rows of L+ - L-
 ) noexcept nogil:
     """Central differences of the rows' losses for one input pixel (or b1)."""
@@ -244,23 +253,17 @@ cdef inline void hidden_column(
     cdef Tiny tiny
     cdef Series series
     cdef Libm libm
-    for j in range(H):
+    for j in range(f.H):
         acc[j] = 0.0
     for r in range(n):
         b = rows[r]
         v = vals[r]
-        if fabs(v) <= vmax_tiny:
-            hidden_row_difference(v, tiny, dp, dm, a + b * H, s + b * H,
-                                  c + b * H, e + b * K, S[b], P[b], t[b], W2T,
-                                  H, K, acc)
-        elif fabs(v) <= vmax_series:
-            hidden_row_difference(v, series, dp, dm, a + b * H, s + b * H,
-                                  c + b * H, e + b * K, S[b], P[b], t[b], W2T,
-                                  H, K, acc)
+        if fabs(v) <= st.vmax_tiny:
+            hidden_row_difference(v, tiny, st, f, b, acc)
+        elif fabs(v) <= st.vmax_series:
+            hidden_row_difference(v, series, st, f, b, acc)
         else:
-            hidden_row_difference(v, libm, dp, dm, a + b * H, s + b * H,
-                                  c + b * H, e + b * K, S[b], P[b], t[b], W2T,
-                                  H, K, acc)
+            hidden_row_difference(v, libm, st, f, b, acc)
 
 
 cdef inline double output_unit(
@@ -268,22 +271,20 @@ cdef inline double output_unit(
     Py_ssize_t k,
     double dp,              # IN  applied perturbation +h
     double dm,              # IN  applied perturbation -h
-    const double* e,        # IN  (N, K)
-    const double* S,        # IN  (N,)
-    const double* P,        # IN  (N,)
-    const Py_ssize_t* t,    # IN  (N,)
-    Py_ssize_t N,
-    Py_ssize_t K,
+    const Forward* f,       # IN  the kept forward pass
     Evaluation how,         # IN  Series when |d| is small (0 <= z <= 1)
 ) noexcept nogil:
     """Sum over rows of L+ - L- when only logit k moves by z * d."""
-    cdef Py_ssize_t b
+    cdef Py_ssize_t b, K = f.K
+    cdef const double* e = f.e
+    cdef const double* S = f.S
+    cdef const double* P = f.P
     cdef double total = 0.0, ek, emp, emm, Np, Nm
-    for b in range(N):
+    for b in range(f.N):
         ek = e[b * K + k]
         emp = expm1_logit(zcol[b] * dp, how)
         emm = expm1_logit(zcol[b] * dm, how)
-        if t[b] == k:   # sum_k' e_k' (em_t - em_k') with only em_k nonzero
+        if f.t[b] == k:  # sum_k' e_k' (em_t - em_k') with only em_k nonzero
             Np = (S[b] - ek) * emp
             Nm = (S[b] - ek) * emm
         else:
@@ -295,26 +296,35 @@ cdef inline double output_unit(
 
 
 cdef inline double output_column(
-    const double* zcol, Py_ssize_t k, double dp, double dm, const double* e,
-    const double* S, const double* P, const Py_ssize_t* t, Py_ssize_t N,
-    Py_ssize_t K,
+    const double* zcol, Py_ssize_t k, double dp, double dm, const Forward* f,
 ) noexcept nogil:
     """``output_unit`` with the series when |z d| <= |d| <= 2**-10."""
     cdef Series series
     cdef Libm libm
     if fabs(dp) <= SERIES_SMALL and fabs(dm) <= SERIES_SMALL:
-        return output_unit(zcol, k, dp, dm, e, S, P, t, N, K, series)
-    return output_unit(zcol, k, dp, dm, e, S, P, t, N, K, libm)
+        return output_unit(zcol, k, dp, dm, f, series)
+    return output_unit(zcol, k, dp, dm, f, libm)
 
 
 cdef inline void applied_steps(
-    const double* theta, Py_ssize_t n, double* dp, double* dm,
+    const double* theta, Py_ssize_t n, double h, double* dp, double* dm,
 ) noexcept nogil:
     """The perturbations the book applies: fl(theta +- h) - theta."""
     cdef Py_ssize_t j
     for j in range(n):
-        dp[j] = (theta[j] + H_STEP) - theta[j]
-        dm[j] = (theta[j] - H_STEP) - theta[j]
+        dp[j] = (theta[j] + h) - theta[j]
+        dm[j] = (theta[j] - h) - theta[j]
+
+
+cdef inline Steps steps_of(
+    const double* dp, const double* dm, Py_ssize_t H, double w2max,
+) noexcept nogil:
+    """The perturbations ``dp``, ``dm`` and the |x| bounds of their cases."""
+    cdef Steps st
+    st.dp, st.dm = dp, dm
+    st.vmax_series = input_bound(dp, dm, H, w2max, SERIES_SMALL)
+    st.vmax_tiny = input_bound(dp, dm, H, w2max, TINY_SMALL)
+    return st
 
 
 cdef inline double input_bound(
@@ -340,22 +350,23 @@ cdef inline double input_bound(
 def numerical_gradient(
     const floating[:, ::1] x,     # IN  (N, D)
     const Py_ssize_t[::1] t,      # IN  (N,) labels in [0, K)
-    const double[:, ::1] W1,      # IN  (D, H)
-    const double[::1] b1,         # IN  (H,)
-    const double[:, ::1] W2,      # IN  (H, K)
-    const double[::1] b2,         # IN  (K,)
-    double[:, ::1] gW1,           # OUT (D, H)
-    double[::1] gb1,              # OUT (H,)
-    double[:, ::1] gW2,           # OUT (H, K)
-    double[::1] gb2,              # OUT (K,)
+    dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
+    double h,                     # IN  the book's step
+    double guard,                 # IN  the book's guard inside the log
+    dict grads,                   # OUT W1, b1, W2, b2 arrays of their shapes
     int n_threads,
 ):
-    """The book's numerical gradient of the mean loss, into gW1 ... gb2."""
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t H = W1.shape[1], K = W2.shape[1]
+    """The book's numerical gradient of the mean loss, into ``grads``."""
+    cdef Net net = net_of(params)
+    cdef Grads g = grads_of(grads, &net)
+    check_rows(x.shape[1], &net)
+    if t.shape[0] != x.shape[0]:
+        raise ValueError("t needs one label per row of x")
+    cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
     cdef Py_ssize_t b, i, j, k, nnz = 0
-    cdef double p, w2max = 0.0, scale = 1.0 / (N * 2.0 * H_STEP)
+    cdef double p, w2max = 0.0, scale = 1.0 / (N * 2.0 * h)
     cdef double* buf
+    cdef Steps st
 
     for b in range(N):
         for i in range(D):
@@ -367,10 +378,11 @@ def numerical_gradient(
     cdef double[:, ::1] zT = np.empty((H, N))      # sigmoid(a1) transposed
     cdef double[:, ::1] e = np.empty((N, K))       # exp(a2 - max a2)
     cdef double[::1] S = np.empty(N)               # sum of e
-    cdef double[::1] P = np.empty(N)               # p_t / (p_t + 1e-7)
+    cdef double[::1] P = np.empty(N)               # p_t / (p_t + guard)
     cdef double[::1] ones = np.ones(N)
     cdef Py_ssize_t[::1] all_rows = np.arange(N, dtype=np.intp)
-    cdef double[:, ::1] W2T = np.ascontiguousarray(np.asarray(W2).T)
+    cdef double[:, ::1] W2T = np.ascontiguousarray(
+        np.asarray(params["W2"]).T)
     # The batch's pixels column by column (CSC): the rows where x != 0.
     cdef Py_ssize_t[::1] col_start = np.zeros(D + 1, dtype=np.intp)
     cdef Py_ssize_t[::1] col_rows = np.empty(nnz + 1, dtype=np.intp)
@@ -380,19 +392,23 @@ def numerical_gradient(
     cdef double[:, ::1] steps = np.empty((max(n_threads, 1), 2 * H))
     cdef double[::1] row_vals = np.empty(D)         # a row's nonzeros
     cdef int[::1] row_cols = np.empty(D, dtype=np.intc)
+    cdef Forward f
+    f.a, f.s, f.c, f.e = &a[0, 0], &s[0, 0], &c[0, 0], &e[0, 0]
+    f.S, f.P, f.t, f.W2T = &S[0], &P[0], &t[0], &W2T[0, 0]
+    f.N, f.H, f.K = N, H, K
 
     with nogil:
         for b in range(N):
-            hidden_preactivation_row(&x[b, 0], &W1[0, 0], &b1[0], D, H,
-                                     &a[b, 0], &row_vals[0], &row_cols[0])
+            hidden_preactivation_row(&x[b, 0], &net, &a[b, 0], &row_vals[0],
+                                     &row_cols[0])
             for j in range(H):
                 c[b, j] = 1.0 / (1.0 + exp(a[b, j]))
                 s[b, j] = 1.0 / (1.0 + exp(-a[b, j]))
                 zT[j, b] = s[b, j]
-            output_row(&s[b, 0], &W2[0, 0], &b2[0], H, K, &e[b, 0])
+            output_row(&s[b, 0], &net, &e[b, 0])
             S[b] = shifted_exp_row(&e[b, 0], K)
             p = e[b, t[b]] / S[b]
-            P[b] = p / (p + 1e-7)
+            P[b] = p / (p + guard)
         nnz = 0
         for i in range(D):
             for b in range(N):
@@ -401,44 +417,35 @@ def numerical_gradient(
                     col_vals[nnz] = x[b, i]
                     nnz = nnz + 1
             col_start[i + 1] = nnz
-        for j in range(H):
-            for k in range(K):
-                w2max = max(w2max, fabs(W2[j, k]))
+        for j in range(H * K):
+            w2max = max(w2max, fabs(net.W2[j]))
 
         # W1: one input pixel i per task; its rows are the column's nonzeros.
         for i in prange(D, schedule="dynamic", chunksize=4,
                         num_threads=n_threads):
             buf = &steps[threadid(), 0]
-            applied_steps(&W1[i, 0], H, buf, buf + H)
-            hidden_column(
-                &col_vals[col_start[i]], &col_rows[col_start[i]],
-                col_start[i + 1] - col_start[i], buf, buf + H,
-                input_bound(buf, buf + H, H, w2max, SERIES_SMALL),
-                input_bound(buf, buf + H, H, w2max, TINY_SMALL),
-                &a[0, 0], &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
-                &W2T[0, 0], H, K, &gW1[i, 0])
+            applied_steps(net.W1 + i * H, H, h, buf, buf + H)
+            st = steps_of(buf, buf + H, H, w2max)
+            hidden_column(&col_vals[col_start[i]], &col_rows[col_start[i]],
+                          col_start[i + 1] - col_start[i], &st, &f,
+                          g.W1 + i * H)
             for j in range(H):
-                gW1[i, j] = gW1[i, j] * scale
+                g.W1[i * H + j] = g.W1[i * H + j] * scale
 
         # b1: the same with x = 1 in every row.
-        applied_steps(&b1[0], H, &db[0], &db[H])
-        hidden_column(
-            &ones[0], &all_rows[0], N, &db[0], &db[H],
-            input_bound(&db[0], &db[H], H, w2max, SERIES_SMALL),
-            input_bound(&db[0], &db[H], H, w2max, TINY_SMALL),
-            &a[0, 0], &s[0, 0], &c[0, 0], &e[0, 0], &S[0], &P[0], &t[0],
-            &W2T[0, 0], H, K, &gb1[0])
+        applied_steps(net.b1, H, h, &db[0], &db[H])
+        st = steps_of(&db[0], &db[H], H, w2max)
+        hidden_column(&ones[0], &all_rows[0], N, &st, &f, g.b1)
         for j in range(H):
-            gb1[j] = gb1[j] * scale
+            g.b1[j] = g.b1[j] * scale
 
         # W2[j, k] moves logit k by z1[:, j] d; b2[k] by d.
         for j in prange(H, schedule="static", num_threads=n_threads):
             for k in range(K):
-                gW2[j, k] = scale * output_column(
-                    &zT[j, 0], k, (W2[j, k] + H_STEP) - W2[j, k],
-                    (W2[j, k] - H_STEP) - W2[j, k], &e[0, 0], &S[0], &P[0],
-                    &t[0], N, K)
+                g.W2[j * K + k] = scale * output_column(
+                    &zT[j, 0], k, (net.W2[j * K + k] + h) - net.W2[j * K + k],
+                    (net.W2[j * K + k] - h) - net.W2[j * K + k], &f)
         for k in range(K):
-            gb2[k] = scale * output_column(
-                &ones[0], k, (b2[k] + H_STEP) - b2[k], (b2[k] - H_STEP) - b2[k],
-                &e[0, 0], &S[0], &P[0], &t[0], N, K)
+            g.b2[k] = scale * output_column(
+                &ones[0], k, (net.b2[k] + h) - net.b2[k],
+                (net.b2[k] - h) - net.b2[k], &f)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from mnist_fast import TwoLayerNet, TrainingDiverged, kernels, train
-from mnist_fast.compiled_engine import CompressedRows
 from conftest import one_hot, reference_net, requires_compiled, trained_params
 
 pytestmark = requires_compiled
@@ -98,13 +97,18 @@ def test_to_csr_keeps_every_nonzero_in_order(mnist, dtype, num_threads):
 
 
 def fused_trainer(params, x, t, batch_size, lr, num_threads=1):
-    data = CompressedRows(np.ascontiguousarray(x), t.astype(np.intp),
-                         num_threads)
-    p = {k: v.copy() for k, v in params.items()}
-    trainer = kernels.backprop.SGDTrainer(
-        data.indptr, data.indices, data.values, data.t, p["W1"], p["b1"],
-        p["W2"], p["b2"], batch_size, lr, num_threads)
-    return trainer, p
+    """The compiled engine's trainer on (x, t), and the arrays it updates."""
+    net = compiled_net(params, num_threads)
+    p = net.params
+    data = net.engine.data_set(np.ascontiguousarray(x), t.astype(np.intp))
+    return net.engine.trainer(p, data, batch_size, lr, "backprop"), p
+
+
+def step(trainer, batch):
+    """One step, a block of one: (its loss, the count of bad values)."""
+    losses = np.empty(1)
+    done, loss, n_bad = trainer.run(np.asarray(batch, np.intp)[None], losses)
+    return (losses[0] if done else loss), n_bad
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 100, 257])
@@ -115,7 +119,7 @@ def test_fused_step_is_one_book_step(mnist, batch_size, dtype):
     params = trained_params((784, 50, 10), seed=batch_size, scale=2.0)
     trainer, p = fused_trainer(params, x, t, batch_size, 0.1)
     batch = np.random.default_rng(batch_size).choice(3000, batch_size)
-    loss, n_bad = trainer.step(batch.astype(np.intp))
+    loss, n_bad = step(trainer, batch)
     # the book: grad = network.gradient(...); params -= lr * grad; loss
     ref = reference_net(params)
     grad = ref.gradient(x[batch], one_hot(t[batch], 10))
@@ -135,7 +139,7 @@ def test_fused_step_random_shape_and_repeated_rows():
     params = trained_params((37, 9, 4), seed=1)
     trainer, p = fused_trainer(params, x, t, 8, 0.5, num_threads=2)
     batch = np.array([7, 7, 3, 49, 0, 3, 7, 12], dtype=np.intp)
-    trainer.step(batch)
+    step(trainer, batch)
     ref = reference_net(params)
     grad = ref.gradient(x[batch], t[batch])
     for key in KEYS:
@@ -151,7 +155,7 @@ def test_fused_step_refuses_a_non_finite_update(mnist):
     grad = reference_net(params).gradient(x[:100], t[:100])
     assert np.abs(grad["W1"]).max() > 2.0
     trainer, p = fused_trainer(params, x, t, 100, 1e308)
-    loss, n_bad = trainer.step(np.arange(100, dtype=np.intp))
+    loss, n_bad = step(trainer, np.arange(100))
     assert n_bad > 0 and np.isnan(loss)
     for key in KEYS:  # nothing was changed
         np.testing.assert_array_equal(p[key], params[key])
@@ -164,7 +168,7 @@ def test_run_is_the_steps_one_by_one(mnist, num_threads):
     params = trained_params((784, 50, 10), seed=5)
     batches = np.random.default_rng(5).choice(3000, (7, 100)).astype(np.intp)
     one, p_one = fused_trainer(params, x, t, 100, 0.1, num_threads)
-    expected = [one.step(b)[0] for b in batches]
+    expected = [step(one, b)[0] for b in batches]
     block, p_block = fused_trainer(params, x, t, 100, 0.1, num_threads)
     losses = np.full(7, -1.0)
     done, _, n_bad = block.run(batches, losses)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mnist_fast import TwoLayerNet, kernels, train
-from mnist_fast.screen import LARGEST, OFF, screen_weights
 from mnist_fast.compiled_engine import CompressedRows
+from mnist_fast.screen import LARGEST, screen_for
 from conftest import reference_net, requires_compiled, trained_params
 
 pytestmark = requires_compiled
@@ -19,17 +19,10 @@ def counts(x, t, p, dtype=np.float32, num_threads=2):
     x = np.ascontiguousarray(x, dtype=dtype)
     t = np.asarray(t, dtype=np.intp)
     data = CompressedRows(x, t, num_threads)
-    weights = (p["W1"], p["b1"], p["W2"], p["b2"])
-    csr = (data.indptr, data.indices, data.values, t, *weights)
-    return (
-        kernels.forward.count_correct_csr(*csr, *screen_weights(p),
-                                         data.row_l1, num_threads),
-        kernels.forward.count_correct_csr(*csr, *OFF, data.row_l1,
-                                         num_threads),
-        kernels.forward.count_correct(x, t, *weights, *screen_weights(p),
-                                     num_threads),
-        kernels.forward.count_correct(x, t, *weights, *OFF, num_threads),
-    )
+    count = kernels.forward.count_correct
+    return tuple(count(values, t, csr, p, screen, num_threads)
+                 for values, csr in ((data.values, data), (x.ravel(), None))
+                 for screen in (screen_for(p), None))
 
 
 @pytest.mark.parametrize("seed, scale", [(0, 1.0), (1, 3.0), (2, 30.0)])
@@ -72,15 +65,16 @@ def test_screen_random_shapes_and_negative_inputs():
         assert counts(x, t, p, np.float64, num_threads=1) == (book,) * 4
 
 
-def test_screen_weights_shapes_and_factors():
+def test_screen_shapes_and_factors():
     p = trained_params((784, 50, 10), seed=0)
     p["W1"][3, 4] = LARGEST / 2
-    W1f, b1f, W2f, b2f, factors = screen_weights(p)
-    assert [a.shape for a in (W1f, b1f, W2f, b2f)] == [
-        (784, 56), (56,), (56, 16), (16,)]
-    assert {a.dtype for a in (W1f, b1f, W2f, b2f)} == {np.dtype(np.float32)}
-    mmax, vmax, amax, tail = factors
-    assert mmax >= LARGEST / 2 and vmax > 0 and amax > 0 and tail > 0
+    sc = screen_for(p)
+    arrays = (sc.W1, sc.b1, sc.W2, sc.b2)
+    assert [a.shape for a in arrays] == [(784, 56), (56,), (56, 16), (16,)]
+    assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
+    # per_n carries max |W1| (underflow of its products)
+    assert sc.per_n >= LARGEST / 2 * 2.0**-150 * np.abs(p["W2"]).sum(axis=0).max()
+    assert min(sc.n4s, sc.per_s, sc.per_big, sc.const) > 0
 
 
 @pytest.mark.parametrize("where", ["W1", "b1", "W2", "b2"])
@@ -89,7 +83,7 @@ def test_screen_is_off_for_weights_too_large_for_float32(mnist, where):
     x, t = x[:2000], t[:2000]
     p = trained_params((784, 50, 10), seed=4)
     p[where].flat[1] = -2 * LARGEST
-    assert screen_weights(p) is OFF
+    assert screen_for(p) is None
     with np.errstate(over="ignore"):  # the book's sigmoid of -2e30: exp(2e30)
         book = int(np.sum(reference_net(p).predict(x).argmax(axis=1) == t))
     assert counts(x, t, p) == (book,) * 4
@@ -104,8 +98,7 @@ def test_screen_decides_most_rows_and_rightly(mnist):
           eval_every_epoch=False)
     data = CompressedRows(x[:10000], t[:10000].astype(np.intp), 2)
     classes = kernels.forward.screen_classes(
-        data.indptr, data.indices, data.values, net.params["W1"],
-        net.params["W2"], *screen_weights(net.params), data.row_l1)
+        data.values, data, net.params, screen_for(net.params))
     book = reference_net(net.params).predict(x[:10000]).argmax(axis=1)
     decided = classes >= 0
     assert decided.mean() > 0.99
