@@ -25,7 +25,7 @@ def mnist():
 
 @pytest.fixture(scope="session")
 def batch(mnist):
-    """The seed's mini-batch: 100 random training rows, integer labels."""
+    """The book's mini-batch: 100 random training rows, integer labels."""
     (x_train, t_train), _ = mnist
     idx = np.random.default_rng(0).choice(x_train.shape[0], 100)
     return x_train[idx], t_train[idx]

@@ -1,4 +1,4 @@
-"""Training: the fused SGD step (alone and 64 per call), the seed's full runs."""
+"""Training: the fused SGD step (alone and 64 per call), the book's full runs."""
 
 import os
 import subprocess
@@ -44,7 +44,7 @@ def test_sgd_64_steps_batch100(benchmark, mnist):
 
 
 def run_seed(gradient):
-    """The seed's script: data loaded, 10,000 iterations, 17 evaluations."""
+    """The book's script: data loaded, 10,000 iterations, 17 evaluations."""
     (x_train, t_train), (x_test, t_test) = load_mnist()
     net = TwoLayerNet(784, 50, 10, seed=0)
     return train(net, x_train, t_train, x_test, t_test, iters_num=10000,
@@ -52,7 +52,7 @@ def run_seed(gradient):
 
 
 def full_run(benchmark, gradient, rounds):
-    benchmark.group = "the seed's full run (10,000 iterations, batch 100)"
+    benchmark.group = "the book's full run (10,000 iterations, batch 100)"
     history = benchmark.pedantic(run_seed, args=(gradient,), rounds=rounds,
                                  warmup_rounds=0)
     benchmark.extra_info["final_train_acc"] = history.train_acc_list[-1]
@@ -84,9 +84,9 @@ with open("/proc/self/status") as f:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux")
 def test_full_run_peak_rss(benchmark):
-    """Peak memory (VmHWM, Linux) of a fresh process doing the seed's full
+    """Peak memory (VmHWM, Linux) of a fresh process doing the book's full
     run: data loaded, training, evaluation."""
-    benchmark.group = "peak RSS of the seed's full run (fresh process)"
+    benchmark.group = "peak RSS of the book's full run (fresh process)"
     peaks = []
 
     def run():

@@ -88,7 +88,7 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
         Timed repeats of each measurement; the median is reported.
     full : bool, default False
         Time the NumPy-reference numerical gradient over all parameters
-        (about 25 s per call at the book's size) instead of estimating it
+        (tens of seconds per call at the book's size) instead of estimating it
         from ``SUBSET`` of them.
     num_threads : int, optional
         Threads of the compiled kernels (``TwoLayerNet(num_threads=...)``).

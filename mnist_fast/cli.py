@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, book
 from .engine import BACKENDS
+from .gradcheck import FLOOR, RTOL, gradient_check
 from .info import build_info
 from .mnist import N_CLASSES, load_mnist
 from .progress import TrainingProgress
@@ -179,8 +180,6 @@ def cmd_train(args):
 
 def cmd_gradcheck(args):
     """``mnist-fast gradcheck``: the book's numerical-vs-backprop check."""
-    from .gradcheck import gradient_check
-
     (x_train, t_train), _ = load_mnist()
     if args.samples > x_train.shape[0]:
         raise UserError(f"--samples: at most {x_train.shape[0]} (the training "
@@ -190,7 +189,7 @@ def cmd_gradcheck(args):
     checks = gradient_check(net, x_train[:args.samples], t_train[:args.samples],
                             rtol=args.rtol, floor=args.floor)
     elapsed = time.perf_counter() - start
-    _say("gradient check: numerical gradient (central differences, h = 1e-4) "
+    _say(f"gradient check: numerical gradient (central differences, h = {book.H:g}) "
          "vs backprop",
          f"network {_sizes(net)}, seed {args.seed}, backend {net.backend}; the "
          f"first {args.samples} training image(s); {_seconds(elapsed)}",
@@ -332,7 +331,7 @@ def _add_network_options(p, seed_default):
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="'cython' (compiled), 'numpy' (the book's code) or "
                         "'auto' (compiled when built)")
-    p.add_argument("--hidden", type=_count("hidden"), default=50,
+    p.add_argument("--hidden", type=_count("hidden"), default=book.HIDDEN_SIZE,
                    metavar="N", help="hidden layer size")
     p.add_argument("--seed", type=_count("seed", minimum=0),
                    default=seed_default, metavar="N",
@@ -371,21 +370,24 @@ def build_parser():
 
     p = sub.add_parser(
         "train", formatter_class=fmt,
-        help="train the network as the book does (784-50-10, 10000 iterations)",
+        help=f"train the network as the book does ({book.INPUT_SIZE}-"
+             f"{book.HIDDEN_SIZE}-{book.OUTPUT_SIZE}, {book.ITERS_NUM} "
+             "iterations)",
         description="Train the book's network by mini-batch SGD on MNIST and "
                     "print the train and test accuracy at each epoch (the "
                     "book's 'train acc, test acc | ...' line). Ctrl-C stops "
-                    "at the end of the current step and still prints the "
+                    "at the end of the current block of steps (up to 64, a "
+                    "few tens of ms) and still prints the "
                     "summary and writes the plots and the model (exit 130).")
     p.add_argument("--gradient", choices=GRADIENTS, default="backprop",
                    help="how the gradient is computed ('numerical' is the "
                         "book's slow central differences)")
     _add_network_options(p, None)
-    p.add_argument("--iters", type=_count("iters", minimum=0), default=10000,
+    p.add_argument("--iters", type=_count("iters", minimum=0), default=book.ITERS_NUM,
                    metavar="N", help="iterations (mini-batch updates)")
-    p.add_argument("--batch-size", type=_count("batch-size"), default=100,
+    p.add_argument("--batch-size", type=_count("batch-size"), default=book.BATCH_SIZE,
                    metavar="N", help="images per mini-batch")
-    p.add_argument("--lr", type=_positive_real("lr"), default=0.1,
+    p.add_argument("--lr", type=_positive_real("lr"), default=book.LEARNING_RATE,
                    metavar="RATE", help="learning rate")
     _add_threads_option(p)
     p.add_argument("--plot-dir", metavar="DIR", default=None,
@@ -409,9 +411,9 @@ def build_parser():
     p.add_argument("--samples", type=_count("samples"), default=3,
                    metavar="N", help="training images used")
     p.add_argument("--rtol", type=_checked(real_number, "rtol", minimum=0.0),
-                   default=1e-3, metavar="TOL",
+                   default=RTOL, metavar="TOL",
                    help="largest relative error that passes")
-    p.add_argument("--floor", type=_positive_real("floor"), default=1e-4,
+    p.add_argument("--floor", type=_positive_real("floor"), default=FLOOR,
                    metavar="F", help="magnitude below which differences are "
                    "measured against F instead")
     p.set_defaults(func=cmd_gradcheck)
@@ -422,13 +424,13 @@ def build_parser():
         description="Time numerical_gradient and gradient on a batch of 100 "
                     "MNIST rows (784-50-10) for each available backend: "
                     "median time, speed-ups, machine and memory. The NumPy "
-                    "numerical gradient (about 25 s) is estimated from a "
+                    "numerical gradient (tens of seconds) is estimated from a "
                     "subset of the parameters unless --full.")
     p.add_argument("--repeats", type=_count("repeats"), default=5, metavar="N",
                    help="timed repeats per measurement (the median is shown)")
     p.add_argument("--full", action="store_true",
                    help="time the NumPy numerical gradient over all "
-                        "parameters (about 25 s per repeat)")
+                        "parameters (tens of seconds per repeat)")
     _add_threads_option(p)
     p.add_argument("--json", action="store_true",
                    help="print the results as JSON")

@@ -1,5 +1,6 @@
 import faulthandler
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +12,27 @@ from mnist_fast.validation import PARAM_NAMES
 faulthandler.enable()
 
 COMPILED = mnist_fast.build_info()["compiled"]
+
+#: The package's source folder next to these tests.
+SOURCE_TREE = Path(__file__).resolve().parent.parent / "mnist_fast"
+if not COMPILED and Path(mnist_fast.__file__).resolve().parent == SOURCE_TREE:
+    # ``python -m pytest`` from a checkout imports the source tree, which
+    # has no compiled kernels: testing it would skip every kernel test.
+    pytest.exit(
+        f"the tests imported mnist_fast from its source tree ({SOURCE_TREE}), "
+        "whose compiled kernels are not built "
+        f"({mnist_fast.build_info()['import_error']}). Install it "
+        "(pip install \".[test]\") and run 'pytest' (not 'python -m "
+        "pytest', which puts the checkout first on sys.path), or build the "
+        "kernels in place (python setup.py build_ext --inplace).",
+        returncode=4)
 #: The backends to test: the NumPy reference, and the kernels when built.
 BACKENDS = ["numpy"] + (["cython"] if COMPILED else [])
 
 #: The public methods of TwoLayerNet; all but predict take labels.
 METHODS = ["predict", "loss", "accuracy", "gradient", "numerical_gradient"]
+#: The parameter names, in the book's order.
+KEYS = PARAM_NAMES
 
 requires_compiled = pytest.mark.skipif(
     not COMPILED, reason="the compiled kernels are not built",
@@ -62,6 +79,15 @@ def trained_params(shape, seed, std=0.01, scale=1.0):
         "W2": std * rng.standard_normal((H, K)) * scale * 10,
         "b2": 0.1 * rng.standard_normal(K) * scale,
     }
+
+
+def compiled_net(params, num_threads=None):
+    """A compiled network with a copy of ``params``."""
+    D, H = params["W1"].shape
+    net = mnist_fast.TwoLayerNet(D, H, params["W2"].shape[1], backend="cython",
+                                 num_threads=num_threads)
+    net.params = {k: np.array(v) for k, v in params.items()}
+    return net
 
 
 def reference_net(params):
@@ -137,22 +163,41 @@ ATOL = {"predict": 1e-12, "loss": 1e-12, "gradient": 1e-12,
         "numerical_gradient": 1e-10, "accuracy": 0.0}
 
 
-def assert_matches_reference(net, x, t):
+def assert_matches_reference(net, x, t, methods=METHODS):
     """Every method of ``net`` on ``(x, t)`` gives the book's answer.
 
-    The reference runs in float64 on copies of ``net.params``, with
-    integer class labels or float one-hot rows; accuracy must be equal.
+    The oracle loop of the suite, as bottleneck's tests run each function
+    against its ``bn.slow`` twin: the reference runs in float64 on copies
+    of ``net.params``, with integer class labels or float one-hot rows;
+    results have the reference's shapes and float64 dtype, are within
+    ``ATOL[method]`` (accuracy equal), and no method changes ``net.params``.
     """
     ref = reference_net(net.params)
+    before = {k: np.array(v) for k, v in net.params.items()}
     x_ref = np.asarray(x, dtype=np.float64)
     t_ref = np.asarray(t)
     t_ref = t_ref.astype(np.intp if t_ref.ndim == 1 else np.float64)
-    for method in METHODS:
+    for method in methods:
         got = call(net, method, x, t)
         want = call(ref, method, x_ref, t_ref)
         if isinstance(want, dict):
             assert sorted(got) == sorted(PARAM_NAMES)
+            for key in PARAM_NAMES:
+                assert got[key].shape == want[key].shape, (method, key)
+                assert got[key].dtype == np.float64, (method, key)
             got, want = (np.concatenate([d[k].ravel() for k in PARAM_NAMES])
                          for d in (got, want))
+        elif isinstance(want, np.ndarray):
+            assert got.shape == want.shape and got.dtype == np.float64, method
         np.testing.assert_allclose(got, want, rtol=0, atol=ATOL[method],
                                    err_msg=method)
+        for key in PARAM_NAMES:
+            np.testing.assert_array_equal(net.params[key], before[key])
+
+
+def assert_compiled_like_book(params, x, t, methods, num_threads=None):
+    """:func:`assert_matches_reference` for a compiled network with
+    ``params``, with integer labels ``t`` and with them one-hot."""
+    net = compiled_net(params, num_threads)
+    for labels in (t, one_hot(t, params["W2"].shape[1])):
+        assert_matches_reference(net, x, labels, methods)

@@ -1,4 +1,8 @@
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +69,24 @@ def test_openmp_default_is_capped(monkeypatch):
     monkeypatch.setattr(kernels, "max_threads", lambda: 10**6)
     expected = threads.MAX_THREADS if mnist_fast.build_info()["openmp"] else 1
     assert resolve_num_threads(None) == expected
+
+
+def test_pytest_on_an_unbuilt_checkout_fails_saying_how_to_build(tmp_path):
+    # ``python -m pytest`` in a checkout imports the source tree (no
+    # compiled kernels): the run must stop, not skip every kernel test
+    here = Path(__file__).resolve().parent
+    (tmp_path / "mnist_fast").mkdir()
+    for source in (here.parent / "mnist_fast").glob("*.py"):
+        shutil.copy(source, tmp_path / "mnist_fast")
+    (tmp_path / "tests").mkdir()
+    shutil.copy(here / "conftest.py", tmp_path / "tests")
+    (tmp_path / "tests" / "test_nothing.py").write_text(
+        "def test_nothing():\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 4, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "source tree" in out and "build_ext --inplace" in out, out
+    assert "passed" not in out

@@ -4,30 +4,16 @@ import numpy as np
 import pytest
 
 from mnist_fast import TwoLayerNet
-from conftest import one_hot, reference_net, requires_compiled, trained_params
+from conftest import (assert_compiled_like_book, compiled_net, reference_net,
+                      requires_compiled, trained_params)
 
 pytestmark = requires_compiled
 
-ATOL = 1e-12  # predict and loss: max absolute difference from the reference
-
-
-def compiled_net(params, num_threads=None):
-    D, H = params["W1"].shape
-    net = TwoLayerNet(D, H, params["W2"].shape[1], backend="cython",
-                      num_threads=num_threads)
-    net.params = {k: v.copy() for k, v in params.items()}
-    return net
+FORWARD = ("predict", "loss", "accuracy")
 
 
 def check_forward(params, x, t, num_threads=None):
-    net, ref = compiled_net(params, num_threads), reference_net(params)
-    K = params["W2"].shape[1]
-    y = net.predict(x)
-    assert y.shape == (x.shape[0], K) and y.dtype == np.float64
-    assert np.abs(y - ref.predict(x)).max() <= ATOL
-    for labels in (t, one_hot(t, K)):
-        assert abs(net.loss(x, labels) - ref.loss(x, labels)) <= ATOL
-        assert net.accuracy(x, labels) == ref.accuracy(x, labels)
+    assert_compiled_like_book(params, x, t, FORWARD, num_threads)
 
 
 @pytest.mark.parametrize("batch", [1, 3, 100, 257])

@@ -5,8 +5,7 @@ import pytest
 
 import mnist_fast
 from mnist_fast import TwoLayerNet, gradcheck, gradient_check
-
-BACKENDS = ["numpy"] + (["cython"] if mnist_fast.build_info()["compiled"] else [])
+from conftest import BACKENDS
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -3,21 +3,19 @@
 import numpy as np
 import pytest
 
-from mnist_fast import TwoLayerNet
+from mnist_fast import TwoLayerNet, book
 from mnist_fast.compiled_engine import compiled_numerical_gradient_fits
-from conftest import one_hot, reference_net, requires_compiled, trained_params
+from conftest import (ATOL as TOLERANCES, KEYS, assert_compiled_like_book,
+                      compiled_net, one_hot, reference_net, requires_compiled,
+                      trained_params)
 
 pytestmark = requires_compiled
 
-ATOL = 1e-10  # max absolute difference from the book's numerical gradient
-KEYS = ("W1", "b1", "W2", "b2")
+ATOL = TOLERANCES["numerical_gradient"]  # max |difference| from the book
 
 
 def compiled_grad(params, x, t, num_threads=None):
-    D, H = params["W1"].shape
-    net = TwoLayerNet(D, H, params["W2"].shape[1], backend="cython",
-                      num_threads=num_threads)
-    net.params = {k: v.copy() for k, v in params.items()}
+    net = compiled_net(params, num_threads)
     grads = net.numerical_gradient(x, t)
     for key in KEYS:  # the parameters are left exactly as they were
         np.testing.assert_array_equal(net.params[key], params[key])
@@ -27,7 +25,7 @@ def compiled_grad(params, x, t, num_threads=None):
 def book_entries(params, x, t, key, indices):
     """The book's numerical_gradient loop, run for some entries only."""
     net = reference_net(params)
-    arr, h = net.params[key], 1e-4
+    arr, h = net.params[key], book.H
     out = []
     for idx in indices:
         tmp_val = arr[idx]
@@ -42,12 +40,7 @@ def book_entries(params, x, t, key, indices):
 
 def check_full(params, x, t):
     """Every entry against the book's loop (small networks)."""
-    expected = reference_net(params).numerical_gradient(x, t)
-    for labels in (t, one_hot(t, params["W2"].shape[1])):
-        got = compiled_grad(params, x, labels)
-        for key in KEYS:
-            assert got[key].shape == expected[key].shape
-            assert np.abs(got[key] - expected[key]).max() <= ATOL, key
+    assert_compiled_like_book(params, x, t, ("numerical_gradient",))
 
 
 def check_sampled(params, x, t, n_w1=60, seed=0):

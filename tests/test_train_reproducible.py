@@ -3,10 +3,8 @@
 import numpy as np
 import pytest
 
-import mnist_fast
 from mnist_fast import TwoLayerNet, train
-
-BACKENDS = ["numpy"] + (["cython"] if mnist_fast.build_info()["compiled"] else [])
+from conftest import BACKENDS
 
 
 @pytest.fixture(scope="module")
