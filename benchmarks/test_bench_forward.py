@@ -44,3 +44,10 @@ def test_accuracy_70000_images_in_train(benchmark, mnist):
     accuracies = benchmark.pedantic(both, rounds=10, warmup_rounds=1)
     assert accuracies == [net.accuracy(x_train, t_train),
                           net.accuracy(x_test, t_test)]
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_predict_batch100(benchmark, batch, backend):
+    benchmark.group = "predict, batch 100"
+    net = TwoLayerNet(784, 50, 10, backend=backend, seed=0)
+    benchmark(net.predict, batch[0])

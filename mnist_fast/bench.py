@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from . import kernels, reference
-from .info import COMPILED_METHODS, build_info
+from .info import build_info
 from .mnist import load_mnist
 from .threads import resolve_num_threads
 from .two_layer_net import TwoLayerNet
@@ -118,7 +118,7 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
         n_params = sum(v.size for v in net.params.values())
         results[backend] = {}
         for method in METHODS:
-            compiled = net.backend == "cython" and method in COMPILED_METHODS
+            compiled = net.engine.compiled
             if method == "numerical_gradient" and not (compiled or full):
                 seconds, timed = _subset_estimate(net, x, t, repeats)
             else:

@@ -226,8 +226,7 @@ def _bench_table(r):
     for backend, res in r["results"].items():
         cells = []
         for m in methods:
-            marks = ("*" if res[m]["estimated"] else "") + (
-                "" if res[m]["compiled"] else "†" if backend == "cython" else "")
+            marks = "*" if res[m]["estimated"] else ""
             notes.update(marks)
             cells.append(f"{_seconds(res[m]['seconds'])} {marks:<2}")
         speedup = _times(r["speedups"]["backprop_vs_numerical"][backend])
@@ -244,8 +243,6 @@ def _bench_table(r):
         lines.append(f"* estimated: the central differences of {timed} of the "
                      f"{r['n_params']:,} parameters timed and scaled up "
                      "(--full times them all)")
-    if "†" in notes:
-        lines.append("† not compiled in this build: runs the NumPy reference")
     lines.append(_machine(r["build_info"], r["num_threads"]))
     if r["peak_rss_mib"] is not None:
         lines.append(f"peak RSS: {r['peak_rss_mib']:.0f} MiB")

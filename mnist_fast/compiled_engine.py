@@ -82,6 +82,7 @@ class CompiledEngine(Engine):
     """
 
     name = "cython"
+    compiled = True
 
     def _threads(self, n_rows):
         return threads_for_rows(self.num_threads, n_rows)

@@ -60,9 +60,11 @@ class DataSet:
 
 
 class Engine:
-    """What every engine computes; ``name`` is the backend it runs."""
+    """What every engine computes; ``name`` is the backend it runs and
+    ``compiled`` says whether compiled kernels do the work."""
 
     name = None
+    compiled = False
 
     def __init__(self, num_threads):
         self.num_threads = num_threads
