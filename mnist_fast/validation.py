@@ -4,7 +4,9 @@ The compiled kernels run without bounds checks and without the GIL, so
 everything they receive is checked and coerced here first: shapes, dtypes,
 values, contiguity.  A bad input raises ``TypeError`` (wrong kind of object
 or dtype) or ``ValueError`` (wrong shape or value) whose message names the
-argument and says what was expected and what was got.
+argument and says what was expected and what was got.  What is accepted is
+written once, in docs/api.md ("Inputs and errors"); these functions are
+that contract.
 """
 
 import numbers
@@ -153,9 +155,7 @@ def as_inputs(x, n_features, name="x"):
     Parameters
     ----------
     x : array_like of shape (n_samples, n_features)
-        Real numbers, finite.  float32 and float64 are kept; float16, bool
-        and integers of up to 16 bits become float32 (exactly); wider
-        integers become float64.
+        See docs/api.md, "x, t and params".
     n_features : int
         The expected number of columns (the network's ``input_size``).
 
@@ -207,10 +207,7 @@ def as_labels(t, n_samples, n_classes, name="t", x_name="x"):
     Parameters
     ----------
     t : array_like
-        Either shape (n_samples,) of integer classes in ``[0, n_classes)``
-        (floats are accepted when they are whole numbers), or one-hot rows
-        of shape (n_samples, n_classes) holding only 0 and 1 with exactly
-        one 1 per row.
+        Class labels or one-hot rows: see docs/api.md, "x, t and params".
     n_samples, n_classes : int
         Rows of the matching inputs and the network's ``output_size``.
     name, x_name : str
@@ -285,9 +282,7 @@ def as_params(params, shapes):
     Parameters
     ----------
     params : mapping
-        Must hold ``W1, b1, W2, b2``: real float arrays of the expected
-        shapes, finite.  float32 or Fortran-ordered arrays are accepted
-        and converted (the user's arrays are left untouched).
+        ``W1, b1, W2, b2``: see docs/api.md, "x, t and params".
     shapes : dict
         The expected shape of each parameter.
 
