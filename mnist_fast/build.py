@@ -1,6 +1,5 @@
 """What was built and what runs: kernels, SIMD variant, OpenMP -- ``build_info()``."""
 
-import importlib
 import os
 import platform
 import sys
@@ -9,7 +8,8 @@ import numpy as np
 
 from . import __version__
 
-#: The compiled kernel modules (``mnist_fast._<name>`` and its variants).
+#: The compiled kernel modules (``mnist_fast._<name>``), each with its SIMD
+#: variants inside (``simd()``, ``simd_variants()``, ``use_simd()``).
 KERNEL_MODULES = ("_forward", "_numerical", "_backprop")
 #: Run-time switch: ``baseline`` forces the portable (SSE2) kernels.
 ENV_SIMD = "MNIST_FAST_SIMD"
@@ -27,30 +27,25 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = DEFAULT_GOMP_SPINCOUNT
 
 
-def _import_kernels():
-    """The kernel modules for this CPU: the AVX2+FMA variant where it runs."""
-    from . import _machine
-
+def _choose_simd(kernels):
+    """Apply $MNIST_FAST_SIMD to the kernel modules (each took the best
+    variant this CPU runs at import); returns the variant that runs."""
     wanted = os.environ.get(ENV_SIMD, "auto").strip().lower() or "auto"
     if wanted not in ("auto", "avx2", "baseline"):
         raise ImportError(
             f"${ENV_SIMD} must be 'auto', 'avx2' or 'baseline', got {wanted!r}")
-    if wanted != "baseline" and _machine.cpu_has_avx2_fma():
-        try:
-            return _machine, "avx2", [
-                importlib.import_module(f".{m}_avx2", __package__)
-                for m in KERNEL_MODULES]
-        except ImportError:
-            if wanted == "avx2":
-                raise
-    elif wanted == "avx2":
-        raise ImportError(f"${ENV_SIMD}=avx2 but this CPU lacks AVX2/FMA")
-    return _machine, "baseline", [
-        importlib.import_module(f".{m}", __package__) for m in KERNEL_MODULES]
+    for module in kernels:
+        if wanted != "auto":
+            try:
+                module.use_simd(wanted)
+            except ValueError as exc:
+                raise ImportError(f"${ENV_SIMD}={wanted}: {exc}") from None
+    return kernels[0].simd()
 
 
 try:
-    _machine, SIMD, (_forward, _numerical, _backprop) = _import_kernels()
+    from . import _backprop, _forward, _machine, _numerical
+    SIMD = _choose_simd((_forward, _numerical, _backprop))
 except ImportError as exc:  # an sdist unpacked without building, say
     _machine = SIMD = _forward = _numerical = _backprop = None
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"

@@ -33,6 +33,8 @@ from _common cimport (combine_rows, count_nonzeros, cross_entropy_row,
                       gather_nonzeros, logits_sparse_row, mf_prefetch,
                       mf_vector_matrix, scratch_rows, softmax_row)
 
+include "_simd.pxi"  # simd(), simd_variants(), use_simd()
+
 
 cdef inline void output_delta_row(
     double* a2,             # IN/OUT (K,) logits in, dy = (y - t) / N out

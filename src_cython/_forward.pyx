@@ -23,6 +23,8 @@ from _common cimport (cross_entropy_row, gather_nonzeros, logits_dense_row,
                       mf_sigmoid32, predicted_class, scratch_rows,
                       softmax_row)
 
+include "_simd.pxi"  # simd(), simd_variants(), use_simd()
+
 # the screen's error bound: float32's unit roundoff, its underflow slack
 # (half the smallest subnormal, per term), float64's unit roundoff
 cdef double U32 = 2.0 ** -24

@@ -45,6 +45,8 @@ from libc.math cimport INFINITY, exp, expm1, fabs, log1p
 
 from _common cimport hidden_preactivation_row, output_row, shifted_exp_row
 
+include "_simd.pxi"  # simd(), simd_variants(), use_simd()
+
 # The book's step.
 cdef double H_STEP = 1e-4
 # |dz| <= DZ_BOUND * |da| while |da| <= Q_SMALL (sigmoid' <= 1/4, margin).
