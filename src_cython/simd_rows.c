@@ -526,6 +526,88 @@ static inline ptrdiff_t mf_count_nonzeros_##SUFFIX(const VAL_T *x,             \
 MF_DEFINE_GATHER(f32, float, 8, 0x7fffffff7fffffffULL)
 MF_DEFINE_GATHER(f64, double, 4, 0x7fffffffffffffffULL)
 
+/* The numerical gradient's logit sums (_numerical.pyx,
+ * hidden_row_difference, its Tiny and Series cases): for j < n,
+ *
+ *     Dp[j] += sum_k e[k] expm1(dzp[j] W2T[k * H + j]),  and Dm with dzm,
+ *
+ * summed in the order of k, expm1 by its series of degree 3 or 5 (as
+ * expm1_deg3 and expm1_deg5 there: the same expressions). */
+#define MF_EXPM1_DEG3(x) ((x) * (1.0 + (x) * (0.5 + (x) * (1.0 / 6.0))))
+#define MF_EXPM1_DEG5(x) ((x) * (1.0 + (x) * (0.5 + (x) * (1.0 / 6.0 + (x) \
+    * (1.0 / 24.0 + (x) * (1.0 / 120.0))))))
+#if MF_VECTOR_EXTENSIONS
+/* 2 MF_VN units at a time in vectors of the native width (GCC lowers the
+ * broadcast of ek into a 4-double vector through memory without AVX),
+ * the leftover units one by one */
+#ifdef __AVX__
+typedef mf_v4d mf_vn;
+#define MF_VN 4
+#define MF_BROADCAST(c) {c, c, c, c}
+#else
+typedef mf_v2d mf_vn;
+#define MF_VN 2
+#define MF_BROADCAST(c) {c, c}
+#endif
+#define MF_LOGIT_SUMS_BODY(DEGREE)                                            \
+    ptrdiff_t j0 = 0, j, k;                                                    \
+    for (; j0 + 2 * MF_VN <= n; j0 += 2 * MF_VN) {                             \
+        mf_vn p0 = *(const mf_vn *)(Dp + j0);                                  \
+        mf_vn p1 = *(const mf_vn *)(Dp + j0 + MF_VN);                          \
+        mf_vn m0 = *(const mf_vn *)(Dm + j0);                                  \
+        mf_vn m1 = *(const mf_vn *)(Dm + j0 + MF_VN);                          \
+        const mf_vn zp0 = *(const mf_vn *)(dzp + j0);                          \
+        const mf_vn zp1 = *(const mf_vn *)(dzp + j0 + MF_VN);                  \
+        const mf_vn zm0 = *(const mf_vn *)(dzm + j0);                          \
+        const mf_vn zm1 = *(const mf_vn *)(dzm + j0 + MF_VN);                  \
+        for (k = 0; k < K; k++) {                                              \
+            const mf_vn ek = MF_BROADCAST(e[k]);                               \
+            const mf_vn w0 = *(const mf_vn *)(W2T + k * H + j0);               \
+            const mf_vn w1 = *(const mf_vn *)(W2T + k * H + j0 + MF_VN);       \
+            mf_vn x;                                                           \
+            x = zp0 * w0; p0 += ek * MF_EXPM1_DEG##DEGREE(x);                  \
+            x = zp1 * w1; p1 += ek * MF_EXPM1_DEG##DEGREE(x);                  \
+            x = zm0 * w0; m0 += ek * MF_EXPM1_DEG##DEGREE(x);                  \
+            x = zm1 * w1; m1 += ek * MF_EXPM1_DEG##DEGREE(x);                  \
+        }                                                                      \
+        *(mf_vn *)(Dp + j0) = p0;                                              \
+        *(mf_vn *)(Dp + j0 + MF_VN) = p1;                                      \
+        *(mf_vn *)(Dm + j0) = m0;                                              \
+        *(mf_vn *)(Dm + j0 + MF_VN) = m1;                                      \
+    }                                                                          \
+    for (j = j0; j < n; j++) {                                                 \
+        double p = Dp[j], m = Dm[j], x;                                        \
+        for (k = 0; k < K; k++) {                                              \
+            const double ek = e[k], w = W2T[k * H + j];                        \
+            x = dzp[j] * w; p += ek * MF_EXPM1_DEG##DEGREE(x);                 \
+            x = dzm[j] * w; m += ek * MF_EXPM1_DEG##DEGREE(x);                 \
+        }                                                                      \
+        Dp[j] = p;                                                             \
+        Dm[j] = m;                                                             \
+    }
+#else
+#define MF_LOGIT_SUMS_BODY(DEGREE)                                            \
+    ptrdiff_t j, k;                                                            \
+    double x;                                                                  \
+    for (k = 0; k < K; k++)                                                    \
+        for (j = 0; j < n; j++) {                                              \
+            x = dzp[j] * W2T[k * H + j];                                       \
+            Dp[j] += e[k] * MF_EXPM1_DEG##DEGREE(x);                           \
+            x = dzm[j] * W2T[k * H + j];                                       \
+            Dm[j] += e[k] * MF_EXPM1_DEG##DEGREE(x);                           \
+        }
+#endif
+#define MF_DEFINE_LOGIT_SUMS(DEGREE)                                          \
+static void mf_logit_sums_deg##DEGREE(                                        \
+    const double *e, const double *W2T, ptrdiff_t H, ptrdiff_t K,             \
+    const double *dzp, const double *dzm, ptrdiff_t n, double *Dp,            \
+    double *Dm)                                                                \
+{                                                                              \
+    MF_LOGIT_SUMS_BODY(DEGREE)                                                 \
+}
+MF_DEFINE_LOGIT_SUMS(3)
+MF_DEFINE_LOGIT_SUMS(5)
+
 /* The table of this compilation (see simd_rows.h). */
 MF_HIDDEN const struct mf_ops MF_OPS = {
     MF_OPS_NAME,
@@ -541,4 +623,6 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_output32,
     mf_exp_shifted,
     mf_sigmoid_bias,
+    mf_logit_sums_deg3,
+    mf_logit_sums_deg5,
 };

@@ -61,6 +61,12 @@ struct mf_ops {
                      ptrdiff_t width, const float *b, float *out);
     double (*exp_shifted)(double *a, ptrdiff_t K, double m);
     void (*sigmoid_bias)(double *z, const double *b, ptrdiff_t n);
+    void (*logit_sums_deg3)(const double *e, const double *W2T, ptrdiff_t H,
+                            ptrdiff_t K, const double *dzp, const double *dzm,
+                            ptrdiff_t n, double *Dp, double *Dm);
+    void (*logit_sums_deg5)(const double *e, const double *W2T, ptrdiff_t H,
+                            ptrdiff_t K, const double *dzp, const double *dzm,
+                            ptrdiff_t n, double *Dp, double *Dm);
 };
 
 extern MF_HIDDEN const struct mf_ops mf_ops_baseline;
@@ -179,6 +185,22 @@ static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
 static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 {
     mf_active->sigmoid_bias(z, b, n);
+}
+
+static inline void mf_logit_sums_deg3(const double *e, const double *W2T,
+                                      ptrdiff_t H, ptrdiff_t K,
+                                      const double *dzp, const double *dzm,
+                                      ptrdiff_t n, double *Dp, double *Dm)
+{
+    mf_active->logit_sums_deg3(e, W2T, H, K, dzp, dzm, n, Dp, Dm);
+}
+
+static inline void mf_logit_sums_deg5(const double *e, const double *W2T,
+                                      ptrdiff_t H, ptrdiff_t K,
+                                      const double *dzp, const double *dzm,
+                                      ptrdiff_t n, double *Dp, double *Dm)
+{
+    mf_active->logit_sums_deg5(e, W2T, H, K, dzp, dzm, n, Dp, Dm);
 }
 
 /* Ask for the cache lines of n items of size bytes at p (a hint: no SIMD,
