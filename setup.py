@@ -11,11 +11,13 @@ Everything that decides how the Cython extensions are compiled lives here:
   ``mnist_fast.build_info()`` reports which one was built.
 * No ``-march=native`` or ``-ffast-math``: the binaries must stay portable
   and the arithmetic must stay IEEE so that results equal the reference.
-* SIMD variants -- on x86-64, every kernel module is also built as
-  ``<module>_avx2`` with ``-mavx2 -mfma`` (optional: a compiler that cannot
-  is skipped with a warning).  ``mnist_fast`` imports that variant only on
-  CPUs that report AVX2 and FMA, and the baseline (SSE2) modules
-  elsewhere; ``MNIST_FAST_SIMD=baseline`` at run time forces the baseline.
+* SIMD variants -- the row helpers of the kernels (src_cython/simd_rows.c)
+  are compiled into one C object per variant: the baseline (SSE2 on
+  x86-64) always and, on x86-64, ``avx2`` with ``-mavx2 -mfma`` (optional:
+  a compiler that cannot gives a warning and the baseline only).  Every
+  module links them all and, at import, takes the best one the CPU runs
+  (src_cython/simd_rows.h); ``MNIST_FAST_SIMD=baseline`` at run time forces
+  the baseline.  The Cython code itself is compiled for the baseline.
 """
 
 import os
@@ -28,6 +30,11 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+try:
+    from setuptools.errors import CompileError
+except ImportError:  # setuptools < 59
+    from distutils.errors import CompileError
 
 HERE = Path(__file__).parent.resolve()
 
@@ -52,8 +59,10 @@ COMPILER_DIRECTIVES = {
 
 # One extension module per .pyx file, as private modules of the package.
 MODULES = sorted(p.stem for p in (HERE / "src_cython").glob("*.pyx"))
-# Modules that are only facts about the build get no SIMD variant.
-SIMD_MODULES = [m for m in MODULES if m != "_machine"]
+# The row helpers, compiled once per variant and linked into every module.
+SIMD_SOURCE = "src_cython/simd_rows.c"
+SIMD_DEPENDS = [SIMD_SOURCE, "src_cython/simd_rows.h"]
+# The variants beyond the baseline, and their flags (GCC and clang).
 SIMD_VARIANTS = (
     {"avx2": ["-mavx2", "-mfma"]}
     if platform.machine().lower() in {"x86_64", "amd64"} and os.name != "nt"
@@ -99,9 +108,10 @@ class BuildExt(build_ext):
 
     def build_extensions(self):
         if self.compiler.compiler_type == "msvc":
-            compile_args = ["/Od"] if DEBUG else ["/O2"]
+            opt_args = ["/Od"] if DEBUG else ["/O2"]
         else:
-            compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+            opt_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+        compile_args = list(opt_args)
         link_args = []
         openmp = None if NO_OPENMP else _openmp_flags(self.compiler)
         if openmp is None:
@@ -117,10 +127,42 @@ class BuildExt(build_ext):
         else:
             compile_args += openmp[0]
             link_args += openmp[1]
+        simd_objects, simd_macros = self._simd_objects(opt_args)
         for ext in self.extensions:
             ext.extra_compile_args = compile_args + ext.extra_compile_args
             ext.extra_link_args = link_args + ext.extra_link_args
+            ext.extra_objects = simd_objects + ext.extra_objects
+            ext.define_macros = ext.define_macros + simd_macros
         super().build_extensions()
+
+    def _simd_objects(self, opt_args):
+        """The C objects of the row helpers, one per variant, and the
+        macros (``MF_HAVE_<VARIANT>=1``) that tell the modules which exist."""
+        objects, macros = [], []
+        variants = {} if self.compiler.compiler_type == "msvc" else SIMD_VARIANTS
+        for variant, flags in [("baseline", [])] + list(variants.items()):
+            macro = variant.upper()
+            try:
+                objects += self.compiler.compile(
+                    [SIMD_SOURCE],
+                    output_dir=os.path.join(self.build_temp, "simd", variant),
+                    macros=[] if variant == "baseline"
+                    else [(f"MF_VARIANT_{macro}", "1")],
+                    include_dirs=["src_cython"],
+                    extra_postargs=opt_args + flags,
+                    depends=SIMD_DEPENDS,
+                )
+            except CompileError as exc:
+                if variant == "baseline":
+                    raise
+                warnings.warn(
+                    f"mnist_fast: cannot build the {variant} kernels ({exc}); "
+                    "building the baseline only. build_info()['simd'] "
+                    "reports what runs.")
+            else:
+                if variant != "baseline":
+                    macros.append((f"MF_HAVE_{macro}", "1"))
+        return objects, macros
 
 
 def _extensions():
@@ -133,27 +175,10 @@ def _extensions():
     ]
     extensions = [
         Extension(f"mnist_fast.{name}", [f"src_cython/{name}.pyx"],
-                  include_dirs=["src_cython"], define_macros=macros)
+                  include_dirs=["src_cython"], define_macros=macros,
+                  depends=SIMD_DEPENDS)
         for name in MODULES
     ]
-    # A variant is the same source, included by a generated stub so that it
-    # gets its own module name and C file.
-    stubs = HERE / "build" / "simd_stubs"
-    stubs.mkdir(parents=True, exist_ok=True)
-    for variant, flags in SIMD_VARIANTS.items():
-        for name in SIMD_MODULES:
-            stub = stubs / f"{name}_{variant}.pyx"
-            text = f'include "{(HERE / "src_cython" / name).as_posix()}.pyx"\n'
-            if not stub.exists() or stub.read_text() != text:
-                stub.write_text(text)
-            extensions.append(Extension(
-                f"mnist_fast.{name}_{variant}",
-                [os.path.relpath(stub, HERE)],
-                include_dirs=["src_cython"],
-                define_macros=macros,
-                extra_compile_args=flags,
-                optional=True,
-            ))
     return cythonize(
         extensions,
         compiler_directives=COMPILER_DIRECTIVES,

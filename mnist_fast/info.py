@@ -39,7 +39,7 @@ def build_info():
         "compiled": compiled,
         "import_error": kernels.IMPORT_ERROR,
         "compiled_methods": list(COMPILED_METHODS) if compiled else [],
-        "simd": kernels.SIMD,
+        "simd": kernels.simd(),
         "openmp": kernels.openmp_enabled(),
         "max_threads": kernels.max_threads(),
         "num_threads": resolve_num_threads(None),

@@ -2,7 +2,9 @@
 
 ``mnist_fast._forward`` (predict, loss, accuracy), ``_numerical`` (the
 numerical gradient), ``_backprop`` (backprop and the fused SGD step) and
-``_machine`` (facts about the build).  When they do not import (an sdist
+``_machine`` (facts about the build).  Each kernel module carries its SIMD
+variants inside (src_cython/simd_rows.h) and takes the best this CPU runs
+when it is imported; ``$MNIST_FAST_SIMD`` chooses another.  When they do not import (an sdist
 unpacked without building, say) :data:`COMPILED` is False and
 :data:`IMPORT_ERROR` says why; the NumPy engine then runs everything.
 
@@ -11,44 +13,60 @@ The OpenMP wait policy must be in the environment before libgomp loads:
 it, before anything imports this module.
 """
 
-import importlib
 import os
 
-#: Run-time switch: ``baseline`` forces the portable (SSE2) kernels.
+#: Run-time switch of the SIMD variant: ``auto`` (the best this CPU runs),
+#: ``avx2`` or ``baseline`` (the portable kernels).
 ENV_SIMD = "MNIST_FAST_SIMD"
-#: The compiled modules that hold kernels (each with a SIMD variant).
-KERNEL_MODULES = ("_forward", "_numerical", "_backprop")
+SIMD_CHOICES = ("auto", "avx2", "baseline")
 
-
-def _import_kernels():
-    """The kernel modules for this CPU: the AVX2+FMA variant where it runs."""
-    from . import _machine
-
-    wanted = os.environ.get(ENV_SIMD, "auto").strip().lower() or "auto"
-    if wanted not in ("auto", "avx2", "baseline"):
-        raise ImportError(
-            f"${ENV_SIMD} must be 'auto', 'avx2' or 'baseline', got {wanted!r}")
-    if wanted != "baseline" and _machine.cpu_has_avx2_fma():
-        try:
-            return _machine, "avx2", [
-                importlib.import_module(f".{m}_avx2", __package__)
-                for m in KERNEL_MODULES]
-        except ImportError:
-            if wanted == "avx2":
-                raise
-    elif wanted == "avx2":
-        raise ImportError(f"${ENV_SIMD}=avx2 but this CPU lacks AVX2/FMA")
-    return _machine, "baseline", [
-        importlib.import_module(f".{m}", __package__) for m in KERNEL_MODULES]
-
+_wanted = os.environ.get(ENV_SIMD, "auto").strip().lower() or "auto"
+if _wanted not in SIMD_CHOICES:
+    # a typo must not quietly turn the compiled kernels off
+    raise ImportError(
+        f"${ENV_SIMD} must be one of {', '.join(SIMD_CHOICES)}, got "
+        f"{os.environ[ENV_SIMD]!r}")
 
 try:
-    machine, SIMD, (forward, numerical, backprop) = _import_kernels()
-except ImportError as exc:
-    machine = SIMD = forward = numerical = backprop = None
+    from . import _backprop as backprop
+    from . import _forward as forward
+    from . import _machine as machine
+    from . import _numerical as numerical
+except ImportError as exc:  # an sdist unpacked without building, say
+    machine = forward = numerical = backprop = None
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
 else:
     IMPORT_ERROR = None
+
+#: The modules whose row helpers come in SIMD variants.
+KERNEL_MODULES = (forward, numerical, backprop)
+
+
+def use_simd(name):
+    """Run the kernels' row helpers of SIMD variant ``name`` ("avx2" or
+    "baseline"); ValueError when this build or CPU has not got it.  Not
+    while a kernel runs."""
+    for module in KERNEL_MODULES:
+        module.use_simd(name)
+
+
+def simd():
+    """The SIMD variant that runs, None when not compiled."""
+    return forward.simd() if IMPORT_ERROR is None else None
+
+
+def simd_variants():
+    """The variants this build has and this CPU runs, worst first."""
+    if IMPORT_ERROR is not None:
+        return []
+    return [name for name, runs in forward.simd_variants().items() if runs]
+
+
+if IMPORT_ERROR is None and _wanted != "auto":
+    try:
+        use_simd(_wanted)
+    except ValueError as exc:
+        raise ImportError(f"${ENV_SIMD}={_wanted}: {exc}") from None
 
 #: True when the compiled extension modules import.
 COMPILED = IMPORT_ERROR is None

@@ -34,6 +34,8 @@ from _common cimport (Grads, Net, check_rows, combine_rows, count_nonzeros,
                       logits_sparse_row, mf_prefetch, mf_vector_matrix,
                       net_of, scratch_rows, softmax_row)
 
+include "_simd.pxi"  # simd(), simd_variants(), use_simd()
+
 
 cdef inline void output_delta_row(
     double* a2,             # IN/OUT (K,) logits in, dy = (y - t) / N out

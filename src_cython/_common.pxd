@@ -48,6 +48,13 @@ cdef extern from "simd_rows.h" nogil:
     double mf_exp_shifted(double* a, Py_ssize_t K, double m)
     # z = sigmoid(z + b), 4 units at a time
     void mf_sigmoid_bias(double* z, const double* b, Py_ssize_t n)
+    # the numerical gradient's logit sums, n <= 16 (see simd_rows.c)
+    void mf_logit_sums_deg3(const double* e, const double* W2T, Py_ssize_t H,
+                            Py_ssize_t K, const double* dzp, const double* dzm,
+                            Py_ssize_t n, double* Dp, double* Dm)
+    void mf_logit_sums_deg5(const double* e, const double* W2T, Py_ssize_t H,
+                            Py_ssize_t K, const double* dzp, const double* dzm,
+                            Py_ssize_t n, double* Dp, double* Dm)
 
 
 cdef struct Net:

@@ -23,6 +23,8 @@ from _common cimport (Net, check_rows, cross_entropy_row, gather_nonzeros,
                       mf_output32, mf_sigmoid32, net_of, predicted_class,
                       scratch_rows, softmax_row)
 
+include "_simd.pxi"  # simd(), simd_variants(), use_simd()
+
 # float64's unit roundoff, for l1_bound
 cdef double U64 = 2.0 ** -53
 

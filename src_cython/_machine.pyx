@@ -1,4 +1,4 @@
-"""Facts about the build and the machine: OpenMP, thread count, CPU features."""
+"""Facts about the build and the machine: OpenMP, thread count, debug build."""
 
 cdef extern from *:
     """
@@ -10,18 +10,9 @@ cdef extern from *:
     #define MNIST_FAST_OPENMP 0
     static int mnist_fast_max_threads(void) { return 1; }
     #endif
-    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-    static int mnist_fast_cpu_avx2_fma(void) {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    #else
-    static int mnist_fast_cpu_avx2_fma(void) { return 0; }
-    #endif
     """
     int MNIST_FAST_OPENMP
     int mnist_fast_max_threads() noexcept nogil
-    int mnist_fast_cpu_avx2_fma() noexcept nogil
     const char* MNIST_FAST_CYTHON_VERSION
     int MNIST_FAST_DEBUG_BUILD
 
@@ -45,7 +36,3 @@ def debug_build():
     """True when built with MNIST_FAST_DEBUG=1 (bounds checks on)."""
     return bool(MNIST_FAST_DEBUG_BUILD)
 
-
-def cpu_has_avx2_fma():
-    """True when this CPU (and OS) can run the AVX2+FMA kernel variants."""
-    return bool(mnist_fast_cpu_avx2_fma())

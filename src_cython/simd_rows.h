@@ -1,515 +1,217 @@
-/* The inner loops of every forward and backward pass, in explicit SIMD.
+/* The SIMD row helpers of the kernels, dispatched at import.
  *
- * mf_combine_rows_*: combinations of matrix rows
+ * The helpers themselves are in simd_rows.c, which setup.py compiles into
+ * one C object per variant, each defining a table of pointers to its
+ * helpers (struct mf_ops): mf_ops_baseline always, and mf_ops_avx2 (the
+ * same source with -mavx2 -mfma) when the compiler can build it, which
+ * setup.py tells the modules by MF_HAVE_AVX2=1.  Both objects are linked
+ * into every kernel module; the tables are hidden, so each module has its
+ * own and nothing clashes between modules.
  *
- *     out[j] = sum_n val[n] * M[row(n) * ld + j]      for j < width
+ * Each module that includes this header (through _common.pxd) has its own
+ * mf_active, the table in use.  _simd.pxi sets it at import to the best
+ * variant this CPU runs (mf_use_best) and lets Python switch it
+ * (use_simd); the mf_* functions below keep the names and signatures the
+ * Cython code has always called, and call through mf_active.
  *
- * with row(n) = idx[n] (sparse: x @ W1 over the nonzero pixels, x.T @ dz1
- * over a pixel's batch rows) or row(n) = n (dense: z1 @ W2, dy @ W2.T).
- *
- * mf_sigmoid_bias: z[j] = 1 / (1 + exp(-(z[j] + b[j]))), and
- * mf_exp_shifted: a[k] = exp(a[k] - m) (the softmax's exp), with an exp
- * accurate to about 1 ulp (Cody-Waite reduction, degree-13 series).
- *
- * Written with GCC/Clang vector extensions (no intrinsics, no -march): the
- * accumulators of a block of units live in vector registers while one pass
- * streams over the n; the compiler lowers the 4-double vectors to SSE2
- * pairs in the baseline build and to AVX2+FMA registers in the _avx2
- * variants.  The last block also carries the width % 4 leftover units, so
- * a width up to 4 * MF_ACC + 3 (51 with AVX: the book's 50 hidden units)
- * takes a single pass.  Plain C loops on other compilers.  Each out[j] is
- * summed in the order of n, as a plain loop would.
+ * On compilers without GCC/Clang vector extensions, or not on x86, there
+ * is only the baseline table (plain C loops where there are no vector
+ * extensions).
  */
 #ifndef MNIST_FAST_SIMD_ROWS_H
 #define MNIST_FAST_SIMD_ROWS_H
 
-#include <math.h>
 #include <stddef.h>
-#include <string.h>
 
-#if defined(__GNUC__) || defined(__clang__)
-
-typedef double mf_v4d __attribute__((vector_size(32), aligned(8), may_alias));
-typedef double mf_v2d __attribute__((vector_size(16), aligned(8), may_alias));
-#define MF_INLINE static inline __attribute__((always_inline))
-/* (the empty asm keeps GCC from deleting a loop of prefetches as empty) */
-#define MF_PREFETCH(p) do { __builtin_prefetch(p); __asm__ volatile("" :: "r"(p)); } while (0)
-/* Unroll the loops over the accumulators completely (GCC would otherwise
- * turn their zeroing and storing into memset/memcpy calls through memory) */
-#define MF_UNROLL _Pragma("GCC unroll 16")
-
-/* MF_ACC accumulator vectors of 4 doubles per block: as many as the vector
- * registers hold next to the leftover accumulators (16 ymm with AVX, 16
- * xmm = 8 pairs without). */
-#ifdef __AVX__
-#define MF_ACC 12
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(MF_PORTABLE_C)
+#define MF_VECTOR_EXTENSIONS 1
 #else
-#define MF_ACC 4
+#define MF_VECTOR_EXTENSIONS 0
 #endif
-#define MF_BLOCK (4 * MF_ACC)
 
-/* One pass over the n for units j0 ... j0 + 4 nv + rem - 1 (nv <= MF_ACC,
- * rem < 4); nv and rem are constants after inlining (see MF_CASE). */
-#define MF_DEFINE_PASS(SUFFIX, VAL_T)                                         \
-MF_INLINE void mf_pass_##SUFFIX(const VAL_T *val, const int *idx,             \
-                                ptrdiff_t nnz, const double *M, ptrdiff_t ld, \
-                                ptrdiff_t j0, const int nv, const int rem,    \
-                                double *out)                                  \
-{                                                                              \
-    mf_v4d acc[MF_ACC];                                                        \
-    mf_v2d acc2 = {0.0, 0.0};                                                  \
-    double acc1 = 0.0;                                                         \
-    ptrdiff_t n;                                                               \
-    int a;                                                                     \
-    MF_UNROLL                                                                  \
-    for (a = 0; a < nv; a++)                                                   \
-        acc[a] = (mf_v4d){0.0, 0.0, 0.0, 0.0};                                 \
-    for (n = 0; n < nnz; n++) {                                                \
-        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld + j0;         \
-        const double v = (double)val[n];                                       \
-        MF_UNROLL                                                              \
-        for (a = 0; a < nv; a++)                                               \
-            acc[a] += v * *(const mf_v4d *)(m + 4 * a);                        \
-        if (rem & 2)                                                           \
-            acc2 += v * *(const mf_v2d *)(m + 4 * nv);                         \
-        if (rem & 1)                                                           \
-            acc1 += v * m[4 * nv + (rem & 2)];                                 \
-    }                                                                          \
-    MF_UNROLL                                                                  \
-    for (a = 0; a < nv; a++)                                                   \
-        *(mf_v4d *)(out + j0 + 4 * a) = acc[a];                                \
-    if (rem & 2)                                                               \
-        *(mf_v2d *)(out + j0 + 4 * nv) = acc2;                                 \
-    if (rem & 1)                                                               \
-        out[j0 + 4 * nv + (rem & 2)] = acc1;                                   \
-}
-
-/* The pass for r = 4 nv + rem units, with nv and rem as constants. */
-#define MF_CASE(SUFFIX, NV)                                                    \
-    case NV:                                                                   \
-        switch (rem) {                                                         \
-        case 0: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 0, out); break; \
-        case 1: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 1, out); break; \
-        case 2: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 2, out); break; \
-        default: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 3, out);       \
-        }                                                                      \
-        break;
-#ifdef __AVX__
-#define MF_WIDE_CASES(SUFFIX)                                                  \
-    MF_CASE(SUFFIX, 5) MF_CASE(SUFFIX, 6) MF_CASE(SUFFIX, 7)                   \
-    MF_CASE(SUFFIX, 8) MF_CASE(SUFFIX, 9) MF_CASE(SUFFIX, 10)                  \
-    MF_CASE(SUFFIX, 11) MF_CASE(SUFFIX, 12)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
+#define MF_HIDDEN __attribute__((visibility("hidden")))
 #else
-#define MF_WIDE_CASES(SUFFIX)
+#define MF_HIDDEN
 #endif
 
-#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
-MF_DEFINE_PASS(SUFFIX, VAL_T)                                                  \
-MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
-                                   ptrdiff_t nnz, const double *M,            \
-                                   ptrdiff_t ld, ptrdiff_t width, double *out)\
-{                                                                              \
-    ptrdiff_t j0 = 0;                                                          \
-    int rem;                                                                   \
-    for (; width - j0 > MF_BLOCK + 3; j0 += MF_BLOCK)                          \
-        mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, MF_ACC, 0, out);            \
-    rem = (int)((width - j0) & 3);                                             \
-    switch ((width - j0) >> 2) {                                               \
-        MF_CASE(SUFFIX, 0) MF_CASE(SUFFIX, 1) MF_CASE(SUFFIX, 2)               \
-        MF_CASE(SUFFIX, 3) MF_CASE(SUFFIX, 4) MF_WIDE_CASES(SUFFIX)            \
-    }                                                                          \
-}
+#ifndef MF_HAVE_AVX2
+#define MF_HAVE_AVX2 0
+#endif
 
-/* Float32 rows for the accuracy screen: out[j] = sum_n val[n] M[idx[n], j]
- * in float32 for j < width, a multiple of 8 (M's rows are padded), 8 units
- * per vector, MF_ACC8 vectors per pass. */
-typedef float mf_v8f __attribute__((vector_size(32), aligned(4), may_alias));
-#ifdef __AVX__
-#define MF_ACC8 12
+/* One variant of the helpers (what each does: see _common.pxd). */
+struct mf_ops {
+    const char *name;
+    void (*combine_rows_f64)(const double *val, const int *idx, ptrdiff_t nnz,
+                             const double *M, ptrdiff_t H, double *out);
+    void (*combine_rows_f32)(const float *val, const int *idx, ptrdiff_t nnz,
+                             const double *M, ptrdiff_t H, double *out);
+    void (*vector_matrix)(const double *val, ptrdiff_t n, const double *M,
+                          ptrdiff_t width, double *out);
+    ptrdiff_t (*gather_nonzeros_f32)(const float *x, ptrdiff_t D, double *val,
+                                     int *idx);
+    ptrdiff_t (*gather_nonzeros_f64)(const double *x, ptrdiff_t D, double *val,
+                                     int *idx);
+    ptrdiff_t (*count_nonzeros_f32)(const float *x, ptrdiff_t D);
+    ptrdiff_t (*count_nonzeros_f64)(const double *x, ptrdiff_t D);
+    void (*combine_rows32)(const float *val, const int *idx, ptrdiff_t nnz,
+                           const float *M, ptrdiff_t width, float *out);
+    float (*sigmoid32)(float *a, const float *b, ptrdiff_t n);
+    void (*output32)(const float *z, ptrdiff_t n, const float *W,
+                     ptrdiff_t width, const float *b, float *out);
+    double (*exp_shifted)(double *a, ptrdiff_t K, double m);
+    void (*sigmoid_bias)(double *z, const double *b, ptrdiff_t n);
+    void (*logit_sums_deg3)(const double *e, const double *W2T, ptrdiff_t H,
+                            ptrdiff_t K, const double *dzp, const double *dzm,
+                            ptrdiff_t n, double *Dp, double *Dm);
+    void (*logit_sums_deg5)(const double *e, const double *W2T, ptrdiff_t H,
+                            ptrdiff_t K, const double *dzp, const double *dzm,
+                            ptrdiff_t n, double *Dp, double *Dm);
+};
+
+extern MF_HIDDEN const struct mf_ops mf_ops_baseline;
+#if MF_HAVE_AVX2
+extern MF_HIDDEN const struct mf_ops mf_ops_avx2;
+#endif
+
+#ifndef MF_IMPLEMENTATION  /* what the Cython modules see */
+
+/* The variants of this build, worst first. */
+static const struct mf_ops *const mf_variants[] = {
+    &mf_ops_baseline,
+#if MF_HAVE_AVX2
+    &mf_ops_avx2,
+#endif
+};
+#define MF_N_VARIANTS ((int)(sizeof(mf_variants) / sizeof(mf_variants[0])))
+
+/* The table in use: set once at import (before any kernel runs). */
+static const struct mf_ops *mf_active = &mf_ops_baseline;
+
+/* Whether this CPU (and OS) runs variant i.  (Tested here, in baseline
+ * code: nothing of the avx2 object runs before this says yes.) */
+static int mf_variant_runs(int i)
+{
+    if (i <= 0)
+        return 1;
+#if MF_HAVE_AVX2 && (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
-#define MF_ACC8 6
+    return 0;
 #endif
+}
 
-MF_INLINE void mf_pass32(const float *val, const int *idx, ptrdiff_t nnz,
-                         const float *M, ptrdiff_t ld, ptrdiff_t j0,
-                         const int nv, float *out)
+static int mf_n_variants(void) { return MF_N_VARIANTS; }
+static const char *mf_variant_name(int i) { return mf_variants[i]->name; }
+static const char *mf_active_name(void) { return mf_active->name; }
+static void mf_use_variant(int i) { mf_active = mf_variants[i]; }
+
+/* The best variant this CPU runs. */
+static void mf_use_best(void)
 {
-    mf_v8f acc[MF_ACC8];
-    ptrdiff_t n;
-    int a;
-    MF_UNROLL
-    for (a = 0; a < nv; a++)
-        acc[a] = (mf_v8f){0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    for (n = 0; n < nnz; n++) {
-        const float *m = M + (ptrdiff_t)idx[n] * ld + j0;
-        const float v = val[n];
-        MF_UNROLL
-        for (a = 0; a < nv; a++)
-            acc[a] += v * *(const mf_v8f *)(m + 8 * a);
-    }
-    MF_UNROLL
-    for (a = 0; a < nv; a++)
-        *(mf_v8f *)(out + j0 + 8 * a) = acc[a];
+    int i = MF_N_VARIANTS - 1;
+    while (i > 0 && !mf_variant_runs(i))
+        i--;
+    mf_use_variant(i);
 }
 
-#define MF_CASE32(NV) \
-    case NV: mf_pass32(val, idx, nnz, M, width, j0, NV, out); break;
-
-static inline void mf_combine_rows32(const float *val, const int *idx,
-                                     ptrdiff_t nnz, const float *M,
-                                     ptrdiff_t width, float *out)
-{
-    ptrdiff_t j0 = 0;
-    for (; width - j0 > 8 * MF_ACC8; j0 += 8 * MF_ACC8)
-        mf_pass32(val, idx, nnz, M, width, j0, MF_ACC8, out);
-    switch ((width - j0) / 8) {
-        MF_CASE32(1) MF_CASE32(2) MF_CASE32(3) MF_CASE32(4) MF_CASE32(5)
-        MF_CASE32(6)
-#if MF_ACC8 > 6
-        MF_CASE32(7) MF_CASE32(8) MF_CASE32(9) MF_CASE32(10) MF_CASE32(11)
-        MF_CASE32(12)
-#endif
-    }
-}
-
-
-/* The screen's float32 hidden and output layers (error bounds: see
- * mnist_fast/screen.py).
- *
- * mf_sigmoid8: sigmoid(a) = 1 / (1 + exp(-a)) of 8 floats in place, exp(x) = 2**k
- * exp(r) with x clamped to [-87, 88] (beyond, the sigmoid is within 2e-38
- * of 0 or 1), k = round(x log2(e)) read from the bits of the rounding sum
- * x log2(e) + 1.5 * 2**23, r = x - k ln2 in two parts (Cody-Waite: k times
- * the 9-bit part is exact) and exp(r) by its series to r**7 / 7!. */
-typedef int mf_v8i __attribute__((vector_size(32), aligned(4), may_alias));
-#define MF_V8F(c) {c, c, c, c, c, c, c, c}
-
-MF_INLINE void mf_sigmoid8(mf_v8f *inout)
-{
-    const mf_v8f shift = MF_V8F(12582912.0f);  /* 1.5 * 2**23 */
-    const mf_v8f top = MF_V8F(88.0f), bottom = MF_V8F(-87.0f);
-    mf_v8f x = -*inout, kd, r, p;
-    const mf_v8i hi = x > top, lo = x < bottom;
-    mf_v8i k;
-    x = (mf_v8f)((hi & (mf_v8i)top) | (lo & (mf_v8i)bottom)
-                 | (~(hi | lo) & (mf_v8i)x));
-    kd = x * 1.44269504f + shift;
-    k = (mf_v8i)kd - (mf_v8i)shift;
-    kd = kd - shift;
-    r = (x - kd * 0.693359375f) - kd * -2.12194440e-4f;
-    p = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    p = p * (mf_v8f)((k + 127) << 23);
-    *inout = 1.0f / (1.0f + p);
-}
-
-/* a[j] = sigmoid(a[j] + b[j]) for j < n, a multiple of 8; returns max_j
- * |a[j] + b[j]|, or inf when one of them is not finite. */
-static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
-{
-    const mf_v8i magnitude = MF_V8F(0x7fffffff), all = MF_V8F(-1);
-    mf_v8f big = MF_V8F(0.0f);
-    mf_v8i finite = all, more;
-    float m = 0.0f;
-    ptrdiff_t j;
-    int i;
-    for (j = 0; j < n; j += 8) {
-        mf_v8f v = *(const mf_v8f *)(a + j) + *(const mf_v8f *)(b + j);
-        const mf_v8f size = (mf_v8f)((mf_v8i)v & magnitude);
-        finite &= size <= 3.40282347e+38f;  /* false for inf and NaN */
-        more = size > big;
-        big = (mf_v8f)((more & (mf_v8i)size) | (~more & (mf_v8i)big));
-        mf_sigmoid8(&v);
-        *(mf_v8f *)(a + j) = v;
-    }
-    for (i = 0; i < 8; i++) {
-        if (!finite[i])
-            return INFINITY;
-        m = big[i] > m ? big[i] : m;
-    }
-    return m;
-}
-
-/* out = z @ W + b in float32, W of shape (n, width) C order, n a multiple
- * of 4 and width of 8; four partial sums over the rows of W. */
-static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
-                               ptrdiff_t width, const float *b, float *out)
-{
-    ptrdiff_t c, j;
-    int q;
-    for (c = 0; c < width; c += 8) {
-        mf_v8f s[4];
-        MF_UNROLL
-        for (q = 0; q < 4; q++)
-            s[q] = (mf_v8f)MF_V8F(0.0f);
-        for (j = 0; j < n; j += 4) {
-            MF_UNROLL
-            for (q = 0; q < 4; q++)
-                s[q] += z[j + q] * *(const mf_v8f *)(W + (j + q) * width + c);
-        }
-        *(mf_v8f *)(out + c) = *(const mf_v8f *)(b + c) + ((s[0] + s[1]) + (s[2] + s[3]));
-    }
-}
-
-#else  /* portable C */
-
-#define MF_INLINE static inline
-#define MF_PREFETCH(p) ((void)(p))
-#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
-MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
-                                   ptrdiff_t nnz, const double *M,            \
-                                   ptrdiff_t ld, ptrdiff_t width, double *out)\
-{                                                                              \
-    ptrdiff_t j, n;                                                            \
-    for (j = 0; j < width; j++)                                                \
-        out[j] = 0.0;                                                          \
-    for (n = 0; n < nnz; n++) {                                                \
-        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld;              \
-        const double v = (double)val[n];                                       \
-        for (j = 0; j < width; j++)                                            \
-            out[j] += v * m[j];                                                \
-    }                                                                          \
-}
-
-
-static inline void mf_combine_rows32(const float *val, const int *idx,
-                                     ptrdiff_t nnz, const float *M,
-                                     ptrdiff_t width, float *out)
-{
-    ptrdiff_t j, n;
-    for (j = 0; j < width; j++)
-        out[j] = 0.0f;
-    for (n = 0; n < nnz; n++)
-        for (j = 0; j < width; j++)
-            out[j] += val[n] * M[(ptrdiff_t)idx[n] * width + j];
-}
-
-/* (with libm's expf: within SIGMOID32_ERROR for any libm whose expf is
- * within a few ulp, which the error analysis of mf_sigmoid8 does not cover) */
-static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
-{
-    ptrdiff_t j;
-    float m = 0.0f;
-    for (j = 0; j < n; j++) {
-        const float v = a[j] + b[j];
-        if (!(fabsf(v) <= 3.40282347e+38f))
-            return INFINITY;
-        m = fabsf(v) > m ? fabsf(v) : m;
-        a[j] = 1.0f / (1.0f + expf(-v));
-    }
-    return m;
-}
-
-static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
-                               ptrdiff_t width, const float *b, float *out)
-{
-    ptrdiff_t c, j;
-    for (c = 0; c < width; c++) {
-        float s = 0.0f;
-        for (j = 0; j < n; j++)
-            s += z[j] * W[j * width + c];
-        out[c] = b[c] + s;
-    }
-}
-
-#endif
-
-MF_DEFINE_COMBINE(f64, double)
-MF_DEFINE_COMBINE(f32, float)
-
-/* sum_n val[n] * M[idx[n], :] for M of shape (rows, H) */
 static inline void mf_combine_rows_f64(const double *val, const int *idx,
                                        ptrdiff_t nnz, const double *M,
                                        ptrdiff_t H, double *out)
 {
-    mf_combine_f64(val, idx, nnz, M, H, H, out);
+    mf_active->combine_rows_f64(val, idx, nnz, M, H, out);
 }
 
 static inline void mf_combine_rows_f32(const float *val, const int *idx,
                                        ptrdiff_t nnz, const double *M,
                                        ptrdiff_t H, double *out)
 {
-    mf_combine_f32(val, idx, nnz, M, H, H, out);
+    mf_active->combine_rows_f32(val, idx, nnz, M, H, out);
 }
 
-/* val @ M for M of shape (n, width), C order */
 static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
                                     const double *M, ptrdiff_t width,
                                     double *out)
 {
-    mf_combine_f64(val, NULL, n, M, width, width, out);
+    mf_active->vector_matrix(val, n, M, width, out);
 }
 
-#if defined(__GNUC__) || defined(__clang__)
-
-typedef long long mf_v4i __attribute__((vector_size(32), aligned(8), may_alias));
-typedef unsigned long long mf_v4u __attribute__((vector_size(32), aligned(8), may_alias));
-
-/* exp of 4 doubles: exp(x) = 2**k exp(r), x = k ln2 + r, |r| <= ln2 / 2;
- * exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
- * applied as two factors so that no intermediate over- or underflows.
- * k is rounded by adding 1.5 * 2**52, which leaves it as an integer in the
- * low bits of the sum (AVX2 has no vector double -> int64 conversion).
- * Beyond the double range: inf above 709.78, 0 below -745.14. */
-static inline void mf_exp4(mf_v4d *inout)
+static inline ptrdiff_t mf_gather_nonzeros_f32(const float *x, ptrdiff_t D,
+                                               double *val, int *idx)
 {
-    const mf_v4d x = *inout;
-    const double ln2_hi = 6.93147180369123816490e-01;  /* 32 bits: k ln2_hi exact */
-    const double ln2_lo = 1.90821492927058770002e-10;
-    const double shifter = 6755399441055744.0;         /* 1.5 * 2**52: rounds */
-    const mf_v4i over = x > 709.782712893384;
-    const mf_v4i under = x < -745.1332191019412;
-    mf_v4d xc = x, kd, r, p, s1, s2, y;
-    mf_v4i k, k1, k2;
-    int i;
-    for (i = 0; i < 4; i++)  /* clamp; NaN passes through */
-        xc[i] = xc[i] > 709.8 ? 709.8 : (xc[i] < -745.2 ? -745.2 : xc[i]);
-    kd = xc * 1.4426950408889634 + shifter;  /* k in the low bits */
-    k = (mf_v4i)kd - (mf_v4i)((mf_v4d){shifter, shifter, shifter, shifter});
-    kd = kd - shifter;
-    r = (xc - kd * ln2_hi) - kd * ln2_lo;
-    p = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;  /* 1/13!, 1/12! */
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    /* k = k1 + k2, both in range; k1 = floor(k / 2), as k >> 1, by a
-     * logical shift of k + 2048 > 0 (AVX2 has no 64-bit arithmetic one) */
-    k1 = (mf_v4i)((mf_v4u)(k + 2048) >> 1) - 1024;
-    k2 = k - k1;
-    s1 = (mf_v4d)((k1 + 1023) << 52);
-    s2 = (mf_v4d)((k2 + 1023) << 52);
-    y = p * s1 * s2;
-    y = (mf_v4d)((~over & (mf_v4i)y) | (over & (mf_v4i)(mf_v4d){INFINITY, INFINITY, INFINITY, INFINITY}));
-    *inout = (mf_v4d)(~under & (mf_v4i)y);
+    return mf_active->gather_nonzeros_f32(x, D, val, idx);
+}
+
+static inline ptrdiff_t mf_gather_nonzeros_f64(const double *x, ptrdiff_t D,
+                                               double *val, int *idx)
+{
+    return mf_active->gather_nonzeros_f64(x, D, val, idx);
+}
+
+static inline ptrdiff_t mf_count_nonzeros_f32(const float *x, ptrdiff_t D)
+{
+    return mf_active->count_nonzeros_f32(x, D);
+}
+
+static inline ptrdiff_t mf_count_nonzeros_f64(const double *x, ptrdiff_t D)
+{
+    return mf_active->count_nonzeros_f64(x, D);
+}
+
+static inline void mf_combine_rows32(const float *val, const int *idx,
+                                     ptrdiff_t nnz, const float *M,
+                                     ptrdiff_t width, float *out)
+{
+    mf_active->combine_rows32(val, idx, nnz, M, width, out);
+}
+
+static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
+{
+    return mf_active->sigmoid32(a, b, n);
+}
+
+static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
+                               ptrdiff_t width, const float *b, float *out)
+{
+    mf_active->output32(z, n, W, width, b, out);
+}
+
+static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
+{
+    return mf_active->exp_shifted(a, K, m);
 }
 
 static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 {
-    ptrdiff_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        mf_v4d e = -(*(const mf_v4d *)(z + j) + *(const mf_v4d *)(b + j));
-        mf_exp4(&e);
-        *(mf_v4d *)(z + j) = 1.0 / (1.0 + e);
-    }
-    for (; j < n; j++)
-        z[j] = 1.0 / (1.0 + exp(-(z[j] + b[j])));
+    mf_active->sigmoid_bias(z, b, n);
 }
 
-/* exp(a[k] - m) in place for k < K, 4 at a time; returns their sum, summed
- * in the order of k. */
-static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
+static inline void mf_logit_sums_deg3(const double *e, const double *W2T,
+                                      ptrdiff_t H, ptrdiff_t K,
+                                      const double *dzp, const double *dzm,
+                                      ptrdiff_t n, double *Dp, double *Dm)
 {
-    ptrdiff_t k0, k, n;
-    double s = 0.0;
-    for (k0 = 0; k0 < K; k0 += 4) {
-        mf_v4d v = {0.0, 0.0, 0.0, 0.0};
-        n = K - k0 < 4 ? K - k0 : 4;
-        for (k = 0; k < n; k++)
-            v[k] = a[k0 + k] - m;
-        mf_exp4(&v);
-        for (k = 0; k < n; k++) {
-            a[k0 + k] = v[k];
-            s += v[k];
-        }
-    }
-    return s;
+    mf_active->logit_sums_deg3(e, W2T, H, K, dzp, dzm, n, Dp, Dm);
 }
 
-#else  /* portable C */
-
-static double mf_exp_shifted(double *a, ptrdiff_t K, double m)
+static inline void mf_logit_sums_deg5(const double *e, const double *W2T,
+                                      ptrdiff_t H, ptrdiff_t K,
+                                      const double *dzp, const double *dzm,
+                                      ptrdiff_t n, double *Dp, double *Dm)
 {
-    ptrdiff_t k;
-    double s = 0.0;
-    for (k = 0; k < K; k++) {
-        a[k] = exp(a[k] - m);
-        s += a[k];
-    }
-    return s;
+    mf_active->logit_sums_deg5(e, W2T, H, K, dzp, dzm, n, Dp, Dm);
 }
 
-static void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
-{
-    ptrdiff_t j;
-    for (j = 0; j < n; j++)
-        z[j] = 1.0 / (1.0 + exp(-(z[j] + b[j])));
-}
-
+/* Ask for the cache lines of n items of size bytes at p (a hint: no SIMD,
+ * so not dispatched).  The empty asm keeps GCC from deleting a loop of
+ * prefetches as empty. */
+#if MF_VECTOR_EXTENSIONS
+#define MF_PREFETCH(p) do { __builtin_prefetch(p); __asm__ volatile("" :: "r"(p)); } while (0)
+#else
+#define MF_PREFETCH(p) ((void)(p))
 #endif
 
-/* The nonzero entries of a dense row x[0 ... D-1]: values (as doubles) and
- * columns at val[0 ... nnz-1], idx[0 ... nnz-1]; returns nnz.  val and idx
- * need one place beyond the nonzeros: every pixel of a chunk that holds a
- * nonzero is written at the next free place, which only a nonzero advances
- * (zeros and nonzeros alternate unpredictably).  Chunks of 8 (float) or 4
- * (double) pixels that are all zero (81% of MNIST pixels are) are skipped
- * by one test of their bits, the sign bits masked (-0.0 is zero). */
-#define MF_DEFINE_GATHER(SUFFIX, VAL_T, CHUNK, MASK)                          \
-/* whether x[0 ... CHUNK-1] holds a nonzero (-0.0 is zero) */                  \
-static inline int mf_chunk_nonzero_##SUFFIX(const VAL_T *x)                    \
-{                                                                              \
-    unsigned long long w, any = 0;                                             \
-    ptrdiff_t c;                                                               \
-    for (c = 0; c < CHUNK * (ptrdiff_t)sizeof(VAL_T); c += 8) {                \
-        memcpy(&w, (const char *)x + c, 8);                                    \
-        any |= w;                                                              \
-    }                                                                          \
-    return (any & MASK) != 0;                                                  \
-}                                                                              \
-                                                                               \
-static inline ptrdiff_t mf_gather_nonzeros_##SUFFIX(                           \
-    const VAL_T *x, ptrdiff_t D, double *val, int *idx)                        \
-{                                                                              \
-    ptrdiff_t i = 0, c, nnz = 0;                                               \
-    for (; i + CHUNK <= D; i += CHUNK) {                                       \
-        if (!mf_chunk_nonzero_##SUFFIX(x + i))                                 \
-            continue;                                                          \
-        for (c = i; c < i + CHUNK; c++) {                                      \
-            val[nnz] = (double)x[c];                                           \
-            idx[nnz] = (int)c;                                                 \
-            nnz += x[c] != 0;                                                  \
-        }                                                                      \
-    }                                                                          \
-    for (; i < D; i++) {                                                       \
-        val[nnz] = (double)x[i];                                               \
-        idx[nnz] = (int)i;                                                     \
-        nnz += x[i] != 0;                                                      \
-    }                                                                          \
-    return nnz;                                                                \
-}                                                                              \
-                                                                               \
-static inline ptrdiff_t mf_count_nonzeros_##SUFFIX(const VAL_T *x,             \
-                                                   ptrdiff_t D)                \
-{                                                                              \
-    ptrdiff_t i = 0, c, nnz = 0;                                               \
-    for (; i + CHUNK <= D; i += CHUNK) {                                       \
-        if (mf_chunk_nonzero_##SUFFIX(x + i))                                  \
-            for (c = i; c < i + CHUNK; c++)                                    \
-                nnz += x[c] != 0;                                              \
-    }                                                                          \
-    for (; i < D; i++)                                                         \
-        nnz += x[i] != 0;                                                      \
-    return nnz;                                                                \
-}
-
-MF_DEFINE_GATHER(f32, float, 8, 0x7fffffff7fffffffULL)
-MF_DEFINE_GATHER(f64, double, 4, 0x7fffffffffffffffULL)
-
-/* Ask for the cache lines of n items of size bytes at p (a hint). */
 static inline void mf_prefetch(const void *p, ptrdiff_t n, ptrdiff_t size)
 {
     const char *c = (const char *)p;
@@ -518,4 +220,5 @@ static inline void mf_prefetch(const void *p, ptrdiff_t n, ptrdiff_t size)
         MF_PREFETCH(c + off);
 }
 
+#endif  /* MF_IMPLEMENTATION */
 #endif

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mnist_fast
-from mnist_fast import reference
+from mnist_fast import kernels, reference
 from mnist_fast.validation import PARAM_NAMES
 
 faulthandler.enable()
@@ -37,6 +37,25 @@ KEYS = PARAM_NAMES
 requires_compiled = pytest.mark.skipif(
     not COMPILED, reason="the compiled kernels are not built",
 )
+
+#: The SIMD variants of the kernels that this build has and this CPU runs.
+SIMD_VARIANTS = kernels.simd_variants()
+
+
+@pytest.fixture(scope="module", params=SIMD_VARIANTS or [None])
+def simd_variant(request):
+    """Runs the tests of a module once with each SIMD variant of the
+    kernels, in this process (``pytestmark = pytest.mark.usefixtures(
+    "simd_variant")``); the variant that ran before is restored."""
+    if request.param is None:
+        yield None
+        return
+    before = kernels.simd()
+    kernels.use_simd(request.param)
+    try:
+        yield request.param
+    finally:
+        kernels.use_simd(before)
 
 
 @pytest.fixture(scope="session")

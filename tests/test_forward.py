@@ -3,13 +3,20 @@
 import numpy as np
 import pytest
 
+import mnist_fast
 from mnist_fast import TwoLayerNet
 from conftest import (assert_compiled_like_book, compiled_net, reference_net,
                       requires_compiled, trained_params)
 
-pytestmark = requires_compiled
+# every test here runs once per SIMD variant of the kernels
+pytestmark = [requires_compiled, pytest.mark.usefixtures("simd_variant")]
 
 FORWARD = ("predict", "loss", "accuracy")
+
+
+def test_the_variant_under_test_runs(simd_variant):
+    assert mnist_fast.build_info()["simd"] == simd_variant
+    assert simd_variant in ("avx2", "baseline")
 
 
 def check_forward(params, x, t, num_threads=None):

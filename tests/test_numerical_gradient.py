@@ -9,7 +9,8 @@ from conftest import (ATOL as TOLERANCES, KEYS, assert_compiled_like_book,
                       compiled_net, one_hot, reference_net, requires_compiled,
                       trained_params)
 
-pytestmark = requires_compiled
+# every test here runs once per SIMD variant of the kernels
+pytestmark = [requires_compiled, pytest.mark.usefixtures("simd_variant")]
 
 ATOL = TOLERANCES["numerical_gradient"]  # max |difference| from the book
 

@@ -10,7 +10,8 @@ from mnist_fast.compiled_engine import CompressedRows
 from mnist_fast.screen import LARGEST, screen_for
 from conftest import reference_net, requires_compiled, trained_params
 
-pytestmark = requires_compiled
+# every test here runs once per SIMD variant of the kernels
+pytestmark = [requires_compiled, pytest.mark.usefixtures("simd_variant")]
 
 
 def counts(x, t, p, dtype=np.float32, num_threads=2):
