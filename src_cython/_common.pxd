@@ -48,13 +48,27 @@ cdef extern from "simd_rows.h" nogil:
     double mf_exp_shifted(double* a, Py_ssize_t K, double m)
     # z = sigmoid(z + b), 4 units at a time
     void mf_sigmoid_bias(double* z, const double* b, Py_ssize_t n)
-    # the numerical gradient's logit sums, n <= 16 (see simd_rows.c)
-    void mf_logit_sums_deg3(const double* e, const double* W2T, Py_ssize_t H,
-                            Py_ssize_t K, const double* dzp, const double* dzm,
-                            Py_ssize_t n, double* Dp, double* Dm)
-    void mf_logit_sums_deg5(const double* e, const double* W2T, Py_ssize_t H,
-                            Py_ssize_t K, const double* dzp, const double* dzm,
-                            Py_ssize_t n, double* Dp, double* Dm)
+    # the series of expm1 and log1p (their ranges: see the header)
+    double MF_EXPM1_DEG5(double x)
+    double MF_EXPM1_DEG3(double x)
+    double MF_LOG1P_DEG8(double x)
+    double MF_LOG1P_DEG4(double x)
+    # a row of the numerical gradient's central differences for a column of
+    # W1 or b1, when the series hold (see simd_rows.c)
+    enum: MF_UNIT_BLOCK
+    struct mf_hidden_row:
+        double v
+        const double* dp
+        const double* dm
+        const double* s
+        const double* c
+        const double* e
+        double S, P
+        Py_ssize_t t
+        const double* W2T
+        Py_ssize_t H, K
+    void mf_hidden_row_tiny(const mf_hidden_row* r, double* acc)
+    void mf_hidden_row_series(const mf_hidden_row* r, double* acc)
 
 
 cdef struct Net:

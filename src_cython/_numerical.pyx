@@ -43,10 +43,10 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY, exp, expm1, fabs, log1p
 
-from _common cimport (Grads, Net, check_rows, grads_of,
-                      hidden_preactivation_row, mf_logit_sums_deg3,
-                      mf_logit_sums_deg5, net_of, output_row,
-                      shifted_exp_row)
+from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_UNIT_BLOCK, Grads,
+                      Net, check_rows, grads_of, hidden_preactivation_row,
+                      mf_hidden_row, mf_hidden_row_series, mf_hidden_row_tiny,
+                      net_of, output_row, shifted_exp_row)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -58,63 +58,28 @@ cdef double SERIES_SMALL = 0.0009765625       # 2**-10 on a logit move
 cdef double TINY_SMALL = 0.00000762939453125  # 2**-17 on a logit move
 
 
-# Series of expm1 and log1p, truncated where the next term is below 2**-55
-# relative to the result, for the argument ranges stated:
-cdef inline double expm1_deg5(double x) noexcept nogil:
-    """expm1(x) for |x| <= 2**-10."""
-    return x * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0
-                + x * (1.0 / 120.0)))))
-
-
-cdef inline double expm1_deg3(double x) noexcept nogil:
-    """expm1(x) for |x| <= 2**-17."""
-    return x * (1.0 + x * (0.5 + x * (1.0 / 6.0)))
-
-
-cdef inline double log1p_deg8(double x) noexcept nogil:
-    """log1p(x) for |x| <= 2**-7."""
-    return x * (1.0 - x * (0.5 - x * (1.0 / 3.0 - x * (0.25 - x * (0.2
-                - x * (1.0 / 6.0 - x * (1.0 / 7.0 - x * 0.125)))))))
-
-
-cdef inline double log1p_deg4(double x) noexcept nogil:
-    """log1p(x) for |x| <= 2**-14."""
-    return x * (1.0 - x * (0.5 - x * (1.0 / 3.0 - x * 0.25)))
-
-
-# How expm1 and log1p are evaluated, chosen at compile time (fused types) so
-# that each case compiles to straight, vectorised loops:
+# How expm1 and log1p are evaluated, by the size of the moves:
 #   Tiny    every logit move |delta| <= 2**-17 and |da| <= 2**-12
 #   Series  every logit move |delta| <= 2**-10 and |da| <= 2**-12
 #   Libm    anything else.
 # With |delta| <= B the ratios below obey |r+-| <= 2B / (1 - B) and
-# |(r+ - r-) / (1 + r-)| <= 4.02 B, inside the log1p series' range.
-cdef struct Tiny:
-    char unused
+# |(r+ - r-) / (1 + r-)| <= 4.02 B, inside the log1p series' range (the
+# series: simd_rows.h).  A W1 or b1 column's rows run their Tiny and Series
+# cases in simd_rows.c; the output units choose Series or Libm at compile
+# time (fused types), so that each case compiles to straight loops.
 cdef struct Series:
     char unused
 cdef struct Libm:
     char unused
 ctypedef fused Evaluation:
-    Tiny
     Series
     Libm
 
 
-cdef inline double expm1_da(double x, Evaluation how) noexcept nogil:
-    """expm1 of a hidden pre-activation move, |x| <= 2**-12 unless Libm."""
-    if Evaluation is Libm:
-        return expm1(x)
-    else:
-        return expm1_deg5(x)
-
-
 cdef inline double expm1_logit(double x, Evaluation how) noexcept nogil:
     """expm1 of a logit move."""
-    if Evaluation is Tiny:
-        return expm1_deg3(x)
-    elif Evaluation is Series:
-        return expm1_deg5(x)
+    if Evaluation is Series:
+        return MF_EXPM1_DEG5(x)
     else:
         return expm1(x)
 
@@ -125,10 +90,8 @@ cdef inline double row_difference(double rp, double rm, Evaluation how) noexcept
     ``r+-`` is (p' - p) / (p + 1e-7) of the row's true class at theta +- h.
     """
     cdef double ratio = (rp - rm) / (1.0 + rm)
-    if Evaluation is Tiny:
-        return -log1p_deg4(ratio)
-    elif Evaluation is Series:
-        return -log1p_deg8(ratio)
+    if Evaluation is Series:
+        return -MF_LOG1P_DEG8(ratio)
     else:
         return -log1p(ratio)
 
@@ -152,12 +115,6 @@ cdef inline double hidden_move(
     return 1.0 / (1.0 + exp(-(a + da))) - s
 
 
-cdef enum:
-    # Hidden units processed together; the block's temporaries are local
-    # arrays, which the compiler knows alias nothing, so the loops vectorise.
-    BLOCK = 16
-
-
 cdef struct Forward:
     # The one forward pass the kernel keeps, of the batch's N rows.
     const double* a         # (N, H) a1
@@ -179,21 +136,22 @@ cdef struct Steps:
     double vmax_tiny        # |x| up to which the Tiny case holds
 
 
-cdef inline void hidden_row_difference(
+cdef inline void libm_row_difference(
     double v,               # IN  x[b, i] (1 for b1)
-    Evaluation how,         # IN  how to evaluate expm1/log1p for this row
     const Steps* st,        # IN  the perturbations
     const Forward* f,       # IN  the kept forward pass
     Py_ssize_t b,           # IN  the row
     double* acc,            # IN/OUT (H,) += L+ - L- of row b, per unit j
 ) noexcept nogil:
-    """Row b's central differences when a1[b, j] moves by v * d, all j."""
-    cdef double dzp[BLOCK]
-    cdef double dzm[BLOCK]
-    cdef double emtp[BLOCK]
-    cdef double emtm[BLOCK]
-    cdef double Dp[BLOCK]
-    cdef double Dm[BLOCK]
+    """Row b's central differences when a1[b, j] moves by v * d, all j,
+    for moves of any size, saturation included (libm's expm1 and log1p;
+    small moves take the series in simd_rows.c, the same algebra)."""
+    cdef double dzp[MF_UNIT_BLOCK]
+    cdef double dzm[MF_UNIT_BLOCK]
+    cdef double emtp[MF_UNIT_BLOCK]
+    cdef double emtm[MF_UNIT_BLOCK]
+    cdef double Dp[MF_UNIT_BLOCK]
+    cdef double Dm[MF_UNIT_BLOCK]
     cdef Py_ssize_t H = f.H, K = f.K, j0 = 0, j, k, n
     cdef const double* dp = st.dp
     cdef const double* dm = st.dm
@@ -204,47 +162,38 @@ cdef inline void hidden_row_difference(
     cdef const double* W2T = f.W2T
     cdef double Sb = f.S[b], Pb = f.P[b]
     cdef Py_ssize_t tb = f.t[b]
-    cdef double qp, qm, sc, ek, w
+    cdef double qp, qm, ek, w
     cdef const double* wk
+    cdef Libm libm
     while j0 < H:
-        n = min(<Py_ssize_t> BLOCK, H - j0)
+        n = min(<Py_ssize_t> MF_UNIT_BLOCK, H - j0)
         wk = W2T + tb * H + j0
         for j in range(n):
             # hidden unit j moves by dz when a1[b, j] moves by v * d
-            qp = expm1_da(-(v * dp[j0 + j]), how)
-            qm = expm1_da(-(v * dm[j0 + j]), how)
-            if Evaluation is Libm:  # any move, saturation included
-                dzp[j] = hidden_move(ab[j0 + j], v * dp[j0 + j], sb[j0 + j],
-                                     cb[j0 + j], qp)
-                dzm[j] = hidden_move(ab[j0 + j], v * dm[j0 + j], sb[j0 + j],
-                                     cb[j0 + j], qm)
-            else:  # |da| <= 2**-12: 1 + c q is within 2**-12 of 1
-                sc = sb[j0 + j] * cb[j0 + j]
-                dzp[j] = -sc * qp / (1.0 + cb[j0 + j] * qp)
-                dzm[j] = -sc * qm / (1.0 + cb[j0 + j] * qm)
-            emtp[j] = expm1_logit(dzp[j] * wk[j], how)
-            emtm[j] = expm1_logit(dzm[j] * wk[j], how)
+            qp = expm1(-(v * dp[j0 + j]))
+            qm = expm1(-(v * dm[j0 + j]))
+            dzp[j] = hidden_move(ab[j0 + j], v * dp[j0 + j], sb[j0 + j],
+                                 cb[j0 + j], qp)
+            dzm[j] = hidden_move(ab[j0 + j], v * dm[j0 + j], sb[j0 + j],
+                                 cb[j0 + j], qm)
+            emtp[j] = expm1(dzp[j] * wk[j])
+            emtm[j] = expm1(dzm[j] * wk[j])
             Dp[j] = 0.0
             Dm[j] = 0.0
-        # every logit k moves by dz * W2[j, k]: D = sum_k e_k em_k
-        if Evaluation is Tiny:  # (in the dispatched C: AVX2+FMA where it runs)
-            mf_logit_sums_deg3(eb, W2T + j0, H, K, dzp, dzm, n, Dp, Dm)
-        elif Evaluation is Series:
-            mf_logit_sums_deg5(eb, W2T + j0, H, K, dzp, dzm, n, Dp, Dm)
-        else:
-            for k in range(K):
-                ek = eb[k]
-                wk = W2T + k * H + j0
-                for j in range(n):
-                    w = wk[j]
-                    Dp[j] += ek * expm1_logit(dzp[j] * w, how)
-                    Dm[j] += ek * expm1_logit(dzm[j] * w, how)
+        for k in range(K):
+            # every logit k moves by dz * W2[j, k]: D = sum_k e_k em_k
+            ek = eb[k]
+            wk = W2T + k * H + j0
+            for j in range(n):
+                w = wk[j]
+                Dp[j] += ek * expm1(dzp[j] * w)
+                Dm[j] += ek * expm1(dzm[j] * w)
         for j in range(n):
             # p' - p = e_t (S em_t - D) / (S (S + D)); r = (p' - p) / (p + eps)
             acc[j0 + j] += row_difference(
                 Pb * (emtp[j] * Sb - Dp[j]) / (Sb + Dp[j]),
-                Pb * (emtm[j] * Sb - Dm[j]) / (Sb + Dm[j]), how)
-        j0 += BLOCK
+                Pb * (emtm[j] * Sb - Dm[j]) / (Sb + Dm[j]), libm)
+        j0 += MF_UNIT_BLOCK
 
 
 cdef inline void hidden_column(
@@ -255,23 +204,30 @@ cdef inline void hidden_column(
     const Forward* f,       # IN  the kept forward pass
     double* acc,            # OUT (H,)  sum over rows of L+ - L-
 ) noexcept nogil:
-    """Central differences of the rows' losses for one input pixel (or b1)."""
-    cdef Py_ssize_t r, b, j
+    """Central differences of the rows' losses for one input pixel (or b1).
+
+    A row whose moves are small enough for the series (``|x|`` within the
+    column's bounds) runs in the dispatched C (simd_rows.c), the others in
+    ``libm_row_difference``.
+    """
+    cdef Py_ssize_t i, b, j, H = f.H, K = f.K
     cdef double v
-    cdef Tiny tiny
-    cdef Series series
-    cdef Libm libm
-    for j in range(f.H):
+    cdef mf_hidden_row row
+    row.dp, row.dm, row.W2T, row.H, row.K = st.dp, st.dm, f.W2T, H, K
+    for j in range(H):
         acc[j] = 0.0
-    for r in range(n):
-        b = rows[r]
-        v = vals[r]
-        if fabs(v) <= st.vmax_tiny:
-            hidden_row_difference(v, tiny, st, f, b, acc)
-        elif fabs(v) <= st.vmax_series:
-            hidden_row_difference(v, series, st, f, b, acc)
+    for i in range(n):
+        b = rows[i]
+        v = vals[i]
+        if fabs(v) <= st.vmax_series:
+            row.v, row.s, row.c, row.e = v, f.s + b * H, f.c + b * H, f.e + b * K
+            row.S, row.P, row.t = f.S[b], f.P[b], f.t[b]
+            if fabs(v) <= st.vmax_tiny:
+                mf_hidden_row_tiny(&row, acc)
+            else:
+                mf_hidden_row_series(&row, acc)
         else:
-            hidden_row_difference(v, libm, st, f, b, acc)
+            libm_row_difference(v, st, f, b, acc)
 
 
 cdef inline double output_unit(

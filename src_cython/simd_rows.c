@@ -526,16 +526,18 @@ static inline ptrdiff_t mf_count_nonzeros_##SUFFIX(const VAL_T *x,             \
 MF_DEFINE_GATHER(f32, float, 8, 0x7fffffff7fffffffULL)
 MF_DEFINE_GATHER(f64, double, 4, 0x7fffffffffffffffULL)
 
-/* The numerical gradient's logit sums (_numerical.pyx,
- * hidden_row_difference, its Tiny and Series cases): for j < n,
+/* The numerical gradient's central differences of one row for a column
+ * of W1 or b1 (_numerical.pyx, hidden_row_difference), when every move is
+ * small enough for the series (simd_rows.h): Tiny (logit moves <= 2**-17:
+ * expm1 of degree 3, log1p of degree 4) and Series (<= 2**-10: degrees 5
+ * and 8).  Per block of MF_UNIT_BLOCK hidden units j:
  *
- *     Dp[j] += sum_k e[k] expm1(dzp[j] W2T[k * H + j]),  and Dm with dzm,
+ *   q = expm1(-v d),  dz = -s c q / (1 + c q)       (the unit's move)
+ *   D = sum_k e_k expm1(dz W2[j, k])                 (S' = S + D)
+ *   r = P (S expm1(dz W2[j, t]) - D) / (S + D)       ((p' - p) / (p + eps))
+ *   acc[j] += -log1p((r+ - r-) / (1 + r-))
  *
- * summed in the order of k, expm1 by its series of degree 3 or 5 (as
- * expm1_deg3 and expm1_deg5 there: the same expressions). */
-#define MF_EXPM1_DEG3(x) ((x) * (1.0 + (x) * (0.5 + (x) * (1.0 / 6.0))))
-#define MF_EXPM1_DEG5(x) ((x) * (1.0 + (x) * (0.5 + (x) * (1.0 / 6.0 + (x) \
-    * (1.0 / 24.0 + (x) * (1.0 / 120.0))))))
+ * The logit sums D, for j < n, are summed in the order of k: */
 #if MF_VECTOR_EXTENSIONS
 /* 2 MF_VN units at a time in vectors of the native width (GCC lowers the
  * broadcast of ek into a 4-double vector through memory without AVX),
@@ -608,6 +610,47 @@ static void mf_logit_sums_deg##DEGREE(                                        \
 MF_DEFINE_LOGIT_SUMS(3)
 MF_DEFINE_LOGIT_SUMS(5)
 
+#define MF_DEFINE_HIDDEN_ROW(NAME, EXPM1_DEG, LOG1P)                          \
+static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
+{                                                                              \
+    double dzp[MF_UNIT_BLOCK], dzm[MF_UNIT_BLOCK];                             \
+    double emtp[MF_UNIT_BLOCK], emtm[MF_UNIT_BLOCK];                           \
+    double Dp[MF_UNIT_BLOCK], Dm[MF_UNIT_BLOCK];                               \
+    const ptrdiff_t H = r->H, K = r->K;                                        \
+    const double v = r->v, S = r->S, P = r->P;                                 \
+    ptrdiff_t j0, j, n;                                                        \
+    for (j0 = 0; j0 < H; j0 += MF_UNIT_BLOCK) {                                \
+        const double *wt = r->W2T + r->t * H + j0;                             \
+        const double *s = r->s + j0, *c = r->c + j0;                           \
+        const double *dp = r->dp + j0, *dm = r->dm + j0;                       \
+        n = H - j0 < MF_UNIT_BLOCK ? H - j0 : MF_UNIT_BLOCK;                   \
+        for (j = 0; j < n; j++) {                                              \
+            const double qp = MF_EXPM1_DEG5(-(v * dp[j]));                     \
+            const double qm = MF_EXPM1_DEG5(-(v * dm[j]));                     \
+            const double sc = s[j] * c[j];                                     \
+            double x;                                                          \
+            dzp[j] = -sc * qp / (1.0 + c[j] * qp);                             \
+            dzm[j] = -sc * qm / (1.0 + c[j] * qm);                             \
+            x = dzp[j] * wt[j];                                                \
+            emtp[j] = MF_EXPM1_DEG##EXPM1_DEG(x);                              \
+            x = dzm[j] * wt[j];                                                \
+            emtm[j] = MF_EXPM1_DEG##EXPM1_DEG(x);                              \
+            Dp[j] = 0.0;                                                       \
+            Dm[j] = 0.0;                                                       \
+        }                                                                      \
+        mf_logit_sums_deg##EXPM1_DEG(r->e, r->W2T + j0, H, K, dzp, dzm, n,    \
+                                     Dp, Dm);                                  \
+        for (j = 0; j < n; j++) {                                              \
+            const double rp = P * (emtp[j] * S - Dp[j]) / (S + Dp[j]);         \
+            const double rm = P * (emtm[j] * S - Dm[j]) / (S + Dm[j]);         \
+            const double ratio = (rp - rm) / (1.0 + rm);                       \
+            acc[j0 + j] += -LOG1P(ratio);                                      \
+        }                                                                      \
+    }                                                                          \
+}
+MF_DEFINE_HIDDEN_ROW(tiny, 3, MF_LOG1P_DEG4)
+MF_DEFINE_HIDDEN_ROW(series, 5, MF_LOG1P_DEG8)
+
 /* The table of this compilation (see simd_rows.h). */
 MF_HIDDEN const struct mf_ops MF_OPS = {
     MF_OPS_NAME,
@@ -623,6 +666,6 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_output32,
     mf_exp_shifted,
     mf_sigmoid_bias,
-    mf_logit_sums_deg3,
-    mf_logit_sums_deg5,
+    mf_hidden_row_tiny,
+    mf_hidden_row_series,
 };

@@ -39,6 +39,38 @@
 #define MF_HAVE_AVX2 0
 #endif
 
+/* Series of expm1 and log1p, truncated where the next term is below 2**-55
+ * relative to the result, for the argument ranges stated (the numerical
+ * gradient's, src_cython/_numerical.pyx; macros, so that they serve scalars
+ * and vectors alike):
+ *   MF_EXPM1_DEG5(x)  expm1(x) for |x| <= 2**-10
+ *   MF_EXPM1_DEG3(x)  expm1(x) for |x| <= 2**-17
+ *   MF_LOG1P_DEG8(x)  log1p(x) for |x| <= 2**-7
+ *   MF_LOG1P_DEG4(x)  log1p(x) for |x| <= 2**-14 */
+#define MF_EXPM1_DEG5(x) ((x) * (1.0 + (x) * (0.5 + (x) * (1.0 / 6.0 + (x) \
+    * (1.0 / 24.0 + (x) * (1.0 / 120.0))))))
+#define MF_EXPM1_DEG3(x) ((x) * (1.0 + (x) * (0.5 + (x) * (1.0 / 6.0))))
+#define MF_LOG1P_DEG8(x) ((x) * (1.0 - (x) * (0.5 - (x) * (1.0 / 3.0 - (x) \
+    * (0.25 - (x) * (0.2 - (x) * (1.0 / 6.0 - (x) * (1.0 / 7.0 - (x) * 0.125))))))))
+#define MF_LOG1P_DEG4(x) ((x) * (1.0 - (x) * (0.5 - (x) * (1.0 / 3.0 - (x) * 0.25))))
+
+/* Hidden units of a row the numerical gradient moves together: its
+ * temporaries are local arrays of this size. */
+#define MF_UNIT_BLOCK 16
+
+/* One row of the numerical gradient's central differences for a column of
+ * W1 (or b1): its pre-activations move by v * dp[j] and v * dm[j]. */
+struct mf_hidden_row {
+    double v;               /* x[b, i] (1 for b1) */
+    const double *dp, *dm;  /* (H,) the applied perturbations +h, -h */
+    const double *s, *c;    /* (H,) sigmoid(a1[b]), 1 - sigmoid(a1[b]) */
+    const double *e;        /* (K,) exp(a2[b] - max a2[b]) */
+    double S, P;            /* sum of e, p_t / (p_t + guard) */
+    ptrdiff_t t;            /* the row's label */
+    const double *W2T;      /* (K, H) W2 transposed */
+    ptrdiff_t H, K;
+};
+
 /* One variant of the helpers (what each does: see _common.pxd). */
 struct mf_ops {
     const char *name;
@@ -61,12 +93,8 @@ struct mf_ops {
                      ptrdiff_t width, const float *b, float *out);
     double (*exp_shifted)(double *a, ptrdiff_t K, double m);
     void (*sigmoid_bias)(double *z, const double *b, ptrdiff_t n);
-    void (*logit_sums_deg3)(const double *e, const double *W2T, ptrdiff_t H,
-                            ptrdiff_t K, const double *dzp, const double *dzm,
-                            ptrdiff_t n, double *Dp, double *Dm);
-    void (*logit_sums_deg5)(const double *e, const double *W2T, ptrdiff_t H,
-                            ptrdiff_t K, const double *dzp, const double *dzm,
-                            ptrdiff_t n, double *Dp, double *Dm);
+    void (*hidden_row_tiny)(const struct mf_hidden_row *r, double *acc);
+    void (*hidden_row_series)(const struct mf_hidden_row *r, double *acc);
 };
 
 extern MF_HIDDEN const struct mf_ops mf_ops_baseline;
@@ -187,20 +215,16 @@ static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
     mf_active->sigmoid_bias(z, b, n);
 }
 
-static inline void mf_logit_sums_deg3(const double *e, const double *W2T,
-                                      ptrdiff_t H, ptrdiff_t K,
-                                      const double *dzp, const double *dzm,
-                                      ptrdiff_t n, double *Dp, double *Dm)
+static inline void mf_hidden_row_tiny(const struct mf_hidden_row *r,
+                                      double *acc)
 {
-    mf_active->logit_sums_deg3(e, W2T, H, K, dzp, dzm, n, Dp, Dm);
+    mf_active->hidden_row_tiny(r, acc);
 }
 
-static inline void mf_logit_sums_deg5(const double *e, const double *W2T,
-                                      ptrdiff_t H, ptrdiff_t K,
-                                      const double *dzp, const double *dzm,
-                                      ptrdiff_t n, double *Dp, double *Dm)
+static inline void mf_hidden_row_series(const struct mf_hidden_row *r,
+                                        double *acc)
 {
-    mf_active->logit_sums_deg5(e, W2T, H, K, dzp, dzm, n, Dp, Dm);
+    mf_active->hidden_row_series(r, acc);
 }
 
 /* Ask for the cache lines of n items of size bytes at p (a hint: no SIMD,
