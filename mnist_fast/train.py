@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import book
+from .two_layer_net import TwoLayerNet
 from .validation import (MAX_INDEX, as_inputs, as_labels, as_rng, flag,
                          one_of, positive_int, real_number)
 
@@ -140,8 +141,6 @@ class _Run:
 def _checked_run(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
                  learning_rate, gradient, seed, eval_every_epoch, callback):
     """Every argument of :func:`train` checked, before anything changes."""
-    from .two_layer_net import TwoLayerNet
-
     if not isinstance(net, TwoLayerNet):
         raise TypeError(f"net must be a TwoLayerNet, got {type(net).__name__}")
     iters_num = positive_int(iters_num, "iters_num", minimum=0)
