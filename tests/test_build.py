@@ -30,24 +30,26 @@ def test_build_info_reports_what_was_built():
         assert info["max_threads"] == 1
 
 
-def run_python(code, **env):
-    """``python -c code`` in a fresh process with ``env`` added."""
+def run_python(code, cwd, **env):
+    """``python -c code`` in a fresh process, from the folder ``cwd`` (not
+    a checkout, whose source tree would be imported), with ``env`` added."""
     from conftest import cli_env
-    return subprocess.run([sys.executable, "-c", code], env=cli_env(**env),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd,
+                          env=cli_env(**env), capture_output=True, text=True,
+                          timeout=120)
 
 
-def test_simd_variant_follows_the_environment():
+def test_simd_variant_follows_the_environment(tmp_path):
     info = mnist_fast.build_info()
     assert info["simd"] in ("avx2", "baseline")
     show = "import mnist_fast; print(mnist_fast.build_info()['simd'])"
     for wanted in kernels.simd_variants():
-        result = run_python(show, MNIST_FAST_SIMD=wanted)
+        result = run_python(show, tmp_path, MNIST_FAST_SIMD=wanted)
         assert result.stdout.strip() == wanted, result.stderr
 
 
-def test_a_wrong_simd_setting_is_an_error_not_the_numpy_backend():
-    result = run_python("import mnist_fast", MNIST_FAST_SIMD="avx512")
+def test_a_wrong_simd_setting_is_an_error_not_the_numpy_backend(tmp_path):
+    result = run_python("import mnist_fast", tmp_path, MNIST_FAST_SIMD="avx512")
     assert result.returncode != 0
     assert ("$MNIST_FAST_SIMD must be one of auto, avx2, baseline, got "
             "'avx512'") in result.stderr
