@@ -31,8 +31,8 @@ from libc.string cimport memcpy
 
 from _common cimport (Grads, Net, check_rows, combine_rows, count_nonzeros,
                       cross_entropy_row, gather_nonzeros, grads_of,
-                      logits_sparse_row, mf_prefetch, mf_vector_matrix,
-                      net_of, scratch_rows, softmax_row)
+                      logits_sparse_row, mf_prefetch, mf_update_in_place,
+                      mf_vector_matrix, net_of, scratch_rows, softmax_row)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -286,23 +286,6 @@ def gradient(
                          g.W1 + i * H)
 
 
-cdef inline Py_ssize_t update_in_place(
-    double* p, double* g, double lr, Py_ssize_t n,
-) noexcept nogil:
-    """The book's update p -= lr * g; g becomes the old p (for a rollback).
-
-    Returns how many updated values are not finite.
-    """
-    cdef Py_ssize_t j, bad = 0
-    cdef double old
-    for j in range(n):
-        old = p[j]
-        p[j] = old - lr * g[j]
-        g[j] = old
-        bad += not isfinite(p[j])
-    return bad
-
-
 @cython.final  # direct calls to its cdef methods, no vtable
 cdef class SGDTrainer:
     """The book's SGD step on a training set kept in CSR form, fused.
@@ -452,10 +435,10 @@ cdef class SGDTrainer:
             if it == 0:
                 batch_sums(w, B, &self.net, &self.oldW2[0, 0], &self.oldb2[0],
                            &self.oldb1[0])
-                bad += update_in_place(&self.W2[0, 0], &self.oldW2[0, 0], lr,
-                                       H * K)
-                bad += update_in_place(&self.b1[0], &self.oldb1[0], lr, H)
-                bad += update_in_place(&self.b2[0], &self.oldb2[0], lr, K)
+                bad += mf_update_in_place(&self.W2[0, 0], &self.oldW2[0, 0],
+                                          lr, H * K)
+                bad += mf_update_in_place(&self.b1[0], &self.oldb1[0], lr, H)
+                bad += mf_update_in_place(&self.b2[0], &self.oldb2[0], lr, K)
                 if next_batch != NULL:
                     for b in range(B):
                         mf_prefetch(&self.indptr[next_batch[b]], 2,
@@ -467,8 +450,8 @@ cdef class SGDTrainer:
                 combine_rows(cols.vals + cols.start[i], cols.rows + cols.start[i],
                              cols.start[i + 1] - cols.start[i], w.dz1, H,
                              &self.oldW1[it - 1, 0])
-                bad += update_in_place(&self.W1[i, 0], &self.oldW1[it - 1, 0],
-                                       lr, H)
+                bad += mf_update_in_place(&self.W1[i, 0],
+                                          &self.oldW1[it - 1, 0], lr, H)
         return bad
 
     cdef void _rollback(self) noexcept nogil:

@@ -48,6 +48,10 @@ cdef extern from "simd_rows.h" nogil:
     double mf_exp_shifted(double* a, Py_ssize_t K, double m)
     # z = sigmoid(z + b), 4 units at a time
     void mf_sigmoid_bias(double* z, const double* b, Py_ssize_t n)
+    # the book's update p -= lr * g in place, g becomes the old p; returns
+    # how many updated values are not finite
+    Py_ssize_t mf_update_in_place(double* p, double* g, double lr,
+                                  Py_ssize_t n)
     # the series of expm1 and log1p (their ranges: see the header)
     double MF_EXPM1_DEG5(double x)
     double MF_EXPM1_DEG3(double x)

@@ -526,6 +526,35 @@ static inline ptrdiff_t mf_count_nonzeros_##SUFFIX(const VAL_T *x,             \
 MF_DEFINE_GATHER(f32, float, 8, 0x7fffffff7fffffffULL)
 MF_DEFINE_GATHER(f64, double, 4, 0x7fffffffffffffffULL)
 
+/* The book's update p -= lr * g of n values, in place; g becomes the old p
+ * (for a rollback).  Returns how many updated values are not finite.  The
+ * product and the difference are rounded apart, as the book's NumPy does
+ * (a fused multiply-add would round once): no contraction here. */
+#if defined(__clang__)
+#define MF_NO_CONTRACT _Pragma("clang fp contract(off)")
+#define MF_NO_CONTRACT_ATTR
+#elif defined(__GNUC__)
+#define MF_NO_CONTRACT
+#define MF_NO_CONTRACT_ATTR __attribute__((optimize("fp-contract=off")))
+#else
+#define MF_NO_CONTRACT
+#define MF_NO_CONTRACT_ATTR
+#endif
+MF_NO_CONTRACT_ATTR
+static ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
+                                    ptrdiff_t n)
+{
+    MF_NO_CONTRACT
+    ptrdiff_t j, bad = 0;
+    for (j = 0; j < n; j++) {
+        const double old = p[j];
+        p[j] = old - lr * g[j];
+        g[j] = old;
+        bad += !isfinite(p[j]);
+    }
+    return bad;
+}
+
 /* The numerical gradient's central differences of one row for a column
  * of W1 or b1 (_numerical.pyx, hidden_row_difference), when every move is
  * small enough for the series (simd_rows.h): Tiny (logit moves <= 2**-17:
@@ -666,6 +695,7 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_output32,
     mf_exp_shifted,
     mf_sigmoid_bias,
+    mf_update_in_place,
     mf_hidden_row_tiny,
     mf_hidden_row_series,
 };

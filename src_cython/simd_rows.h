@@ -93,6 +93,7 @@ struct mf_ops {
                      ptrdiff_t width, const float *b, float *out);
     double (*exp_shifted)(double *a, ptrdiff_t K, double m);
     void (*sigmoid_bias)(double *z, const double *b, ptrdiff_t n);
+    ptrdiff_t (*update_in_place)(double *p, double *g, double lr, ptrdiff_t n);
     void (*hidden_row_tiny)(const struct mf_hidden_row *r, double *acc);
     void (*hidden_row_series)(const struct mf_hidden_row *r, double *acc);
 };
@@ -213,6 +214,12 @@ static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
 static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 {
     mf_active->sigmoid_bias(z, b, n);
+}
+
+static inline ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
+                                           ptrdiff_t n)
+{
+    return mf_active->update_in_place(p, g, lr, n);
 }
 
 static inline void mf_hidden_row_tiny(const struct mf_hidden_row *r,
