@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, book
-from .engine import BACKENDS
+from .backends import BACKENDS
 from .gradcheck import FLOOR, RTOL, gradient_check
 from .info import build_info
 from .mnist import N_CLASSES, load_mnist

@@ -2,7 +2,8 @@
 
 ``TwoLayerNet`` and ``train`` check every input once (the contract is in
 docs/api.md, "Inputs and errors") and hand the checked arrays to the
-network's engine, chosen here once per network by :func:`make_engine`:
+network's engine, chosen once per network by
+:func:`mnist_fast.backends.make_engine`:
 
 * :class:`~mnist_fast.numpy_engine.NumpyEngine` runs the book's NumPy code
   (:mod:`mnist_fast.reference`);
@@ -17,39 +18,6 @@ C-contiguous ``W1, b1, W2, b2``), ``x`` from
 """
 
 import numpy as np
-
-from . import kernels
-from .validation import one_of
-
-BACKENDS = ("auto", "cython", "numpy")
-
-
-def make_engine(backend, num_threads):
-    """The engine of ``backend`` (``"auto"``: compiled when built).
-
-    Parameters
-    ----------
-    backend : {"auto", "cython", "numpy"}
-    num_threads : int
-        The network's resolved thread count
-        (:func:`~mnist_fast.threads.resolve_num_threads`).
-
-    Raises
-    ------
-    TypeError, ValueError
-        ``backend`` is not one of the names.
-    RuntimeError
-        ``"cython"`` but the compiled kernels are not built.
-    """
-    one_of(backend, "backend", BACKENDS)
-    if backend == "auto":
-        backend = "cython" if kernels.COMPILED else "numpy"
-    if backend == "numpy":
-        from .numpy_engine import NumpyEngine
-        return NumpyEngine(num_threads)
-    kernels.require_compiled()
-    from .compiled_engine import CompiledEngine
-    return CompiledEngine(num_threads)
 
 
 class DataSet:

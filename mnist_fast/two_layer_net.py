@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import reference
-from .engine import BACKENDS, make_engine
+from .backends import BACKENDS, make_engine
 from .model_file import load_model, save_model
 from .threads import resolve_num_threads
 from .validation import (MAX_INDEX, as_inputs, as_labels, as_params, as_rng,

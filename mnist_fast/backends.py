@@ -1,0 +1,38 @@
+"""The backends' names and the one place that turns a name into an engine."""
+
+from . import kernels
+from .compiled_engine import CompiledEngine
+from .numpy_engine import NumpyEngine
+from .validation import one_of
+
+BACKENDS = ("auto", "cython", "numpy")
+
+
+def make_engine(backend, num_threads):
+    """The engine of ``backend`` (``"auto"``: compiled when built).
+
+    Parameters
+    ----------
+    backend : {"auto", "cython", "numpy"}
+    num_threads : int
+        The network's resolved thread count
+        (:func:`~mnist_fast.threads.resolve_num_threads`).
+
+    Returns
+    -------
+    mnist_fast.engine.Engine
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``backend`` is not one of the names.
+    RuntimeError
+        ``"cython"`` but the compiled kernels are not built.
+    """
+    one_of(backend, "backend", BACKENDS)
+    if backend == "auto":
+        backend = "cython" if kernels.COMPILED else "numpy"
+    if backend == "numpy":
+        return NumpyEngine(num_threads)
+    kernels.require_compiled()
+    return CompiledEngine(num_threads)
