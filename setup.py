@@ -57,8 +57,10 @@ COMPILER_DIRECTIVES = {
     "embedsignature": True,
 }
 
-# One extension module per .pyx file, as private modules of the package.
+# One extension module per .pyx file, as private modules of the package;
+# all but _machine (facts about the build) hold kernels.
 MODULES = sorted(p.stem for p in (HERE / "src_cython").glob("*.pyx"))
+KERNEL_MODULES = [m for m in MODULES if m != "_machine"]
 # The row helpers, compiled once per variant and linked into every module.
 SIMD_SOURCE = "src_cython/simd_rows.c"
 SIMD_DEPENDS = [SIMD_SOURCE, "src_cython/simd_rows.h"]
@@ -131,8 +133,9 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = compile_args + ext.extra_compile_args
             ext.extra_link_args = link_args + ext.extra_link_args
-            ext.extra_objects = simd_objects + ext.extra_objects
-            ext.define_macros = ext.define_macros + simd_macros
+            if ext.name.split(".")[-1] in KERNEL_MODULES:
+                ext.extra_objects = simd_objects + ext.extra_objects
+                ext.define_macros = ext.define_macros + simd_macros
         super().build_extensions()
 
     def _simd_objects(self, opt_args):

@@ -1,7 +1,7 @@
 """The user's headline: numerical vs backprop gradient, compiled vs NumPy.
 
 All at the book's size: 784-50-10, a batch of 100 MNIST rows.  The book's
-NumPy numerical gradient takes ~25 s per batch, so it is measured on a
+NumPy numerical gradient takes tens of seconds per batch, so it is measured on a
 subset of the parameters (two loss evaluations each, exactly the book's
 loop) and extrapolated to all 39,760; ``extra_info`` says so.
 """

@@ -117,8 +117,8 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
                           num_threads=num_threads)
         n_params = sum(v.size for v in net.params.values())
         results[backend] = {}
+        compiled = net.engine.compiled
         for method in METHODS:
-            compiled = net.engine.compiled
             if method == "numerical_gradient" and not (compiled or full):
                 seconds, timed = _subset_estimate(net, x, t, repeats)
             else:

@@ -23,6 +23,7 @@ from . import __version__, book
 from .backends import BACKENDS
 from .gradcheck import FLOOR, RTOL, gradient_check
 from .info import build_info
+from .kernels import ENV_SIMD, SIMD_CHOICES
 from .mnist import N_CLASSES, load_mnist
 from .progress import TrainingProgress
 from .train import GRADIENTS, TrainingDiverged, train
@@ -308,8 +309,8 @@ def cmd_info(args):
               else "no: the kernels run on 1 thread")
     rows = [
         ("compiled kernels", compiled),
-        ("SIMD kernels", f"{info.get('simd') or 'none'} (set $MNIST_FAST_SIMD "
-                         "to choose: auto, avx2, baseline)"),
+        ("SIMD kernels", f"{info.get('simd') or 'none'} (set ${ENV_SIMD} "
+                         f"to choose: {', '.join(SIMD_CHOICES)})"),
         ("OpenMP", openmp),
         ("debug build", "yes (bounds checks on, slow)" if info["debug_build"] else "no"),
         ("versions", f"Cython {info['cython_version']}, NumPy "
@@ -373,8 +374,8 @@ def build_parser():
         description="Train the book's network by mini-batch SGD on MNIST and "
                     "print the train and test accuracy at each epoch (the "
                     "book's 'train acc, test acc | ...' line). Ctrl-C stops "
-                    "at the end of the current block of steps (up to 64, a "
-                    "few tens of ms) and still prints the "
+                    "at the end of the current block of steps (up to 64) "
+                    "and still prints the "
                     "summary and writes the plots and the model (exit 130).")
     p.add_argument("--gradient", choices=GRADIENTS, default="backprop",
                    help="how the gradient is computed ('numerical' is the "

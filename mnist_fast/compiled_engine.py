@@ -84,6 +84,11 @@ class CompiledEngine(Engine):
     name = "cython"
     compiled = True
 
+    def __init__(self, num_threads):
+        super().__init__(num_threads)
+        # the book's loop, for steps too large for the numerical kernel
+        self._book = NumpyEngine(num_threads)
+
     def _threads(self, n_rows):
         return threads_for_rows(self.num_threads, n_rows)
 
@@ -110,7 +115,7 @@ class CompiledEngine(Engine):
 
     def numerical_gradient(self, p, x, t):
         if not compiled_numerical_gradient_fits(p, x):
-            return NumpyEngine(self.num_threads).numerical_gradient(p, x, t)
+            return self._book.numerical_gradient(p, x, t)
         grads = _like(p)
         numerical.numerical_gradient(x, t, p, book.H, book.LOG_GUARD, grads,
                                      self.num_threads)

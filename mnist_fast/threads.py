@@ -6,8 +6,10 @@ The policy in three rules:
   ``net.num_threads`` is set): the argument, else
   ``$MNIST_FAST_NUM_THREADS``, else OpenMP's default (all cores, or
   ``$OMP_NUM_THREADS``), at most :data:`MAX_THREADS`; 1 without OpenMP.
-* A call on ``n`` rows uses at most ``n // MIN_ROWS_PER_THREAD`` threads:
-  below that a thread team costs more to start than it saves.
+* ``predict``, ``loss``, ``accuracy`` and ``gradient`` on ``n`` rows use
+  at most ``n // MIN_ROWS_PER_THREAD`` threads: below that a thread team
+  costs more to start than it saves.  The numerical gradient, the training
+  steps and ``train``'s evaluations use them all.
 * Idle OpenMP threads spin only briefly before they sleep.  GNU OpenMP's
   default (300,000 spins) lets a waiting worker hold a core that the
   Python thread starting the next parallel region needs; on a 2-core

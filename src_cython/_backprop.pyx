@@ -286,6 +286,10 @@ def gradient(
                          g.W1 + i * H)
 
 
+# where the columns of a matrix without nonzeros point
+cdef int NO_COLUMN = 0
+
+
 @cython.final  # direct calls to its cdef methods, no vtable
 cdef class SGDTrainer:
     """The book's SGD step on a training set kept in CSR form, fused.
@@ -347,7 +351,9 @@ cdef class SGDTrainer:
                 or batch_size < 1 or n_threads < 1):
             raise ValueError("rows, batch_size or n_threads do not fit")
         self.csr.indptr, self.csr.labels = &self.indptr[0], &self.labels[0]
-        self.csr.indices = &self.indices[0] if self.indices.shape[0] else NULL
+        # no nonzeros at all: a place to point at that is never read
+        self.csr.indices = (&self.indices[0] if self.indices.shape[0]
+                            else &NO_COLUMN)
         self.B, self.lr, self.guard = batch_size, learning_rate, guard
         self.n_threads = n_threads
         cdef Py_ssize_t B = self.B, D = self.net.D, H = self.net.H

@@ -2,7 +2,7 @@
 #
 # Every helper works on raw pointers to one row (C order), takes no Python
 # object and never fails, so it can run inside ``prange`` without the GIL.
-# The formulas are the book's (seed) formulas, written out per element:
+# The formulas are the book's, written out per element:
 #
 #   a1 = x @ W1 + b1,  z1 = sigmoid(a1) = 1 / (1 + exp(-a1)),
 #   a2 = z1 @ W2 + b2, y = softmax(a2) (max-shifted),
@@ -54,9 +54,7 @@ cdef extern from "simd_rows.h" nogil:
                                   Py_ssize_t n)
     # the series of expm1 and log1p (their ranges: see the header)
     double MF_EXPM1_DEG5(double x)
-    double MF_EXPM1_DEG3(double x)
     double MF_LOG1P_DEG8(double x)
-    double MF_LOG1P_DEG4(double x)
     # a row of the numerical gradient's central differences for a column of
     # W1 or b1, when the series hold (see simd_rows.c)
     enum: MF_UNIT_BLOCK
@@ -203,10 +201,6 @@ cdef inline void hidden_preactivation_row(
         a1[j] += net.b1[j]
 
 
-cdef inline double sigmoid(double a) noexcept nogil:
-    return 1.0 / (1.0 + exp(-a))
-
-
 cdef inline void output_row(
     const double* z1,       # IN  (H,)
     const Net* net,         # IN  the parameters
@@ -310,6 +304,7 @@ cdef inline Py_ssize_t predicted_class(
     * When the largest logit stands clear of the others, it is the most
       probable class.
     * When another logit is within 1e-12 (relative) of it, the softmax may
+      (mnist_fast/screen.py's TIE leaves such rows to this function)
       round their probabilities to the same value, and numpy.argmax takes
       the first: the probabilities decide, as in the book.
     """

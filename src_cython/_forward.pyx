@@ -14,6 +14,7 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from libc.float cimport DBL_EPSILON
 from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free
@@ -25,8 +26,6 @@ from _common cimport (Net, check_rows, cross_entropy_row, gather_nonzeros,
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
-# float64's unit roundoff, for l1_bound
-cdef double U64 = 2.0 ** -53
 
 
 cdef inline double* dense_logits(
@@ -153,7 +152,7 @@ cdef inline double l1_bound(const floating* values, Py_ssize_t nnz) noexcept nog
     Four partial sums (not one chain of dependent adds).  In any order the
     float sum is within gamma = nnz u / (1 - nnz u) <= 2 nnz u (u = 2**-53,
     nnz u <= 1/2 as nnz < 2**31) of the exact one, relatively; the factor
-    1 + (nnz + 2) 2**-52 covers that and its own rounding.
+    1 + (nnz + 2) 2**-52 (DBL_EPSILON) covers that and its own rounding.
     """
     cdef Py_ssize_t n = 0
     cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
@@ -166,7 +165,7 @@ cdef inline double l1_bound(const floating* values, Py_ssize_t nnz) noexcept nog
     while n < nnz:
         s0 += fabs(values[n])
         n += 1
-    return ((s0 + s1) + (s2 + s3)) * (1.0 + (nnz + 2) * (2.0 * U64))
+    return ((s0 + s1) + (s2 + s3)) * (1.0 + (nnz + 2) * DBL_EPSILON)
 
 
 cdef inline Py_ssize_t row_class(

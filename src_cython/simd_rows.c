@@ -556,7 +556,7 @@ static ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
 }
 
 /* The numerical gradient's central differences of one row for a column
- * of W1 or b1 (_numerical.pyx, hidden_row_difference), when every move is
+ * of W1 or b1 (_numerical.pyx, hidden_column), when every move is
  * small enough for the series (simd_rows.h): Tiny (logit moves <= 2**-17:
  * expm1 of degree 3, log1p of degree 4) and Series (<= 2**-10: degrees 5
  * and 8).  Per block of MF_UNIT_BLOCK hidden units j:

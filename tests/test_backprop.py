@@ -135,6 +135,22 @@ def test_fused_step_random_shape_and_repeated_rows():
         assert np.abs(p[key] - ref.params[key]).max() <= ATOL, key
 
 
+def test_fused_step_rounds_the_update_as_numpy(mnist):
+    """``p - lr * g`` with the product and the difference rounded apart (no
+    fused multiply-add), on every SIMD variant: bit for bit NumPy's update
+    with the compiled gradient of the same batch."""
+    (x_train, t_train), _ = mnist
+    x, t = x_train[:3000], t_train[:3000]
+    params = trained_params((784, 50, 10), seed=11, scale=2.0)
+    batch = np.random.default_rng(11).choice(3000, 100)
+    grad = compiled_net(params).gradient(x[batch], t[batch])
+    trainer, p = fused_trainer(params, x, t, 100, 0.1)
+    step(trainer, batch)
+    for key in KEYS:
+        np.testing.assert_array_equal(p[key], params[key] - 0.1 * grad[key],
+                                      err_msg=key)
+
+
 def test_fused_step_refuses_a_non_finite_update(mnist):
     (x_train, t_train), _ = mnist
     # inputs of ~1e4 make |grad W1| ~ 2.5, so 1e308 * grad overflows
