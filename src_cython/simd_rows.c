@@ -628,12 +628,17 @@ typedef mf_v2d mf_vn;
             Dm[j] += e[k] * MF_EXPM1_DEG##DEGREE(x);                           \
         }
 #endif
+/* ... for the n units from unit `first` of row r, the unit moves dz (dzp
+ * then dzm, MF_UNIT_BLOCK apart) into D (Dp then Dm, the same). */
 #define MF_DEFINE_LOGIT_SUMS(DEGREE)                                          \
-static void mf_logit_sums_deg##DEGREE(                                        \
-    const double *e, const double *W2T, ptrdiff_t H, ptrdiff_t K,             \
-    const double *dzp, const double *dzm, ptrdiff_t n, double *Dp,            \
-    double *Dm)                                                                \
+static void mf_logit_sums_deg##DEGREE(const struct mf_hidden_row *r,          \
+                                      ptrdiff_t first, ptrdiff_t n,           \
+                                      const double *dz, double *D)            \
 {                                                                              \
+    const double *e = r->e, *W2T = r->W2T + first;                             \
+    const ptrdiff_t H = r->H, K = r->K;                                        \
+    const double *dzp = dz, *dzm = dz + MF_UNIT_BLOCK;                         \
+    double *Dp = D, *Dm = D + MF_UNIT_BLOCK;                                   \
     MF_LOGIT_SUMS_BODY(DEGREE)                                                 \
 }
 MF_DEFINE_LOGIT_SUMS(3)
@@ -642,10 +647,11 @@ MF_DEFINE_LOGIT_SUMS(5)
 #define MF_DEFINE_HIDDEN_ROW(NAME, EXPM1_DEG, LOG1P)                          \
 static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
 {                                                                              \
-    double dzp[MF_UNIT_BLOCK], dzm[MF_UNIT_BLOCK];                             \
+    double dz[2 * MF_UNIT_BLOCK], D[2 * MF_UNIT_BLOCK];                        \
     double emtp[MF_UNIT_BLOCK], emtm[MF_UNIT_BLOCK];                           \
-    double Dp[MF_UNIT_BLOCK], Dm[MF_UNIT_BLOCK];                               \
-    const ptrdiff_t H = r->H, K = r->K;                                        \
+    double *dzp = dz, *dzm = dz + MF_UNIT_BLOCK;                               \
+    double *Dp = D, *Dm = D + MF_UNIT_BLOCK;                                   \
+    const ptrdiff_t H = r->H;                                                  \
     const double v = r->v, S = r->S, P = r->P;                                 \
     ptrdiff_t j0, j, n;                                                        \
     for (j0 = 0; j0 < H; j0 += MF_UNIT_BLOCK) {                                \
@@ -667,8 +673,7 @@ static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
             Dp[j] = 0.0;                                                       \
             Dm[j] = 0.0;                                                       \
         }                                                                      \
-        mf_logit_sums_deg##EXPM1_DEG(r->e, r->W2T + j0, H, K, dzp, dzm, n,    \
-                                     Dp, Dm);                                  \
+        mf_logit_sums_deg##EXPM1_DEG(r, j0, n, dz, D);                         \
         for (j = 0; j < n; j++) {                                              \
             const double rp = P * (emtp[j] * S - Dp[j]) / (S + Dp[j]);         \
             const double rm = P * (emtm[j] * S - Dm[j]) / (S + Dm[j]);         \
