@@ -26,6 +26,16 @@ from .mnist import load_mnist
 from .train import History, TrainingDiverged, train
 from .two_layer_net import TwoLayerNet
 
+
+def __getattr__(name):
+    # mnist_fast.plot without its own import statement (as a notebook
+    # expects), without importing Matplotlib for everyone who imports us
+    if name == "plot":
+        import importlib
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "TwoLayerNet", "load_mnist", "train", "History", "TrainingDiverged",
     "gradient_check", "build_info", "reference", "__version__",

@@ -25,7 +25,6 @@ from .gradcheck import FLOOR, RTOL, gradient_check
 from .info import build_info
 from .kernels import ENV_SIMD, SIMD_CHOICES
 from .mnist import N_CLASSES, load_mnist
-from .progress import TrainingProgress
 from .train import GRADIENTS, TrainingDiverged, train
 from .two_layer_net import TwoLayerNet
 from .validation import positive_int, real_number
@@ -157,11 +156,10 @@ def cmd_train(args):
          f"{x_train.shape[0]} training images, an epoch is {epoch} iterations")
     bar = not args.no_progress and sys.stdout.isatty()
     try:
-        with TrainingProgress(args.iters, bar=bar) as progress:
-            history = train(net, x_train, t_train, x_test, t_test,
-                            iters_num=args.iters, batch_size=args.batch_size,
-                            learning_rate=args.lr, gradient=args.gradient,
-                            seed=seed, callback=progress)
+        history = train(net, x_train, t_train, x_test, t_test,
+                        iters_num=args.iters, batch_size=args.batch_size,
+                        learning_rate=args.lr, gradient=args.gradient,
+                        seed=seed, verbose=True, progress=bar)
     except TrainingDiverged as exc:
         raise UserError(str(exc)) from None
     train_acc = net.accuracy(x_train, t_train)

@@ -1,36 +1,60 @@
-"""What a training run shows while it runs: the book's lines and a progress bar."""
+"""What a training run shows while it runs: the book's lines and a progress bar.
+
+``train(..., verbose=True, progress=True)`` and ``mnist-fast train`` both
+report through :class:`TrainingProgress`.
+"""
 
 import sys
 
-from tqdm import tqdm
+from tqdm import std
 
 #: The book's per-epoch line.
 EPOCH_LINE = "train acc, test acc | {:.4f}, {:.4f}"
+#: Longest time between two redraws of the bar, in seconds (when the
+#: steps allow: the bar moves between iterations).
+MAX_INTERVAL = 1.0
+
+
+def _bar(total, file):
+    """A live bar: a widget in Jupyter, text elsewhere (and in a notebook
+    without ipywidgets, where tqdm's widget cannot be made)."""
+    from tqdm import auto
+
+    options = dict(total=total, unit="it", leave=False,
+                   mininterval=0.1, maxinterval=MAX_INTERVAL)
+    try:
+        return auto.tqdm(file=file, dynamic_ncols=True, **options)
+    except ImportError:  # tqdm.notebook without ipywidgets
+        return std.tqdm(file=file, dynamic_ncols=True, **options)
 
 
 class TrainingProgress:
-    """A ``train(callback=...)`` that reports progress.
+    """Reports a training run as it goes, one call per iteration.
 
     Prints the book's line ``train acc, test acc | 0.xxxx, 0.xxxx`` at
-    each epoch and, when ``bar`` is true, keeps a live tqdm bar under it
-    (iterations/s, current loss, last accuracies, ETA).  The lines are
-    written with ``tqdm.write`` so they do not break the bar.  Use it as a
-    context manager so the bar is closed however training ends.
+    each evaluation when ``lines`` is true and, when ``bar`` is true, keeps
+    a live bar under it (iterations/s, the last loss and accuracies, the
+    time left).  The lines are written with ``tqdm.write`` so they do not
+    break the bar.  Use it as a context manager so the bar is closed
+    however training ends.
 
     Parameters
     ----------
     total : int
         Iterations the run will make.
+    lines : bool, default True
+        Print the book's line at each evaluation.
     bar : bool, default True
-        Show the bar (pass ``file.isatty()`` to show it on terminals only).
+        Show the bar (``mnist-fast train`` passes ``stdout.isatty()``).
     file : file object, optional
-        Where lines and bar go; default ``sys.stdout``.
+        Where lines and a text bar go; default ``sys.stdout``.
     """
 
-    def __init__(self, total, *, bar=True, file=None):
+    def __init__(self, total, *, lines=True, bar=True, file=None):
         self.file = file if file is not None else sys.stdout
-        self.bar = tqdm(total=total, disable=not bar, file=self.file,
-                        unit="it", leave=False, dynamic_ncols=True)
+        self.lines = lines
+        self.bar = (_bar(total, self.file) if bar
+                    else std.tqdm(total=total, disable=True))
         self._epochs = 0
         self._accuracies = ""
 
@@ -45,8 +69,10 @@ class TrainingProgress:
                 f"loss {history.train_loss_list[-1]:.4f}{self._accuracies}",
                 refresh=False)
             self.bar.update(1)
-        if new_epoch:  # tqdm.write redraws the bar, up to date, under the line
-            tqdm.write(EPOCH_LINE.format(train_acc, test_acc), file=self.file)
+        if new_epoch and self.lines:
+            # tqdm.write redraws the bar, up to date, under the line
+            std.tqdm.write(EPOCH_LINE.format(train_acc, test_acc),
+                           file=self.file)
             self.file.flush()
 
     def close(self):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import book
+from .progress import TrainingProgress
 from .two_layer_net import TwoLayerNet
 from .validation import (MAX_INDEX, as_inputs, as_labels, as_rng, flag,
                          one_of, positive_int, real_number)
@@ -135,11 +136,14 @@ class _Run:
     rng: np.random.Generator
     eval_every_epoch: bool
     callback: object
+    verbose: bool
+    progress: bool
     params: dict
 
 
 def _checked_run(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
-                 learning_rate, gradient, seed, eval_every_epoch, callback):
+                 learning_rate, gradient, seed, eval_every_epoch, callback,
+                 verbose, progress):
     """Every argument of :func:`train` checked, before anything changes."""
     if not isinstance(net, TwoLayerNet):
         raise TypeError(f"net must be a TwoLayerNet, got {type(net).__name__}")
@@ -150,6 +154,8 @@ def _checked_run(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
     one_of(gradient, "gradient", GRADIENTS)
     rng = as_rng(seed)
     eval_every_epoch = flag(eval_every_epoch, "eval_every_epoch")
+    verbose = flag(verbose, "verbose")
+    progress = flag(progress, "progress")
     if callback is not None and not callable(callback):
         raise TypeError(
             f"callback must be callable or None, got {type(callback).__name__}"
@@ -162,13 +168,13 @@ def _checked_run(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
                        "x_test")
     return _Run(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
                 learning_rate, gradient, seed, rng, eval_every_epoch, callback,
-                net.checked_params())
+                verbose, progress, net.checked_params())
 
 
 def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
           batch_size=book.BATCH_SIZE, learning_rate=book.LEARNING_RATE,
           gradient="backprop", seed=None, eval_every_epoch=True,
-          callback=None):
+          callback=None, verbose=False, progress=False):
     """Train ``net`` by mini-batch SGD, exactly as the book's script.
 
     Each iteration draws ``batch_size`` training rows with replacement
@@ -209,6 +215,13 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
         the history up to that iteration.  On the compiled backprop path
         the calls for a block come after the block has run, so
         ``net.params`` may be up to 63 iterations further on.
+    verbose : bool, default False
+        Print the book's ``train acc, test acc | ...`` line at each
+        evaluation.
+    progress : bool, default False
+        Show a live bar (iterations/s, the last loss and accuracies): a
+        widget in Jupyter, text in a terminal; redrawn at least once a
+        second while iterations end.
 
     Returns
     -------
@@ -223,7 +236,7 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
     """
     run = _checked_run(net, x_train, t_train, x_test, t_test, iters_num,
                        batch_size, learning_rate, gradient, seed,
-                       eval_every_epoch, callback)
+                       eval_every_epoch, callback, verbose, progress)
     p = {k: v if v.flags.writeable else v.copy()
          for k, v in run.params.items()}
     net.params.update(p)  # the arrays the steps update in place
@@ -239,17 +252,21 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
         seed=run.seed,
     )
     start = time.perf_counter()
+    report = TrainingProgress(run.iters_num, lines=run.verbose,
+                              bar=run.progress)
     try:
-        _run_blocks(run, trainer, lambda: engine.accuracies(
-            p, (train_set, test_set)), history)
+        with report:
+            _run_blocks(run, trainer, report, lambda: engine.accuracies(
+                p, (train_set, test_set)), history)
     finally:
         history.wall_time = time.perf_counter() - start
     return history
 
 
-def _run_blocks(run, trainer, accuracies, history):
+def _run_blocks(run, trainer, report, accuracies, history):
     """The iterations of ``run``, a block of up to ``trainer.block`` steps
-    per call; ``accuracies()`` gives the train and test accuracy."""
+    per call; ``report(history)`` after each iteration, then the user's
+    callback; ``accuracies()`` gives the train and test accuracy."""
     batches = _Batches(run.rng, run.x_train.shape[0], run.batch_size)
     losses = np.empty(trainer.block)
     every = history.iter_per_epoch
@@ -268,6 +285,7 @@ def _run_blocks(run, trainer, accuracies, history):
                     train_acc, test_acc = accuracies()
                     history.train_acc_list.append(train_acc)
                     history.test_acc_list.append(test_acc)
+                report(history)
                 if run.callback is not None:
                     run.callback(history)
             if done < n:

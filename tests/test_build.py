@@ -108,3 +108,11 @@ def test_pytest_on_an_unbuilt_checkout_fails_saying_how_to_build(tmp_path):
     out = result.stdout + result.stderr
     assert "source tree" in out and "build_ext --inplace" in out, out
     assert "passed" not in out
+
+
+def test_plot_is_there_after_import_mnist_fast_without_loading_matplotlib(tmp_path):
+    code = ("import sys, mnist_fast\n"
+            "assert 'matplotlib' not in sys.modules\n"
+            "print(mnist_fast.plot.plot_loss.__name__)\n")
+    result = run_python(code, tmp_path)
+    assert result.stdout.strip() == "plot_loss", result.stderr

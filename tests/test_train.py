@@ -124,3 +124,36 @@ def test_divergence_through_the_loss_keeps_the_last_finite_parameters(backend):
     assert all(np.isfinite(error.history.train_loss_list))
     assert all(np.isfinite(v).all() for v in net.params.values())
     assert_params_equal(net, train_tiny(tiny_net(backend), i).params)
+
+
+def test_verbose_prints_the_books_line_at_each_evaluation(mnist, capsys):
+    (x_train, t_train), (x_test, t_test) = mnist
+    net = TwoLayerNet(784, 50, 10, seed=0)
+    history = train(net, x_train[:1000], t_train[:1000], x_test[:200],
+                    t_test[:200], iters_num=25, batch_size=100, seed=0,
+                    verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"train acc, test acc | {a:.4f}, {b:.4f}" for a, b in
+                     zip(history.train_acc_list, history.test_acc_list)]
+    assert len(lines) == 3  # iterations 0, 10 and 20
+
+
+def test_quiet_by_default_and_a_bar_with_progress(mnist, capsys):
+    (x_train, t_train), (x_test, t_test) = mnist
+    args = (x_train[:1000], t_train[:1000], x_test[:200], t_test[:200])
+    train(TwoLayerNet(784, 50, 10, seed=0), *args, iters_num=30, seed=0)
+    assert capsys.readouterr() == ("", "")
+    # the numerical gradient: slow enough (~0.2 s) for the bar to redraw
+    train(TwoLayerNet(784, 50, 10, seed=0), *args, iters_num=60, seed=0,
+          gradient="numerical", progress=True)
+    out = capsys.readouterr().out
+    assert "/60 [" in out and "it/s" in out and "loss " in out
+    assert "train acc, test acc |" not in out  # the lines need verbose
+
+
+@pytest.mark.parametrize("name", ["verbose", "progress"])
+def test_verbose_and_progress_are_flags(mnist, name):
+    (x_train, t_train), (x_test, t_test) = mnist
+    with pytest.raises(TypeError, match=f"{name} must be True or False"):
+        train(TwoLayerNet(784, 50, 10, seed=0), x_train[:100], t_train[:100],
+              x_test[:10], t_test[:10], iters_num=1, **{name: "yes"})
