@@ -2,7 +2,8 @@
 
 Subcommands: ``train`` (the book's training run), ``gradcheck`` (the
 book's gradient check), ``bench`` (numerical vs backprop timing),
-``predict`` (a digit from an image file) and ``info`` (``build_info()``).
+``predict`` (a digit from an image file), ``show`` (what a saved model
+gets right and wrong) and ``info`` (``build_info()``).
 ``mnist-fast SUBCOMMAND --help`` describes each.
 
 Exit status: 0 on success, 1 on an error (one line on stderr) or a failed
@@ -130,13 +131,30 @@ def _output_paths(args):
     return plot_dir
 
 
-def _write_results(args, net, history, plot_dir):
+#: The pictures of a trained network that --plot-dir gets (train and show).
+NETWORK_PICTURES = ("weights.png", "misclassified.png", "confusion.png")
+
+
+def _network_pictures(net, x_test, t_test, plot_dir):
+    """Write the three pictures of ``net`` on the test set into ``plot_dir``."""
+    from .plot import plot_confusion, plot_misclassified, plot_weights
+
+    paths = [plot_dir / name for name in NETWORK_PICTURES]
+    plot_weights(net, paths[0])
+    plot_misclassified(net, x_test, t_test, paths[1])
+    plot_confusion(net, x_test, t_test, paths[2])
+    return paths
+
+
+def _write_results(args, net, history, plot_dir, test_set):
     if plot_dir is not None:
         from .plot import plot_accuracy, plot_loss
 
         plot_loss(history, plot_dir / "loss.png")
         plot_accuracy(history, plot_dir / "accuracy.png")
-        _say(f"wrote {plot_dir / 'loss.png'} and {plot_dir / 'accuracy.png'}")
+        pictures = _network_pictures(net, *test_set, plot_dir)
+        _say(f"wrote {plot_dir / 'loss.png'}, {plot_dir / 'accuracy.png'}, "
+             + ", ".join(map(str, pictures)))
     if args.save is not None:
         net.save(args.save)
         _say(f"saved the model to {args.save} "
@@ -164,7 +182,7 @@ def cmd_train(args):
         raise UserError(str(exc)) from None
     train_acc = net.accuracy(x_train, t_train)
     test_acc = net.accuracy(x_test, t_test)
-    _write_results(args, net, history, plot_dir)
+    _write_results(args, net, history, plot_dir, (x_test, t_test))
     rate = history.iterations / history.wall_time if history.wall_time else 0.0
     rate = f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
     what = (f"interrupted (Ctrl-C) after {history.iterations} of {args.iters} "
@@ -289,6 +307,34 @@ def cmd_predict(args):
     return 1 if failed else 0
 
 
+# -- show -----------------------------------------------------------------------
+
+def cmd_show(args):
+    """``mnist-fast show``: what a saved network gets right and wrong."""
+    from .plot import confusion_matrix
+
+    plot_dir = _output_paths(args)
+    net = TwoLayerNet.load(args.model, backend=args.backend)
+    if (net.input_size, net.output_size) != (784, N_CLASSES):
+        raise UserError(f"{args.model}: a {_sizes(net)} network; show needs "
+                        f"784 inputs and {N_CLASSES} classes (MNIST)")
+    _, (x_test, t_test) = load_mnist()
+    counts = confusion_matrix(net, x_test, t_test)
+    correct = int(np.trace(counts))
+    _say(f"{args.model}: {_sizes(net)}, test accuracy {correct / len(t_test):.4f} "
+         f"({correct} of {len(t_test)} test images)", "",
+         "per class: " + ", ".join(
+             f"{k} {counts[k, k] / counts[k].sum():.1%}" for k in range(N_CLASSES)),
+         "", "confusion matrix (rows: the true digit, columns: the predicted one)",
+         "      " + "".join(f"{k:>6}" for k in range(N_CLASSES)),
+         *(f"{k:>6}" + "".join(f"{n:>6}" for n in counts[k])
+           for k in range(N_CLASSES)))
+    if plot_dir is not None:
+        pictures = _network_pictures(net, x_test, t_test, plot_dir)
+        _say("", "wrote " + ", ".join(map(str, pictures)))
+    return 0
+
+
 # -- info -----------------------------------------------------------------------
 
 def cmd_info(args):
@@ -388,7 +434,8 @@ def build_parser():
     _add_threads_option(p)
     p.add_argument("--plot-dir", metavar="DIR", default=None,
                    help="write the loss and accuracy figures to "
-                        "DIR/loss.png and DIR/accuracy.png")
+                        "DIR/loss.png and DIR/accuracy.png, and the "
+                        "trained network's pictures (as 'show' does)")
     p.add_argument("--save", metavar="PATH", default=None,
                    help="save the trained model to PATH (.npz), for "
                         f"'{PROG} predict' or TwoLayerNet.load")
@@ -447,6 +494,21 @@ def build_parser():
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="backend that runs the model")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "show", formatter_class=fmt,
+        help="per-class accuracy, the confusion matrix and pictures of a model",
+        description="Per-class accuracy of a saved model on the 10,000 MNIST "
+                    "test images and its confusion matrix, as text; with "
+                    "--plot-dir also DIR/weights.png (the first-layer weights "
+                    "as 28x28 tiles), DIR/misclassified.png and "
+                    "DIR/confusion.png.")
+    p.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    p.add_argument("--plot-dir", metavar="DIR", default=None,
+                   help="write the three pictures into DIR")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="backend that runs the model")
+    p.set_defaults(func=cmd_show, save=None)
 
     p = sub.add_parser(
         "info", formatter_class=fmt,

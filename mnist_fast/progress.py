@@ -5,8 +5,9 @@ report through :class:`TrainingProgress`.
 """
 
 import sys
+import warnings
 
-from tqdm import std
+from tqdm import TqdmWarning, std
 
 #: The book's per-epoch line.
 EPOCH_LINE = "train acc, test acc | {:.4f}, {:.4f}"
@@ -18,7 +19,11 @@ MAX_INTERVAL = 1.0
 def _bar(total, file):
     """A live bar: a widget in Jupyter, text elsewhere (and in a notebook
     without ipywidgets, where tqdm's widget cannot be made)."""
-    from tqdm import auto
+    with warnings.catch_warnings():
+        # in a notebook without ipywidgets tqdm.auto takes the text bar and
+        # warns about it: the text bar is what is wanted then
+        warnings.simplefilter("ignore", TqdmWarning)
+        from tqdm import auto
 
     options = dict(total=total, unit="it", leave=False,
                    mininterval=0.1, maxinterval=MAX_INTERVAL)

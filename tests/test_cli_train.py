@@ -53,6 +53,47 @@ def test_writes_the_two_figures(short_run):
         assert png_size(folder / "plots" / name) == (640, 480)
 
 
+def test_writes_the_trained_networks_pictures(short_run):
+    _, folder = short_run
+    for name in ("weights.png", "misclassified.png", "confusion.png"):
+        assert png_size(folder / "plots" / name) == (640, 480)
+
+
+def test_show_prints_per_class_accuracy_and_the_confusion_matrix(
+        short_run, mnist, tmp_path):
+    _, folder = short_run
+    result = run_cli("show", folder / "model.npz", "--plot-dir", tmp_path,
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    net = TwoLayerNet.load(folder / "model.npz")
+    _, (x_test, t_test) = mnist
+    predicted = net.predict(x_test).argmax(axis=1)
+    accuracy = np.mean(predicted == t_test)
+    assert f"test accuracy {accuracy:.4f}" in lines[0]
+    per_class = next(line for line in lines if line.startswith("per class: "))
+    for k in (0, 5, 9):
+        rate = np.mean(predicted[t_test == k] == k)
+        assert f"{k} {rate:.1%}" in per_class
+    header = lines.index("confusion matrix (rows: the true digit, columns: "
+                         "the predicted one)")
+    rows = np.array([line.split()[1:] for line in lines[header + 2:header + 12]],
+                    dtype=int)
+    assert rows.sum() == 10000
+    assert np.array_equal(np.diag(rows), np.bincount(
+        t_test[predicted == t_test], minlength=10))
+    for name in ("weights.png", "misclassified.png", "confusion.png"):
+        assert png_size(tmp_path / name) == (640, 480)
+
+
+def test_show_refuses_a_model_that_is_not_mnist_sized(tmp_path):
+    TwoLayerNet(20, 5, 3, seed=0).save(tmp_path / "small.npz")
+    result = run_cli("show", tmp_path / "small.npz", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "small.npz: a 20-5-3 network; show needs 784 inputs and 10 classes" \
+        in result.stderr
+
+
 def test_saved_model_is_what_was_trained(short_run, mnist):
     result, folder = short_run
     _, (x_test, t_test) = mnist
@@ -122,7 +163,8 @@ def test_ctrl_c_stops_and_keeps_what_was_learnt(tmp_path, mnist):
     assert summary, out
     assert summary["what"].startswith("interrupted (Ctrl-C) after")
     assert 1 <= int(summary["n"]) < 1000000
-    assert f"wrote {plots / 'loss.png'} and {plots / 'accuracy.png'}" in out
+    assert (f"wrote {plots / 'loss.png'}, {plots / 'accuracy.png'}, "
+            f"{plots / 'weights.png'}") in out
     for name in ("loss.png", "accuracy.png"):
         assert png_size(plots / name) == (640, 480)
     _, (x_test, t_test) = mnist
