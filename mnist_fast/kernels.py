@@ -4,9 +4,10 @@
 numerical gradient), ``_backprop`` (backprop and the fused SGD step) and
 ``_machine`` (facts about the build).  Each kernel module carries its SIMD
 variants inside (src_cython/simd_rows.h) and takes the best this CPU runs
-when it is imported; ``$MNIST_FAST_SIMD`` chooses another.  When they do not import (an sdist
-unpacked without building, say) :data:`COMPILED` is False and
-:data:`IMPORT_ERROR` says why; the NumPy engine then runs everything.
+when it is imported; ``$MNIST_FAST_SIMD`` chooses another.  When they do
+not import (an sdist unpacked without building, say) :data:`COMPILED` is
+False and :data:`IMPORT_ERROR` says why; the NumPy engine then runs
+everything.
 
 The OpenMP wait policy must be in the environment before libgomp loads:
 ``mnist_fast/__init__.py`` imports :mod:`mnist_fast.threads`, which sets
@@ -38,6 +39,8 @@ except ImportError as exc:  # an sdist unpacked without building, say
 else:
     IMPORT_ERROR = None
 
+#: True when the compiled extension modules import.
+COMPILED = IMPORT_ERROR is None
 #: The modules whose row helpers come in SIMD variants.
 KERNEL_MODULES = (forward, numerical, backprop)
 
@@ -52,24 +55,21 @@ def use_simd(name):
 
 def simd():
     """The SIMD variant that runs, None when not compiled."""
-    return forward.simd() if IMPORT_ERROR is None else None
+    return forward.simd() if COMPILED else None
 
 
 def simd_variants():
     """The variants this build has and this CPU runs, worst first."""
-    if IMPORT_ERROR is not None:
+    if not COMPILED:
         return []
     return [name for name, runs in forward.simd_variants().items() if runs]
 
 
-if IMPORT_ERROR is None and _wanted != "auto":
+if COMPILED and _wanted != "auto":
     try:
         use_simd(_wanted)
     except ValueError as exc:
         raise ImportError(f"${ENV_SIMD}={_wanted}: {exc}") from None
-
-#: True when the compiled extension modules import.
-COMPILED = IMPORT_ERROR is None
 
 
 def openmp_enabled():

@@ -123,7 +123,6 @@ class _Batches:
 class _Run:
     """A training run's checked arguments."""
 
-    net: object
     x_train: np.ndarray
     t_train: np.ndarray
     x_test: np.ndarray
@@ -166,7 +165,7 @@ def _checked_run(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
     x_test = as_inputs(x_test, net.input_size, "x_test")
     t_test = as_labels(t_test, x_test.shape[0], net.output_size, "t_test",
                        "x_test")
-    return _Run(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
+    return _Run(x_train, t_train, x_test, t_test, iters_num, batch_size,
                 learning_rate, gradient, seed, rng, eval_every_epoch, callback,
                 verbose, progress, net.checked_params())
 
@@ -252,21 +251,24 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
         seed=run.seed,
     )
     start = time.perf_counter()
-    report = TrainingProgress(run.iters_num, lines=run.verbose,
-                              bar=run.progress)
+    # silent runs call nothing per iteration but the user's callback
+    report = (TrainingProgress(run.iters_num, lines=run.verbose,
+                               bar=run.progress)
+              if run.verbose or run.progress else contextlib.nullcontext())
+    listeners = [f for f in (report, run.callback) if callable(f)]
     try:
         with report:
-            _run_blocks(run, trainer, report, lambda: engine.accuracies(
+            _run_blocks(run, trainer, listeners, lambda: engine.accuracies(
                 p, (train_set, test_set)), history)
     finally:
         history.wall_time = time.perf_counter() - start
     return history
 
 
-def _run_blocks(run, trainer, report, accuracies, history):
+def _run_blocks(run, trainer, listeners, accuracies, history):
     """The iterations of ``run``, a block of up to ``trainer.block`` steps
-    per call; ``report(history)`` after each iteration, then the user's
-    callback; ``accuracies()`` gives the train and test accuracy."""
+    per call; each of ``listeners`` is called with ``history`` after each
+    iteration; ``accuracies()`` gives the train and test accuracy."""
     batches = _Batches(run.rng, run.x_train.shape[0], run.batch_size)
     losses = np.empty(trainer.block)
     every = history.iter_per_epoch
@@ -285,9 +287,8 @@ def _run_blocks(run, trainer, report, accuracies, history):
                     train_acc, test_acc = accuracies()
                     history.train_acc_list.append(train_acc)
                     history.test_acc_list.append(test_acc)
-                report(history)
-                if run.callback is not None:
-                    run.callback(history)
+                for listener in listeners:
+                    listener(history)
             if done < n:
                 what = (f"its update would make {n_bad} parameter(s) "
                         "non-finite" if n_bad else
