@@ -61,8 +61,8 @@ def _checked(check, name, **limits):
     return parse
 
 
-def _count(name, minimum=1):
-    return _checked(positive_int, name, minimum=minimum)
+def _count(name, minimum=1, maximum=None):
+    return _checked(positive_int, name, minimum=minimum, maximum=maximum)
 
 
 def _positive_real(name):
@@ -375,11 +375,13 @@ def _add_network_options(p, seed_default):
                         "'auto' (compiled when built)")
     p.add_argument("--hidden", type=_count("hidden"), default=book.HIDDEN_SIZE,
                    metavar="N", help="hidden layer size")
-    p.add_argument("--seed", type=_count("seed", minimum=0),
+    p.add_argument("--seed", type=_count("seed", minimum=0, maximum=2**32 - 1),
                    default=seed_default, metavar="N",
                    help="seed of the initial weights" + (
-                       " and of the batch sampling (default: a fresh one, "
-                       "printed)" if seed_default is None else ""))
+                       " and of the batch sampling: the book's run after "
+                       "np.random.seed(N) (default: a fresh one, printed)"
+                       if seed_default is None else
+                       ", as the book's after np.random.seed(N)"))
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

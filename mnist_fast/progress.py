@@ -9,8 +9,12 @@ import warnings
 
 from tqdm import TqdmWarning, std
 
-#: The book's per-epoch line.
-EPOCH_LINE = "train acc, test acc | {:.4f}, {:.4f}"
+
+def epoch_line(train_acc, test_acc):
+    """The book's line, as its script prints it (every digit)."""
+    return "train acc, test acc | " + str(train_acc) + ", " + str(test_acc)
+
+
 #: Longest time between two redraws of the bar, in seconds (when the
 #: steps allow: the bar moves between iterations).
 MAX_INTERVAL = 1.0
@@ -36,7 +40,7 @@ def _bar(total, file):
 class TrainingProgress:
     """Reports a training run as it goes, one call per iteration.
 
-    Prints the book's line ``train acc, test acc | 0.xxxx, 0.xxxx`` at
+    Prints the book's line ``train acc, test acc | 0.9468, 0.9461`` at
     each evaluation when ``lines`` is true and, when ``bar`` is true, keeps
     a live bar under it (iterations/s, the last loss and accuracies, the
     time left).  The lines are written with ``tqdm.write`` so they do not
@@ -76,7 +80,7 @@ class TrainingProgress:
             self.bar.update(1)
         if new_epoch and self.lines:
             # tqdm.write redraws the bar, up to date, under the line
-            std.tqdm.write(EPOCH_LINE.format(train_acc, test_acc),
+            std.tqdm.write(epoch_line(train_acc, test_acc),
                            file=self.file)
             self.file.flush()
 

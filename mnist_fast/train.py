@@ -10,14 +10,12 @@ import numpy as np
 
 from . import book
 from .progress import TrainingProgress
+from .seeding import batch_source
 from .two_layer_net import TwoLayerNet
-from .validation import (MAX_INDEX, as_inputs, as_labels, as_rng, flag,
-                         one_of, positive_int, real_number)
+from .validation import (MAX_INDEX, as_inputs, as_labels, flag, one_of,
+                         positive_int, real_number)
 
 GRADIENTS = ("backprop", "numerical")
-#: Iterations whose batches are drawn at once (the same draws on every
-#: backend, however its trainer groups the steps).
-DRAW = 64
 
 
 class TrainingDiverged(FloatingPointError):
@@ -101,22 +99,20 @@ def _stop_on_sigint():
 
 
 class _Batches:
-    """The iterations' batches, rows drawn with replacement as the book
-    does, ``rng.choice(train_size, (n, batch_size))`` for a few iterations
-    at a time (the same draws however the iterations are grouped)."""
+    """The iterations' batches: rows drawn with replacement, as the book's
+    ``np.random.choice(train_size, batch_size)`` per iteration, from
+    ``rng`` (:mod:`mnist_fast.seeding`).  A block of ``n`` iterations draws
+    ``rng.choice(train_size, (n, batch_size))``: the same numbers as ``n``
+    separate draws, however a trainer groups its steps, and no more than
+    the iterations use."""
 
     def __init__(self, rng, train_size, batch_size):
         self.rng, self.train_size, self.batch_size = rng, train_size, batch_size
-        self.per_draw = max(1, min(DRAW, 2**16 // batch_size))
-        self.drawn = np.empty((0, batch_size), dtype=np.intp)
 
     def take(self, n):
         """The next ``n`` batches, as an (n, batch_size) intp array."""
-        while len(self.drawn) < n:
-            more = self.rng.choice(self.train_size, (self.per_draw, self.batch_size))
-            self.drawn = np.concatenate([self.drawn, more.astype(np.intp)])
-        batches, self.drawn = self.drawn[:n], self.drawn[n:]
-        return np.ascontiguousarray(batches)
+        drawn = self.rng.choice(self.train_size, (n, self.batch_size))
+        return np.ascontiguousarray(drawn, dtype=np.intp)
 
 
 @dataclass
@@ -132,7 +128,7 @@ class _Run:
     learning_rate: float
     gradient: str
     seed: object
-    rng: np.random.Generator
+    rng: object
     eval_every_epoch: bool
     callback: object
     verbose: bool
@@ -151,7 +147,8 @@ def _checked_run(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
     learning_rate = real_number(learning_rate, "learning_rate", minimum=0.0,
                                 strict=True)
     one_of(gradient, "gradient", GRADIENTS)
-    rng = as_rng(seed)
+    rng = batch_source(seed, (net.input_size, net.hidden_size,
+                              net.output_size))
     eval_every_epoch = flag(eval_every_epoch, "eval_every_epoch")
     verbose = flag(verbose, "verbose")
     progress = flag(progress, "progress")
@@ -176,10 +173,9 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
           callback=None, verbose=False, progress=False):
     """Train ``net`` by mini-batch SGD, exactly as the book's script.
 
-    Each iteration draws ``batch_size`` training rows with replacement
-    (as the book's ``np.random.choice(train_size, batch_size)``; the rows of
-    up to 64 iterations are drawn at once, ``rng.choice(train_size, (64,
-    batch_size))``), computes the gradient, updates ``net.params`` in place
+    Each iteration draws ``batch_size`` training rows with replacement,
+    as the book's ``np.random.choice(train_size, batch_size)`` (see
+    ``seed``), computes the gradient, updates ``net.params`` in place
     (``p -= learning_rate * grad``) and records the batch loss after the
     update.  Every ``iter_per_epoch`` iterations (starting with iteration
     0) it records the accuracy over the whole training and test sets.
@@ -204,9 +200,14 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
     learning_rate : float, default 0.1
         Finite and > 0.
     gradient : {"backprop", "numerical"}, default "backprop"
-    seed : int, optional
-        Seeds the batch sampling: the same seed, backend and thread count
-        give bit-identical histories and weights.
+    seed : None, int, numpy.random.Generator or RandomState, optional
+        Where the batches come from (:mod:`mnist_fast.seeding`).  None
+        draws from NumPy's global generator, as the book's script does.
+        An integer ``s`` draws what the book's script draws after
+        ``np.random.seed(s)`` and the creation of a network of ``net``'s
+        sizes: with ``TwoLayerNet(..., seed=s)`` that is the book's whole
+        run.  The same seed and backend give bit-identical histories and
+        weights, for any thread count.
     eval_every_epoch : bool, default True
         Record the per-epoch accuracies (they cost a pass over all data).
     callback : callable, optional

@@ -5,8 +5,9 @@ import numpy as np
 from . import reference
 from .backends import BACKENDS, make_engine
 from .model_file import load_model, save_model
+from .seeding import random_source
 from .threads import resolve_num_threads
-from .validation import (MAX_INDEX, as_inputs, as_labels, as_params, as_rng,
+from .validation import (MAX_INDEX, as_inputs, as_labels, as_params,
                          positive_int, real_number)
 
 
@@ -34,8 +35,13 @@ class TwoLayerNet:
         were not built), ``"numpy"`` the book's NumPy code
         (:mod:`mnist_fast.reference`), ``"auto"`` the compiled kernels when
         they are built.
-    seed : int or numpy.random.Generator, optional
-        Makes the initial weights reproducible, the same on every backend.
+    seed : None, int, numpy.random.Generator or RandomState, optional
+        Where the initial weights come from, drawn in the book's order
+        (:mod:`mnist_fast.seeding`): None draws from NumPy's global
+        generator as the book's ``np.random.randn`` does (so
+        ``np.random.seed(s)`` first gives the book's weights); an integer
+        ``s`` gives those same weights without touching the global
+        generator.  The same on every backend.
     num_threads : int, optional
         OpenMP threads of the compiled kernels; default
         ``$MNIST_FAST_NUM_THREADS`` (read now), else all cores.
@@ -69,7 +75,7 @@ class TwoLayerNet:
         self._num_threads = num_threads
         self._threads = resolve_num_threads(num_threads)
         self.engine = make_engine(backend, self._threads)
-        rng = as_rng(seed)
+        rng = random_source(seed)
         self._check_addressable()
         with np.errstate(over="raise"):
             try:
@@ -202,10 +208,11 @@ class TwoLayerNet:
 
         Returns
         -------
-        float
+        numpy.float64
+            A float, of NumPy's type as the book's.
         """
         x, t = self._batch(x, t)
-        return self.engine.loss(self.checked_params(), x, t)
+        return np.float64(self.engine.loss(self.checked_params(), x, t))
 
     def accuracy(self, x, t):
         """Fraction of rows whose most probable class is the label.
@@ -217,14 +224,15 @@ class TwoLayerNet:
 
         Returns
         -------
-        float
-            The book's ``argmax`` count, ties included.  From 1,000 rows the
+        numpy.float64
+            The book's ``argmax`` count, ties included, divided by the rows
+            (a float of NumPy's type, as the book's).  From 1,000 rows the
             compiled backend decides most rows by a float32 pass with a
             rigorous error bound (:mod:`mnist_fast.screen`); the count is
             the float64 one, row for row.
         """
         x, t = self._batch(x, t)
-        return self.engine.accuracy(self.checked_params(), x, t)
+        return np.float64(self.engine.accuracy(self.checked_params(), x, t))
 
     def numerical_gradient(self, x, t):
         """Central-difference gradient of :meth:`loss` (h = 1e-4), as the book.

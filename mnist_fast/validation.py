@@ -101,17 +101,6 @@ def flag(value, name):
     raise TypeError(f"{name} must be True or False, got {describe(value)}")
 
 
-def as_rng(seed, name="seed"):
-    """``numpy.random.default_rng(seed)``, with an error that names ``name``."""
-    try:
-        return np.random.default_rng(seed)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(
-            f"{name} must be None, a non-negative integer or a "
-            f"numpy.random.Generator, got {describe(seed)}"
-        ) from None
-
-
 def real_number(value, name, *, minimum=None, strict=False):
     """``value`` as a finite float, optionally bounded below."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

@@ -15,7 +15,7 @@ import mnist_fast
 from mnist_fast import TwoLayerNet
 from conftest import cli_env, png_size, run_cli
 
-EPOCH = re.compile(r"^train acc, test acc \| (0\.\d{4}|1\.0000), (0\.\d{4}|1\.0000)$")
+EPOCH = re.compile(r"^train acc, test acc \| (0\.\d+|1\.0), (0\.\d+|1\.0)$")
 SUMMARY = re.compile(
     r"^(?P<what>done|interrupted \(Ctrl-C\) after (?P<n>\d+) of \d+ iterations): "
     r"train acc (?P<train>[01]\.\d{4}), test acc (?P<test>[01]\.\d{4}) \| "
@@ -212,7 +212,7 @@ def test_progress_bar_on_a_terminal_only(tmp_path):
     assert re.search(r"\d+/100 \[.*it/s, loss \d\.\d{4}, train acc 0\.\d{4}, "
                      r"test acc 0\.\d{4}\]", shown), shown
     # the book's line, written above the bar (which is cleared first: \r)
-    assert re.search(r"(^|\r)train acc, test acc \| 0\.\d{4}, 0\.\d{4}\r?$", shown, re.M)
+    assert re.search(r"(^|\r)train acc, test acc \| 0\.\d+, 0\.\d+\r?$", shown, re.M)
     quiet = _run_in_terminal("train", "--iters", 20, "--seed", 0, "--no-progress",
                              cwd=tmp_path)
     assert "it/s]" not in quiet and "train acc, test acc |" in quiet

@@ -238,8 +238,12 @@ BAD_CONSTRUCTOR = [
     case(dict(num_threads="2"), TypeError,
          "num_threads must be an integer between 1 and 1024, got str '2'",
          "str threads"),
-    case(dict(seed=-1), ValueError, "seed must be None, a non-negative "
-         "integer or a numpy.random.Generator, got int -1", "negative seed"),
+    case(dict(seed=-1), ValueError, "seed must be None, an integer from 0 "
+         "to 2**32 - 1 or a sequence of them (as for np.random.seed), "
+         "a numpy.random.Generator or RandomState, got int -1",
+         "negative seed"),
+    case(dict(seed=2**32), ValueError, "seed must be None, an integer from 0 "
+         "to .*got int 4294967296", "seed beyond np.random.seed's range"),
     case(dict(seed=0.5), TypeError, "seed must be .*got float 0.5", "float seed"),
 ]
 

@@ -49,8 +49,9 @@ BAD_ARGUMENTS = [
      "gradient must be one of 'backprop', 'numerical', got NoneType None"),
     (dict(gradient=np.array(["backprop", "numerical"])), TypeError,
      "gradient must be one of .*got an array of shape (2,)"),
-    (dict(seed=-1), ValueError, "seed must be None, a non-negative integer or a "
-     "numpy.random.Generator, got int -1"),
+    (dict(seed=-1), ValueError, "seed must be None, an integer from 0 to "
+     "2**32 - 1 or a sequence of them (as for np.random.seed), a "
+     "numpy.random.Generator or RandomState, got int -1"),
     (dict(seed="abc"), TypeError, "seed must be .*got str 'abc'"),
     (dict(callback=3), TypeError, "callback must be callable or None, got int"),
     (dict(eval_every_epoch="no"), TypeError,
@@ -115,9 +116,9 @@ def test_divergence_through_the_loss_keeps_the_last_finite_parameters(backend):
     with pytest.raises(TrainingDiverged) as info:
         train_tiny(net, 100)
     error, i = info.value, info.value.iteration
-    assert i == 3
+    assert 0 < i < 100  # a step that diverges after some that did not
     assert str(error) == (
-        "training diverged at iteration 3 (learning_rate=1e+308): its update "
+        f"training diverged at iteration {i} (learning_rate=1e+308): its update "
         "made the batch loss nan; net.params keeps the parameters from before "
         "that update. Try a smaller learning_rate.")
     assert len(error.history.train_loss_list) == error.history.iterations == i
@@ -133,8 +134,10 @@ def test_verbose_prints_the_books_line_at_each_evaluation(mnist, capsys):
                     t_test[:200], iters_num=25, batch_size=100, seed=0,
                     verbose=True)
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f"train acc, test acc | {a:.4f}, {b:.4f}" for a, b in
-                     zip(history.train_acc_list, history.test_acc_list)]
+    # the book's print, str() of each accuracy
+    assert lines == ["train acc, test acc | " + str(a) + ", " + str(b)
+                     for a, b in zip(history.train_acc_list,
+                                     history.test_acc_list)]
     assert len(lines) == 3  # iterations 0, 10 and 20
 
 

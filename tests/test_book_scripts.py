@@ -1,0 +1,65 @@
+"""The book's scripts run unmodified on mnist_fast (but for their imports)
+and, after np.random.seed, print what they print with the book's classes."""
+
+import matplotlib
+import numpy as np
+import pytest
+
+from mnist_fast import book_scripts
+
+matplotlib.use("Agg")  # the scripts end in plt.show()
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:FigureCanvasAgg is non-interactive:UserWarning")
+
+
+def run(tmp_path, name, **edits):
+    import matplotlib.pyplot as plt
+
+    classes = edits.get("classes", "mnist_fast")
+    try:
+        return book_scripts.run(book_scripts.variant(name, **edits),
+                                tmp_path / f"{name}_{classes}.py")
+    finally:
+        plt.close("all")
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_training_script_prints_the_books_lines(tmp_path, seed):
+    # 1201 iterations: the evaluations after iterations 0, 600 and 1200
+    edits = dict(seed=seed, gradient="backprop", iters_num=1201)
+    lines, names = run(tmp_path, "ch04_train_neuralnet", **edits)
+    book_lines, book_names = run(tmp_path, "ch04_train_neuralnet",
+                                 classes="book", **edits)
+    assert len(lines) == 3
+    assert all(line.startswith("train acc, test acc | 0.") for line in lines)
+    assert lines == book_lines  # every digit of every accuracy
+    np.testing.assert_allclose(names["train_loss_list"],
+                               book_names["train_loss_list"], rtol=0, atol=1e-9)
+    for key in ("train_acc_list", "train_loss_list"):  # np.float64, as the book's
+        assert type(names[key][0]) is type(book_names[key][0])
+
+
+def test_the_training_script_runs_the_numerical_gradient_as_printed(tmp_path):
+    lines, names = run(tmp_path, "ch04_train_neuralnet", seed=0, iters_num=3)
+    assert len(lines) == 1 and lines[0].startswith("train acc, test acc | 0.")
+    assert len(names["train_loss_list"]) == 3
+    assert np.all(np.diff(names["train_loss_list"]) < 0.05)
+
+
+def test_the_gradient_check_prints_the_books_differences(tmp_path):
+    lines, _ = run(tmp_path, "ch05_gradient_check", seed=0)
+    book_lines, _ = run(tmp_path, "ch05_gradient_check", classes="book", seed=0)
+    assert [line.split(":")[0] for line in lines] == ["W1", "b1", "W2", "b2"]
+    for line, book_line in zip(lines, book_lines):
+        ours, book = float(line.split(":")[1]), float(book_line.split(":")[1])
+        # mean |backprop - numerical|: the numerical gradients agree within
+        # 1e-10 per entry (tests/test_numerical_gradient.py), so do the means
+        assert 0 < ours < 1e-6
+        assert abs(ours - book) <= 1e-10
+
+
+def test_variant_refuses_a_script_it_cannot_edit():
+    with pytest.raises(ValueError, match="name must be one of"):
+        book_scripts.variant("train")
+    with pytest.raises(ValueError, match="does not have exactly one"):
+        book_scripts.variant("ch05_gradient_check", iters_num=5)
