@@ -1,7 +1,8 @@
 """The compiled kernel modules, imported here and nowhere else.
 
 ``mnist_fast._forward`` (predict, loss, accuracy), ``_numerical`` (the
-numerical gradient), ``_backprop`` (backprop and the fused SGD step) and
+numerical gradient), ``_backprop`` (backprop and the fused SGD step),
+``_checks`` (the input checks of :mod:`mnist_fast.validation`) and
 ``_machine`` (facts about the build).  Each kernel module carries its SIMD
 variants inside (src_cython/simd_rows.h) and takes the best this CPU runs
 when it is imported; ``$MNIST_FAST_SIMD`` chooses another.  When they do
@@ -30,11 +31,12 @@ if _wanted not in SIMD_CHOICES:
 
 try:
     from . import _backprop as backprop
+    from . import _checks as checks
     from . import _forward as forward
     from . import _machine as machine
     from . import _numerical as numerical
 except ImportError as exc:  # an sdist unpacked without building, say
-    machine = forward = numerical = backprop = None
+    machine = forward = numerical = backprop = checks = None
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
 else:
     IMPORT_ERROR = None

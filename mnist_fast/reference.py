@@ -170,3 +170,21 @@ class TwoLayerNet:
         grads["W1"] = np.dot(x.T, dz1)
         grads["b1"] = np.sum(dz1, axis=0)
         return grads
+
+
+# -- not the book's: the NumPy twins of the compiled input checks -----------
+# (src_cython/_checks.pyx; mnist_fast.validation runs one or the other)
+
+def all_finite(x, n_threads=1):
+    """Whether no value of the 1-D array ``x`` is NaN or infinite."""
+    return bool(np.isfinite(x).all())
+
+
+def onehot_classes(t, out):
+    """Fill ``out`` with the column of each row's 1; return the first row
+    of the 2-D ``t`` that is not 0s and exactly one 1, or -1."""
+    ones = t == 1
+    valid = (ones | (t == 0)).all(axis=1) & (ones.sum(axis=1) == 1)
+    out[...] = ones.argmax(axis=1)
+    bad = np.flatnonzero(~valid)
+    return int(bad[0]) if bad.size else -1

@@ -156,10 +156,11 @@ def _checked_run(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
         raise TypeError(
             f"callback must be callable or None, got {type(callback).__name__}"
         )
-    x_train = as_inputs(x_train, net.input_size, "x_train")
+    threads = net.engine.num_threads
+    x_train = as_inputs(x_train, net.input_size, "x_train", threads)
     t_train = as_labels(t_train, x_train.shape[0], net.output_size, "t_train",
                         "x_train")
-    x_test = as_inputs(x_test, net.input_size, "x_test")
+    x_test = as_inputs(x_test, net.input_size, "x_test", threads)
     t_test = as_labels(t_test, x_test.shape[0], net.output_size, "t_test",
                        "x_test")
     return _Run(x_train, t_train, x_test, t_test, iters_num, batch_size,

@@ -174,7 +174,7 @@ class TwoLayerNet:
     # -- the boundary: every argument is checked here, once -------------------
 
     def _inputs(self, x):
-        return as_inputs(x, self.input_size, "x")
+        return as_inputs(x, self.input_size, "x", self.engine.num_threads)
 
     def _batch(self, x, t):
         x = self._inputs(x)

@@ -15,6 +15,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import kernels, reference
+
+#: The finiteness and one-hot scans: compiled (one GIL-free pass) when the
+#: kernels are built, else their NumPy twins; the same answers.
+_scans = kernels.checks if kernels.COMPILED else reference
+
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 #: Most rows of a batch, and most input features: the kernels index pixels
 #: and batch rows with C ints.
@@ -126,19 +132,23 @@ def _contiguous(arr, dtype):
     return np.ascontiguousarray(arr)
 
 
-def _check_finite(arr, name):
-    # one ufunc and one reduction: cheaper than min() and max()
-    if not np.isfinite(arr).all():
-        bad = np.flatnonzero(~np.isfinite(arr.ravel()))
-        where = np.unravel_index(bad[0], arr.shape)
-        raise ValueError(
-            f"{name} must be finite, but {bad.size} value(s) are NaN or "
-            f"infinite (first at index {tuple(int(i) for i in where)}: "
-            f"{arr[where]})"
-        )
+def _check_finite(arr, name, num_threads=1):
+    """ValueError naming ``name`` unless the float array ``arr`` is all
+    finite (one scan, by ``num_threads`` threads when it is large)."""
+    scans = (_scans if arr.dtype in (np.float32, np.float64)  # native order
+             and arr.flags.c_contiguous else reference)
+    if scans.all_finite(arr.reshape(-1), num_threads):
+        return
+    bad = np.flatnonzero(~np.isfinite(arr.ravel()))
+    where = np.unravel_index(bad[0], arr.shape)
+    raise ValueError(
+        f"{name} must be finite, but {bad.size} value(s) are NaN or "
+        f"infinite (first at index {tuple(int(i) for i in where)}: "
+        f"{arr[where]})"
+    )
 
 
-def as_inputs(x, n_features, name="x"):
+def as_inputs(x, n_features, name="x", num_threads=1):
     """Check a batch of inputs and return it ready for a kernel.
 
     Parameters
@@ -147,6 +157,8 @@ def as_inputs(x, n_features, name="x"):
         See docs/api.md, "x, t and params".
     n_features : int
         The expected number of columns (the network's ``input_size``).
+    num_threads : int, default 1
+        Threads for the scan of a large ``x`` (the network's).
 
     Returns
     -------
@@ -186,7 +198,7 @@ def as_inputs(x, n_features, name="x"):
     else:
         dtype = np.float64
     arr = _contiguous(arr, dtype)
-    _check_finite(arr, name)
+    _check_finite(arr, name, num_threads)
     return arr
 
 
@@ -227,15 +239,17 @@ def as_labels(t, n_samples, n_classes, name="t", x_name="x"):
                 f"one-hot {name} must have {n_classes} columns (the "
                 f"network's output_size), got shape {arr.shape}{hint}"
             )
-        ones = arr == 1
-        valid = (ones | (arr == 0)).all(axis=1) & (ones.sum(axis=1) == 1)
-        if not valid.all():
-            row = int(np.flatnonzero(~valid)[0])
+        classes = np.empty(n_samples, dtype=np.intp)
+        if arr.dtype.itemsize > 8:  # long double: compared unrounded
+            row = reference.onehot_classes(arr, classes)
+        else:  # float64 holds 0, 1 and their neighbours exactly
+            row = _scans.onehot_classes(_contiguous(arr, np.float64), classes)
+        if row >= 0:
             raise ValueError(
                 f"one-hot {name} must hold 0s and exactly one 1 per row, got "
                 f"row {row}: {arr[row]}"
             )
-        return np.ascontiguousarray(ones.argmax(axis=1), dtype=np.intp)
+        return classes
     if arr.ndim != 1:
         raise ValueError(
             f"{name} must be 1-D class labels ({n_samples},) or one-hot "
