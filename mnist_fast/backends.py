@@ -8,15 +8,15 @@ from .validation import one_of
 BACKENDS = ("auto", "cython", "numpy")
 
 
-def make_engine(backend, num_threads):
+def make_engine(backend, threads):
     """The engine of ``backend`` (``"auto"``: compiled when built).
 
     Parameters
     ----------
     backend : {"auto", "cython", "numpy"}
-    num_threads : int
-        The network's resolved thread count
-        (:func:`~mnist_fast.threads.resolve_num_threads`).
+    threads : mnist_fast.threads.FixedThreads or AdaptiveThreads
+        The network's thread policy
+        (:func:`~mnist_fast.threads.thread_policy`).
 
     Returns
     -------
@@ -33,6 +33,6 @@ def make_engine(backend, num_threads):
     if backend == "auto":
         backend = "cython" if kernels.COMPILED else "numpy"
     if backend == "numpy":
-        return NumpyEngine(num_threads)
+        return NumpyEngine(threads)
     kernels.require_compiled()
-    return CompiledEngine(num_threads)
+    return CompiledEngine(threads)

@@ -26,6 +26,7 @@ from .gradcheck import FLOOR, RTOL, gradient_check
 from .info import build_info
 from .kernels import ENV_SIMD, SIMD_CHOICES
 from .mnist import N_CLASSES, load_mnist
+from .threads import ENV_NUM_THREADS
 from .train import GRADIENTS, TrainingDiverged, train
 from .two_layer_net import TwoLayerNet
 from .validation import positive_int, real_number
@@ -348,7 +349,8 @@ def cmd_info(args):
     else:
         compiled = (f"no ({info['import_error']}): every method runs the "
                     "NumPy reference")
-    openmp = (f"yes: {info['num_threads']} thread(s) by default, "
+    openmp = (f"yes: {info['thread_policy']} by default "
+              f"(--threads N or ${ENV_NUM_THREADS} fixes the count), "
               f"{info['max_threads']} at most" if info["openmp"]
               else "no: the kernels run on 1 thread")
     rows = [

@@ -2,8 +2,9 @@
 engine surface of :mod:`mnist_fast.engine`.
 
 What the kernels need beyond the checked arrays is decided here and only
-here: output and scratch arrays, the thread count of a call
-(:func:`~mnist_fast.threads.threads_for_rows`), the float32 screen of the
+here: output and scratch arrays, the thread count of a call (at most
+:func:`~mnist_fast.threads.threads_for_rows`, chosen by the network's
+thread policy, :mod:`mnist_fast.threads`), the float32 screen of the
 accuracy (:mod:`mnist_fast.screen`), the compressed rows (CSR) of a data
 set kept for training, and the fused SGD step.
 """
@@ -84,41 +85,46 @@ class CompiledEngine(Engine):
     name = "cython"
     compiled = True
 
-    def __init__(self, num_threads):
-        super().__init__(num_threads)
+    def __init__(self, threads):
+        super().__init__(threads)
         # the book's loop, for steps too large for the numerical kernel
-        self._book = NumpyEngine(num_threads)
+        self._book = NumpyEngine(threads)
 
-    def _threads(self, n_rows):
-        return threads_for_rows(self.num_threads, n_rows)
+    def _run(self, method, n_rows, kernel, *args):
+        """``kernel(*args, n_threads)`` on ``n_rows`` rows, the count chosen
+        by the thread policy for this method and size."""
+        return self.threads.run((method, n_rows),
+                                threads_for_rows(self.num_threads, n_rows),
+                                kernel, *args)
 
     def predict(self, p, x):
         y = np.empty((x.shape[0], p["b2"].shape[0]))
-        forward.predict(x, p, y, self._threads(x.shape[0]))
+        self._run("predict", x.shape[0], forward.predict, x, p, y)
         return y
 
     def loss(self, p, x, t):
         scratch = np.empty(x.shape[0])
-        return forward.loss(x, t, p, book.LOG_GUARD, scratch,
-                            self._threads(x.shape[0]))
+        return self._run("loss", x.shape[0], forward.loss, x, t, p,
+                         book.LOG_GUARD, scratch)
 
     def accuracy(self, p, x, t):
         screen = screen_for(p) if x.shape[0] >= SCREEN_MIN_ROWS else None
-        correct = forward.count_correct(x.reshape(-1), t, None, p, screen,
-                                        self._threads(x.shape[0]))
+        correct = self._run("accuracy", x.shape[0], forward.count_correct,
+                            x.reshape(-1), t, None, p, screen)
         return correct / x.shape[0]
 
     def gradient(self, p, x, t):
         grads = _like(p)
-        backprop.gradient(x, t, p, grads, self._threads(x.shape[0]))
+        self._run("gradient", x.shape[0], backprop.gradient, x, t, p, grads)
         return grads
 
     def numerical_gradient(self, p, x, t):
         if not compiled_numerical_gradient_fits(p, x):
             return self._book.numerical_gradient(p, x, t)
         grads = _like(p)
-        numerical.numerical_gradient(x, t, p, book.H, book.LOG_GUARD, grads,
-                                     self.num_threads)
+        self.threads.run(("numerical_gradient", x.shape[0]), self.num_threads,
+                         numerical.numerical_gradient, x, t, p, book.H,
+                         book.LOG_GUARD, grads)
         return grads
 
     def data_set(self, x, t):
@@ -126,8 +132,9 @@ class CompiledEngine(Engine):
 
     def accuracies(self, p, data_sets):
         screen = screen_for(p)  # once for all the sets
-        return [forward.count_correct(d.values, d.t, d, p, screen,
-                                      self.num_threads) / d.t.shape[0]
+        return [self.threads.run(("accuracies", d.t.shape[0]),
+                                 self.num_threads, forward.count_correct,
+                                 d.values, d.t, d, p, screen) / d.t.shape[0]
                 for d in data_sets]
 
     def trainer(self, p, data, batch_size, learning_rate, gradient):

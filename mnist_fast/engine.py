@@ -34,8 +34,14 @@ class Engine:
     name = None
     compiled = False
 
-    def __init__(self, num_threads):
-        self.num_threads = num_threads
+    def __init__(self, threads):
+        #: the thread policy (:mod:`mnist_fast.threads`)
+        self.threads = threads
+
+    @property
+    def num_threads(self):
+        """The most threads a call gets."""
+        return self.threads.num_threads
 
     def predict(self, p, x):
         """Class probabilities, ``(n_samples, output_size)`` float64."""

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from . import __version__, kernels
-from .threads import resolve_num_threads
+from .threads import resolve_num_threads, thread_policy
 
 #: The methods of ``TwoLayerNet(backend="cython")`` that run compiled code.
 COMPILED_METHODS = ("predict", "loss", "accuracy", "numerical_gradient",
@@ -27,8 +27,11 @@ def build_info():
         variant in use: ``"avx2"`` -- AVX2+FMA, chosen on CPUs that have
         them -- or ``"baseline"``; see ``$MNIST_FAST_SIMD``); ``openmp``
         (built with OpenMP); ``max_threads`` (OpenMP's default team size, 1
-        without OpenMP); ``num_threads`` (what a network created now uses,
-        see ``$MNIST_FAST_NUM_THREADS``); ``debug_build`` (bounds checks
+        without OpenMP); ``num_threads`` (the most threads a network
+        created now uses, see ``$MNIST_FAST_NUM_THREADS``);
+        ``thread_policy`` (how such a network chooses its threads per call:
+        ``"adaptive, ..."`` or ``"fixed, ..."``, see
+        :mod:`mnist_fast.threads`); ``debug_build`` (bounds checks
         on); ``cython_version`` (that generated the kernels);
         ``numpy_version``, ``python_version``, ``platform``, ``machine``,
         ``cpu_count``.
@@ -43,6 +46,7 @@ def build_info():
         "openmp": kernels.openmp_enabled(),
         "max_threads": kernels.max_threads(),
         "num_threads": resolve_num_threads(None),
+        "thread_policy": repr(thread_policy(None)),
         "debug_build": compiled and kernels.machine.debug_build(),
         "cython_version": kernels.machine.cython_version() if compiled else None,
         "numpy_version": np.__version__,

@@ -1,6 +1,6 @@
 """How many OpenMP threads the compiled kernels get, and how they wait.
 
-The policy in three rules:
+The policy in four rules:
 
 * A network's thread count is resolved once, when it is created (or when
   ``net.num_threads`` is set): the argument, else
@@ -9,7 +9,16 @@ The policy in three rules:
 * ``predict``, ``loss``, ``accuracy`` and ``gradient`` on ``n`` rows use
   at most ``n // MIN_ROWS_PER_THREAD`` threads: below that a thread team
   costs more to start than it saves.  The numerical gradient, the training
-  steps and ``train``'s evaluations use them all.
+  steps and ``train``'s evaluations may use them all.
+* A count the user chose (``num_threads=`` or ``$MNIST_FAST_NUM_THREADS``)
+  is used as it is (:class:`FixedThreads`).  Otherwise
+  (:class:`AdaptiveThreads`) each kind of call runs on one thread or on
+  all it may use, whichever its recent calls timed faster: on a machine
+  where another program keeps a core busy, a team of all cores waits for
+  the thread that does not get one, and one thread is then several times
+  faster.  The other count is tried again now and then, so the choice
+  follows the machine's load.  The results are bit-identical for any
+  count, so the choice changes only the time.
 * Idle OpenMP threads spin only briefly before they sleep.  GNU OpenMP's
   default (300,000 spins) lets a waiting worker hold a core that the
   Python thread starting the next parallel region needs; on a 2-core
@@ -21,6 +30,8 @@ The policy in three rules:
 """
 
 import os
+import time
+from collections import deque
 
 #: Spins of an idle GNU OpenMP thread before it sleeps (see above).
 GOMP_SPINCOUNT = "10000"
@@ -38,6 +49,13 @@ ENV_NUM_THREADS = "MNIST_FAST_NUM_THREADS"
 MAX_THREADS = 1024
 #: Rows each thread of a kernel call gets at least.
 MIN_ROWS_PER_THREAD = 50
+
+
+#: Timings kept per kind of call and thread count (their median decides).
+SAMPLES = 3
+#: Calls between two tries of the count not chosen: from the first, doubled
+#: while the tries confirm the choice, up to the second.
+PROBE_INTERVAL = (4, 32)
 
 
 def resolve_num_threads(num_threads=None):
@@ -86,3 +104,112 @@ def resolve_num_threads(num_threads=None):
 def threads_for_rows(num_threads, n_rows):
     """Threads for a call on ``n_rows`` rows by a network with ``num_threads``."""
     return max(1, min(num_threads, n_rows // MIN_ROWS_PER_THREAD))
+
+
+def thread_policy(num_threads=None):
+    """The thread policy of a network created with ``num_threads``.
+
+    Returns
+    -------
+    FixedThreads or AdaptiveThreads
+        Fixed when ``num_threads`` or ``$MNIST_FAST_NUM_THREADS`` gives a
+        count (or there is one thread only), else adaptive up to OpenMP's
+        default.  Raises as :func:`resolve_num_threads`.
+    """
+    n = resolve_num_threads(num_threads)
+    chosen = (num_threads is not None
+              or os.environ.get(ENV_NUM_THREADS, "").strip())
+    return FixedThreads(n) if chosen or n == 1 else AdaptiveThreads(n)
+
+
+class FixedThreads:
+    """The same count for every call (capped by its rows, see above).
+
+    Every policy has this interface: :meth:`run` calls a kernel with the
+    count for its kind of call.
+
+    Attributes
+    ----------
+    num_threads : int
+        The most threads a call gets.
+    """
+
+    adaptive = False
+
+    def __init__(self, num_threads):
+        self.num_threads = num_threads
+
+    def __repr__(self):
+        return f"fixed, {self.num_threads} thread(s)"
+
+    def run(self, kind, most, kernel, *args):
+        """``kernel(*args, n)`` with ``n <= most`` threads for this ``kind``
+        of call (a hashable: the method and the size of its work); its
+        result."""
+        return kernel(*args, most)
+
+
+class AdaptiveThreads(FixedThreads):
+    """One thread or ``most``, per kind of call, whichever is faster now.
+
+    Each kind of call keeps the durations of its last :data:`SAMPLES` calls
+    on each count and runs on the count whose median is lower; every few
+    calls (:data:`PROBE_INTERVAL`) it runs once on the other count, so
+    that a change of load changes the choice.
+    """
+
+    adaptive = True
+
+    def __init__(self, num_threads):
+        super().__init__(num_threads)
+        self._kinds = {}
+
+    def __repr__(self):
+        return f"adaptive, 1 or {self.num_threads} threads, timed per call"
+
+    def run(self, kind, most, kernel, *args):
+        if most == 1:
+            return kernel(*args, 1)
+        timings = self._kinds.get(kind)
+        if timings is None:
+            timings = self._kinds[kind] = _Timings(most)
+        n = timings.next_count()
+        start = time.perf_counter()
+        result = kernel(*args, n)
+        timings.record(n, time.perf_counter() - start)
+        return result
+
+
+class _Timings:
+    """The recent durations of one kind of call on 1 and ``most`` threads,
+    and which count to use next."""
+
+    def __init__(self, most):
+        self.samples = {most: deque(maxlen=SAMPLES), 1: deque(maxlen=SAMPLES)}
+        self.best, self.other = most, 1
+        self.interval = self.wait = PROBE_INTERVAL[0]
+        self.probing = False
+
+    def next_count(self):
+        if not self.samples[self.best]:
+            return self.best
+        if not self.samples[self.other] or self.wait <= 0:
+            self.probing = True
+            return self.other
+        self.wait -= 1
+        return self.best
+
+    def _median(self, n):
+        times = sorted(self.samples[n])
+        return times[len(times) // 2] if times else float("inf")
+
+    def record(self, n, seconds):
+        self.samples[n].append(seconds)
+        low, high = PROBE_INTERVAL
+        changed = min(self.samples, key=self._median) != self.best
+        if changed:
+            self.best, self.other = self.other, self.best
+            self.interval = self.wait = low
+        elif self.probing:  # the try confirmed the choice: try less often
+            self.interval = self.wait = min(2 * self.interval, high)
+        self.probing = False

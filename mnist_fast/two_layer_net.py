@@ -6,7 +6,7 @@ from . import reference
 from .backends import BACKENDS, make_engine
 from .model_file import load_model, save_model
 from .seeding import random_source
-from .threads import resolve_num_threads
+from .threads import thread_policy
 from .validation import (MAX_INDEX, as_inputs, as_labels, as_params,
                          positive_int, real_number)
 
@@ -73,7 +73,7 @@ class TwoLayerNet:
         weight_init_std = real_number(weight_init_std, "weight_init_std",
                                       minimum=0.0)
         self._num_threads = num_threads
-        self._threads = resolve_num_threads(num_threads)
+        self._threads = thread_policy(num_threads)
         self.engine = make_engine(backend, self._threads)
         rng = random_source(seed)
         self._check_addressable()
@@ -117,7 +117,7 @@ class TwoLayerNet:
 
     @num_threads.setter
     def num_threads(self, num_threads):
-        self._threads = resolve_num_threads(num_threads)
+        self._threads = thread_policy(num_threads)
         self._num_threads = num_threads
         self.engine = make_engine(self.engine.name, self._threads)
 

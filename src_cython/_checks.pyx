@@ -10,9 +10,10 @@ from cython.parallel cimport prange
 from libc.stdint cimport uint32_t, uint64_t
 
 cdef enum:
-    # Values per chunk of a parallel scan: large enough that a thread team
-    # pays for itself.
+    # Values per chunk of a parallel scan, and the chunks from which a scan
+    # is parallel: a thread team pays for itself only on large arrays.
     CHUNK = 1 << 16
+    MIN_PARALLEL_CHUNKS = 16
 
 
 cdef inline bint finite_in(const floating* x, Py_ssize_t n) noexcept nogil:
@@ -45,16 +46,17 @@ def all_finite(
     int n_threads,
 ):
     """Whether no value of ``x`` is NaN or infinite; ``n_threads`` share
-    chunks of ``CHUNK`` values when there are several."""
+    the chunks of a large ``x``, each taking the next when done (a thread
+    that another program slows takes fewer)."""
     cdef Py_ssize_t n = x.shape[0], c, n_chunks = (n + CHUNK - 1) // CHUNK
     cdef Py_ssize_t bad = 0
     if n == 0:
         return True
-    if n_chunks == 1 or n_threads == 1:
+    if n_chunks < MIN_PARALLEL_CHUNKS or n_threads == 1:
         with nogil:
             bad = not finite_in(&x[0], n)
         return not bad
-    for c in prange(n_chunks, nogil=True, schedule="static",
+    for c in prange(n_chunks, nogil=True, schedule="dynamic",
                     num_threads=n_threads):
         bad += not finite_in(&x[c * CHUNK], min(CHUNK, n - c * CHUNK))
     return not bad

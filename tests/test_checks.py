@@ -11,7 +11,8 @@ from conftest import requires_compiled
 pytestmark = requires_compiled
 
 CHUNK = 1 << 16
-SIZES = [1, 2, 7, 100 * 784, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5]
+SIZES = [1, 2, 7, 100 * 784, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5,
+         16 * CHUNK, 17 * CHUNK + 3]
 SPECIAL = [np.inf, -np.inf, np.nan, -np.nan]
 EDGES = [0.0, -0.0, 1e-300, 5e-324, 1.0, -1.0]
 

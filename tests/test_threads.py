@@ -1,0 +1,80 @@
+"""The thread policy (mnist_fast/threads.py): a count the user chose is kept;
+otherwise each kind of call runs on the count its recent calls timed faster."""
+
+import time
+
+import pytest
+
+import mnist_fast
+from mnist_fast.threads import (ENV_NUM_THREADS, PROBE_INTERVAL, AdaptiveThreads,
+                                FixedThreads, thread_policy)
+from conftest import requires_compiled
+
+
+def test_a_chosen_count_is_fixed(monkeypatch):
+    monkeypatch.delenv(ENV_NUM_THREADS, raising=False)
+    assert isinstance(thread_policy(1), FixedThreads)
+    assert not thread_policy(2).adaptive and thread_policy(2).num_threads >= 1
+    monkeypatch.setenv(ENV_NUM_THREADS, "2")
+    assert not thread_policy(None).adaptive
+
+
+@requires_compiled
+def test_the_default_adapts_when_there_are_threads_to_choose(monkeypatch):
+    monkeypatch.delenv(ENV_NUM_THREADS, raising=False)
+    policy = thread_policy(None)
+    assert policy.adaptive == (policy.num_threads > 1)
+    info = mnist_fast.build_info()["thread_policy"]
+    assert info.startswith("adaptive" if policy.adaptive else "fixed")
+    net = mnist_fast.TwoLayerNet(4, 3, 2)
+    assert net.engine.threads.adaptive == policy.adaptive
+    assert not mnist_fast.TwoLayerNet(4, 3, 2, num_threads=1).engine.threads.adaptive
+
+
+def counts_used(policy, slow, calls, kind=("kernel", 100)):
+    """Run ``calls`` calls of a kernel that takes 2 ms on ``slow`` threads
+    and 0.1 ms on the other count; the counts the policy gave."""
+    used = []
+
+    def kernel(n):
+        time.sleep(2e-3 if n == slow else 1e-4)
+        used.append(n)
+
+    for _ in range(calls):
+        policy.run(kind, 4, kernel)
+    return used
+
+
+def test_adaptive_runs_the_faster_count_and_tries_the_other_now_and_then():
+    policy = AdaptiveThreads(4)
+    used = counts_used(policy, slow=4, calls=200)
+    assert used[:2] == [4, 1]  # each count timed once first
+    tries = used[2:].count(4)
+    # tries at growing intervals, up to PROBE_INTERVAL[1] calls apart
+    assert 200 // (PROBE_INTERVAL[1] + 1) <= tries <= 200 // PROBE_INTERVAL[0]
+    assert used[-PROBE_INTERVAL[1]:].count(1) >= PROBE_INTERVAL[1] - 1
+
+
+def test_adaptive_follows_a_change_of_load():
+    policy = AdaptiveThreads(4)
+    counts_used(policy, slow=4, calls=100)
+    # now one thread is the slow one (the other program has stopped, say)
+    used = counts_used(policy, slow=1, calls=100)
+    switched = used.index(4, used.index(4) + 1)  # two tries outvote old timings
+    assert switched <= 2 * PROBE_INTERVAL[1] + 2
+    assert used[-50:].count(4) >= 48
+
+
+def test_each_kind_of_call_has_its_own_timings():
+    policy = AdaptiveThreads(4)
+    counts_used(policy, slow=4, calls=50, kind=("a", 100))
+    used = counts_used(policy, slow=1, calls=50, kind=("b", 100))
+    assert used[-20:].count(4) >= 19
+
+
+def test_one_possible_count_is_not_timed():
+    policy = AdaptiveThreads(4)
+    seen = []
+    for _ in range(5):
+        policy.run(("small", 10), 1, seen.append)
+    assert seen == [1] * 5
