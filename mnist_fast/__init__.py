@@ -15,7 +15,7 @@ build_info
     What was compiled (kernels, OpenMP, versions), for bug reports.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # threads first: it sets OpenMP's wait policy before the kernels load
 from . import threads  # noqa: F401

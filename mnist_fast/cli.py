@@ -267,19 +267,55 @@ def _bench_table(r):
     return lines
 
 
+def _learners_table(r):
+    from .bench_book import CALLS
+
+    pc = r["per_call"]
+    lines = ["", "where the book's readers work"
+             + (", with one other CPU-bound process running" if r["loaded"] else "")
+             + ": per call (batch 100; accuracy over all 70,000 images)", "",
+             f"{'classes':<16}" + "".join(f"{c:>12}" for c in CALLS)]
+    for classes, label in (("mnist_fast", "mnist_fast"), ("book", "the book's")):
+        lines.append(f"{label:<16}" + "".join(f"{_seconds(pc[classes][c]):>12}"
+                                             for c in CALLS))
+    lines.append(f"{'speed-up':<16}" + "".join(
+        f"{_times(pc['book'][c] / pc['mnist_fast'][c]):>12}" for c in CALLS))
+    if r["script"]:
+        s = r["script"]
+        lines += ["", "the book's ch. 4 script (backprop, np.random.seed(0)), whole: "
+                  f"mnist_fast {_seconds(s['mnist_fast'])}, the book's classes "
+                  f"{_seconds(s['book'])} ({_times(s['book'] / s['mnist_fast'])}); "
+                  "printed lines " + ("the same" if r["script_lines_equal"]
+                                      else "DIFFERENT"),
+                  f"  last line: {r['script_last_line']}"]
+    return lines
+
+
 def cmd_bench(args):
     """``mnist-fast bench``: numerical vs backprop, per backend."""
     from .bench import benchmark
 
+    if args.book or args.loaded:
+        from .bench_book import learners_benchmark
+
+        if not args.json:
+            _say("timing the book's calls and script (about a minute)...")
+        learners = learners_benchmark(loaded=args.loaded,
+                                      num_threads=args.threads,
+                                      repeats=args.repeats)
     if not args.json:
         _say("timing (a few seconds)..." if not args.full else
              "timing every parameter (--full): this takes minutes...")
     result = benchmark(repeats=args.repeats, full=args.full,
                        num_threads=args.threads)
+    if args.book or args.loaded:
+        result["learners"] = learners
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         _say(*_bench_table(result))
+        if args.book or args.loaded:
+            _say(*_learners_table(learners))
     return 0
 
 
@@ -478,6 +514,13 @@ def build_parser():
     p.add_argument("--full", action="store_true",
                    help="time the NumPy numerical gradient over all "
                         "parameters (tens of seconds per repeat)")
+    p.add_argument("--book", action="store_true",
+                   help="also time gradient, loss, predict and accuracy per "
+                        "call and the book's training script, beside the "
+                        "book's own classes")
+    p.add_argument("--loaded", action="store_true",
+                   help="as --book, with one other CPU-bound process running "
+                        "(started and stopped by the benchmark)")
     _add_threads_option(p)
     p.add_argument("--json", action="store_true",
                    help="print the results as JSON")
