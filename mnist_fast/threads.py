@@ -54,8 +54,13 @@ MIN_ROWS_PER_THREAD = 50
 #: Timings kept per kind of call and thread count (their median decides).
 SAMPLES = 3
 #: Calls between two tries of the count not chosen: from the first, doubled
-#: while the tries confirm the choice, up to the second.
+#: while the tries confirm the choice, up to the second ...
 PROBE_INTERVAL = (4, 32)
+#: ... and at least as many as keep the tries' extra time below this
+#: fraction of the time (a try of a count r times slower costs r - 1
+#: calls), up to PROBE_MAX_WAIT calls.
+PROBE_BUDGET = 0.03
+PROBE_MAX_WAIT = 1024
 
 
 def resolve_num_threads(num_threads=None):
@@ -154,8 +159,9 @@ class AdaptiveThreads(FixedThreads):
 
     Each kind of call keeps the durations of its last :data:`SAMPLES` calls
     on each count and runs on the count whose median is lower; every few
-    calls (:data:`PROBE_INTERVAL`) it runs once on the other count, so
-    that a change of load changes the choice.
+    calls (:data:`PROBE_INTERVAL`, fewer the slower the other count is:
+    :data:`PROBE_BUDGET`) it runs once on the other count, so that a change
+    of load changes the choice.
     """
 
     adaptive = True
@@ -206,10 +212,12 @@ class _Timings:
     def record(self, n, seconds):
         self.samples[n].append(seconds)
         low, high = PROBE_INTERVAL
-        changed = min(self.samples, key=self._median) != self.best
-        if changed:
+        if min(self.samples, key=self._median) != self.best:
             self.best, self.other = self.other, self.best
-            self.interval = self.wait = low
+            self.interval = self.wait = low  # confirm the change soon
         elif self.probing:  # the try confirmed the choice: try less often
-            self.interval = self.wait = min(2 * self.interval, high)
+            self.interval = min(2 * self.interval, high)
+            slower = self._median(self.other) / self._median(self.best) - 1
+            self.wait = max(self.interval,
+                            min(PROBE_MAX_WAIT, int(slower / PROBE_BUDGET)))
         self.probing = False
