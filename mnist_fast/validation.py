@@ -22,6 +22,7 @@ from . import kernels, reference
 _scans = kernels.checks if kernels.COMPILED else reference
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
+_FLOAT64 = np.dtype(np.float64)
 #: Most rows of a batch, and most input features: the kernels index pixels
 #: and batch rows with C ints.
 MAX_INDEX = 2**31 - 1
@@ -305,17 +306,22 @@ def as_params(params, shapes):
         )
     out = {}
     for key in PARAM_NAMES:
-        name = f"params[{key!r}]"
-        p = _as_array(params[key], name, lists=False)
-        if p.dtype.kind != "f":
-            raise TypeError(
-                f"{name} must be a float array, got dtype {p.dtype}"
-            )
-        if p.shape != shapes[key]:
-            raise ValueError(
-                f"{name} must have shape {shapes[key]}, got {p.shape}"
-            )
-        p = _contiguous(p, np.float64)
-        _check_finite(p, name)
+        p = params[key]
+        # the arrays of the book's loop are already what the kernels take:
+        # only their values need the scan
+        if not (type(p) is np.ndarray and p.dtype is _FLOAT64
+                and p.shape == shapes[key] and p.flags.c_contiguous):
+            p = _param_array(p, f"params[{key!r}]", shapes[key])
+        _check_finite(p, f"params[{key!r}]")
         out[key] = p
     return out
+
+
+def _param_array(p, name, shape):
+    """Parameter ``p`` as a C-contiguous float64 array of ``shape``."""
+    p = _as_array(p, name, lists=False)
+    if p.dtype.kind != "f":
+        raise TypeError(f"{name} must be a float array, got dtype {p.dtype}")
+    if p.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {p.shape}")
+    return _contiguous(p, np.float64)

@@ -25,12 +25,12 @@ def run(tmp_path, name, **edits):
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_the_training_script_prints_the_books_lines(tmp_path, seed):
-    # 1201 iterations: the evaluations after iterations 0, 600 and 1200
-    edits = dict(seed=seed, gradient="backprop", iters_num=1201)
+    # 601 iterations: the evaluations after iterations 0 and 600
+    edits = dict(seed=seed, gradient="backprop", iters_num=601)
     lines, names = run(tmp_path, "ch04_train_neuralnet", **edits)
     book_lines, book_names = run(tmp_path, "ch04_train_neuralnet",
                                  classes="book", **edits)
-    assert len(lines) == 3
+    assert len(lines) == 2
     assert all(line.startswith("train acc, test acc | 0.") for line in lines)
     assert lines == book_lines  # every digit of every accuracy
     np.testing.assert_allclose(names["train_loss_list"],
@@ -63,3 +63,19 @@ def test_variant_refuses_a_script_it_cannot_edit():
         book_scripts.variant("train")
     with pytest.raises(ValueError, match="does not have exactly one"):
         book_scripts.variant("ch05_gradient_check", iters_num=5)
+
+
+def test_the_command_prints_what_the_books_script_prints(tmp_path):
+    # mnist-fast train --seed s is the book's script after np.random.seed(s)
+    import subprocess
+    import sys
+
+    book_lines, _ = run(tmp_path, "ch04_train_neuralnet", classes="book",
+                        seed=3, gradient="backprop", iters_num=601)
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_fast", "train", "--seed", "3", "--iters",
+         "601", "--no-progress"], capture_output=True, text=True, cwd=tmp_path,
+        check=True)
+    lines = [line for line in result.stdout.splitlines()
+             if line.startswith("train acc, test acc | ")]
+    assert lines == book_lines
