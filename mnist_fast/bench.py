@@ -24,7 +24,7 @@ import numpy as np
 from . import kernels, reference
 from .info import build_info
 from .mnist import load_mnist
-from .threads import resolve_num_threads
+from .threads import resolve_num_threads, thread_policy
 from .two_layer_net import TwoLayerNet
 from .validation import positive_int
 
@@ -102,7 +102,8 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
         ``estimated`` and ``params_timed``, and ``compiled``; ``speedups``
         (``backprop_vs_numerical`` per backend, ``cython_vs_numpy`` per
         method when both backends exist); ``layer_sizes``, ``n_params``,
-        ``batch_size``, ``repeats``, ``full``, ``num_threads``,
+        ``batch_size``, ``repeats``, ``full``, ``num_threads`` (the most
+        threads) and ``thread_policy`` (how they are chosen),
         ``build_info`` and ``peak_rss_mib``.
     """
     repeats = positive_int(repeats, "repeats")
@@ -141,6 +142,7 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
         "layer_sizes": [x.shape[1], hidden_size, 10], "n_params": n_params,
         "batch_size": batch_size, "repeats": repeats, "full": full,
         "num_threads": resolve_num_threads(num_threads),
+        "thread_policy": repr(thread_policy(num_threads)),
         "results": results, "speedups": speedups, "build_info": info,
         "peak_rss_mib": peak_rss_mib(),
     }

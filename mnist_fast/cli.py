@@ -95,10 +95,10 @@ def _sizes(net):
     return f"{net.input_size}-{net.hidden_size}-{net.output_size}"
 
 
-def _machine(info, num_threads=None):
+def _machine(info, thread_policy=None):
     """One line about the machine and build, from ``build_info()``."""
-    threads = num_threads if num_threads is not None else info["num_threads"]
-    openmp = f"OpenMP, {threads} thread(s)" if info["openmp"] else "no OpenMP (1 thread)"
+    policy = thread_policy or info["thread_policy"]
+    openmp = f"OpenMP, {policy}" if info["openmp"] else "no OpenMP (1 thread)"
     compiled = "compiled" if info["compiled"] else "NOT compiled (NumPy only)"
     return (f"machine: {info['platform']}, {info['cpu_count']} CPU(s) | "
             f"mnist_fast {info['version']} {compiled}, {openmp} | "
@@ -261,7 +261,7 @@ def _bench_table(r):
         lines.append(f"* estimated: the central differences of {timed} of the "
                      f"{r['n_params']:,} parameters timed and scaled up "
                      "(--full times them all)")
-    lines.append(_machine(r["build_info"], r["num_threads"]))
+    lines.append(_machine(r["build_info"], r["thread_policy"]))
     if r["peak_rss_mib"] is not None:
         lines.append(f"peak RSS: {r['peak_rss_mib']:.0f} MiB")
     return lines
