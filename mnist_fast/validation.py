@@ -47,7 +47,9 @@ def _as_array(obj, name, lists=True):
             "masked rows"
         )
     if isinstance(obj, np.ndarray):
-        return obj
+        # the kernels read the buffer: check the array they will read, not
+        # what a subclass says of it (its shape, its dtype)
+        return obj if type(obj) is np.ndarray else obj.view(np.ndarray)
     if lists and isinstance(obj, (list, tuple)):
         try:
             arr = np.asarray(obj)

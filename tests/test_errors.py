@@ -261,3 +261,24 @@ def test_bad_thread_count_from_the_environment(monkeypatch, value):
     message = "$MNIST_FAST_NUM_THREADS must be an integer between 1 and 1024, got "
     with pytest.raises(ValueError, match=pattern(message)):
         TwoLayerNet(4, 3, 2)
+
+
+class LyingShape(np.ndarray):
+    """A subclass whose shape says more rows than its buffer holds."""
+
+    @property
+    def shape(self):
+        return (1000, super().shape[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_validation_reads_the_real_buffer_of_a_subclass(backend):
+    from mnist_fast import TwoLayerNet
+
+    net = TwoLayerNet(6, 4, 3, backend=backend, seed=0)
+    x = np.ones((2, 6)).view(LyingShape)
+    t = np.array([0, 2])
+    # the two real rows are used; nothing reads beyond them
+    expected = net.predict(np.ones((2, 6)))
+    np.testing.assert_array_equal(net.predict(x), expected)
+    assert net.loss(x, t) == net.loss(np.ones((2, 6)), t)
