@@ -26,7 +26,6 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from _common cimport (Block, Grads, Net, block_hidden, block_input_gradient,
@@ -34,7 +33,8 @@ from _common cimport (Block, Grads, Net, block_hidden, block_input_gradient,
                       cross_entropy_row, gather_nonzeros, grads_of,
                       logits_sparse_row, mf_barrier,
                       mf_prefetch, mf_sigmoid_bias, mf_team_size,
-                      mf_update_in_place, mf_vector_matrix, n_blocks, net_of,
+                      free_scratch, hidden_ld, mf_update_in_place,
+                      mf_vector_matrix, n_blocks, net_of,
                       output_row, scratch_rows, softmax_row)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
@@ -326,21 +326,20 @@ def gradient(
     if n_threads < 1:
         raise ValueError("n_threads must be at least 1")
     cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
-    cdef Py_ssize_t b, k, ld
+    cdef Py_ssize_t b, k, ld, i0, i1
     cdef int tid, team
     cdef Batch s
     cdef Block* blk
     cdef Arena a
     cdef const floating* xp = &x[0, 0] if N else NULL
-    s.nb = n_blocks(N, n_threads)
-    s.work.ld = ld = (H + 7) // 8 * 8  # rows of z and dz1 on cache lines
-    a.base, a.used = NULL, 64
+    s.nb = n_blocks(N, H, n_threads)
+    s.work.ld = ld = hidden_ld(H)  # rows of z and dz1 on cache lines
+    a.base, a.used = NULL, 0
     batch_layout(&a, &s, N, &net)
     cdef char* raw = <char*> scratch_rows(1, a.used, 1)
     try:
         with nogil:
-            # the first piece on a cache line
-            a.base, a.used = raw + (-<size_t> raw & 63), 0
+            a.base, a.used = raw, 0
             batch_layout(&a, &s, N, &net)
             transpose(net.W2, H, K, s.work.W2T)
             with parallel(num_threads=n_threads):
@@ -353,19 +352,18 @@ def gradient(
                     for b in range(blk.first, blk.first + blk.n):
                         row_deltas(&s.work, b, &net, t[b], <double> N)
                 mf_barrier()
+                i0, i1 = tid * D // team, (tid + 1) * D // team
                 for k in range(s.nb):
                     blk = &s.blocks[k]
-                    block_input_gradient(
-                        xp, D, blk, tid * D // team, (tid + 1) * D // team,
-                        s.work.dz1 + blk.first * ld, ld, H, k > 0, g.W1)
+                    block_input_gradient(xp, D, blk, i0, i1,
+                                         s.work.dz1 + blk.first * ld, ld, H,
+                                         k > 0, g.W1)
                 if s.nb == 0:  # no rows: x.T @ dz1 = 0
-                    memset(g.W1 + tid * D // team * H, 0,
-                           ((tid + 1) * D // team - tid * D // team) * H
-                           * sizeof(double))
+                    memset(g.W1 + i0 * H, 0, (i1 - i0) * H * sizeof(double))
                 if tid == team - 1:
                     batch_sums(&s.work, N, &net, g.W2, g.b2, g.b1)
     finally:
-        free(raw)
+        free_scratch(raw)
 
 
 # where the columns of a matrix without nonzeros point
@@ -617,7 +615,7 @@ def to_csr(const floating[:, ::1] x, int n_threads):
                     indices[indptr[b] + n] = row_idx[n]
                     values[indptr[b] + n] = x[b, row_idx[n]]
         finally:
-            free(idx)
+            free_scratch(idx)
     finally:
-        free(val)
+        free_scratch(val)
     return indptr_arr, indices_arr, values_arr

@@ -13,7 +13,6 @@
 
 from cython cimport floating
 from libc.math cimport INFINITY, exp, fabs, log
-from libc.stdlib cimport malloc
 
 cdef extern from "simd_rows.h" nogil:
     # out = sum_n val[n] * M[idx[n], :], in vector registers (see the header)
@@ -34,11 +33,11 @@ cdef extern from "simd_rows.h" nogil:
         const unsigned long long* mask
         const double* x
         Py_ssize_t ldx
-    # mask[i] |= bit r where x[i] != 0, for i < D
-    void mf_row_mask_f32(const float* x, Py_ssize_t D, int r,
-                         unsigned long long* mask)
-    void mf_row_mask_f64(const double* x, Py_ssize_t D, int r,
-                         unsigned long long* mask)
+    # the masks of the n <= 64 rows at x (ldx apart), i < D
+    void mf_block_mask_f32(const float* x, Py_ssize_t ldx, int n,
+                           Py_ssize_t D, unsigned long long* mask)
+    void mf_block_mask_f64(const double* x, Py_ssize_t ldx, int n,
+                           Py_ssize_t D, unsigned long long* mask)
     # for the pixels i0 ... i1 - 1 and j < width (leading dimensions ld*):
     # A[r, j] += x[r, i] W[i, j] (x @ W1), in pixel order
     void mf_pixels_times_f32(const mf_pixels_f32* c, Py_ssize_t i0,
@@ -119,11 +118,26 @@ cdef extern from *:
     static int mf_team_size(void) { return 1; }
     static void mf_barrier(void) {}
     #endif
+    #if defined(_WIN32)
+    #include <malloc.h>
+    static void *mf_aligned_alloc(size_t n) { return _aligned_malloc(n ? n : 1, 64); }
+    static void mf_aligned_free(void *p) { _aligned_free(p); }
+    #else
+    #include <stdlib.h>
+    static void *mf_aligned_alloc(size_t n) {
+        void *p;
+        return posix_memalign(&p, 64, n ? n : 1) ? NULL : p;
+    }
+    static void mf_aligned_free(void *p) { free(p); }
+    #endif
     """
     # the threads of the parallel region that calls it, and its barrier
     # (every thread of the team must call it); 1 and nothing when serial
     int mf_team_size() noexcept nogil
     void mf_barrier() noexcept nogil
+    # memory from a cache line on (NULL when there is none), and its release
+    void* mf_aligned_alloc(size_t n) noexcept nogil
+    void free_scratch "mf_aligned_free"(void* p) noexcept nogil
 
 
 cdef struct Net:
@@ -189,9 +203,10 @@ cdef inline int check_rows(Py_ssize_t D, const Net* net) except -1:
 
 cdef inline void* scratch_rows(int n_threads, Py_ssize_t width,
                                size_t size) except NULL:
-    """``n_threads`` rows of ``width`` items of ``size`` bytes (``free`` them)."""
+    """``n_threads`` rows of ``width`` items of ``size`` bytes, from a cache
+    line on (``free_scratch`` them)."""
     cdef size_t n = <size_t> (n_threads if n_threads > 1 else 1) * width * size
-    cdef void* rows = malloc(n if n else 1)
+    cdef void* rows = mf_aligned_alloc(n)
     if rows == NULL:
         raise MemoryError(
             f"mnist_fast: cannot allocate {n} bytes of scratch for "
@@ -400,7 +415,8 @@ cdef inline double cross_entropy_row(
 # blocks.
 
 cdef enum:
-    ROW_BLOCK = 64
+    ROW_BLOCK = 64          # rows of a block at most (the bits of a mask)
+    BLOCK_BYTES = 32768     # the a1 of a block at most (L1 holds 48 KB)
 
 
 cdef struct Block:
@@ -410,11 +426,24 @@ cdef struct Block:
     unsigned long long* mask    # (D,)
 
 
-cdef inline Py_ssize_t n_blocks(Py_ssize_t N, int n_threads) noexcept nogil:
-    """Blocks for N rows: at most ROW_BLOCK rows each, and at least one
+cdef inline Py_ssize_t hidden_ld(Py_ssize_t H) noexcept nogil:
+    """The row stride of a block's a1: H padded to a cache line of doubles."""
+    return (H + 7) // 8 * 8
+
+
+cdef inline Py_ssize_t block_rows(Py_ssize_t H) noexcept nogil:
+    """Rows of a block at most: ROW_BLOCK, fewer when their a1 would take
+    more than BLOCK_BYTES (at least 1)."""
+    return max(1, min(<Py_ssize_t> ROW_BLOCK,
+                      BLOCK_BYTES // (hidden_ld(H) * <Py_ssize_t> sizeof(double))))
+
+
+cdef inline Py_ssize_t n_blocks(Py_ssize_t N, Py_ssize_t H,
+                                int n_threads) noexcept nogil:
+    """Blocks for N rows: at most block_rows(H) rows each, and at least one
     per thread (when there are enough rows)."""
-    cdef Py_ssize_t nb = (N + ROW_BLOCK - 1) // ROW_BLOCK
-    return max(nb, min(N, <Py_ssize_t> n_threads))
+    cdef Py_ssize_t rows = block_rows(H)
+    return max((N + rows - 1) // rows, min(N, <Py_ssize_t> n_threads))
 
 
 cdef inline void block_masks(
@@ -426,17 +455,14 @@ cdef inline void block_masks(
     Py_ssize_t N,
     Py_ssize_t D,
 ) noexcept nogil:
-    """Block k of nb: rows k N / nb ... (k + 1) N / nb - 1, and their masks."""
-    cdef Py_ssize_t i, r
+    """Block k of nb: rows k N / nb ... (k + 1) N / nb - 1 (at most
+    ROW_BLOCK), and their masks."""
     blk.first = k * N // nb
     blk.n = (k + 1) * N // nb - blk.first
-    for i in range(D):
-        blk.mask[i] = 0
-    for r in range(blk.n):
-        if floating is float:
-            mf_row_mask_f32(x + (blk.first + r) * ldx, D, <int> r, blk.mask)
-        else:
-            mf_row_mask_f64(x + (blk.first + r) * ldx, D, <int> r, blk.mask)
+    if floating is float:
+        mf_block_mask_f32(x + blk.first * ldx, ldx, <int> blk.n, D, blk.mask)
+    else:
+        mf_block_mask_f64(x + blk.first * ldx, ldx, <int> blk.n, D, blk.mask)
 
 
 cdef inline void block_hidden(
@@ -484,3 +510,34 @@ cdef inline void block_input_gradient(
     else:
         c64.mask, c64.x, c64.ldx = blk.mask, x + blk.first * ldx, ldx
         mf_pixels_t_times_f64(&c64, i0, i1, M, ldm, width, add, O, width)
+
+
+cdef inline Py_ssize_t block_scratch(const Net* net,
+                                     Py_ssize_t extra) noexcept nogil:
+    """Doubles of scratch for block_logits and ``extra`` more, a multiple
+    of a cache line (8): a block's a1, then its masks, then the extra."""
+    return (block_rows(net.H) * hidden_ld(net.H) + net.D + extra + 7) // 8 * 8
+
+
+cdef inline void block_logits(
+    const floating* x,      # IN  (N, ldx) the rows
+    Py_ssize_t ldx,
+    Py_ssize_t k,           # IN  the block: k of nb, over N rows
+    Py_ssize_t nb,
+    Py_ssize_t N,
+    const Net* net,         # IN  the parameters
+    double* scratch,        # scratch (block_scratch(net, 0),) on a cache
+                            # line
+    double* out,            # OUT (n, K) the logits of the block's n rows,
+    Py_ssize_t ldo,         #     ldo apart
+) noexcept nogil:
+    """The forward pass of block k of the rows, to the logits."""
+    cdef Block blk
+    cdef Py_ssize_t r, ld = hidden_ld(net.H)
+    cdef double* a = scratch
+    blk.mask = <unsigned long long*> (scratch + block_rows(net.H) * ld)
+    block_masks(x, ldx, &blk, k, nb, N, net.D)
+    block_hidden(x, ldx, &blk, net, a, ld)
+    for r in range(blk.n):
+        mf_sigmoid_bias(a + r * ld, net.b1, net.H)
+        output_row(a + r * ld, net, out + r * ldo)

@@ -17,29 +17,15 @@ from cython.parallel cimport prange, threadid
 from libc.float cimport DBL_EPSILON
 from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free
 
-from _common cimport (Net, check_rows, cross_entropy_row, gather_nonzeros,
-                      logits_dense_row, logits_sparse_row, mf_combine_rows32,
-                      mf_output32, mf_sigmoid32, net_of, predicted_class,
-                      scratch_rows, softmax_row)
+from _common cimport (Net, block_logits, block_rows, block_scratch,
+                      check_rows, free_scratch, hidden_ld, cross_entropy_row,
+                      gather_nonzeros, logits_sparse_row, mf_combine_rows32,
+                      mf_output32, mf_sigmoid32, n_blocks, net_of,
+                      predicted_class, scratch_rows, softmax_row)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
-
-
-cdef inline double* dense_logits(
-    const floating* x,      # IN  (D,) one input row
-    const Net* net,         # IN  the parameters
-    double* buf,            # scratch: a row of D + H + K doubles per thread
-    int* idx,               # scratch: a row of D ints per thread
-    Py_ssize_t thread,      # IN  which rows of the scratch are this thread's
-) noexcept nogil:
-    """The row's logits, in this thread's scratch (returned)."""
-    cdef Py_ssize_t D = net.D, H = net.H
-    cdef double* w = buf + thread * (D + H + net.K)
-    logits_dense_row(x, net, w + D, w + D + H, w, idx + thread * D)
-    return w + D + H
 
 
 def predict(
@@ -48,26 +34,24 @@ def predict(
     double[:, ::1] y,             # OUT (N, K) softmax probabilities
     int n_threads,
 ):
+    """The book's predict, by blocks of rows (see _common.Block)."""
     cdef Net net = net_of(params)
     check_rows(x.shape[1], &net)
     if y.shape[0] != x.shape[0] or y.shape[1] != net.K:
         raise ValueError("y must be (len(x), K)")
-    cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
-    cdef Py_ssize_t b
-    cdef double* buf = <double*> scratch_rows(n_threads, D + H, sizeof(double))
-    cdef int* idx = NULL
-    cdef double* w
+    cdef Py_ssize_t N = x.shape[0], K = net.K, b, k
+    cdef Py_ssize_t nb = n_blocks(N, net.H, n_threads)
+    cdef Py_ssize_t width = block_scratch(&net, 0)
+    cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     try:
-        idx = <int*> scratch_rows(n_threads, D, sizeof(int))
-        for b in prange(N, nogil=True, schedule="static",
+        for k in prange(nb, nogil=True, schedule="static",
                         num_threads=n_threads):
-            w = buf + threadid() * (D + H)
-            logits_dense_row(&x[b, 0], &net, w + D, &y[b, 0], w,
-                             idx + threadid() * D)
-            softmax_row(&y[b, 0], K)
+            block_logits(&x[0, 0], net.D, k, nb, N, &net,
+                         buf + threadid() * width, &y[k * N // nb, 0], K)
+            for b in range(k * N // nb, (k + 1) * N // nb):
+                softmax_row(&y[b, 0], K)
     finally:
-        free(buf)
-        free(idx)
+        free_scratch(buf)
 
 
 def loss(
@@ -83,22 +67,25 @@ def loss(
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0] or row_loss.shape[0] != x.shape[0]:
         raise ValueError("t and row_loss need one entry per row of x")
-    cdef Py_ssize_t N = x.shape[0], K = net.K
-    cdef Py_ssize_t b
-    cdef double* buf = <double*> scratch_rows(n_threads, net.D + net.H + K,
-                                              sizeof(double))
-    cdef int* idx = NULL
+    cdef Py_ssize_t N = x.shape[0], K = net.K, b, k
+    cdef Py_ssize_t nb = n_blocks(N, net.H, n_threads)
+    # per thread: the block's a1 and masks, then its logits
+    cdef Py_ssize_t rows = block_rows(net.H)
+    cdef Py_ssize_t width = block_scratch(&net, rows * K)
+    cdef Py_ssize_t logits = rows * hidden_ld(net.H) + net.D
+    cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
+    cdef double* w
     cdef double total = 0.0
     try:
-        idx = <int*> scratch_rows(n_threads, net.D, sizeof(int))
-        for b in prange(N, nogil=True, schedule="static",
+        for k in prange(nb, nogil=True, schedule="static",
                         num_threads=n_threads):
-            row_loss[b] = cross_entropy_row(
-                dense_logits(&x[b, 0], &net, buf, idx, threadid()), K, t[b],
-                guard)
+            w = buf + threadid() * width
+            block_logits(&x[0, 0], net.D, k, nb, N, &net, w, w + logits, K)
+            for b in range(k * N // nb, (k + 1) * N // nb):
+                row_loss[b] = cross_entropy_row(
+                    w + logits + (b - k * N // nb) * K, K, t[b], guard)
     finally:
-        free(buf)
-        free(idx)
+        free_scratch(buf)
     with nogil:
         for b in range(N):
             total += row_loss[b]
@@ -298,8 +285,8 @@ def count_correct(
                     indptr[b + 1] - indptr[b], l1[b] if sc != NULL else 0, sc,
                     &net, w, <float*> (w + H + K + 1)) == t[b]
     finally:
-        free(buf)
-        free(idx)
+        free_scratch(buf)
+        free_scratch(idx)
     return correct
 
 

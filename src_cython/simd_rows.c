@@ -52,6 +52,18 @@
 typedef double mf_v4d __attribute__((vector_size(32), aligned(8), may_alias));
 typedef double mf_v2d __attribute__((vector_size(16), aligned(8), may_alias));
 #define MF_INLINE static inline __attribute__((always_inline))
+/* The native vector of the compilation: 4 doubles with AVX, else 2 (GCC
+ * lowers a 4-double vector into pairs without AVX, and their broadcasts
+ * through memory). */
+#ifdef __AVX__
+typedef mf_v4d mf_vn;
+#define MF_VN 4
+#define MF_BROADCAST(c) {c, c, c, c}
+#else
+typedef mf_v2d mf_vn;
+#define MF_VN 2
+#define MF_BROADCAST(c) {c, c}
+#endif
 /* Unroll the loops over the accumulators completely (GCC would otherwise
  * turn their zeroing and storing into memset/memcpy calls through memory) */
 #define MF_UNROLL _Pragma("GCC unroll 16")
@@ -152,25 +164,23 @@ MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,          \
         }                                                                      \
     } while (0)
 
-/* The same for passes that hold two rows of W in registers: blocks of
- * MF_PAIR_ACC vectors. */
-#ifdef __AVX__
-#define MF_PAIR_ACC 6
-#define MF_PAIR_CASES(PASS)                                                    \
+/* The same in native vectors (MF_VN doubles; the leftover units, fewer
+ * than MF_VN, are rem): blocks of 12 vectors, or 6 for the passes that
+ * hold two rows of W in registers (16 vector registers). */
+#define MF_CASES_6(PASS)                                                       \
     MF_CASE(PASS, 0) MF_CASE(PASS, 1) MF_CASE(PASS, 2) MF_CASE(PASS, 3)        \
     MF_CASE(PASS, 4) MF_CASE(PASS, 5) MF_CASE(PASS, 6)
-#else
-#define MF_PAIR_ACC 2
-#define MF_PAIR_CASES(PASS) MF_CASE(PASS, 0) MF_CASE(PASS, 1) MF_CASE(PASS, 2)
-#endif
-#define MF_PAIR_PASSES(PASS, width)                                            \
+#define MF_CASES_12(PASS)                                                      \
+    MF_CASES_6(PASS) MF_CASE(PASS, 7) MF_CASE(PASS, 8) MF_CASE(PASS, 9)        \
+    MF_CASE(PASS, 10) MF_CASE(PASS, 11) MF_CASE(PASS, 12)
+#define MF_NATIVE_PASSES(PASS, width, NACC)                                    \
     do {                                                                       \
         ptrdiff_t j0 = 0;                                                      \
         int rem;                                                               \
-        for (; (width) - j0 > 4 * MF_PAIR_ACC + 3; j0 += 4 * MF_PAIR_ACC)      \
-            PASS(&args, j0, MF_PAIR_ACC, 0);                                   \
-        rem = (int)(((width) - j0) & 3);                                       \
-        switch (((width) - j0) >> 2) { MF_PAIR_CASES(PASS) }                   \
+        for (; (width) - j0 > MF_VN * (NACC + 1) - 1; j0 += MF_VN * NACC)      \
+            PASS(&args, j0, NACC, 0);                                          \
+        rem = (int)(((width) - j0) % MF_VN);                                   \
+        switch (((width) - j0) / MF_VN) { MF_CASES_##NACC(PASS) }              \
     } while (0)
 
 #define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
@@ -410,14 +420,27 @@ struct mf_pixels_args_##SUFFIX {                                               \
     int add;                                                                   \
 };                                                                             \
                                                                                \
-/* mask[i] of the pixels i0 ... i1 - 1 of mf_pixels_* */                       \
-static inline void mf_row_mask_##SUFFIX(const VAL_T *x, ptrdiff_t D, int r,    \
-                                        unsigned long long *mask)              \
+/* mask[i] of mf_pixels_* for the n <= 64 rows at x, ldx apart, i < D:    \
+ * eight rows per pass over the masks, in loops the compiler vectorises. */  \
+static void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,       \
+                                   ptrdiff_t D, unsigned long long *mask)      \
 {                                                                              \
-    const unsigned long long bit = 1ULL << r;                                  \
     ptrdiff_t i;                                                               \
+    int r = 0, k;                                                              \
     for (i = 0; i < D; i++)                                                    \
-        mask[i] |= x[i] != 0 ? bit : 0;                                        \
+        mask[i] = 0;                                                           \
+    for (; r + 8 <= n; r += 8) {                                               \
+        const VAL_T *rows = x + r * ldx;                                       \
+        for (i = 0; i < D; i++) {                                              \
+            unsigned m = 0;                                                    \
+            for (k = 0; k < 8; k++)                                            \
+                m |= (unsigned)(rows[k * ldx + i] != 0) << k;                  \
+            mask[i] |= (unsigned long long)m << r;                             \
+        }                                                                      \
+    }                                                                          \
+    for (; r < n; r++)                                                         \
+        for (i = 0; i < D; i++)                                                \
+            mask[i] |= (unsigned long long)(x[r * ldx + i] != 0) << r;         \
 }                                                                              \
                                                                                \
 MF_PIXELS_PASSES(SUFFIX, VAL_T)                                                \
@@ -429,7 +452,7 @@ static void mf_pixels_times_##SUFFIX(const struct mf_pixels_##SUFFIX *c,       \
                                      ptrdiff_t lda)                            \
 {                                                                              \
     const struct mf_pixels_args_##SUFFIX args = {c, i0, i1, W, ldw, A, lda, 1};\
-    MF_PAIR_PASSES(mf_pair_times_pass_##SUFFIX, width);                        \
+    MF_NATIVE_PASSES(mf_pair_times_pass_##SUFFIX, width, 6);                   \
 }                                                                              \
                                                                                \
 static void mf_pixels_t_times_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
@@ -440,11 +463,11 @@ static void mf_pixels_t_times_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
 {                                                                              \
     const struct mf_pixels_args_##SUFFIX args = {c, i0, i1, M, ldm, O, ldo,    \
                                                  add};                         \
-    MF_PASSES(mf_t_times_pass_##SUFFIX, width);                                \
+    MF_NATIVE_PASSES(mf_t_times_pass_##SUFFIX, width, 12);                     \
 }
 
 #if MF_VECTOR_EXTENSIONS
-/* the passes over units j0 ... j0 + 4 nv + rem - 1 (see MF_PASSES) */
+/* the passes over units j0 ... j0 + MF_VN nv + rem - 1 (see MF_NATIVE_PASSES) */
 #define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                       \
 MF_INLINE void mf_times_pass_##SUFFIX(                                         \
     const struct mf_pixels_args_##SUFFIX *p, ptrdiff_t j0, const int nv,       \
@@ -459,18 +482,18 @@ MF_INLINE void mf_times_pass_##SUFFIX(                                         \
     for (i = p->i0; i < p->i1; i++) {                                          \
         const double *m = p->M + i * p->ldm + j0;                              \
         unsigned long long rows = mask[i];                                     \
-        mf_v4d w[MF_ACC];                                                      \
+        mf_vn w[12];                                                      \
         mf_v2d w2 = {0.0, 0.0};                                                \
         double w1 = 0.0;                                                       \
         if (!rows)                                                             \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            w[a] = *(const mf_v4d *)(m + 4 * a);                               \
+            w[a] = *(const mf_vn *)(m + MF_VN * a);                               \
         if (rem & 2)                                                           \
-            w2 = *(const mf_v2d *)(m + 4 * nv);                                \
+            w2 = *(const mf_v2d *)(m + MF_VN * nv);                                \
         if (rem & 1)                                                           \
-            w1 = m[4 * nv + (rem & 2)];                                        \
+            w1 = m[MF_VN * nv + (rem & 2)];                                        \
         do {                                                                   \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
             double *out = A + r * ldo;                                         \
@@ -478,11 +501,11 @@ MF_INLINE void mf_times_pass_##SUFFIX(                                         \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++)                                           \
-                *(mf_v4d *)(out + 4 * a) += v * w[a];                          \
+                *(mf_vn *)(out + MF_VN * a) += v * w[a];                          \
             if (rem & 2)                                                       \
-                *(mf_v2d *)(out + 4 * nv) += v * w2;                           \
+                *(mf_v2d *)(out + MF_VN * nv) += v * w2;                           \
             if (rem & 1)                                                       \
-                out[4 * nv + (rem & 2)] += v * w1;                             \
+                out[MF_VN * nv + (rem & 2)] += v * w1;                             \
         } while (rows);                                                        \
     }                                                                          \
 }                                                                              \
@@ -504,23 +527,23 @@ MF_INLINE void mf_pair_times_pass_##SUFFIX(                                    \
     for (i = p->i0; i + 1 < p->i1; i += 2) {                                   \
         const double *m = p->M + i * p->ldm + j0, *n = m + p->ldm;             \
         unsigned long long rows = mask[i] | mask[i + 1];                       \
-        mf_v4d w[MF_PAIR_ACC], u[MF_PAIR_ACC];                                 \
+        mf_vn w[6], u[6];                                 \
         mf_v2d w2 = {0.0, 0.0}, u2 = {0.0, 0.0};                               \
         double w1 = 0.0, u1 = 0.0;                                             \
         if (!rows)                                                             \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++) {                                             \
-            w[a] = *(const mf_v4d *)(m + 4 * a);                               \
-            u[a] = *(const mf_v4d *)(n + 4 * a);                               \
+            w[a] = *(const mf_vn *)(m + MF_VN * a);                               \
+            u[a] = *(const mf_vn *)(n + MF_VN * a);                               \
         }                                                                      \
         if (rem & 2) {                                                         \
-            w2 = *(const mf_v2d *)(m + 4 * nv);                                \
-            u2 = *(const mf_v2d *)(n + 4 * nv);                                \
+            w2 = *(const mf_v2d *)(m + MF_VN * nv);                                \
+            u2 = *(const mf_v2d *)(n + MF_VN * nv);                                \
         }                                                                      \
         if (rem & 1) {                                                         \
-            w1 = m[4 * nv + (rem & 2)];                                        \
-            u1 = n[4 * nv + (rem & 2)];                                        \
+            w1 = m[MF_VN * nv + (rem & 2)];                                        \
+            u1 = n[MF_VN * nv + (rem & 2)];                                        \
         }                                                                      \
         do {                                                                   \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
@@ -530,19 +553,19 @@ MF_INLINE void mf_pair_times_pass_##SUFFIX(                                    \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++) {                                         \
-                mf_v4d t = *(mf_v4d *)(out + 4 * a);                           \
+                mf_vn t = *(mf_vn *)(out + MF_VN * a);                           \
                 t += v * w[a];                                                 \
-                *(mf_v4d *)(out + 4 * a) = t + y * u[a];                       \
+                *(mf_vn *)(out + MF_VN * a) = t + y * u[a];                       \
             }                                                                  \
             if (rem & 2) {                                                     \
-                mf_v2d t = *(mf_v2d *)(out + 4 * nv);                          \
+                mf_v2d t = *(mf_v2d *)(out + MF_VN * nv);                          \
                 t += v * w2;                                                   \
-                *(mf_v2d *)(out + 4 * nv) = t + y * u2;                        \
+                *(mf_v2d *)(out + MF_VN * nv) = t + y * u2;                        \
             }                                                                  \
             if (rem & 1) {                                                     \
-                double t = out[4 * nv + (rem & 2)];                            \
+                double t = out[MF_VN * nv + (rem & 2)];                            \
                 t += v * w1;                                                   \
-                out[4 * nv + (rem & 2)] = t + y * u1;                          \
+                out[MF_VN * nv + (rem & 2)] = t + y * u1;                          \
             }                                                                  \
         } while (rows);                                                        \
     }                                                                          \
@@ -566,19 +589,19 @@ MF_INLINE void mf_t_times_pass_##SUFFIX(                                       \
     for (i = p->i0; i < p->i1; i++) {                                          \
         double *out = p->O + i * p->ldo + j0;                                  \
         unsigned long long rows = mask[i];                                     \
-        mf_v4d acc[MF_ACC];                                                    \
+        mf_vn acc[12];                                                    \
         mf_v2d acc2 = {0.0, 0.0};                                              \
         double acc1 = 0.0;                                                     \
         if (!rows && p->add)                                                   \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            acc[a] = p->add ? *(const mf_v4d *)(out + 4 * a)                   \
-                            : (mf_v4d){0.0, 0.0, 0.0, 0.0};                    \
+            acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                   \
+                            : (mf_vn)MF_BROADCAST(0.0);                    \
         if (p->add && (rem & 2))                                               \
-            acc2 = *(const mf_v2d *)(out + 4 * nv);                            \
+            acc2 = *(const mf_v2d *)(out + MF_VN * nv);                            \
         if (p->add && (rem & 1))                                               \
-            acc1 = out[4 * nv + (rem & 2)];                                    \
+            acc1 = out[MF_VN * nv + (rem & 2)];                                    \
         while (rows) {                                                         \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
             const double *m = M + r * ldm;                                     \
@@ -586,19 +609,19 @@ MF_INLINE void mf_t_times_pass_##SUFFIX(                                       \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++)                                           \
-                acc[a] += v * *(const mf_v4d *)(m + 4 * a);                    \
+                acc[a] += v * *(const mf_vn *)(m + MF_VN * a);                    \
             if (rem & 2)                                                       \
-                acc2 += v * *(const mf_v2d *)(m + 4 * nv);                     \
+                acc2 += v * *(const mf_v2d *)(m + MF_VN * nv);                     \
             if (rem & 1)                                                       \
-                acc1 += v * m[4 * nv + (rem & 2)];                             \
+                acc1 += v * m[MF_VN * nv + (rem & 2)];                             \
         }                                                                      \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            *(mf_v4d *)(out + 4 * a) = acc[a];                                 \
+            *(mf_vn *)(out + MF_VN * a) = acc[a];                                 \
         if (rem & 2)                                                           \
-            *(mf_v2d *)(out + 4 * nv) = acc2;                                  \
+            *(mf_v2d *)(out + MF_VN * nv) = acc2;                                  \
         if (rem & 1)                                                           \
-            out[4 * nv + (rem & 2)] = acc1;                                    \
+            out[MF_VN * nv + (rem & 2)] = acc1;                                    \
     }                                                                          \
 }
 
@@ -616,8 +639,7 @@ static inline int mf_lowest_bit(unsigned long long m)
 }
 
 /* one pass over all the units (j0 = 0, width nv), pixel by pixel */
-#define MF_PASSES(PASS, width) PASS(&args, 0, (int)(width), 0)
-#define MF_PAIR_PASSES(PASS, width) MF_PASSES(PASS, width)
+#define MF_NATIVE_PASSES(PASS, width, NACC) PASS(&args, 0, (int)(width), 0)
 #define mf_pair_times_pass_f32 mf_times_pass_f32
 #define mf_pair_times_pass_f64 mf_times_pass_f64
 #define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                       \
@@ -694,80 +716,126 @@ static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
 typedef long long mf_v4i __attribute__((vector_size(32), aligned(8), may_alias));
 typedef unsigned long long mf_v4u __attribute__((vector_size(32), aligned(8), may_alias));
 
-/* exp of 4 doubles: exp(x) = 2**k exp(r), x = k ln2 + r, |r| <= ln2 / 2;
- * exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
+/* Vectors of 4 doubles that mf_exp4 takes at a time: side by side, their
+ * series are independent chains of multiply-adds. */
+#define MF_EXP_BATCH 4
+
+/* exp of nv <= MF_EXP_BATCH vectors of 4 doubles: exp(x) = 2**k exp(r),
+ * x = k ln2 + r, |r| <= ln2 / 2; exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
  * applied as two factors so that no intermediate over- or underflows.
  * k is rounded by adding 1.5 * 2**52, which leaves it as an integer in the
  * low bits of the sum (AVX2 has no vector double -> int64 conversion).
  * Beyond the double range: inf above 709.78, 0 below -745.14. */
-static inline void mf_exp4(mf_v4d *inout)
+MF_INLINE void mf_exp4(mf_v4d *v, const int nv)
 {
-    const mf_v4d x = *inout;
     const double ln2_hi = 6.93147180369123816490e-01;  /* 32 bits: k ln2_hi exact */
     const double ln2_lo = 1.90821492927058770002e-10;
     const double shifter = 6755399441055744.0;         /* 1.5 * 2**52: rounds */
-    const mf_v4i over = x > 709.782712893384;
-    const mf_v4i under = x < -745.1332191019412;
-    mf_v4d xc = x, kd, r, p, s1, s2, y;
-    mf_v4i k, k1, k2;
-    int i;
-    for (i = 0; i < 4; i++)  /* clamp; NaN passes through */
-        xc[i] = xc[i] > 709.8 ? 709.8 : (xc[i] < -745.2 ? -745.2 : xc[i]);
-    kd = xc * 1.4426950408889634 + shifter;  /* k in the low bits */
-    k = (mf_v4i)kd - (mf_v4i)((mf_v4d){shifter, shifter, shifter, shifter});
-    kd = kd - shifter;
-    r = (xc - kd * ln2_hi) - kd * ln2_lo;
-    p = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;  /* 1/13!, 1/12! */
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    /* k = k1 + k2, both in range; k1 = floor(k / 2), as k >> 1, by a
-     * logical shift of k + 2048 > 0 (AVX2 has no 64-bit arithmetic one) */
-    k1 = (mf_v4i)((mf_v4u)(k + 2048) >> 1) - 1024;
-    k2 = k - k1;
-    s1 = (mf_v4d)((k1 + 1023) << 52);
-    s2 = (mf_v4d)((k2 + 1023) << 52);
-    y = p * s1 * s2;
-    y = (mf_v4d)((~over & (mf_v4i)y) | (over & (mf_v4i)(mf_v4d){INFINITY, INFINITY, INFINITY, INFINITY}));
-    *inout = (mf_v4d)(~under & (mf_v4i)y);
+    const mf_v4d top = {709.8, 709.8, 709.8, 709.8};
+    const mf_v4d bottom = {-745.2, -745.2, -745.2, -745.2};
+    mf_v4i over[MF_EXP_BATCH], under[MF_EXP_BATCH], k[MF_EXP_BATCH];
+    mf_v4d kd[MF_EXP_BATCH], r[MF_EXP_BATCH], p[MF_EXP_BATCH];
+    int q;
+    MF_UNROLL
+    for (q = 0; q < nv; q++) {
+        const mf_v4d x = v[q];
+        mf_v4d xc;
+        mf_v4i hi, lo;
+        over[q] = x > 709.782712893384;
+        under[q] = x < -745.1332191019412;
+        /* clamp; NaN passes through (both compares false) */
+        hi = x > top;
+        lo = x < bottom;
+        xc = (mf_v4d)((hi & (mf_v4i)top) | (lo & (mf_v4i)bottom)
+                      | (~(hi | lo) & (mf_v4i)x));
+        kd[q] = xc * 1.4426950408889634 + shifter;  /* k in the low bits */
+        k[q] = (mf_v4i)kd[q]
+               - (mf_v4i)((mf_v4d){shifter, shifter, shifter, shifter});
+        kd[q] = kd[q] - shifter;
+        r[q] = (xc - kd[q] * ln2_hi) - kd[q] * ln2_lo;
+        p[q] = r[q] * (1.0 / 6227020800.0) + 1.0 / 479001600.0;  /* 1/13!, 1/12! */
+    }
+    /* the series of the nv vectors side by side: independent chains */
+#define MF_EXP_STEP(c)                                                         \
+    MF_UNROLL                                                                  \
+    for (q = 0; q < nv; q++)                                                   \
+        p[q] = p[q] * r[q] + (c);
+    MF_EXP_STEP(1.0 / 39916800.0)
+    MF_EXP_STEP(1.0 / 3628800.0)
+    MF_EXP_STEP(1.0 / 362880.0)
+    MF_EXP_STEP(1.0 / 40320.0)
+    MF_EXP_STEP(1.0 / 5040.0)
+    MF_EXP_STEP(1.0 / 720.0)
+    MF_EXP_STEP(1.0 / 120.0)
+    MF_EXP_STEP(1.0 / 24.0)
+    MF_EXP_STEP(1.0 / 6.0)
+    MF_EXP_STEP(0.5)
+    MF_EXP_STEP(1.0)
+    MF_EXP_STEP(1.0)
+#undef MF_EXP_STEP
+    MF_UNROLL
+    for (q = 0; q < nv; q++) {
+        /* k = k1 + k2, both in range; k1 = floor(k / 2), as k >> 1, by a
+         * logical shift of k + 2048 > 0 (AVX2 has no 64-bit arithmetic
+         * one) */
+        const mf_v4i k1 = (mf_v4i)((mf_v4u)(k[q] + 2048) >> 1) - 1024;
+        const mf_v4i k2 = k[q] - k1;
+        const mf_v4d s1 = (mf_v4d)((k1 + 1023) << 52);
+        const mf_v4d s2 = (mf_v4d)((k2 + 1023) << 52);
+        mf_v4d y = p[q] * s1 * s2;
+        y = (mf_v4d)((~over[q] & (mf_v4i)y)
+                     | (over[q] & (mf_v4i)(mf_v4d){INFINITY, INFINITY, INFINITY, INFINITY}));
+        v[q] = (mf_v4d)(~under[q] & (mf_v4i)y);
+    }
 }
 
+/* z = sigmoid(z + b), MF_EXP_BATCH vectors of 4 units at a time, the last
+ * n % 4 units in one vector too */
 static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 {
-    ptrdiff_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        mf_v4d e = -(*(const mf_v4d *)(z + j) + *(const mf_v4d *)(b + j));
-        mf_exp4(&e);
-        *(mf_v4d *)(z + j) = 1.0 / (1.0 + e);
+    mf_v4d e[MF_EXP_BATCH];
+    ptrdiff_t j = 0, k;
+    int q;
+    for (; j + 4 * MF_EXP_BATCH <= n; j += 4 * MF_EXP_BATCH) {
+        MF_UNROLL
+        for (q = 0; q < MF_EXP_BATCH; q++)
+            e[q] = -(*(const mf_v4d *)(z + j + 4 * q)
+                     + *(const mf_v4d *)(b + j + 4 * q));
+        mf_exp4(e, MF_EXP_BATCH);
+        MF_UNROLL
+        for (q = 0; q < MF_EXP_BATCH; q++)
+            *(mf_v4d *)(z + j + 4 * q) = 1.0 / (1.0 + e[q]);
     }
-    for (; j < n; j++)
-        z[j] = 1.0 / (1.0 + exp(-(z[j] + b[j])));
+    for (; j < n; j += 4) {
+        e[0] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
+        for (k = 0; k < 4 && j + k < n; k++)
+            e[0][k] = -(z[j + k] + b[j + k]);
+        mf_exp4(e, 1);
+        e[0] = 1.0 / (1.0 + e[0]);
+        for (k = 0; k < 4 && j + k < n; k++)
+            z[j + k] = e[0][k];
+    }
 }
 
-/* exp(a[k] - m) in place for k < K, 4 at a time; returns their sum, summed
- * in the order of k. */
+/* exp(a[k] - m) in place for k < K, MF_EXP_BATCH vectors of 4 at a time;
+ * returns their sum, summed in the order of k. */
 static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
 {
-    ptrdiff_t k0, k, n;
+    mf_v4d v[MF_EXP_BATCH];
+    ptrdiff_t k0, k;
     double s = 0.0;
-    for (k0 = 0; k0 < K; k0 += 4) {
-        mf_v4d v = {0.0, 0.0, 0.0, 0.0};
-        n = K - k0 < 4 ? K - k0 : 4;
+    int q;
+    for (k0 = 0; k0 < K; k0 += 4 * MF_EXP_BATCH) {
+        const ptrdiff_t n = K - k0 < 4 * MF_EXP_BATCH ? K - k0 : 4 * MF_EXP_BATCH;
+        MF_UNROLL
+        for (q = 0; q < MF_EXP_BATCH; q++)
+            v[q] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
         for (k = 0; k < n; k++)
-            v[k] = a[k0 + k] - m;
-        mf_exp4(&v);
+            v[k / 4][k % 4] = a[k0 + k] - m;
+        mf_exp4(v, MF_EXP_BATCH);
         for (k = 0; k < n; k++) {
-            a[k0 + k] = v[k];
-            s += v[k];
+            a[k0 + k] = v[k / 4][k % 4];
+            s += a[k0 + k];
         }
     }
     return s;
@@ -1063,15 +1131,6 @@ static ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
 /* 2 MF_VN units at a time in vectors of the native width (GCC lowers the
  * broadcast of ek into a 4-double vector through memory without AVX),
  * the leftover units one by one */
-#ifdef __AVX__
-typedef mf_v4d mf_vn;
-#define MF_VN 4
-#define MF_BROADCAST(c) {c, c, c, c}
-#else
-typedef mf_v2d mf_vn;
-#define MF_VN 2
-#define MF_BROADCAST(c) {c, c}
-#endif
 #define MF_LOGIT_SUMS_BODY(DEGREE)                                            \
     ptrdiff_t j0 = 0, j, k;                                                    \
     for (; j0 + 2 * MF_VN <= n; j0 += 2 * MF_VN) {                             \
@@ -1183,8 +1242,8 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_combine_rows_f64,
     mf_combine_rows_f32,
     mf_vector_matrix,
-    mf_row_mask_f32,
-    mf_row_mask_f64,
+    mf_block_mask_f32,
+    mf_block_mask_f64,
     mf_pixels_times_f32,
     mf_pixels_times_f64,
     mf_pixels_t_times_f32,

@@ -93,10 +93,10 @@ struct mf_ops {
                              const double *M, ptrdiff_t H, double *out);
     void (*vector_matrix)(const double *val, ptrdiff_t n, const double *M,
                           ptrdiff_t ld, ptrdiff_t width, double *out);
-    void (*row_mask_f32)(const float *x, ptrdiff_t D, int r,
-                         unsigned long long *mask);
-    void (*row_mask_f64)(const double *x, ptrdiff_t D, int r,
-                         unsigned long long *mask);
+    void (*block_mask_f32)(const float *x, ptrdiff_t ldx, int n, ptrdiff_t D,
+                           unsigned long long *mask);
+    void (*block_mask_f64)(const double *x, ptrdiff_t ldx, int n,
+                           ptrdiff_t D, unsigned long long *mask);
     void (*pixels_times_f32)(const struct mf_pixels_f32 *c, ptrdiff_t i0,
                              ptrdiff_t i1, const double *W, ptrdiff_t ldw,
                              ptrdiff_t width, double *A, ptrdiff_t lda);
@@ -197,10 +197,10 @@ static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
     mf_active->vector_matrix(val, n, M, ld, width, out);
 }
 
-static inline void mf_row_mask_f32(const float *x, ptrdiff_t D, int r,
-                                   unsigned long long *mask)
+static inline void mf_block_mask_f32(const float *x, ptrdiff_t ldx, int n,
+                                     ptrdiff_t D, unsigned long long *mask)
 {
-    mf_active->row_mask_f32(x, D, r, mask);
+    mf_active->block_mask_f32(x, ldx, n, D, mask);
 }
 
 static inline void mf_pixels_times_f32(const struct mf_pixels_f32 *c,
@@ -221,10 +221,10 @@ static inline void mf_pixels_t_times_f32(const struct mf_pixels_f32 *c,
     mf_active->pixels_t_times_f32(c, i0, i1, M, ldm, width, add, O, ldo);
 }
 
-static inline void mf_row_mask_f64(const double *x, ptrdiff_t D, int r,
-                                   unsigned long long *mask)
+static inline void mf_block_mask_f64(const double *x, ptrdiff_t ldx, int n,
+                                     ptrdiff_t D, unsigned long long *mask)
 {
-    mf_active->row_mask_f64(x, D, r, mask);
+    mf_active->block_mask_f64(x, ldx, n, D, mask);
 }
 
 static inline void mf_pixels_times_f64(const struct mf_pixels_f64 *c,
