@@ -28,7 +28,7 @@ from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
-from _common cimport (Block, Grads, Net, block_hidden, block_input_gradient,
+from _common cimport (Block, Grads, Net, block_hidden, block_rows, block_input_gradient,
                       block_masks, check_rows, combine_rows, count_nonzeros,
                       cross_entropy_row, gather_nonzeros, grads_of,
                       logits_sparse_row, mf_barrier,
@@ -332,7 +332,7 @@ def gradient(
     cdef Block* blk
     cdef Arena a
     cdef const floating* xp = &x[0, 0] if N else NULL
-    s.nb = n_blocks(N, H, n_threads)
+    s.nb = n_blocks(N, block_rows(H), n_threads)
     s.work.ld = ld = hidden_ld(H)  # rows of z and dz1 on cache lines
     a.base, a.used = NULL, 0
     batch_layout(&a, &s, N, &net)

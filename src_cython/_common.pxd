@@ -33,6 +33,17 @@ cdef extern from "simd_rows.h" nogil:
         const unsigned long long* mask
         const double* x
         Py_ssize_t ldx
+    # x @ W1 in float32 of the screen: A[r, j] += (float) x[r, i] W[i, j]
+    # for j < width (a multiple of 8), the pixels i0 ... i1 - 1
+    void mf_pixels_times32_f32(const mf_pixels_f32* c, Py_ssize_t i0,
+                               Py_ssize_t i1, const float* W, Py_ssize_t ldw,
+                               Py_ssize_t width, float* A, Py_ssize_t lda)
+    void mf_pixels_times32_f64(const mf_pixels_f64* c, Py_ssize_t i0,
+                               Py_ssize_t i1, const float* W, Py_ssize_t ldw,
+                               Py_ssize_t width, float* A, Py_ssize_t lda)
+    # sum |x| of a dense row in four partial sums, its nonzeros to nnz
+    double mf_row_l1_f32(const float* x, Py_ssize_t D, Py_ssize_t* nnz)
+    double mf_row_l1_f64(const double* x, Py_ssize_t D, Py_ssize_t* nnz)
     # the masks of the n <= 64 rows at x (ldx apart), i < D
     void mf_block_mask_f32(const float* x, Py_ssize_t ldx, int n,
                            Py_ssize_t D, unsigned long long* mask)
@@ -438,11 +449,10 @@ cdef inline Py_ssize_t block_rows(Py_ssize_t H) noexcept nogil:
                       BLOCK_BYTES // (hidden_ld(H) * <Py_ssize_t> sizeof(double))))
 
 
-cdef inline Py_ssize_t n_blocks(Py_ssize_t N, Py_ssize_t H,
+cdef inline Py_ssize_t n_blocks(Py_ssize_t N, Py_ssize_t rows,
                                 int n_threads) noexcept nogil:
-    """Blocks for N rows: at most block_rows(H) rows each, and at least one
-    per thread (when there are enough rows)."""
-    cdef Py_ssize_t rows = block_rows(H)
+    """Blocks for N rows: at most ``rows`` rows each, and at least one per
+    thread (when there are enough rows)."""
     return max((N + rows - 1) // rows, min(N, <Py_ssize_t> n_threads))
 
 

@@ -51,6 +51,8 @@
 
 typedef double mf_v4d __attribute__((vector_size(32), aligned(8), may_alias));
 typedef double mf_v2d __attribute__((vector_size(16), aligned(8), may_alias));
+typedef long long mf_v4i __attribute__((vector_size(32), aligned(8), may_alias));
+typedef unsigned long long mf_v4u __attribute__((vector_size(32), aligned(8), may_alias));
 #define MF_INLINE static inline __attribute__((always_inline))
 /* The native vector of the compilation: 4 doubles with AVX, else 2 (GCC
  * lowers a 4-double vector into pairs without AVX, and their broadcasts
@@ -333,6 +335,7 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 #else  /* portable C */
 
 #define MF_INLINE static inline
+#define MF_UNROLL
 #define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
 MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
                                    ptrdiff_t nnz, const double *M,            \
@@ -688,6 +691,148 @@ static void mf_t_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p, \
 MF_DEFINE_PIXELS(f32, float)
 MF_DEFINE_PIXELS(f64, double)
 
+/* x @ W1 of the accuracy's float32 screen, pixel by pixel as
+ * mf_pixels_times_* (two pixels at a time):
+ *
+ *   A[r, j] += (float)x[r, i] * W[i, j]   in float32, for j < width
+ *
+ * (width a multiple of 8: the screen's rows are padded).  The screen's
+ * error bound (mnist_fast/screen.py) holds for any order of the sum and
+ * either rounding of its products; the 0 * W[i, j] terms are exact. */
+#if MF_VECTOR_EXTENSIONS
+#define MF_PAIR8 7  /* vectors of 8 floats per pass */
+#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                     \
+MF_INLINE void mf_times32_pass_##SUFFIX(                                       \
+    const struct mf_pixels_##SUFFIX *c, ptrdiff_t i0, ptrdiff_t i1,            \
+    const float *W, ptrdiff_t ldw, float *A, ptrdiff_t lda, const int nv)      \
+{                                                                              \
+    const unsigned long long *mask = c->mask;                                  \
+    const VAL_T *x = c->x;                                                     \
+    const ptrdiff_t ldx = c->ldx;                                              \
+    ptrdiff_t i;                                                               \
+    int a;                                                                     \
+    for (i = i0; i < i1; i += 2) {                                             \
+        const int two = i + 1 < i1;                                            \
+        const float *m = W + i * ldw, *n = two ? m + ldw : m;                  \
+        unsigned long long rows = mask[i] | (two ? mask[i + 1] : 0);           \
+        mf_v8f w[MF_PAIR8], u[MF_PAIR8];                                       \
+        if (!rows)                                                             \
+            continue;                                                          \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++) {                                             \
+            w[a] = *(const mf_v8f *)(m + 8 * a);                               \
+            u[a] = *(const mf_v8f *)(n + 8 * a);                               \
+        }                                                                      \
+        do {                                                                   \
+            const ptrdiff_t r = __builtin_ctzll(rows);                         \
+            float *out = A + r * lda;                                          \
+            const float v = (float)x[r * ldx + i];                             \
+            const float y = two ? (float)x[r * ldx + i + 1] : 0.0f;            \
+            rows &= rows - 1;                                                  \
+            MF_UNROLL                                                          \
+            for (a = 0; a < nv; a++) {                                         \
+                mf_v8f t = *(mf_v8f *)(out + 8 * a);                           \
+                t += v * w[a];                                                 \
+                *(mf_v8f *)(out + 8 * a) = t + y * u[a];                       \
+            }                                                                  \
+        } while (rows);                                                        \
+    }                                                                          \
+}                                                                              \
+                                                                               \
+static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
+                                       ptrdiff_t i0, ptrdiff_t i1,             \
+                                       const float *W, ptrdiff_t ldw,          \
+                                       ptrdiff_t width, float *A,              \
+                                       ptrdiff_t lda)                          \
+{                                                                              \
+    ptrdiff_t j0;                                                              \
+    for (j0 = 0; j0 < width; j0 += 8 * MF_PAIR8) {                             \
+        const float *Wj = W + j0;                                              \
+        float *Aj = A + j0;                                                    \
+        switch ((width - j0) / 8 < MF_PAIR8 ? (width - j0) / 8 : MF_PAIR8) {   \
+        case 1: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 1); break;\
+        case 2: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 2); break;\
+        case 3: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 3); break;\
+        case 4: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 4); break;\
+        case 5: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 5); break;\
+        case 6: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 6); break;\
+        default: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 7);     \
+        }                                                                      \
+    }                                                                          \
+}
+#else
+#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                     \
+static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
+                                       ptrdiff_t i0, ptrdiff_t i1,             \
+                                       const float *W, ptrdiff_t ldw,          \
+                                       ptrdiff_t width, float *A,              \
+                                       ptrdiff_t lda)                          \
+{                                                                              \
+    ptrdiff_t i, j;                                                            \
+    for (i = i0; i < i1; i++) {                                                \
+        unsigned long long rows = c->mask[i];                                  \
+        for (; rows; rows &= rows - 1) {                                       \
+            const ptrdiff_t r = mf_lowest_bit(rows);                           \
+            const float v = (float)c->x[r * c->ldx + i];                       \
+            for (j = 0; j < width; j++)                                        \
+                A[r * lda + j] += v * W[i * ldw + j];                          \
+        }                                                                      \
+    }                                                                          \
+}
+#endif
+MF_DEFINE_PIXELS32(f32, float)
+MF_DEFINE_PIXELS32(f64, double)
+
+/* sum |x[i]| of a dense row in sixteen partial sums (the lanes of four
+ * vectors, side by side: independent chains; double sums of the float or
+ * double values), their number of nonzeros to *nnz; a loop without
+ * branches. */
+#if MF_VECTOR_EXTENSIONS
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                \
+static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
+{                                                                              \
+    const mf_v4i magnitude = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL,     \
+                              0x7fffffffffffffffLL, 0x7fffffffffffffffLL};     \
+    mf_v4d s[4] = {{0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0},                 \
+                   {0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0}};                \
+    mf_v4i n = {0, 0, 0, 0};                                                   \
+    ptrdiff_t i = 0;                                                           \
+    int q;                                                                     \
+    for (; i + 16 <= D; i += 16) {                                             \
+        MF_UNROLL                                                              \
+        for (q = 0; q < 4; q++) {                                              \
+            const VAL_T *c = x + i + 4 * q;                                    \
+            const mf_v4d v = {(double)c[0], (double)c[1], (double)c[2],       \
+                              (double)c[3]};                                   \
+            s[q] += (mf_v4d)((mf_v4i)v & magnitude);                           \
+            n -= v != 0.0;                                                     \
+        }                                                                      \
+    }                                                                          \
+    for (; i < D; i++) {                                                       \
+        s[0][0] += fabs((double)x[i]);                                         \
+        n[0] += x[i] != 0;                                                     \
+    }                                                                          \
+    *nnz = (ptrdiff_t)((n[0] + n[1]) + (n[2] + n[3]));                         \
+    s[0] = (s[0] + s[1]) + (s[2] + s[3]);                                      \
+    return (s[0][0] + s[0][1]) + (s[0][2] + s[0][3]);                          \
+}
+#else
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                \
+static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
+{                                                                              \
+    double s = 0.0;                                                            \
+    ptrdiff_t i, n = 0;                                                        \
+    for (i = 0; i < D; i++) {                                                  \
+        s += fabs((double)x[i]);                                               \
+        n += x[i] != 0;                                                        \
+    }                                                                          \
+    *nnz = n;                                                                  \
+    return s;                                                                  \
+}
+#endif
+MF_DEFINE_ROW_L1(f32, float)
+MF_DEFINE_ROW_L1(f64, double)
+
 /* sum_n val[n] * M[idx[n], :] for M of shape (rows, H) */
 static inline void mf_combine_rows_f64(const double *val, const int *idx,
                                        ptrdiff_t nnz, const double *M,
@@ -713,8 +858,6 @@ static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
 
 #if MF_VECTOR_EXTENSIONS
 
-typedef long long mf_v4i __attribute__((vector_size(32), aligned(8), may_alias));
-typedef unsigned long long mf_v4u __attribute__((vector_size(32), aligned(8), may_alias));
 
 /* Vectors of 4 doubles that mf_exp4 takes at a time: side by side, their
  * series are independent chains of multiply-adds. */
@@ -1248,6 +1391,10 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_pixels_times_f64,
     mf_pixels_t_times_f32,
     mf_pixels_t_times_f64,
+    mf_pixels_times32_f32,
+    mf_pixels_times32_f64,
+    mf_row_l1_f32,
+    mf_row_l1_f64,
     mf_gather_nonzeros_f32,
     mf_gather_nonzeros_f64,
     mf_count_nonzeros_f32,

@@ -111,6 +111,14 @@ struct mf_ops {
                                ptrdiff_t i1, const double *M, ptrdiff_t ldm,
                                ptrdiff_t width, int add, double *O,
                                ptrdiff_t ldo);
+    void (*pixels_times32_f32)(const struct mf_pixels_f32 *c, ptrdiff_t i0,
+                               ptrdiff_t i1, const float *W, ptrdiff_t ldw,
+                               ptrdiff_t width, float *A, ptrdiff_t lda);
+    void (*pixels_times32_f64)(const struct mf_pixels_f64 *c, ptrdiff_t i0,
+                               ptrdiff_t i1, const float *W, ptrdiff_t ldw,
+                               ptrdiff_t width, float *A, ptrdiff_t lda);
+    double (*row_l1_f32)(const float *x, ptrdiff_t D, ptrdiff_t *nnz);
+    double (*row_l1_f64)(const double *x, ptrdiff_t D, ptrdiff_t *nnz);
     ptrdiff_t (*gather_nonzeros_f32)(const float *x, ptrdiff_t D, double *val,
                                      int *idx);
     ptrdiff_t (*gather_nonzeros_f64)(const double *x, ptrdiff_t D, double *val,
@@ -243,6 +251,34 @@ static inline void mf_pixels_t_times_f64(const struct mf_pixels_f64 *c,
                                          ptrdiff_t ldo)
 {
     mf_active->pixels_t_times_f64(c, i0, i1, M, ldm, width, add, O, ldo);
+}
+
+static inline void mf_pixels_times32_f32(const struct mf_pixels_f32 *c,
+                                         ptrdiff_t i0, ptrdiff_t i1,
+                                         const float *W, ptrdiff_t ldw,
+                                         ptrdiff_t width, float *A,
+                                         ptrdiff_t lda)
+{
+    mf_active->pixels_times32_f32(c, i0, i1, W, ldw, width, A, lda);
+}
+
+static inline double mf_row_l1_f32(const float *x, ptrdiff_t D, ptrdiff_t *nnz)
+{
+    return mf_active->row_l1_f32(x, D, nnz);
+}
+
+static inline void mf_pixels_times32_f64(const struct mf_pixels_f64 *c,
+                                         ptrdiff_t i0, ptrdiff_t i1,
+                                         const float *W, ptrdiff_t ldw,
+                                         ptrdiff_t width, float *A,
+                                         ptrdiff_t lda)
+{
+    mf_active->pixels_times32_f64(c, i0, i1, W, ldw, width, A, lda);
+}
+
+static inline double mf_row_l1_f64(const double *x, ptrdiff_t D, ptrdiff_t *nnz)
+{
+    return mf_active->row_l1_f64(x, D, nnz);
 }
 
 static inline ptrdiff_t mf_gather_nonzeros_f32(const float *x, ptrdiff_t D,

@@ -70,3 +70,16 @@ def test_blocks_do_not_depend_on_threads(hidden, batch):
         g1, gn = one.gradient(x, t), many.gradient(x, t)
         for key in KEYS:
             np.testing.assert_array_equal(g1[key], gn[key])
+
+
+@pytest.mark.parametrize("hidden", [1, 9, 50, 100])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_screened_accuracy_by_blocks(hidden, dtype):
+    # from SCREEN_MIN_ROWS rows on, dense rows go through the float32
+    # screen pixel by pixel
+    rng = np.random.default_rng(hidden)
+    shape = (97, hidden, 10)
+    x = sparse_rows(rng, 1200, shape[0], dtype, density=0.3)
+    assert_compiled_like_book(trained_params(shape, seed=hidden, scale=2.0),
+                              x, rng.integers(0, 10, 1200), ("accuracy",),
+                              num_threads=2)
