@@ -23,16 +23,19 @@ import numpy as np
 
 cimport cython
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
-from _common cimport (Grads, Net, check_rows, combine_rows, count_nonzeros,
+from _common cimport (Block, Grads, Net, block_hidden, block_rows, block_input_gradient,
+                      block_masks, check_rows, combine_rows, count_nonzeros,
                       cross_entropy_row, gather_nonzeros, grads_of,
-                      logits_sparse_row, mf_prefetch, mf_update_in_place,
-                      mf_vector_matrix, net_of, scratch_rows, softmax_row)
+                      logits_sparse_row, mf_barrier,
+                      mf_prefetch, mf_sigmoid_bias, mf_team_size,
+                      free_scratch, hidden_ld, mf_update_in_place,
+                      mf_vector_matrix, n_blocks, net_of,
+                      output_row, scratch_rows, softmax_row)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -59,7 +62,7 @@ cdef inline void hidden_delta_row(
 ) noexcept nogil:
     """One row of dz1 = (1 - z) z (dy @ W2.T)."""
     cdef Py_ssize_t j
-    mf_vector_matrix(dy, K, W2T, H, dz1)
+    mf_vector_matrix(dy, K, W2T, H, H, dz1)
     for j in range(H):
         dz1[j] = ((1.0 - z[j]) * z[j]) * dz1[j]
 
@@ -76,12 +79,12 @@ cdef inline void batch_sums(
     cdef Py_ssize_t b, k, H = net.H, K = net.K
     transpose(w.dy, B, K, w.dyT)
     for k in range(K):
-        mf_vector_matrix(w.dyT + k * B, B, w.z, H, w.gW2T + k * H)
+        mf_vector_matrix(w.dyT + k * B, B, w.z, w.ld, H, w.gW2T + k * H)
         gb2[k] = 0.0
         for b in range(B):
             gb2[k] += w.dyT[k * B + b]
     transpose(w.gW2T, K, H, gW2)
-    mf_vector_matrix(w.ones, B, w.dz1, H, gb1)
+    mf_vector_matrix(w.ones, B, w.dz1, w.ld, H, gb1)
 
 
 cdef inline void transpose(
@@ -114,9 +117,10 @@ cdef struct Csr:
 cdef struct Work:
     # The forward and backward pass of a batch of B rows.
     double* W2T             # (K, H) W2 transposed
-    double* z               # (B, H) sigmoid(a1)
+    double* z               # (B, H) sigmoid(a1), rows ld apart
     double* dy              # (B, K) (softmax(a2) - onehot(t)) / B
-    double* dz1             # (B, H) sigmoid'(a1) * (dy @ W2.T)
+    double* dz1             # (B, H) sigmoid'(a1) * (dy @ W2.T), rows ld apart
+    Py_ssize_t ld           # H, or more to start each row on a cache line
     double* dyT             # (K, B) scratch
     double* gW2T            # (K, H) scratch
     double* ones            # (B,)   1.0
@@ -154,6 +158,7 @@ cdef class Workspace:
         w.cols.rows, w.cols.vals = &self.col_rows[0], &self.col_vals[0]
         w.cols.touched = &self.touched[0]
         w.cols.n_touched = 0
+        w.ld = H
 
 
 cdef inline void prefetch_row(
@@ -243,6 +248,62 @@ cdef void forward_and_columns(
                              w.dz1 + b * H)
 
 
+cdef struct Arena:
+    # Scratch carved from one allocation, every piece on a cache line of
+    # its own; with base NULL, only the size is counted.
+    char* base
+    size_t used
+
+
+cdef inline void* take(Arena* a, size_t size) noexcept nogil:
+    cdef void* p = NULL if a.base == NULL else a.base + a.used
+    a.used += (size + 63) & ~(<size_t> 63)
+    return p
+
+
+cdef struct Batch:
+    # A batch of N rows in blocks, for the pixel-by-pixel passes.
+    Py_ssize_t nb
+    Block* blocks           # (nb,)
+    Work work               # z, dy, dz1 (rows ld apart) and the sums' scratch
+
+
+cdef inline void batch_layout(
+    Arena* a, Batch* s, Py_ssize_t N, const Net* net,
+) noexcept nogil:
+    """Place the arrays of ``s`` for N rows (with ``s.nb`` and ``s.work.ld``
+    set) in ``a``."""
+    cdef Py_ssize_t k, D = net.D, H = net.H, K = net.K, ld = s.work.ld
+    cdef unsigned long long* masks
+    s.blocks = <Block*> take(a, s.nb * sizeof(Block))
+    masks = <unsigned long long*> take(a, s.nb * D * sizeof(unsigned long long))
+    s.work.z = <double*> take(a, N * ld * sizeof(double))
+    s.work.dz1 = <double*> take(a, N * ld * sizeof(double))
+    s.work.dy = <double*> take(a, N * K * sizeof(double))
+    s.work.W2T = <double*> take(a, K * H * sizeof(double))
+    s.work.dyT = <double*> take(a, K * N * sizeof(double))
+    s.work.gW2T = <double*> take(a, K * H * sizeof(double))
+    s.work.ones = <double*> take(a, N * sizeof(double))
+    if a.base == NULL:
+        return
+    for k in range(s.nb):
+        s.blocks[k].mask = masks + k * D
+    for k in range(N):
+        s.work.ones[k] = 1.0
+
+
+cdef inline void row_deltas(
+    Work* w, Py_ssize_t b, const Net* net, Py_ssize_t t, double n,
+) noexcept nogil:
+    """Row b of z = sigmoid(a1 + b1) (a1 in z), dy and dz1."""
+    cdef double* z = w.z + b * w.ld
+    cdef double* dy = w.dy + b * net.K
+    mf_sigmoid_bias(z, net.b1, net.H)
+    output_row(z, net, dy)
+    output_delta_row(dy, net.K, t, n)
+    hidden_delta_row(z, dy, w.W2T, net.H, net.K, w.dz1 + b * w.ld)
+
+
 def gradient(
     const floating[:, ::1] x,     # IN  (N, D)
     const Py_ssize_t[::1] t,      # IN  (N,) labels in [0, K)
@@ -250,40 +311,59 @@ def gradient(
     dict grads,                   # OUT W1, b1, W2, b2 arrays of their shapes
     int n_threads,
 ):
-    """The book's backprop gradient of the mean loss, into ``grads``."""
+    """The book's backprop gradient of the mean loss, into ``grads``.
+
+    One parallel region: each thread takes its blocks of rows (see
+    _common.Block): their pixel masks, x @ W1 pixel by pixel, and the rows'
+    deltas; after a barrier, each thread sums x.T @ dz1 for its pixels over
+    the blocks in order, and the last one the sums of z.T @ dy, dy and dz1.
+    """
     cdef Net net = net_of(params)
     cdef Grads g = grads_of(grads, &net)
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0]:
         raise ValueError("t needs one label per row of x")
-    cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H
-    cdef Py_ssize_t b, i, nnz = 0
-    with nogil:
-        for b in range(N):
-            nnz += count_nonzeros(&x[b, 0], D)
-    # Scratch: O(N (H + K) + nnz(x)); x in CSR then CSC form.
-    cdef Workspace space = Workspace(N, D, H, net.K, nnz)
-    cdef Work* w = &space.work
-    cdef double[::1] row_vals = np.empty(nnz + 1)
-    cdef int[::1] row_cols = np.empty(nnz + 1, dtype=np.intc)
-    cdef int64_t[::1] indptr = np.empty(N + 1, dtype=np.int64)
-    cdef Py_ssize_t[::1] rows = np.arange(N, dtype=np.intp)
-    cdef Csr csr
-    csr.indptr, csr.indices, csr.labels = &indptr[0], &row_cols[0], &t[0]
-    with nogil:
-        indptr[0] = 0
-        nnz = 0
-        for b in range(N):
-            nnz += gather_nonzeros(&x[b, 0], D, &row_vals[nnz], &row_cols[nnz])
-            indptr[b + 1] = nnz
-        forward_and_columns(&row_vals[0], &csr, &rows[0], N, &net, w,
-                            n_threads)
-        batch_sums(w, N, &net, g.W2, g.b2, g.b1)
-        for i in prange(D, schedule="static", num_threads=n_threads):
-            combine_rows(w.cols.vals + w.cols.start[i],
-                         w.cols.rows + w.cols.start[i],
-                         w.cols.start[i + 1] - w.cols.start[i], w.dz1, H,
-                         g.W1 + i * H)
+    if n_threads < 1:
+        raise ValueError("n_threads must be at least 1")
+    cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
+    cdef Py_ssize_t b, k, ld, i0, i1
+    cdef int tid, team
+    cdef Batch s
+    cdef Block* blk
+    cdef Arena a
+    cdef const floating* xp = &x[0, 0] if N else NULL
+    s.nb = n_blocks(N, block_rows(H), n_threads)
+    s.work.ld = ld = hidden_ld(H)  # rows of z and dz1 on cache lines
+    a.base, a.used = NULL, 0
+    batch_layout(&a, &s, N, &net)
+    cdef char* raw = <char*> scratch_rows(1, a.used, 1)
+    try:
+        with nogil:
+            a.base, a.used = raw, 0
+            batch_layout(&a, &s, N, &net)
+            transpose(net.W2, H, K, s.work.W2T)
+            with parallel(num_threads=n_threads):
+                tid, team = threadid(), mf_team_size()
+                for k in range(tid * s.nb // team, (tid + 1) * s.nb // team):
+                    blk = &s.blocks[k]
+                    block_masks(xp, D, blk, k, s.nb, N, D)
+                    block_hidden(xp, D, blk, &net, s.work.z + blk.first * ld,
+                                 ld)
+                    for b in range(blk.first, blk.first + blk.n):
+                        row_deltas(&s.work, b, &net, t[b], <double> N)
+                mf_barrier()
+                i0, i1 = tid * D // team, (tid + 1) * D // team
+                for k in range(s.nb):
+                    blk = &s.blocks[k]
+                    block_input_gradient(xp, D, blk, i0, i1,
+                                         s.work.dz1 + blk.first * ld, ld, H,
+                                         k > 0, g.W1)
+                if s.nb == 0:  # no rows: x.T @ dz1 = 0
+                    memset(g.W1 + i0 * H, 0, (i1 - i0) * H * sizeof(double))
+                if tid == team - 1:
+                    batch_sums(&s.work, N, &net, g.W2, g.b2, g.b1)
+    finally:
+        free_scratch(raw)
 
 
 # where the columns of a matrix without nonzeros point
@@ -517,8 +597,8 @@ def to_csr(const floating[:, ::1] x, int n_threads):
     values_arr = np.empty(indptr[N], dtype=np.asarray(x).dtype)
     cdef int[::1] indices = indices_arr
     cdef floating[::1] values = values_arr
-    # per thread: where a row's nonzeros are (gather_nonzeros writes one
-    # place beyond them, which would race with the next row's thread if
+    # per thread: where a row's nonzeros are (gather_nonzeros writes
+    # places beyond them, which would race with the next row's thread if
     # written in place); their values are copied from x, bit for bit
     cdef double* val = <double*> scratch_rows(n_threads, D, sizeof(double))
     cdef int* idx
@@ -535,7 +615,7 @@ def to_csr(const floating[:, ::1] x, int n_threads):
                     indices[indptr[b] + n] = row_idx[n]
                     values[indptr[b] + n] = x[b, row_idx[n]]
         finally:
-            free(idx)
+            free_scratch(idx)
     finally:
-        free(val)
+        free_scratch(val)
     return indptr_arr, indices_arr, values_arr

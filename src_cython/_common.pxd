@@ -13,7 +13,6 @@
 
 from cython cimport floating
 from libc.math cimport INFINITY, exp, fabs, log
-from libc.stdlib cimport malloc
 
 cdef extern from "simd_rows.h" nogil:
     # out = sum_n val[n] * M[idx[n], :], in vector registers (see the header)
@@ -21,10 +20,55 @@ cdef extern from "simd_rows.h" nogil:
                              const double* M, Py_ssize_t H, double* out)
     void mf_combine_rows_f32(const float* val, const int* idx, Py_ssize_t nnz,
                              const double* M, Py_ssize_t H, double* out)
-    # out = val @ M for M of shape (n, width), in vector registers
+    # out = val @ M[:, :width] for M of n rows ld apart, in vector registers
     void mf_vector_matrix(const double* val, Py_ssize_t n, const double* M,
-                          Py_ssize_t width, double* out)
-    # the nonzeros of a dense row; val and idx need nnz + 1 places
+                          Py_ssize_t ld, Py_ssize_t width, double* out)
+    # a block of at most 64 rows (ldx values apart from x), pixel by
+    # pixel: bit r of mask[i] is set when x[r ldx + i] != 0
+    struct mf_pixels_f32:
+        const unsigned long long* mask
+        const float* x
+        Py_ssize_t ldx
+    struct mf_pixels_f64:
+        const unsigned long long* mask
+        const double* x
+        Py_ssize_t ldx
+    # x @ W1 in float32 of the screen: A[r, j] += (float) x[r, i] W[i, j]
+    # for j < width (a multiple of 8), the pixels i0 ... i1 - 1
+    void mf_pixels_times32_f32(const mf_pixels_f32* c, Py_ssize_t i0,
+                               Py_ssize_t i1, const float* W, Py_ssize_t ldw,
+                               Py_ssize_t width, float* A, Py_ssize_t lda)
+    void mf_pixels_times32_f64(const mf_pixels_f64* c, Py_ssize_t i0,
+                               Py_ssize_t i1, const float* W, Py_ssize_t ldw,
+                               Py_ssize_t width, float* A, Py_ssize_t lda)
+    # sum |x| of a dense row in four partial sums, its nonzeros to nnz
+    double mf_row_l1_f32(const float* x, Py_ssize_t D, Py_ssize_t* nnz)
+    double mf_row_l1_f64(const double* x, Py_ssize_t D, Py_ssize_t* nnz)
+    # the masks of the n <= 64 rows at x (ldx apart), i < D
+    void mf_block_mask_f32(const float* x, Py_ssize_t ldx, int n,
+                           Py_ssize_t D, unsigned long long* mask)
+    void mf_block_mask_f64(const double* x, Py_ssize_t ldx, int n,
+                           Py_ssize_t D, unsigned long long* mask)
+    # for the pixels i0 ... i1 - 1 and j < width (leading dimensions ld*):
+    # A[r, j] += x[r, i] W[i, j] (x @ W1), in pixel order
+    void mf_pixels_times_f32(const mf_pixels_f32* c, Py_ssize_t i0,
+                             Py_ssize_t i1, const double* W, Py_ssize_t ldw,
+                             Py_ssize_t width, double* A, Py_ssize_t lda)
+    void mf_pixels_times_f64(const mf_pixels_f64* c, Py_ssize_t i0,
+                             Py_ssize_t i1, const double* W, Py_ssize_t ldw,
+                             Py_ssize_t width, double* A, Py_ssize_t lda)
+    # ... and O[i, j] (+)= sum_r x[r, i] M[r, j] (x.T @ dz1), in row order,
+    # summed on from O when add, else from 0
+    void mf_pixels_t_times_f32(const mf_pixels_f32* c, Py_ssize_t i0,
+                               Py_ssize_t i1, const double* M, Py_ssize_t ldm,
+                               Py_ssize_t width, int add, double* O,
+                               Py_ssize_t ldo)
+    void mf_pixels_t_times_f64(const mf_pixels_f64* c, Py_ssize_t i0,
+                               Py_ssize_t i1, const double* M, Py_ssize_t ldm,
+                               Py_ssize_t width, int add, double* O,
+                               Py_ssize_t ldo)
+    # the nonzeros of a dense row; val and idx need D places (see the
+    # header)
     Py_ssize_t mf_gather_nonzeros_f32(const float* x, Py_ssize_t D,
                                       double* val, int* idx)
     Py_ssize_t mf_gather_nonzeros_f64(const double* x, Py_ssize_t D,
@@ -71,6 +115,40 @@ cdef extern from "simd_rows.h" nogil:
         Py_ssize_t H, K
     void mf_hidden_row_tiny(const mf_hidden_row* r, double* acc)
     void mf_hidden_row_series(const mf_hidden_row* r, double* acc)
+
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int mf_team_size(void) { return omp_get_num_threads(); }
+    static void mf_barrier(void) {
+    #pragma omp barrier
+    }
+    #else
+    static int mf_team_size(void) { return 1; }
+    static void mf_barrier(void) {}
+    #endif
+    #if defined(_WIN32)
+    #include <malloc.h>
+    static void *mf_aligned_alloc(size_t n) { return _aligned_malloc(n ? n : 1, 64); }
+    static void mf_aligned_free(void *p) { _aligned_free(p); }
+    #else
+    #include <stdlib.h>
+    static void *mf_aligned_alloc(size_t n) {
+        void *p;
+        return posix_memalign(&p, 64, n ? n : 1) ? NULL : p;
+    }
+    static void mf_aligned_free(void *p) { free(p); }
+    #endif
+    """
+    # the threads of the parallel region that calls it, and its barrier
+    # (every thread of the team must call it); 1 and nothing when serial
+    int mf_team_size() noexcept nogil
+    void mf_barrier() noexcept nogil
+    # memory from a cache line on (NULL when there is none), and its release
+    void* mf_aligned_alloc(size_t n) noexcept nogil
+    void free_scratch "mf_aligned_free"(void* p) noexcept nogil
 
 
 cdef struct Net:
@@ -136,9 +214,10 @@ cdef inline int check_rows(Py_ssize_t D, const Net* net) except -1:
 
 cdef inline void* scratch_rows(int n_threads, Py_ssize_t width,
                                size_t size) except NULL:
-    """``n_threads`` rows of ``width`` items of ``size`` bytes (``free`` them)."""
+    """``n_threads`` rows of ``width`` items of ``size`` bytes, from a cache
+    line on (``free_scratch`` them)."""
     cdef size_t n = <size_t> (n_threads if n_threads > 1 else 1) * width * size
-    cdef void* rows = malloc(n if n else 1)
+    cdef void* rows = mf_aligned_alloc(n)
     if rows == NULL:
         raise MemoryError(
             f"mnist_fast: cannot allocate {n} bytes of scratch for "
@@ -165,11 +244,11 @@ cdef inline void combine_rows(
 cdef inline Py_ssize_t gather_nonzeros(
     const floating* x,      # IN  (D,) a dense row
     Py_ssize_t D,
-    double* val,            # OUT (nnz + 1,) its nonzero values, in order
-    int* idx,               # OUT (nnz + 1,) their columns
+    double* val,            # OUT (nnz,) its nonzero values, in order
+    int* idx,               # OUT (nnz,) their columns
 ) noexcept nogil:
     """The nonzero pixels of a row (81% of MNIST pixels are 0); ``val`` and
-    ``idx`` need one place beyond the nonzeros (see simd_rows.h)."""
+    ``idx`` need D places (see simd_rows.c)."""
     if floating is float:
         return mf_gather_nonzeros_f32(x, D, val, idx)
     else:
@@ -207,7 +286,7 @@ cdef inline void output_row(
     double* a2,             # OUT (K,)   z1 @ W2 + b2
 ) noexcept nogil:
     cdef Py_ssize_t k
-    mf_vector_matrix(z1, net.H, net.W2, net.K, a2)
+    mf_vector_matrix(z1, net.H, net.W2, net.K, net.K, a2)
     for k in range(net.K):
         a2[k] += net.b2[k]
 
@@ -332,3 +411,143 @@ cdef inline double cross_entropy_row(
     """The book's per-row loss -log(softmax(a)[t] + guard)."""
     softmax_row(a, K)
     return -log(a[t] + guard)
+
+
+# x @ W1 and x.T @ dz1 by blocks of rows, pixel by pixel.
+#
+# The rows of a batch are cut into blocks of at most ROW_BLOCK (64)
+# consecutive rows, each with a mask per pixel of the rows where the pixel
+# is nonzero (81% of MNIST pixels are 0).  x @ W1 runs pixel by pixel: the
+# pixel's row of W1 sits in vector registers while it is added into the
+# block's rows of a1, which stay in L1 (row by row, each nonzero would
+# stream a row of W1 from L2 instead); x.T @ dz1 sums a pixel's row of the
+# gradient in registers over the block's rows of dz1, in L1.  Each a1[b, j]
+# is summed in pixel order, each gW1[i, j] in row order, whatever the
+# blocks.
+
+cdef enum:
+    ROW_BLOCK = 64          # rows of a block at most (the bits of a mask)
+    BLOCK_BYTES = 32768     # the a1 of a block at most (L1 holds 48 KB)
+
+
+cdef struct Block:
+    # Rows first ... first + n - 1 (n <= ROW_BLOCK) of a batch; bit r of
+    # mask[i] is set when row first + r is nonzero at pixel i.
+    Py_ssize_t first, n
+    unsigned long long* mask    # (D,)
+
+
+cdef inline Py_ssize_t hidden_ld(Py_ssize_t H) noexcept nogil:
+    """The row stride of a block's a1: H padded to a cache line of doubles."""
+    return (H + 7) // 8 * 8
+
+
+cdef inline Py_ssize_t block_rows(Py_ssize_t H) noexcept nogil:
+    """Rows of a block at most: ROW_BLOCK, fewer when their a1 would take
+    more than BLOCK_BYTES (at least 1)."""
+    return max(1, min(<Py_ssize_t> ROW_BLOCK,
+                      BLOCK_BYTES // (hidden_ld(H) * <Py_ssize_t> sizeof(double))))
+
+
+cdef inline Py_ssize_t n_blocks(Py_ssize_t N, Py_ssize_t rows,
+                                int n_threads) noexcept nogil:
+    """Blocks for N rows: at most ``rows`` rows each, and at least one per
+    thread (when there are enough rows)."""
+    return max((N + rows - 1) // rows, min(N, <Py_ssize_t> n_threads))
+
+
+cdef inline void block_masks(
+    const floating* x,      # IN  (N, ldx) the batch
+    Py_ssize_t ldx,
+    Block* blk,             # IN/OUT its rows in, their masks out
+    Py_ssize_t k,           # IN  the block: k of nb, over N rows
+    Py_ssize_t nb,
+    Py_ssize_t N,
+    Py_ssize_t D,
+) noexcept nogil:
+    """Block k of nb: rows k N / nb ... (k + 1) N / nb - 1 (at most
+    ROW_BLOCK), and their masks."""
+    blk.first = k * N // nb
+    blk.n = (k + 1) * N // nb - blk.first
+    if floating is float:
+        mf_block_mask_f32(x + blk.first * ldx, ldx, <int> blk.n, D, blk.mask)
+    else:
+        mf_block_mask_f64(x + blk.first * ldx, ldx, <int> blk.n, D, blk.mask)
+
+
+cdef inline void block_hidden(
+    const floating* x,      # IN  (N, ldx) the batch
+    Py_ssize_t ldx,
+    const Block* blk,       # IN  a block of its rows
+    const Net* net,         # IN  the parameters
+    double* A,              # OUT (blk.n, H) x @ W1 of the block's rows
+                            #     (without b1), rows ld apart
+    Py_ssize_t ld,
+) noexcept nogil:
+    """x @ W1 of a block's rows, pixel by pixel."""
+    cdef Py_ssize_t r, j
+    cdef mf_pixels_f32 c32
+    cdef mf_pixels_f64 c64
+    for r in range(blk.n):
+        for j in range(net.H):
+            A[r * ld + j] = 0.0
+    if floating is float:
+        c32.mask, c32.x, c32.ldx = blk.mask, x + blk.first * ldx, ldx
+        mf_pixels_times_f32(&c32, 0, net.D, net.W1, net.H, net.H, A, ld)
+    else:
+        c64.mask, c64.x, c64.ldx = blk.mask, x + blk.first * ldx, ldx
+        mf_pixels_times_f64(&c64, 0, net.D, net.W1, net.H, net.H, A, ld)
+
+
+cdef inline void block_input_gradient(
+    const floating* x,      # IN  (N, ldx) the batch
+    Py_ssize_t ldx,
+    const Block* blk,       # IN  a block of its rows
+    Py_ssize_t i0,          # IN  the pixels i0 ... i1 - 1
+    Py_ssize_t i1,
+    const double* M,        # IN  (blk.n, width) the block's rows of dz1,
+    Py_ssize_t ldm,         #     ldm apart
+    Py_ssize_t width,
+    bint add,               # IN  whether O holds the earlier blocks' sums
+    double* O,              # OUT (D, width) x.T @ dz1 over the blocks so far
+) noexcept nogil:
+    """Rows i0 ... i1 - 1 of x.T @ dz1, summed on over one more block."""
+    cdef mf_pixels_f32 c32
+    cdef mf_pixels_f64 c64
+    if floating is float:
+        c32.mask, c32.x, c32.ldx = blk.mask, x + blk.first * ldx, ldx
+        mf_pixels_t_times_f32(&c32, i0, i1, M, ldm, width, add, O, width)
+    else:
+        c64.mask, c64.x, c64.ldx = blk.mask, x + blk.first * ldx, ldx
+        mf_pixels_t_times_f64(&c64, i0, i1, M, ldm, width, add, O, width)
+
+
+cdef inline Py_ssize_t block_scratch(const Net* net,
+                                     Py_ssize_t extra) noexcept nogil:
+    """Doubles of scratch for block_logits and ``extra`` more, a multiple
+    of a cache line (8): a block's a1, then its masks, then the extra."""
+    return (block_rows(net.H) * hidden_ld(net.H) + net.D + extra + 7) // 8 * 8
+
+
+cdef inline void block_logits(
+    const floating* x,      # IN  (N, ldx) the rows
+    Py_ssize_t ldx,
+    Py_ssize_t k,           # IN  the block: k of nb, over N rows
+    Py_ssize_t nb,
+    Py_ssize_t N,
+    const Net* net,         # IN  the parameters
+    double* scratch,        # scratch (block_scratch(net, 0),) on a cache
+                            # line
+    double* out,            # OUT (n, K) the logits of the block's n rows,
+    Py_ssize_t ldo,         #     ldo apart
+) noexcept nogil:
+    """The forward pass of block k of the rows, to the logits."""
+    cdef Block blk
+    cdef Py_ssize_t r, ld = hidden_ld(net.H)
+    cdef double* a = scratch
+    blk.mask = <unsigned long long*> (scratch + block_rows(net.H) * ld)
+    block_masks(x, ldx, &blk, k, nb, N, net.D)
+    block_hidden(x, ldx, &blk, net, a, ld)
+    for r in range(blk.n):
+        mf_sigmoid_bias(a + r * ld, net.b1, net.H)
+        output_row(a + r * ld, net, out + r * ldo)

@@ -17,29 +17,18 @@ from cython.parallel cimport prange, threadid
 from libc.float cimport DBL_EPSILON
 from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free
 
-from _common cimport (Net, check_rows, cross_entropy_row, gather_nonzeros,
-                      logits_dense_row, logits_sparse_row, mf_combine_rows32,
-                      mf_output32, mf_sigmoid32, net_of, predicted_class,
-                      scratch_rows, softmax_row)
+from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
+                      block_masks, block_rows, block_scratch, check_rows,
+                      cross_entropy_row, free_scratch, gather_nonzeros,
+                      hidden_ld, logits_sparse_row, mf_combine_rows32,
+                      mf_output32, mf_pixels_f32, mf_pixels_f64,
+                      mf_pixels_times32_f32, mf_pixels_times32_f64, mf_prefetch,
+                      mf_row_l1_f32, mf_row_l1_f64, mf_sigmoid32, n_blocks,
+                      net_of, predicted_class, scratch_rows, softmax_row)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
-
-
-cdef inline double* dense_logits(
-    const floating* x,      # IN  (D,) one input row
-    const Net* net,         # IN  the parameters
-    double* buf,            # scratch: a row of D + H + K doubles per thread
-    int* idx,               # scratch: a row of D ints per thread
-    Py_ssize_t thread,      # IN  which rows of the scratch are this thread's
-) noexcept nogil:
-    """The row's logits, in this thread's scratch (returned)."""
-    cdef Py_ssize_t D = net.D, H = net.H
-    cdef double* w = buf + thread * (D + H + net.K)
-    logits_dense_row(x, net, w + D, w + D + H, w, idx + thread * D)
-    return w + D + H
 
 
 def predict(
@@ -48,26 +37,24 @@ def predict(
     double[:, ::1] y,             # OUT (N, K) softmax probabilities
     int n_threads,
 ):
+    """The book's predict, by blocks of rows (see _common.Block)."""
     cdef Net net = net_of(params)
     check_rows(x.shape[1], &net)
     if y.shape[0] != x.shape[0] or y.shape[1] != net.K:
         raise ValueError("y must be (len(x), K)")
-    cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
-    cdef Py_ssize_t b
-    cdef double* buf = <double*> scratch_rows(n_threads, D + H, sizeof(double))
-    cdef int* idx = NULL
-    cdef double* w
+    cdef Py_ssize_t N = x.shape[0], K = net.K, b, k
+    cdef Py_ssize_t nb = n_blocks(N, block_rows(net.H), n_threads)
+    cdef Py_ssize_t width = block_scratch(&net, 0)
+    cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     try:
-        idx = <int*> scratch_rows(n_threads, D, sizeof(int))
-        for b in prange(N, nogil=True, schedule="static",
+        for k in prange(nb, nogil=True, schedule="static",
                         num_threads=n_threads):
-            w = buf + threadid() * (D + H)
-            logits_dense_row(&x[b, 0], &net, w + D, &y[b, 0], w,
-                             idx + threadid() * D)
-            softmax_row(&y[b, 0], K)
+            block_logits(&x[0, 0], net.D, k, nb, N, &net,
+                         buf + threadid() * width, &y[k * N // nb, 0], K)
+            for b in range(k * N // nb, (k + 1) * N // nb):
+                softmax_row(&y[b, 0], K)
     finally:
-        free(buf)
-        free(idx)
+        free_scratch(buf)
 
 
 def loss(
@@ -83,22 +70,25 @@ def loss(
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0] or row_loss.shape[0] != x.shape[0]:
         raise ValueError("t and row_loss need one entry per row of x")
-    cdef Py_ssize_t N = x.shape[0], K = net.K
-    cdef Py_ssize_t b
-    cdef double* buf = <double*> scratch_rows(n_threads, net.D + net.H + K,
-                                              sizeof(double))
-    cdef int* idx = NULL
+    cdef Py_ssize_t N = x.shape[0], K = net.K, b, k
+    cdef Py_ssize_t nb = n_blocks(N, block_rows(net.H), n_threads)
+    # per thread: the block's a1 and masks, then its logits
+    cdef Py_ssize_t rows = block_rows(net.H)
+    cdef Py_ssize_t width = block_scratch(&net, rows * K)
+    cdef Py_ssize_t logits = rows * hidden_ld(net.H) + net.D
+    cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
+    cdef double* w
     cdef double total = 0.0
     try:
-        idx = <int*> scratch_rows(n_threads, net.D, sizeof(int))
-        for b in prange(N, nogil=True, schedule="static",
+        for k in prange(nb, nogil=True, schedule="static",
                         num_threads=n_threads):
-            row_loss[b] = cross_entropy_row(
-                dense_logits(&x[b, 0], &net, buf, idx, threadid()), K, t[b],
-                guard)
+            w = buf + threadid() * width
+            block_logits(&x[0, 0], net.D, k, nb, N, &net, w, w + logits, K)
+            for b in range(k * N // nb, (k + 1) * N // nb):
+                row_loss[b] = cross_entropy_row(
+                    w + logits + (b - k * N // nb) * K, K, t[b], guard)
     finally:
-        free(buf)
-        free(idx)
+        free_scratch(buf)
     with nogil:
         for b in range(N):
             total += row_loss[b]
@@ -200,8 +190,7 @@ cdef inline Py_ssize_t screened_class(
 ) noexcept nogil:
     """The row's class when a float32 forward pass decides it for sure, or
     -1.  See ``mnist_fast/screen.py`` for the error bound."""
-    cdef Py_ssize_t n, k, best = 0
-    cdef double big, delta, first = -INFINITY, second = -INFINITY
+    cdef Py_ssize_t n
     cdef float* zf = f
     cdef float* a2f = f + sc.Hp
     cdef const float* xv
@@ -214,6 +203,22 @@ cdef inline Py_ssize_t screened_class(
             a2f[sc.Kp + n] = <float> values[n]
         xv = a2f + sc.Kp
     mf_combine_rows32(xv, indices, nnz, sc.W1f, sc.Hp, zf)
+    return screen_decision(zf, nnz, s, sc, K, a2f)
+
+
+cdef inline Py_ssize_t screen_decision(
+    float* zf,                # IN/OUT (Hp,) the row's float32 x @ W1 in,
+                              #     its sigmoid out
+    Py_ssize_t nnz,           # IN  the row's nonzeros
+    double s,                 # IN  sum |x| over the row (at least)
+    const Screen* sc,         # IN  the screen's weights and bound
+    Py_ssize_t K,
+    float* a2f,               # scratch (Kp,)
+) noexcept nogil:
+    """The row's class when the float32 forward pass from its x @ W1
+    decides it for sure, or -1 (see ``mnist_fast/screen.py``)."""
+    cdef Py_ssize_t k, best = 0
+    cdef double big, delta, first = -INFINITY, second = -INFINITY
     big = mf_sigmoid32(zf, sc.b1f, sc.Hp)
     if not big < INFINITY:
         return -1
@@ -230,6 +235,96 @@ cdef inline Py_ssize_t screened_class(
     if first - second > 2.0 * delta + sc.tie * (1.0 + fabs(first) + delta):
         return best
     return -1
+
+
+cdef inline Py_ssize_t screen_rows(const Screen* sc) noexcept nogil:
+    """Rows of a block of the screen at most: its float32 a1 within
+    BLOCK_BYTES (in L1)."""
+    return max(1, min(<Py_ssize_t> ROW_BLOCK,
+                      BLOCK_BYTES // (sc.Hp * <Py_ssize_t> sizeof(float))))
+
+
+cdef inline Py_ssize_t block_width(const Screen* sc, const Net* net) noexcept nogil:
+    """Doubles of scratch for block_correct, a multiple of 8."""
+    cdef Py_ssize_t n
+    if sc == NULL:
+        return block_scratch(net, block_rows(net.H) * net.K)
+    n = (screen_rows(sc) * sc.Hp + sc.Kp) // 2 + net.D + net.D + net.D // 2
+    return (n + 1 + net.H + net.K + 7) // 8 * 8
+
+
+cdef inline Py_ssize_t block_correct(
+    const floating* x,        # IN  (N, D) dense rows
+    Py_ssize_t k,             # IN  the block: k of nb, over N rows
+    Py_ssize_t nb,
+    Py_ssize_t N,
+    const Py_ssize_t* t,      # IN  (N,) their labels
+    const Screen* sc,         # IN  the float32 screen to try first, or NULL
+    const Net* net,           # IN  the parameters
+    double* w,                # scratch (block_width(sc, net),) on a cache line
+) noexcept nogil:
+    """How many rows of block k have the book's class ``t``.
+
+    Without the screen: the float64 forward pass of the block.  With it:
+    the float32 x @ W1 of the block pixel by pixel, each row's class the
+    screen's when it decides for sure, else the float64 pass's of the
+    row's nonzeros.
+    """
+    cdef Py_ssize_t r, b, nnz, cls, correct = 0, D = net.D, K = net.K
+    cdef Py_ssize_t rows, Hp
+    cdef Block blk
+    cdef mf_pixels_f32 c32
+    cdef mf_pixels_f64 c64
+    cdef float* a1f
+    cdef float* a2f
+    cdef double* val
+    cdef int* idx
+    cdef double* z
+    cdef double s
+    if sc == NULL:
+        # the logits after the block's a1 and masks
+        z = w + block_rows(net.H) * hidden_ld(net.H) + D
+        block_logits(x, D, k, nb, N, net, w, z, K)
+        for b in range(k * N // nb, (k + 1) * N // nb):
+            correct += predicted_class(z + (b - k * N // nb) * K, K) == t[b]
+        return correct
+    rows, Hp = screen_rows(sc), sc.Hp
+    a1f = <float*> w
+    a2f = a1f + rows * Hp
+    blk.mask = <unsigned long long*> (w + (rows * Hp + sc.Kp) // 2)
+    val = <double*> (blk.mask + D)
+    idx = <int*> (val + D)
+    z = val + D + (D + 1) // 2
+    block_masks(x, D, &blk, k, nb, N, D)
+    if k + 1 < nb:  # the next block streams in while this one is screened
+        mf_prefetch(x + (blk.first + blk.n) * D,
+                    ((k + 2) * N // nb - (k + 1) * N // nb) * D,
+                    sizeof(floating))
+    for r in range(blk.n * Hp):
+        a1f[r] = 0.0
+    if floating is float:
+        c32.mask, c32.x, c32.ldx = blk.mask, x + blk.first * D, D
+        mf_pixels_times32_f32(&c32, 0, D, sc.W1f, Hp, Hp, a1f, Hp)
+    else:
+        c64.mask, c64.x, c64.ldx = blk.mask, x + blk.first * D, D
+        mf_pixels_times32_f64(&c64, 0, D, sc.W1f, Hp, Hp, a1f, Hp)
+    for r in range(blk.n):
+        b = blk.first + r
+        if floating is float:
+            s = mf_row_l1_f32(x + b * D, D, &nnz)
+        else:
+            s = mf_row_l1_f64(x + b * D, D, &nnz)
+        # rounded up as l1_bound's (nnz + 2 terms of DBL_EPSILON)
+        s = s * (1.0 + (nnz + 2) * DBL_EPSILON)
+        cls = -1
+        if nnz <= sc.max_nnz:
+            cls = screen_decision(a1f + r * Hp, nnz, s, sc, K, a2f)
+        if cls < 0:
+            nnz = gather_nonzeros(x + b * D, D, val, idx)
+            logits_sparse_row(val, idx, nnz, net, z, z + net.H)
+            cls = predicted_class(z + net.H, K)
+        correct += cls == t[b]
+    return correct
 
 
 def count_correct(
@@ -274,32 +369,36 @@ def count_correct(
     cdef const floating* vals = &values[0] if values.shape[0] else &no_value
     cdef const int* cols = (&indices[0] if not dense and indices.shape[0]
                             else &no_column)
-    # per thread: a dense row's values, z and logits, floats for the screen
-    cdef Py_ssize_t off = D if dense else 0
-    cdef Py_ssize_t width = off + H + K + 1 + screen_floats(sc, D)
-    cdef Py_ssize_t b, nnz, correct = 0
-    cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
+    cdef Py_ssize_t b, k, nb, width, correct = 0
+    cdef double* buf
     cdef double* w
-    cdef int* idx = NULL
+    if dense:
+        # by blocks of rows, each thread's scratch on its cache lines
+        nb = n_blocks(N, block_rows(H) if sc == NULL else screen_rows(sc),
+                      n_threads)
+        width = block_width(sc, &net)
+        buf = <double*> scratch_rows(n_threads, width, sizeof(double))
+        try:
+            for k in prange(nb, nogil=True, schedule="static",
+                            num_threads=n_threads):
+                correct += block_correct(vals, k, nb, N, &t[0], sc, &net,
+                                         buf + threadid() * width)
+        finally:
+            free_scratch(buf)
+        return correct
+    # per thread: z and logits, floats for the screen
+    width = H + K + 1 + screen_floats(sc, D)
+    buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     try:
-        idx = <int*> scratch_rows(n_threads, D if dense else 1, sizeof(int))
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
             w = buf + threadid() * width
-            if dense:
-                nnz = gather_nonzeros(vals + b * D, D, w, idx + threadid() * D)
-                correct += row_class(
-                    w, idx + threadid() * D, nnz,
-                    l1_bound(w, nnz) if sc != NULL else 0, sc, &net, w + off,
-                    <float*> (w + off + H + K + 1)) == t[b]
-            else:
-                correct += row_class(
-                    vals + indptr[b], cols + indptr[b],
-                    indptr[b + 1] - indptr[b], l1[b] if sc != NULL else 0, sc,
-                    &net, w, <float*> (w + H + K + 1)) == t[b]
+            correct += row_class(
+                vals + indptr[b], cols + indptr[b],
+                indptr[b + 1] - indptr[b], l1[b] if sc != NULL else 0, sc,
+                &net, w, <float*> (w + H + K + 1)) == t[b]
     finally:
-        free(buf)
-        free(idx)
+        free_scratch(buf)
     return correct
 
 

@@ -51,7 +51,21 @@
 
 typedef double mf_v4d __attribute__((vector_size(32), aligned(8), may_alias));
 typedef double mf_v2d __attribute__((vector_size(16), aligned(8), may_alias));
+typedef long long mf_v4i __attribute__((vector_size(32), aligned(8), may_alias));
+typedef unsigned long long mf_v4u __attribute__((vector_size(32), aligned(8), may_alias));
 #define MF_INLINE static inline __attribute__((always_inline))
+/* The native vector of the compilation: 4 doubles with AVX, else 2 (GCC
+ * lowers a 4-double vector into pairs without AVX, and their broadcasts
+ * through memory). */
+#ifdef __AVX__
+typedef mf_v4d mf_vn;
+#define MF_VN 4
+#define MF_BROADCAST(c) {c, c, c, c}
+#else
+typedef mf_v2d mf_vn;
+#define MF_VN 2
+#define MF_BROADCAST(c) {c, c}
+#endif
 /* Unroll the loops over the accumulators completely (GCC would otherwise
  * turn their zeroing and storing into memset/memcpy calls through memory) */
 #define MF_UNROLL _Pragma("GCC unroll 16")
@@ -67,13 +81,26 @@ typedef double mf_v2d __attribute__((vector_size(16), aligned(8), may_alias));
 #define MF_BLOCK (4 * MF_ACC)
 
 /* One pass over the n for units j0 ... j0 + 4 nv + rem - 1 (nv <= MF_ACC,
- * rem < 4); nv and rem are constants after inlining (see MF_CASE). */
+ * rem < 4); nv and rem are constants after inlining (see MF_CASE).  The
+ * sums start from 0, or from out (a = 1: the sums go on from there). */
 #define MF_DEFINE_PASS(SUFFIX, VAL_T)                                         \
-MF_INLINE void mf_pass_##SUFFIX(const VAL_T *val, const int *idx,             \
-                                ptrdiff_t nnz, const double *M, ptrdiff_t ld, \
-                                ptrdiff_t j0, const int nv, const int rem,    \
-                                double *out)                                  \
+struct mf_combine_##SUFFIX {                                                   \
+    const VAL_T *val;                                                          \
+    const int *idx;                                                            \
+    ptrdiff_t nnz;                                                             \
+    const double *M;                                                           \
+    ptrdiff_t ld;                                                              \
+    int add;                                                                   \
+    double *out;                                                               \
+};                                                                             \
+MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,          \
+                                ptrdiff_t j0, const int nv, const int rem)    \
 {                                                                              \
+    const VAL_T *val = p->val;                                                 \
+    const int *idx = p->idx;                                                   \
+    const double *M = p->M;                                                    \
+    const ptrdiff_t nnz = p->nnz, ld = p->ld;                                  \
+    double *out = p->out;                                                      \
     mf_v4d acc[MF_ACC];                                                        \
     mf_v2d acc2 = {0.0, 0.0};                                                  \
     double acc1 = 0.0;                                                         \
@@ -81,7 +108,12 @@ MF_INLINE void mf_pass_##SUFFIX(const VAL_T *val, const int *idx,             \
     int a;                                                                     \
     MF_UNROLL                                                                  \
     for (a = 0; a < nv; a++)                                                   \
-        acc[a] = (mf_v4d){0.0, 0.0, 0.0, 0.0};                                 \
+        acc[a] = p->add ? *(const mf_v4d *)(out + j0 + 4 * a)                  \
+                        : (mf_v4d){0.0, 0.0, 0.0, 0.0};                        \
+    if (p->add && (rem & 2))                                                   \
+        acc2 = *(const mf_v2d *)(out + j0 + 4 * nv);                           \
+    if (p->add && (rem & 1))                                                   \
+        acc1 = out[j0 + 4 * nv + (rem & 2)];                                   \
     for (n = 0; n < nnz; n++) {                                                \
         const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld + j0;         \
         const double v = (double)val[n];                                       \
@@ -102,40 +134,66 @@ MF_INLINE void mf_pass_##SUFFIX(const VAL_T *val, const int *idx,             \
         out[j0 + 4 * nv + (rem & 2)] = acc1;                                   \
 }
 
-/* The pass for r = 4 nv + rem units, with nv and rem as constants. */
-#define MF_CASE(SUFFIX, NV)                                                    \
+/* The passes over `width` units: blocks of MF_ACC vectors, the last one
+ * also carrying the width % 4 leftover units; PASS(&args, j0, nv, rem)
+ * with nv and rem as constants. */
+#define MF_CASE(PASS, NV)                                                      \
     case NV:                                                                   \
         switch (rem) {                                                         \
-        case 0: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 0, out); break; \
-        case 1: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 1, out); break; \
-        case 2: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 2, out); break; \
-        default: mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, NV, 3, out);       \
+        case 0: PASS(&args, j0, NV, 0); break;                                 \
+        case 1: PASS(&args, j0, NV, 1); break;                                 \
+        case 2: PASS(&args, j0, NV, 2); break;                                 \
+        default: PASS(&args, j0, NV, 3);                                       \
         }                                                                      \
         break;
 #ifdef __AVX__
-#define MF_WIDE_CASES(SUFFIX)                                                  \
-    MF_CASE(SUFFIX, 5) MF_CASE(SUFFIX, 6) MF_CASE(SUFFIX, 7)                   \
-    MF_CASE(SUFFIX, 8) MF_CASE(SUFFIX, 9) MF_CASE(SUFFIX, 10)                  \
-    MF_CASE(SUFFIX, 11) MF_CASE(SUFFIX, 12)
+#define MF_WIDE_CASES(PASS)                                                    \
+    MF_CASE(PASS, 5) MF_CASE(PASS, 6) MF_CASE(PASS, 7) MF_CASE(PASS, 8)        \
+    MF_CASE(PASS, 9) MF_CASE(PASS, 10) MF_CASE(PASS, 11) MF_CASE(PASS, 12)
 #else
-#define MF_WIDE_CASES(SUFFIX)
+#define MF_WIDE_CASES(PASS)
 #endif
+#define MF_PASSES(PASS, width)                                                 \
+    do {                                                                       \
+        ptrdiff_t j0 = 0;                                                      \
+        int rem;                                                               \
+        for (; (width) - j0 > MF_BLOCK + 3; j0 += MF_BLOCK)                    \
+            PASS(&args, j0, MF_ACC, 0);                                        \
+        rem = (int)(((width) - j0) & 3);                                       \
+        switch (((width) - j0) >> 2) {                                         \
+            MF_CASE(PASS, 0) MF_CASE(PASS, 1) MF_CASE(PASS, 2)                 \
+            MF_CASE(PASS, 3) MF_CASE(PASS, 4) MF_WIDE_CASES(PASS)              \
+        }                                                                      \
+    } while (0)
+
+/* The same in native vectors (MF_VN doubles; the leftover units, fewer
+ * than MF_VN, are rem): blocks of 12 vectors, or 6 for the passes that
+ * hold two rows of W in registers (16 vector registers). */
+#define MF_CASES_6(PASS)                                                       \
+    MF_CASE(PASS, 0) MF_CASE(PASS, 1) MF_CASE(PASS, 2) MF_CASE(PASS, 3)        \
+    MF_CASE(PASS, 4) MF_CASE(PASS, 5) MF_CASE(PASS, 6)
+#define MF_CASES_12(PASS)                                                      \
+    MF_CASES_6(PASS) MF_CASE(PASS, 7) MF_CASE(PASS, 8) MF_CASE(PASS, 9)        \
+    MF_CASE(PASS, 10) MF_CASE(PASS, 11) MF_CASE(PASS, 12)
+#define MF_NATIVE_PASSES(PASS, width, NACC)                                    \
+    do {                                                                       \
+        ptrdiff_t j0 = 0;                                                      \
+        int rem;                                                               \
+        for (; (width) - j0 > MF_VN * (NACC + 1) - 1; j0 += MF_VN * NACC)      \
+            PASS(&args, j0, NACC, 0);                                          \
+        rem = (int)(((width) - j0) % MF_VN);                                   \
+        switch (((width) - j0) / MF_VN) { MF_CASES_##NACC(PASS) }              \
+    } while (0)
 
 #define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
 MF_DEFINE_PASS(SUFFIX, VAL_T)                                                  \
 MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
                                    ptrdiff_t nnz, const double *M,            \
-                                   ptrdiff_t ld, ptrdiff_t width, double *out)\
+                                   ptrdiff_t ld, ptrdiff_t width, int add,    \
+                                   double *out)                               \
 {                                                                              \
-    ptrdiff_t j0 = 0;                                                          \
-    int rem;                                                                   \
-    for (; width - j0 > MF_BLOCK + 3; j0 += MF_BLOCK)                          \
-        mf_pass_##SUFFIX(val, idx, nnz, M, ld, j0, MF_ACC, 0, out);            \
-    rem = (int)((width - j0) & 3);                                             \
-    switch ((width - j0) >> 2) {                                               \
-        MF_CASE(SUFFIX, 0) MF_CASE(SUFFIX, 1) MF_CASE(SUFFIX, 2)               \
-        MF_CASE(SUFFIX, 3) MF_CASE(SUFFIX, 4) MF_WIDE_CASES(SUFFIX)            \
-    }                                                                          \
+    const struct mf_combine_##SUFFIX args = {val, idx, nnz, M, ld, add, out};  \
+    MF_PASSES(mf_pass_##SUFFIX, width);                                        \
 }
 
 /* Float32 rows for the accuracy screen: out[j] = sum_n val[n] M[idx[n], j]
@@ -277,13 +335,15 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 #else  /* portable C */
 
 #define MF_INLINE static inline
+#define MF_UNROLL
 #define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
 MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
                                    ptrdiff_t nnz, const double *M,            \
-                                   ptrdiff_t ld, ptrdiff_t width, double *out)\
+                                   ptrdiff_t ld, ptrdiff_t width, int add,    \
+                                   double *out)                               \
 {                                                                              \
     ptrdiff_t j, n;                                                            \
-    for (j = 0; j < width; j++)                                                \
+    for (j = 0; j < width && !add; j++)                                        \
         out[j] = 0.0;                                                          \
     for (n = 0; n < nnz; n++) {                                                \
         const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld;              \
@@ -292,7 +352,6 @@ MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
             out[j] += v * m[j];                                                \
     }                                                                          \
 }
-
 
 static inline void mf_combine_rows32(const float *val, const int *idx,
                                      ptrdiff_t nnz, const float *M,
@@ -339,108 +398,587 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 MF_DEFINE_COMBINE(f64, double)
 MF_DEFINE_COMBINE(f32, float)
 
+/* The two products of a block of at most 64 rows of a batch, pixel by
+ * pixel (struct mf_pixels_*: bit r of mask[i] is set when row r of the
+ * block, x + r ldx, is nonzero at pixel i), for the pixels i0 ... i1 - 1:
+ *
+ *   mf_pixels_times:    A[r, j] += x[r, i] * W[i, j]   (x @ W1)
+ *   mf_pixels_t_times:  O[i, j] += x[r, i] * M[r, j]   (x.T @ dz1)
+ *
+ * over the rows r of mask[i], in order, and j < width (with add = 0, O's
+ * rows are written instead, 0 where the pixel has no row).  The first keeps
+ * a row of W in vector registers while it runs over the pixel's rows; the
+ * second sums O[i, :] in registers.  Each element grows in the order of
+ * the pixels (the first) or of the rows (the second), as one plain loop
+ * would.  The rows come from the mask (lowest bit first) and the values
+ * from x: no sorted copy of the nonzeros is made. */
+#define MF_DEFINE_PIXELS(SUFFIX, VAL_T)                                       \
+struct mf_pixels_args_##SUFFIX {                                               \
+    const struct mf_pixels_##SUFFIX *c;                                        \
+    ptrdiff_t i0, i1;                                                          \
+    const double *M;                                                           \
+    ptrdiff_t ldm;                                                             \
+    double *O;                                                                 \
+    ptrdiff_t ldo;                                                             \
+    int add;                                                                   \
+};                                                                             \
+                                                                               \
+/* mask[i] of mf_pixels_* for the n <= 64 rows at x, ldx apart, i < D:    \
+ * eight rows per pass over the masks, in loops the compiler vectorises. */  \
+static void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,       \
+                                   ptrdiff_t D, unsigned long long *mask)      \
+{                                                                              \
+    ptrdiff_t i;                                                               \
+    int r = 0, k;                                                              \
+    for (i = 0; i < D; i++)                                                    \
+        mask[i] = 0;                                                           \
+    for (; r + 8 <= n; r += 8) {                                               \
+        const VAL_T *rows = x + r * ldx;                                       \
+        for (i = 0; i < D; i++) {                                              \
+            unsigned m = 0;                                                    \
+            for (k = 0; k < 8; k++)                                            \
+                m |= (unsigned)(rows[k * ldx + i] != 0) << k;                  \
+            mask[i] |= (unsigned long long)m << r;                             \
+        }                                                                      \
+    }                                                                          \
+    for (; r < n; r++)                                                         \
+        for (i = 0; i < D; i++)                                                \
+            mask[i] |= (unsigned long long)(x[r * ldx + i] != 0) << r;         \
+}                                                                              \
+                                                                               \
+MF_PIXELS_PASSES(SUFFIX, VAL_T)                                                \
+                                                                               \
+static void mf_pixels_times_##SUFFIX(const struct mf_pixels_##SUFFIX *c,       \
+                                     ptrdiff_t i0, ptrdiff_t i1,               \
+                                     const double *W, ptrdiff_t ldw,           \
+                                     ptrdiff_t width, double *A,               \
+                                     ptrdiff_t lda)                            \
+{                                                                              \
+    const struct mf_pixels_args_##SUFFIX args = {c, i0, i1, W, ldw, A, lda, 1};\
+    MF_NATIVE_PASSES(mf_pair_times_pass_##SUFFIX, width, 6);                   \
+}                                                                              \
+                                                                               \
+static void mf_pixels_t_times_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
+                                       ptrdiff_t i0, ptrdiff_t i1,             \
+                                       const double *M, ptrdiff_t ldm,         \
+                                       ptrdiff_t width, int add, double *O,    \
+                                       ptrdiff_t ldo)                          \
+{                                                                              \
+    const struct mf_pixels_args_##SUFFIX args = {c, i0, i1, M, ldm, O, ldo,    \
+                                                 add};                         \
+    MF_NATIVE_PASSES(mf_t_times_pass_##SUFFIX, width, 12);                     \
+}
+
+#if MF_VECTOR_EXTENSIONS
+/* the passes over units j0 ... j0 + MF_VN nv + rem - 1 (see MF_NATIVE_PASSES) */
+#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                       \
+MF_INLINE void mf_times_pass_##SUFFIX(                                         \
+    const struct mf_pixels_args_##SUFFIX *p, ptrdiff_t j0, const int nv,       \
+    const int rem)                                                             \
+{                                                                              \
+    const unsigned long long *mask = p->c->mask;                               \
+    const VAL_T *x = p->c->x;                                                  \
+    const ptrdiff_t ldx = p->c->ldx, ldo = p->ldo;                             \
+    double *A = p->O + j0;                                                     \
+    ptrdiff_t i;                                                               \
+    int a;                                                                     \
+    for (i = p->i0; i < p->i1; i++) {                                          \
+        const double *m = p->M + i * p->ldm + j0;                              \
+        unsigned long long rows = mask[i];                                     \
+        mf_vn w[12];                                                      \
+        mf_v2d w2 = {0.0, 0.0};                                                \
+        double w1 = 0.0;                                                       \
+        if (!rows)                                                             \
+            continue;                                                          \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++)                                               \
+            w[a] = *(const mf_vn *)(m + MF_VN * a);                               \
+        if (rem & 2)                                                           \
+            w2 = *(const mf_v2d *)(m + MF_VN * nv);                                \
+        if (rem & 1)                                                           \
+            w1 = m[MF_VN * nv + (rem & 2)];                                        \
+        do {                                                                   \
+            const ptrdiff_t r = __builtin_ctzll(rows);                         \
+            double *out = A + r * ldo;                                         \
+            const double v = (double)x[r * ldx + i];                           \
+            rows &= rows - 1;                                                  \
+            MF_UNROLL                                                          \
+            for (a = 0; a < nv; a++)                                           \
+                *(mf_vn *)(out + MF_VN * a) += v * w[a];                          \
+            if (rem & 2)                                                       \
+                *(mf_v2d *)(out + MF_VN * nv) += v * w2;                           \
+            if (rem & 1)                                                       \
+                out[MF_VN * nv + (rem & 2)] += v * w1;                             \
+        } while (rows);                                                        \
+    }                                                                          \
+}                                                                              \
+                                                                               \
+/* Two pixels at a time: each row of their union takes both products in  \
+ * one load and store of its a1 (a row that is 0 at one of the pixels      \
+ * takes 0 * W[i, j] there, which changes nothing: a1 is never -0.0, and   \
+ * the weights are finite; the book's x @ W1 adds every such term). */     \
+MF_INLINE void mf_pair_times_pass_##SUFFIX(                                    \
+    const struct mf_pixels_args_##SUFFIX *p, ptrdiff_t j0, const int nv,       \
+    const int rem)                                                             \
+{                                                                              \
+    const unsigned long long *mask = p->c->mask;                               \
+    const VAL_T *x = p->c->x;                                                  \
+    const ptrdiff_t ldx = p->c->ldx, ldo = p->ldo;                             \
+    double *A = p->O + j0;                                                     \
+    ptrdiff_t i;                                                               \
+    int a;                                                                     \
+    for (i = p->i0; i + 1 < p->i1; i += 2) {                                   \
+        const double *m = p->M + i * p->ldm + j0, *n = m + p->ldm;             \
+        unsigned long long rows = mask[i] | mask[i + 1];                       \
+        mf_vn w[6], u[6];                                 \
+        mf_v2d w2 = {0.0, 0.0}, u2 = {0.0, 0.0};                               \
+        double w1 = 0.0, u1 = 0.0;                                             \
+        if (!rows)                                                             \
+            continue;                                                          \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++) {                                             \
+            w[a] = *(const mf_vn *)(m + MF_VN * a);                               \
+            u[a] = *(const mf_vn *)(n + MF_VN * a);                               \
+        }                                                                      \
+        if (rem & 2) {                                                         \
+            w2 = *(const mf_v2d *)(m + MF_VN * nv);                                \
+            u2 = *(const mf_v2d *)(n + MF_VN * nv);                                \
+        }                                                                      \
+        if (rem & 1) {                                                         \
+            w1 = m[MF_VN * nv + (rem & 2)];                                        \
+            u1 = n[MF_VN * nv + (rem & 2)];                                        \
+        }                                                                      \
+        do {                                                                   \
+            const ptrdiff_t r = __builtin_ctzll(rows);                         \
+            double *out = A + r * ldo;                                         \
+            const double v = (double)x[r * ldx + i];                           \
+            const double y = (double)x[r * ldx + i + 1];                       \
+            rows &= rows - 1;                                                  \
+            MF_UNROLL                                                          \
+            for (a = 0; a < nv; a++) {                                         \
+                mf_vn t = *(mf_vn *)(out + MF_VN * a);                           \
+                t += v * w[a];                                                 \
+                *(mf_vn *)(out + MF_VN * a) = t + y * u[a];                       \
+            }                                                                  \
+            if (rem & 2) {                                                     \
+                mf_v2d t = *(mf_v2d *)(out + MF_VN * nv);                          \
+                t += v * w2;                                                   \
+                *(mf_v2d *)(out + MF_VN * nv) = t + y * u2;                        \
+            }                                                                  \
+            if (rem & 1) {                                                     \
+                double t = out[MF_VN * nv + (rem & 2)];                            \
+                t += v * w1;                                                   \
+                out[MF_VN * nv + (rem & 2)] = t + y * u1;                          \
+            }                                                                  \
+        } while (rows);                                                        \
+    }                                                                          \
+    if (i < p->i1) {  /* the last pixel of an odd count */                     \
+        struct mf_pixels_args_##SUFFIX last = *p;                              \
+        last.i0 = i;                                                           \
+        mf_times_pass_##SUFFIX(&last, j0, nv, rem);                            \
+    }                                                                          \
+}                                                                              \
+                                                                               \
+MF_INLINE void mf_t_times_pass_##SUFFIX(                                       \
+    const struct mf_pixels_args_##SUFFIX *p, ptrdiff_t j0, const int nv,       \
+    const int rem)                                                             \
+{                                                                              \
+    const unsigned long long *mask = p->c->mask;                               \
+    const VAL_T *x = p->c->x;                                                  \
+    const ptrdiff_t ldx = p->c->ldx, ldm = p->ldm;                             \
+    const double *M = p->M + j0;                                               \
+    ptrdiff_t i;                                                               \
+    int a;                                                                     \
+    for (i = p->i0; i < p->i1; i++) {                                          \
+        double *out = p->O + i * p->ldo + j0;                                  \
+        unsigned long long rows = mask[i];                                     \
+        mf_vn acc[12];                                                    \
+        mf_v2d acc2 = {0.0, 0.0};                                              \
+        double acc1 = 0.0;                                                     \
+        if (!rows && p->add)                                                   \
+            continue;                                                          \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++)                                               \
+            acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                   \
+                            : (mf_vn)MF_BROADCAST(0.0);                    \
+        if (p->add && (rem & 2))                                               \
+            acc2 = *(const mf_v2d *)(out + MF_VN * nv);                            \
+        if (p->add && (rem & 1))                                               \
+            acc1 = out[MF_VN * nv + (rem & 2)];                                    \
+        while (rows) {                                                         \
+            const ptrdiff_t r = __builtin_ctzll(rows);                         \
+            const double *m = M + r * ldm;                                     \
+            const double v = (double)x[r * ldx + i];                           \
+            rows &= rows - 1;                                                  \
+            MF_UNROLL                                                          \
+            for (a = 0; a < nv; a++)                                           \
+                acc[a] += v * *(const mf_vn *)(m + MF_VN * a);                    \
+            if (rem & 2)                                                       \
+                acc2 += v * *(const mf_v2d *)(m + MF_VN * nv);                     \
+            if (rem & 1)                                                       \
+                acc1 += v * m[MF_VN * nv + (rem & 2)];                             \
+        }                                                                      \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++)                                               \
+            *(mf_vn *)(out + MF_VN * a) = acc[a];                                 \
+        if (rem & 2)                                                           \
+            *(mf_v2d *)(out + MF_VN * nv) = acc2;                                  \
+        if (rem & 1)                                                           \
+            out[MF_VN * nv + (rem & 2)] = acc1;                                    \
+    }                                                                          \
+}
+
+#else  /* portable C */
+
+/* the lowest set bit of m (m != 0) */
+static inline int mf_lowest_bit(unsigned long long m)
+{
+    int r = 0;
+    while (!(m & 1)) {
+        m >>= 1;
+        r++;
+    }
+    return r;
+}
+
+/* one pass over all the units (j0 = 0, width nv), pixel by pixel */
+#define MF_NATIVE_PASSES(PASS, width, NACC) PASS(&args, 0, (int)(width), 0)
+#define mf_pair_times_pass_f32 mf_times_pass_f32
+#define mf_pair_times_pass_f64 mf_times_pass_f64
+#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                       \
+static void mf_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p,   \
+                                   ptrdiff_t j0, int width, int rem)           \
+{                                                                              \
+    const struct mf_pixels_##SUFFIX *c = p->c;                                 \
+    ptrdiff_t i, j;                                                            \
+    (void)j0;                                                                  \
+    (void)rem;                                                                 \
+    for (i = p->i0; i < p->i1; i++) {                                          \
+        unsigned long long rows = c->mask[i];                                  \
+        for (; rows; rows &= rows - 1) {                                       \
+            const ptrdiff_t r = mf_lowest_bit(rows);                           \
+            const double v = (double)c->x[r * c->ldx + i];                     \
+            for (j = 0; j < width; j++)                                        \
+                p->O[r * p->ldo + j] += v * p->M[i * p->ldm + j];              \
+        }                                                                      \
+    }                                                                          \
+}                                                                              \
+                                                                               \
+static void mf_t_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p, \
+                                     ptrdiff_t j0, int width, int rem)         \
+{                                                                              \
+    const struct mf_pixels_##SUFFIX *c = p->c;                                 \
+    ptrdiff_t i, j;                                                            \
+    (void)j0;                                                                  \
+    (void)rem;                                                                 \
+    for (i = p->i0; i < p->i1; i++) {                                          \
+        unsigned long long rows = c->mask[i];                                  \
+        double *out = p->O + i * p->ldo;                                       \
+        if (!p->add)                                                           \
+            for (j = 0; j < width; j++)                                        \
+                out[j] = 0.0;                                                  \
+        for (; rows; rows &= rows - 1) {                                       \
+            const ptrdiff_t r = mf_lowest_bit(rows);                           \
+            const double v = (double)c->x[r * c->ldx + i];                     \
+            for (j = 0; j < width; j++)                                        \
+                out[j] += v * p->M[r * p->ldm + j];                            \
+        }                                                                      \
+    }                                                                          \
+}
+
+#endif
+
+MF_DEFINE_PIXELS(f32, float)
+MF_DEFINE_PIXELS(f64, double)
+
+/* x @ W1 of the accuracy's float32 screen, pixel by pixel as
+ * mf_pixels_times_* (two pixels at a time):
+ *
+ *   A[r, j] += (float)x[r, i] * W[i, j]   in float32, for j < width
+ *
+ * (width a multiple of 8: the screen's rows are padded).  The screen's
+ * error bound (mnist_fast/screen.py) holds for any order of the sum and
+ * either rounding of its products; the 0 * W[i, j] terms are exact. */
+#if MF_VECTOR_EXTENSIONS
+#define MF_PAIR8 7  /* vectors of 8 floats per pass */
+#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                     \
+MF_INLINE void mf_times32_pass_##SUFFIX(                                       \
+    const struct mf_pixels_##SUFFIX *c, ptrdiff_t i0, ptrdiff_t i1,            \
+    const float *W, ptrdiff_t ldw, float *A, ptrdiff_t lda, const int nv)      \
+{                                                                              \
+    const unsigned long long *mask = c->mask;                                  \
+    const VAL_T *x = c->x;                                                     \
+    const ptrdiff_t ldx = c->ldx;                                              \
+    ptrdiff_t i;                                                               \
+    int a;                                                                     \
+    for (i = i0; i < i1; i += 2) {                                             \
+        const int two = i + 1 < i1;                                            \
+        const float *m = W + i * ldw, *n = two ? m + ldw : m;                  \
+        unsigned long long rows = mask[i] | (two ? mask[i + 1] : 0);           \
+        mf_v8f w[MF_PAIR8], u[MF_PAIR8];                                       \
+        if (!rows)                                                             \
+            continue;                                                          \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++) {                                             \
+            w[a] = *(const mf_v8f *)(m + 8 * a);                               \
+            u[a] = *(const mf_v8f *)(n + 8 * a);                               \
+        }                                                                      \
+        do {                                                                   \
+            const ptrdiff_t r = __builtin_ctzll(rows);                         \
+            float *out = A + r * lda;                                          \
+            const float v = (float)x[r * ldx + i];                             \
+            const float y = two ? (float)x[r * ldx + i + 1] : 0.0f;            \
+            rows &= rows - 1;                                                  \
+            MF_UNROLL                                                          \
+            for (a = 0; a < nv; a++) {                                         \
+                mf_v8f t = *(mf_v8f *)(out + 8 * a);                           \
+                t += v * w[a];                                                 \
+                *(mf_v8f *)(out + 8 * a) = t + y * u[a];                       \
+            }                                                                  \
+        } while (rows);                                                        \
+    }                                                                          \
+}                                                                              \
+                                                                               \
+static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
+                                       ptrdiff_t i0, ptrdiff_t i1,             \
+                                       const float *W, ptrdiff_t ldw,          \
+                                       ptrdiff_t width, float *A,              \
+                                       ptrdiff_t lda)                          \
+{                                                                              \
+    ptrdiff_t j0;                                                              \
+    for (j0 = 0; j0 < width; j0 += 8 * MF_PAIR8) {                             \
+        const float *Wj = W + j0;                                              \
+        float *Aj = A + j0;                                                    \
+        switch ((width - j0) / 8 < MF_PAIR8 ? (width - j0) / 8 : MF_PAIR8) {   \
+        case 1: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 1); break;\
+        case 2: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 2); break;\
+        case 3: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 3); break;\
+        case 4: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 4); break;\
+        case 5: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 5); break;\
+        case 6: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 6); break;\
+        default: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 7);     \
+        }                                                                      \
+    }                                                                          \
+}
+#else
+#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                     \
+static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
+                                       ptrdiff_t i0, ptrdiff_t i1,             \
+                                       const float *W, ptrdiff_t ldw,          \
+                                       ptrdiff_t width, float *A,              \
+                                       ptrdiff_t lda)                          \
+{                                                                              \
+    ptrdiff_t i, j;                                                            \
+    for (i = i0; i < i1; i++) {                                                \
+        unsigned long long rows = c->mask[i];                                  \
+        for (; rows; rows &= rows - 1) {                                       \
+            const ptrdiff_t r = mf_lowest_bit(rows);                           \
+            const float v = (float)c->x[r * c->ldx + i];                       \
+            for (j = 0; j < width; j++)                                        \
+                A[r * lda + j] += v * W[i * ldw + j];                          \
+        }                                                                      \
+    }                                                                          \
+}
+#endif
+MF_DEFINE_PIXELS32(f32, float)
+MF_DEFINE_PIXELS32(f64, double)
+
+/* sum |x[i]| of a dense row in sixteen partial sums (the lanes of four
+ * vectors, side by side: independent chains; double sums of the float or
+ * double values), their number of nonzeros to *nnz; a loop without
+ * branches. */
+#if MF_VECTOR_EXTENSIONS
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                \
+static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
+{                                                                              \
+    const mf_v4i magnitude = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL,     \
+                              0x7fffffffffffffffLL, 0x7fffffffffffffffLL};     \
+    mf_v4d s[4] = {{0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0},                 \
+                   {0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0}};                \
+    mf_v4i n = {0, 0, 0, 0};                                                   \
+    ptrdiff_t i = 0;                                                           \
+    int q;                                                                     \
+    for (; i + 16 <= D; i += 16) {                                             \
+        MF_UNROLL                                                              \
+        for (q = 0; q < 4; q++) {                                              \
+            const VAL_T *c = x + i + 4 * q;                                    \
+            const mf_v4d v = {(double)c[0], (double)c[1], (double)c[2],       \
+                              (double)c[3]};                                   \
+            s[q] += (mf_v4d)((mf_v4i)v & magnitude);                           \
+            n -= v != 0.0;                                                     \
+        }                                                                      \
+    }                                                                          \
+    for (; i < D; i++) {                                                       \
+        s[0][0] += fabs((double)x[i]);                                         \
+        n[0] += x[i] != 0;                                                     \
+    }                                                                          \
+    *nnz = (ptrdiff_t)((n[0] + n[1]) + (n[2] + n[3]));                         \
+    s[0] = (s[0] + s[1]) + (s[2] + s[3]);                                      \
+    return (s[0][0] + s[0][1]) + (s[0][2] + s[0][3]);                          \
+}
+#else
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                \
+static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
+{                                                                              \
+    double s = 0.0;                                                            \
+    ptrdiff_t i, n = 0;                                                        \
+    for (i = 0; i < D; i++) {                                                  \
+        s += fabs((double)x[i]);                                               \
+        n += x[i] != 0;                                                        \
+    }                                                                          \
+    *nnz = n;                                                                  \
+    return s;                                                                  \
+}
+#endif
+MF_DEFINE_ROW_L1(f32, float)
+MF_DEFINE_ROW_L1(f64, double)
+
 /* sum_n val[n] * M[idx[n], :] for M of shape (rows, H) */
 static inline void mf_combine_rows_f64(const double *val, const int *idx,
                                        ptrdiff_t nnz, const double *M,
                                        ptrdiff_t H, double *out)
 {
-    mf_combine_f64(val, idx, nnz, M, H, H, out);
+    mf_combine_f64(val, idx, nnz, M, H, H, 0, out);
 }
 
 static inline void mf_combine_rows_f32(const float *val, const int *idx,
                                        ptrdiff_t nnz, const double *M,
                                        ptrdiff_t H, double *out)
 {
-    mf_combine_f32(val, idx, nnz, M, H, H, out);
+    mf_combine_f32(val, idx, nnz, M, H, H, 0, out);
 }
 
-/* val @ M for M of shape (n, width), C order */
+/* val @ M[:, :width] for M of n rows ld apart */
 static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
-                                    const double *M, ptrdiff_t width,
-                                    double *out)
+                                    const double *M, ptrdiff_t ld,
+                                    ptrdiff_t width, double *out)
 {
-    mf_combine_f64(val, NULL, n, M, width, width, out);
+    mf_combine_f64(val, NULL, n, M, ld, width, 0, out);
 }
 
 #if MF_VECTOR_EXTENSIONS
 
-typedef long long mf_v4i __attribute__((vector_size(32), aligned(8), may_alias));
-typedef unsigned long long mf_v4u __attribute__((vector_size(32), aligned(8), may_alias));
 
-/* exp of 4 doubles: exp(x) = 2**k exp(r), x = k ln2 + r, |r| <= ln2 / 2;
- * exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
+/* Vectors of 4 doubles that mf_exp4 takes at a time: side by side, their
+ * series are independent chains of multiply-adds. */
+#define MF_EXP_BATCH 4
+
+/* exp of nv <= MF_EXP_BATCH vectors of 4 doubles: exp(x) = 2**k exp(r),
+ * x = k ln2 + r, |r| <= ln2 / 2; exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
  * applied as two factors so that no intermediate over- or underflows.
  * k is rounded by adding 1.5 * 2**52, which leaves it as an integer in the
  * low bits of the sum (AVX2 has no vector double -> int64 conversion).
  * Beyond the double range: inf above 709.78, 0 below -745.14. */
-static inline void mf_exp4(mf_v4d *inout)
+MF_INLINE void mf_exp4(mf_v4d *v, const int nv)
 {
-    const mf_v4d x = *inout;
     const double ln2_hi = 6.93147180369123816490e-01;  /* 32 bits: k ln2_hi exact */
     const double ln2_lo = 1.90821492927058770002e-10;
     const double shifter = 6755399441055744.0;         /* 1.5 * 2**52: rounds */
-    const mf_v4i over = x > 709.782712893384;
-    const mf_v4i under = x < -745.1332191019412;
-    mf_v4d xc = x, kd, r, p, s1, s2, y;
-    mf_v4i k, k1, k2;
-    int i;
-    for (i = 0; i < 4; i++)  /* clamp; NaN passes through */
-        xc[i] = xc[i] > 709.8 ? 709.8 : (xc[i] < -745.2 ? -745.2 : xc[i]);
-    kd = xc * 1.4426950408889634 + shifter;  /* k in the low bits */
-    k = (mf_v4i)kd - (mf_v4i)((mf_v4d){shifter, shifter, shifter, shifter});
-    kd = kd - shifter;
-    r = (xc - kd * ln2_hi) - kd * ln2_lo;
-    p = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;  /* 1/13!, 1/12! */
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    /* k = k1 + k2, both in range; k1 = floor(k / 2), as k >> 1, by a
-     * logical shift of k + 2048 > 0 (AVX2 has no 64-bit arithmetic one) */
-    k1 = (mf_v4i)((mf_v4u)(k + 2048) >> 1) - 1024;
-    k2 = k - k1;
-    s1 = (mf_v4d)((k1 + 1023) << 52);
-    s2 = (mf_v4d)((k2 + 1023) << 52);
-    y = p * s1 * s2;
-    y = (mf_v4d)((~over & (mf_v4i)y) | (over & (mf_v4i)(mf_v4d){INFINITY, INFINITY, INFINITY, INFINITY}));
-    *inout = (mf_v4d)(~under & (mf_v4i)y);
+    const mf_v4d top = {709.8, 709.8, 709.8, 709.8};
+    const mf_v4d bottom = {-745.2, -745.2, -745.2, -745.2};
+    mf_v4i over[MF_EXP_BATCH], under[MF_EXP_BATCH], k[MF_EXP_BATCH];
+    mf_v4d kd[MF_EXP_BATCH], r[MF_EXP_BATCH], p[MF_EXP_BATCH];
+    int q;
+    MF_UNROLL
+    for (q = 0; q < nv; q++) {
+        const mf_v4d x = v[q];
+        mf_v4d xc;
+        mf_v4i hi, lo;
+        over[q] = x > 709.782712893384;
+        under[q] = x < -745.1332191019412;
+        /* clamp; NaN passes through (both compares false) */
+        hi = x > top;
+        lo = x < bottom;
+        xc = (mf_v4d)((hi & (mf_v4i)top) | (lo & (mf_v4i)bottom)
+                      | (~(hi | lo) & (mf_v4i)x));
+        kd[q] = xc * 1.4426950408889634 + shifter;  /* k in the low bits */
+        k[q] = (mf_v4i)kd[q]
+               - (mf_v4i)((mf_v4d){shifter, shifter, shifter, shifter});
+        kd[q] = kd[q] - shifter;
+        r[q] = (xc - kd[q] * ln2_hi) - kd[q] * ln2_lo;
+        p[q] = r[q] * (1.0 / 6227020800.0) + 1.0 / 479001600.0;  /* 1/13!, 1/12! */
+    }
+    /* the series of the nv vectors side by side: independent chains */
+#define MF_EXP_STEP(c)                                                         \
+    MF_UNROLL                                                                  \
+    for (q = 0; q < nv; q++)                                                   \
+        p[q] = p[q] * r[q] + (c);
+    MF_EXP_STEP(1.0 / 39916800.0)
+    MF_EXP_STEP(1.0 / 3628800.0)
+    MF_EXP_STEP(1.0 / 362880.0)
+    MF_EXP_STEP(1.0 / 40320.0)
+    MF_EXP_STEP(1.0 / 5040.0)
+    MF_EXP_STEP(1.0 / 720.0)
+    MF_EXP_STEP(1.0 / 120.0)
+    MF_EXP_STEP(1.0 / 24.0)
+    MF_EXP_STEP(1.0 / 6.0)
+    MF_EXP_STEP(0.5)
+    MF_EXP_STEP(1.0)
+    MF_EXP_STEP(1.0)
+#undef MF_EXP_STEP
+    MF_UNROLL
+    for (q = 0; q < nv; q++) {
+        /* k = k1 + k2, both in range; k1 = floor(k / 2), as k >> 1, by a
+         * logical shift of k + 2048 > 0 (AVX2 has no 64-bit arithmetic
+         * one) */
+        const mf_v4i k1 = (mf_v4i)((mf_v4u)(k[q] + 2048) >> 1) - 1024;
+        const mf_v4i k2 = k[q] - k1;
+        const mf_v4d s1 = (mf_v4d)((k1 + 1023) << 52);
+        const mf_v4d s2 = (mf_v4d)((k2 + 1023) << 52);
+        mf_v4d y = p[q] * s1 * s2;
+        y = (mf_v4d)((~over[q] & (mf_v4i)y)
+                     | (over[q] & (mf_v4i)(mf_v4d){INFINITY, INFINITY, INFINITY, INFINITY}));
+        v[q] = (mf_v4d)(~under[q] & (mf_v4i)y);
+    }
 }
 
+/* z = sigmoid(z + b), MF_EXP_BATCH vectors of 4 units at a time, the last
+ * n % 4 units in one vector too */
 static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 {
-    ptrdiff_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        mf_v4d e = -(*(const mf_v4d *)(z + j) + *(const mf_v4d *)(b + j));
-        mf_exp4(&e);
-        *(mf_v4d *)(z + j) = 1.0 / (1.0 + e);
+    mf_v4d e[MF_EXP_BATCH];
+    ptrdiff_t j = 0, k;
+    int q;
+    for (; j + 4 * MF_EXP_BATCH <= n; j += 4 * MF_EXP_BATCH) {
+        MF_UNROLL
+        for (q = 0; q < MF_EXP_BATCH; q++)
+            e[q] = -(*(const mf_v4d *)(z + j + 4 * q)
+                     + *(const mf_v4d *)(b + j + 4 * q));
+        mf_exp4(e, MF_EXP_BATCH);
+        MF_UNROLL
+        for (q = 0; q < MF_EXP_BATCH; q++)
+            *(mf_v4d *)(z + j + 4 * q) = 1.0 / (1.0 + e[q]);
     }
-    for (; j < n; j++)
-        z[j] = 1.0 / (1.0 + exp(-(z[j] + b[j])));
+    for (; j < n; j += 4) {
+        e[0] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
+        for (k = 0; k < 4 && j + k < n; k++)
+            e[0][k] = -(z[j + k] + b[j + k]);
+        mf_exp4(e, 1);
+        e[0] = 1.0 / (1.0 + e[0]);
+        for (k = 0; k < 4 && j + k < n; k++)
+            z[j + k] = e[0][k];
+    }
 }
 
-/* exp(a[k] - m) in place for k < K, 4 at a time; returns their sum, summed
- * in the order of k. */
+/* exp(a[k] - m) in place for k < K, MF_EXP_BATCH vectors of 4 at a time;
+ * returns their sum, summed in the order of k. */
 static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
 {
-    ptrdiff_t k0, k, n;
+    mf_v4d v[MF_EXP_BATCH];
+    ptrdiff_t k0, k;
     double s = 0.0;
-    for (k0 = 0; k0 < K; k0 += 4) {
-        mf_v4d v = {0.0, 0.0, 0.0, 0.0};
-        n = K - k0 < 4 ? K - k0 : 4;
+    int q;
+    for (k0 = 0; k0 < K; k0 += 4 * MF_EXP_BATCH) {
+        const ptrdiff_t n = K - k0 < 4 * MF_EXP_BATCH ? K - k0 : 4 * MF_EXP_BATCH;
+        MF_UNROLL
+        for (q = 0; q < MF_EXP_BATCH; q++)
+            v[q] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
         for (k = 0; k < n; k++)
-            v[k] = a[k0 + k] - m;
-        mf_exp4(&v);
+            v[k / 4][k % 4] = a[k0 + k] - m;
+        mf_exp4(v, MF_EXP_BATCH);
         for (k = 0; k < n; k++) {
-            a[k0 + k] = v[k];
-            s += v[k];
+            a[k0 + k] = v[k / 4][k % 4];
+            s += a[k0 + k];
         }
     }
     return s;
@@ -469,12 +1007,175 @@ static void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 #endif
 
 /* The nonzero entries of a dense row x[0 ... D-1]: values (as doubles) and
- * columns at val[0 ... nnz-1], idx[0 ... nnz-1]; returns nnz.  val and idx
- * need one place beyond the nonzeros: every pixel of a chunk that holds a
- * nonzero is written at the next free place, which only a nonzero advances
- * (zeros and nonzeros alternate unpredictably).  Chunks of 8 (float) or 4
- * (double) pixels that are all zero (81% of MNIST pixels are) are skipped
- * by one test of their bits, the sign bits masked (-0.0 is zero). */
+ * columns at val[0 ... nnz-1], idx[0 ... nnz-1]; returns nnz.  Places
+ * beyond the nonzeros are written too (up to 7), within x's D places: a
+ * chunk of pixels is written whole at the
+ * next free place, which only its nonzeros advance (zeros and nonzeros
+ * alternate unpredictably, a branch per pixel would often be mispredicted).
+ *
+ * With AVX2 (x86 intrinsics: AVX2 has no compress instruction that the
+ * compiler could use), each chunk of 8 floats or 4 doubles is packed by a
+ * permutation: the nonzero lanes (-0.0 is zero, NaN is not) first, in
+ * order, the permutation looked up by the chunk's lane mask.  Otherwise,
+ * chunks that are all zero (81% of MNIST pixels are) are skipped by one
+ * test of their bits, the sign bits masked, and the others written pixel
+ * by pixel. */
+#if MF_VECTOR_EXTENSIONS && defined(__AVX2__)
+#include <immintrin.h>
+
+/* for each mask of 8 lanes, the indices of its set lanes in order (a byte
+ * each, the lowest first) */
+static const unsigned long long mf_pack_lanes[256] = {
+    0x0000000000000000ULL, 0x0000000000000000ULL, 0x0000000000000001ULL,
+    0x0000000000000100ULL, 0x0000000000000002ULL, 0x0000000000000200ULL,
+    0x0000000000000201ULL, 0x0000000000020100ULL, 0x0000000000000003ULL,
+    0x0000000000000300ULL, 0x0000000000000301ULL, 0x0000000000030100ULL,
+    0x0000000000000302ULL, 0x0000000000030200ULL, 0x0000000000030201ULL,
+    0x0000000003020100ULL, 0x0000000000000004ULL, 0x0000000000000400ULL,
+    0x0000000000000401ULL, 0x0000000000040100ULL, 0x0000000000000402ULL,
+    0x0000000000040200ULL, 0x0000000000040201ULL, 0x0000000004020100ULL,
+    0x0000000000000403ULL, 0x0000000000040300ULL, 0x0000000000040301ULL,
+    0x0000000004030100ULL, 0x0000000000040302ULL, 0x0000000004030200ULL,
+    0x0000000004030201ULL, 0x0000000403020100ULL, 0x0000000000000005ULL,
+    0x0000000000000500ULL, 0x0000000000000501ULL, 0x0000000000050100ULL,
+    0x0000000000000502ULL, 0x0000000000050200ULL, 0x0000000000050201ULL,
+    0x0000000005020100ULL, 0x0000000000000503ULL, 0x0000000000050300ULL,
+    0x0000000000050301ULL, 0x0000000005030100ULL, 0x0000000000050302ULL,
+    0x0000000005030200ULL, 0x0000000005030201ULL, 0x0000000503020100ULL,
+    0x0000000000000504ULL, 0x0000000000050400ULL, 0x0000000000050401ULL,
+    0x0000000005040100ULL, 0x0000000000050402ULL, 0x0000000005040200ULL,
+    0x0000000005040201ULL, 0x0000000504020100ULL, 0x0000000000050403ULL,
+    0x0000000005040300ULL, 0x0000000005040301ULL, 0x0000000504030100ULL,
+    0x0000000005040302ULL, 0x0000000504030200ULL, 0x0000000504030201ULL,
+    0x0000050403020100ULL, 0x0000000000000006ULL, 0x0000000000000600ULL,
+    0x0000000000000601ULL, 0x0000000000060100ULL, 0x0000000000000602ULL,
+    0x0000000000060200ULL, 0x0000000000060201ULL, 0x0000000006020100ULL,
+    0x0000000000000603ULL, 0x0000000000060300ULL, 0x0000000000060301ULL,
+    0x0000000006030100ULL, 0x0000000000060302ULL, 0x0000000006030200ULL,
+    0x0000000006030201ULL, 0x0000000603020100ULL, 0x0000000000000604ULL,
+    0x0000000000060400ULL, 0x0000000000060401ULL, 0x0000000006040100ULL,
+    0x0000000000060402ULL, 0x0000000006040200ULL, 0x0000000006040201ULL,
+    0x0000000604020100ULL, 0x0000000000060403ULL, 0x0000000006040300ULL,
+    0x0000000006040301ULL, 0x0000000604030100ULL, 0x0000000006040302ULL,
+    0x0000000604030200ULL, 0x0000000604030201ULL, 0x0000060403020100ULL,
+    0x0000000000000605ULL, 0x0000000000060500ULL, 0x0000000000060501ULL,
+    0x0000000006050100ULL, 0x0000000000060502ULL, 0x0000000006050200ULL,
+    0x0000000006050201ULL, 0x0000000605020100ULL, 0x0000000000060503ULL,
+    0x0000000006050300ULL, 0x0000000006050301ULL, 0x0000000605030100ULL,
+    0x0000000006050302ULL, 0x0000000605030200ULL, 0x0000000605030201ULL,
+    0x0000060503020100ULL, 0x0000000000060504ULL, 0x0000000006050400ULL,
+    0x0000000006050401ULL, 0x0000000605040100ULL, 0x0000000006050402ULL,
+    0x0000000605040200ULL, 0x0000000605040201ULL, 0x0000060504020100ULL,
+    0x0000000006050403ULL, 0x0000000605040300ULL, 0x0000000605040301ULL,
+    0x0000060504030100ULL, 0x0000000605040302ULL, 0x0000060504030200ULL,
+    0x0000060504030201ULL, 0x0006050403020100ULL, 0x0000000000000007ULL,
+    0x0000000000000700ULL, 0x0000000000000701ULL, 0x0000000000070100ULL,
+    0x0000000000000702ULL, 0x0000000000070200ULL, 0x0000000000070201ULL,
+    0x0000000007020100ULL, 0x0000000000000703ULL, 0x0000000000070300ULL,
+    0x0000000000070301ULL, 0x0000000007030100ULL, 0x0000000000070302ULL,
+    0x0000000007030200ULL, 0x0000000007030201ULL, 0x0000000703020100ULL,
+    0x0000000000000704ULL, 0x0000000000070400ULL, 0x0000000000070401ULL,
+    0x0000000007040100ULL, 0x0000000000070402ULL, 0x0000000007040200ULL,
+    0x0000000007040201ULL, 0x0000000704020100ULL, 0x0000000000070403ULL,
+    0x0000000007040300ULL, 0x0000000007040301ULL, 0x0000000704030100ULL,
+    0x0000000007040302ULL, 0x0000000704030200ULL, 0x0000000704030201ULL,
+    0x0000070403020100ULL, 0x0000000000000705ULL, 0x0000000000070500ULL,
+    0x0000000000070501ULL, 0x0000000007050100ULL, 0x0000000000070502ULL,
+    0x0000000007050200ULL, 0x0000000007050201ULL, 0x0000000705020100ULL,
+    0x0000000000070503ULL, 0x0000000007050300ULL, 0x0000000007050301ULL,
+    0x0000000705030100ULL, 0x0000000007050302ULL, 0x0000000705030200ULL,
+    0x0000000705030201ULL, 0x0000070503020100ULL, 0x0000000000070504ULL,
+    0x0000000007050400ULL, 0x0000000007050401ULL, 0x0000000705040100ULL,
+    0x0000000007050402ULL, 0x0000000705040200ULL, 0x0000000705040201ULL,
+    0x0000070504020100ULL, 0x0000000007050403ULL, 0x0000000705040300ULL,
+    0x0000000705040301ULL, 0x0000070504030100ULL, 0x0000000705040302ULL,
+    0x0000070504030200ULL, 0x0000070504030201ULL, 0x0007050403020100ULL,
+    0x0000000000000706ULL, 0x0000000000070600ULL, 0x0000000000070601ULL,
+    0x0000000007060100ULL, 0x0000000000070602ULL, 0x0000000007060200ULL,
+    0x0000000007060201ULL, 0x0000000706020100ULL, 0x0000000000070603ULL,
+    0x0000000007060300ULL, 0x0000000007060301ULL, 0x0000000706030100ULL,
+    0x0000000007060302ULL, 0x0000000706030200ULL, 0x0000000706030201ULL,
+    0x0000070603020100ULL, 0x0000000000070604ULL, 0x0000000007060400ULL,
+    0x0000000007060401ULL, 0x0000000706040100ULL, 0x0000000007060402ULL,
+    0x0000000706040200ULL, 0x0000000706040201ULL, 0x0000070604020100ULL,
+    0x0000000007060403ULL, 0x0000000706040300ULL, 0x0000000706040301ULL,
+    0x0000070604030100ULL, 0x0000000706040302ULL, 0x0000070604030200ULL,
+    0x0000070604030201ULL, 0x0007060403020100ULL, 0x0000000000070605ULL,
+    0x0000000007060500ULL, 0x0000000007060501ULL, 0x0000000706050100ULL,
+    0x0000000007060502ULL, 0x0000000706050200ULL, 0x0000000706050201ULL,
+    0x0000070605020100ULL, 0x0000000007060503ULL, 0x0000000706050300ULL,
+    0x0000000706050301ULL, 0x0000070605030100ULL, 0x0000000706050302ULL,
+    0x0000070605030200ULL, 0x0000070605030201ULL, 0x0007060503020100ULL,
+    0x0000000007060504ULL, 0x0000000706050400ULL, 0x0000000706050401ULL,
+    0x0000070605040100ULL, 0x0000000706050402ULL, 0x0000070605040200ULL,
+    0x0000070605040201ULL, 0x0007060504020100ULL, 0x0000000706050403ULL,
+    0x0000070605040300ULL, 0x0000070605040301ULL, 0x0007060504030100ULL,
+    0x0000070605040302ULL, 0x0007060504030200ULL, 0x0007060504030201ULL,
+    0x0706050403020100ULL,
+};
+
+/* the permutation of 32-bit lanes that packs the lanes of mask m */
+static inline __m256i mf_packing(int m)
+{
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)&mf_pack_lanes[m]));
+}
+
+static inline ptrdiff_t mf_gather_nonzeros_f32(const float *x, ptrdiff_t D,
+                                               double *val, int *idx)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    ptrdiff_t i = 0, nnz = 0;
+    for (; i + 8 <= D; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const int m = _mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ));
+        const __m256i p = mf_packing(m);
+        const __m256 packed = _mm256_permutevar8x32_ps(v, p);
+        _mm256_storeu_pd(val + nnz, _mm256_cvtps_pd(_mm256_castps256_ps128(packed)));
+        _mm256_storeu_pd(val + nnz + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(packed, 1)));
+        _mm256_storeu_si256((__m256i *)(idx + nnz),
+                            _mm256_add_epi32(p, _mm256_set1_epi32((int)i)));
+        nnz += __builtin_popcount((unsigned)m);
+    }
+    for (; i < D; i++) {
+        val[nnz] = (double)x[i];
+        idx[nnz] = (int)i;
+        nnz += x[i] != 0;
+    }
+    return nnz;
+}
+
+static inline ptrdiff_t mf_gather_nonzeros_f64(const double *x, ptrdiff_t D,
+                                               double *val, int *idx)
+{
+    const __m256d zero = _mm256_setzero_pd();
+    ptrdiff_t i = 0, nnz = 0;
+    for (; i + 4 <= D; i += 4) {
+        const __m256d v = _mm256_loadu_pd(x + i);
+        const int m = _mm256_movemask_pd(_mm256_cmp_pd(v, zero, _CMP_NEQ_UQ));
+        /* the lanes of m as pairs of 32-bit lanes */
+        const __m256i q = mf_packing(m);
+        const __m256i qq = _mm256_permutevar8x32_epi32(
+            q, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+        const __m256i p = _mm256_add_epi32(
+            _mm256_add_epi32(qq, qq), _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1));
+        _mm256_storeu_pd(val + nnz, _mm256_castsi256_pd(
+            _mm256_permutevar8x32_epi32(_mm256_castpd_si256(v), p)));
+        _mm_storeu_si128((__m128i *)(idx + nnz),
+                         _mm_add_epi32(_mm256_castsi256_si128(q),
+                                       _mm_set1_epi32((int)i)));
+        nnz += __builtin_popcount((unsigned)m);
+    }
+    for (; i < D; i++) {
+        val[nnz] = x[i];
+        idx[nnz] = (int)i;
+        nnz += x[i] != 0;
+    }
+    return nnz;
+}
+#define MF_PACKED_GATHER 1
+#endif
+
+#ifndef MF_PACKED_GATHER
 #define MF_DEFINE_GATHER(SUFFIX, VAL_T, CHUNK, MASK)                          \
 /* whether x[0 ... CHUNK-1] holds a nonzero (-0.0 is zero) */                  \
 static inline int mf_chunk_nonzero_##SUFFIX(const VAL_T *x)                    \
@@ -507,24 +1208,26 @@ static inline ptrdiff_t mf_gather_nonzeros_##SUFFIX(                           \
         nnz += x[i] != 0;                                                      \
     }                                                                          \
     return nnz;                                                                \
-}                                                                              \
-                                                                               \
-static inline ptrdiff_t mf_count_nonzeros_##SUFFIX(const VAL_T *x,             \
-                                                   ptrdiff_t D)                \
-{                                                                              \
-    ptrdiff_t i = 0, c, nnz = 0;                                               \
-    for (; i + CHUNK <= D; i += CHUNK) {                                       \
-        if (mf_chunk_nonzero_##SUFFIX(x + i))                                  \
-            for (c = i; c < i + CHUNK; c++)                                    \
-                nnz += x[c] != 0;                                              \
-    }                                                                          \
-    for (; i < D; i++)                                                         \
-        nnz += x[i] != 0;                                                      \
-    return nnz;                                                                \
 }
 
 MF_DEFINE_GATHER(f32, float, 8, 0x7fffffff7fffffffULL)
 MF_DEFINE_GATHER(f64, double, 4, 0x7fffffffffffffffULL)
+#endif
+
+/* How many nonzeros a dense row has: a loop the compiler vectorises (a
+ * compare per pixel, no branch). */
+#define MF_DEFINE_COUNT(SUFFIX, VAL_T)                                        \
+static inline ptrdiff_t mf_count_nonzeros_##SUFFIX(const VAL_T *x,             \
+                                                   ptrdiff_t D)                \
+{                                                                              \
+    ptrdiff_t i;                                                               \
+    int nnz = 0;                                                               \
+    for (i = 0; i < D; i++)                                                    \
+        nnz += x[i] != 0;                                                      \
+    return nnz;                                                                \
+}
+MF_DEFINE_COUNT(f32, float)
+MF_DEFINE_COUNT(f64, double)
 
 /* The book's update p -= lr * g of n values, in place; g becomes the old p
  * (for a rollback).  Returns how many updated values are not finite.  The
@@ -571,15 +1274,6 @@ static ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
 /* 2 MF_VN units at a time in vectors of the native width (GCC lowers the
  * broadcast of ek into a 4-double vector through memory without AVX),
  * the leftover units one by one */
-#ifdef __AVX__
-typedef mf_v4d mf_vn;
-#define MF_VN 4
-#define MF_BROADCAST(c) {c, c, c, c}
-#else
-typedef mf_v2d mf_vn;
-#define MF_VN 2
-#define MF_BROADCAST(c) {c, c}
-#endif
 #define MF_LOGIT_SUMS_BODY(DEGREE)                                            \
     ptrdiff_t j0 = 0, j, k;                                                    \
     for (; j0 + 2 * MF_VN <= n; j0 += 2 * MF_VN) {                             \
@@ -691,6 +1385,16 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_combine_rows_f64,
     mf_combine_rows_f32,
     mf_vector_matrix,
+    mf_block_mask_f32,
+    mf_block_mask_f64,
+    mf_pixels_times_f32,
+    mf_pixels_times_f64,
+    mf_pixels_t_times_f32,
+    mf_pixels_t_times_f64,
+    mf_pixels_times32_f32,
+    mf_pixels_times32_f64,
+    mf_row_l1_f32,
+    mf_row_l1_f64,
     mf_gather_nonzeros_f32,
     mf_gather_nonzeros_f64,
     mf_count_nonzeros_f32,

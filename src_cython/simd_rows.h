@@ -71,6 +71,19 @@ struct mf_hidden_row {
     ptrdiff_t H, K;
 };
 
+/* A block of at most 64 rows of a batch (rows ldx values apart from x),
+ * pixel by pixel: bit r of mask[i] is set when x[r ldx + i] != 0. */
+struct mf_pixels_f32 {
+    const unsigned long long *mask;
+    const float *x;
+    ptrdiff_t ldx;
+};
+struct mf_pixels_f64 {
+    const unsigned long long *mask;
+    const double *x;
+    ptrdiff_t ldx;
+};
+
 /* One variant of the helpers (what each does: see _common.pxd). */
 struct mf_ops {
     const char *name;
@@ -79,7 +92,33 @@ struct mf_ops {
     void (*combine_rows_f32)(const float *val, const int *idx, ptrdiff_t nnz,
                              const double *M, ptrdiff_t H, double *out);
     void (*vector_matrix)(const double *val, ptrdiff_t n, const double *M,
-                          ptrdiff_t width, double *out);
+                          ptrdiff_t ld, ptrdiff_t width, double *out);
+    void (*block_mask_f32)(const float *x, ptrdiff_t ldx, int n, ptrdiff_t D,
+                           unsigned long long *mask);
+    void (*block_mask_f64)(const double *x, ptrdiff_t ldx, int n,
+                           ptrdiff_t D, unsigned long long *mask);
+    void (*pixels_times_f32)(const struct mf_pixels_f32 *c, ptrdiff_t i0,
+                             ptrdiff_t i1, const double *W, ptrdiff_t ldw,
+                             ptrdiff_t width, double *A, ptrdiff_t lda);
+    void (*pixels_times_f64)(const struct mf_pixels_f64 *c, ptrdiff_t i0,
+                             ptrdiff_t i1, const double *W, ptrdiff_t ldw,
+                             ptrdiff_t width, double *A, ptrdiff_t lda);
+    void (*pixels_t_times_f32)(const struct mf_pixels_f32 *c, ptrdiff_t i0,
+                               ptrdiff_t i1, const double *M, ptrdiff_t ldm,
+                               ptrdiff_t width, int add, double *O,
+                               ptrdiff_t ldo);
+    void (*pixels_t_times_f64)(const struct mf_pixels_f64 *c, ptrdiff_t i0,
+                               ptrdiff_t i1, const double *M, ptrdiff_t ldm,
+                               ptrdiff_t width, int add, double *O,
+                               ptrdiff_t ldo);
+    void (*pixels_times32_f32)(const struct mf_pixels_f32 *c, ptrdiff_t i0,
+                               ptrdiff_t i1, const float *W, ptrdiff_t ldw,
+                               ptrdiff_t width, float *A, ptrdiff_t lda);
+    void (*pixels_times32_f64)(const struct mf_pixels_f64 *c, ptrdiff_t i0,
+                               ptrdiff_t i1, const float *W, ptrdiff_t ldw,
+                               ptrdiff_t width, float *A, ptrdiff_t lda);
+    double (*row_l1_f32)(const float *x, ptrdiff_t D, ptrdiff_t *nnz);
+    double (*row_l1_f64)(const double *x, ptrdiff_t D, ptrdiff_t *nnz);
     ptrdiff_t (*gather_nonzeros_f32)(const float *x, ptrdiff_t D, double *val,
                                      int *idx);
     ptrdiff_t (*gather_nonzeros_f64)(const double *x, ptrdiff_t D, double *val,
@@ -160,10 +199,86 @@ static inline void mf_combine_rows_f32(const float *val, const int *idx,
 }
 
 static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
-                                    const double *M, ptrdiff_t width,
-                                    double *out)
+                                    const double *M, ptrdiff_t ld,
+                                    ptrdiff_t width, double *out)
 {
-    mf_active->vector_matrix(val, n, M, width, out);
+    mf_active->vector_matrix(val, n, M, ld, width, out);
+}
+
+static inline void mf_block_mask_f32(const float *x, ptrdiff_t ldx, int n,
+                                     ptrdiff_t D, unsigned long long *mask)
+{
+    mf_active->block_mask_f32(x, ldx, n, D, mask);
+}
+
+static inline void mf_pixels_times_f32(const struct mf_pixels_f32 *c,
+                                       ptrdiff_t i0, ptrdiff_t i1,
+                                       const double *W, ptrdiff_t ldw,
+                                       ptrdiff_t width, double *A,
+                                       ptrdiff_t lda)
+{
+    mf_active->pixels_times_f32(c, i0, i1, W, ldw, width, A, lda);
+}
+
+static inline void mf_pixels_t_times_f32(const struct mf_pixels_f32 *c,
+                                         ptrdiff_t i0, ptrdiff_t i1,
+                                         const double *M, ptrdiff_t ldm,
+                                         ptrdiff_t width, int add, double *O,
+                                         ptrdiff_t ldo)
+{
+    mf_active->pixels_t_times_f32(c, i0, i1, M, ldm, width, add, O, ldo);
+}
+
+static inline void mf_block_mask_f64(const double *x, ptrdiff_t ldx, int n,
+                                     ptrdiff_t D, unsigned long long *mask)
+{
+    mf_active->block_mask_f64(x, ldx, n, D, mask);
+}
+
+static inline void mf_pixels_times_f64(const struct mf_pixels_f64 *c,
+                                       ptrdiff_t i0, ptrdiff_t i1,
+                                       const double *W, ptrdiff_t ldw,
+                                       ptrdiff_t width, double *A,
+                                       ptrdiff_t lda)
+{
+    mf_active->pixels_times_f64(c, i0, i1, W, ldw, width, A, lda);
+}
+
+static inline void mf_pixels_t_times_f64(const struct mf_pixels_f64 *c,
+                                         ptrdiff_t i0, ptrdiff_t i1,
+                                         const double *M, ptrdiff_t ldm,
+                                         ptrdiff_t width, int add, double *O,
+                                         ptrdiff_t ldo)
+{
+    mf_active->pixels_t_times_f64(c, i0, i1, M, ldm, width, add, O, ldo);
+}
+
+static inline void mf_pixels_times32_f32(const struct mf_pixels_f32 *c,
+                                         ptrdiff_t i0, ptrdiff_t i1,
+                                         const float *W, ptrdiff_t ldw,
+                                         ptrdiff_t width, float *A,
+                                         ptrdiff_t lda)
+{
+    mf_active->pixels_times32_f32(c, i0, i1, W, ldw, width, A, lda);
+}
+
+static inline double mf_row_l1_f32(const float *x, ptrdiff_t D, ptrdiff_t *nnz)
+{
+    return mf_active->row_l1_f32(x, D, nnz);
+}
+
+static inline void mf_pixels_times32_f64(const struct mf_pixels_f64 *c,
+                                         ptrdiff_t i0, ptrdiff_t i1,
+                                         const float *W, ptrdiff_t ldw,
+                                         ptrdiff_t width, float *A,
+                                         ptrdiff_t lda)
+{
+    mf_active->pixels_times32_f64(c, i0, i1, W, ldw, width, A, lda);
+}
+
+static inline double mf_row_l1_f64(const double *x, ptrdiff_t D, ptrdiff_t *nnz)
+{
+    return mf_active->row_l1_f64(x, D, nnz);
 }
 
 static inline ptrdiff_t mf_gather_nonzeros_f32(const float *x, ptrdiff_t D,
