@@ -10,8 +10,10 @@ The arithmetic is the book's ``TwoLayerNet.gradient``::
     dz1 = (1 - sigmoid(a1)) * sigmoid(a1) * da1
     gW1 = x.T @ dz1,  gb1 = sum(dz1)
 
-with x @ W1 and x.T @ dz1 computed over the nonzero pixels only (x is
-stored column by column for the latter).  The fused step then applies the
+with x @ W1 and x.T @ dz1 computed over the nonzero pixels only: by blocks
+of rows with a mask per pixel (``gradient``, see _common.Block), or over
+the batch gathered row by row and stored column by column (the fused
+step).  The fused step then applies the
 book's update ``p -= lr * g`` in place -- only to the W1 rows whose pixel
 is nonzero in the batch, the others having a zero gradient -- keeping the
 old values, and evaluates the book's post-update batch loss; it undoes the

@@ -121,25 +121,25 @@ cdef extern from *:
     """
     #ifdef _OPENMP
     #include <omp.h>
-    static int mf_team_size(void) { return omp_get_num_threads(); }
-    static void mf_barrier(void) {
+    static inline int mf_team_size(void) { return omp_get_num_threads(); }
+    static inline void mf_barrier(void) {
     #pragma omp barrier
     }
     #else
-    static int mf_team_size(void) { return 1; }
-    static void mf_barrier(void) {}
+    static inline int mf_team_size(void) { return 1; }
+    static inline void mf_barrier(void) {}
     #endif
     #if defined(_WIN32)
     #include <malloc.h>
-    static void *mf_aligned_alloc(size_t n) { return _aligned_malloc(n ? n : 1, 64); }
-    static void mf_aligned_free(void *p) { _aligned_free(p); }
+    static inline void *mf_aligned_alloc(size_t n) { return _aligned_malloc(n ? n : 1, 64); }
+    static inline void mf_aligned_free(void *p) { _aligned_free(p); }
     #else
     #include <stdlib.h>
-    static void *mf_aligned_alloc(size_t n) {
+    static inline void *mf_aligned_alloc(size_t n) {
         void *p;
         return posix_memalign(&p, 64, n ? n : 1) ? NULL : p;
     }
-    static void mf_aligned_free(void *p) { free(p); }
+    static inline void mf_aligned_free(void *p) { free(p); }
     #endif
     """
     # the threads of the parallel region that calls it, and its barrier
