@@ -65,13 +65,20 @@ class CompressedRows(DataSet):
 
 class FusedTrainer:
     """The book's SGD step in one GIL-free kernel call per block of steps
-    (see ``StepByStep.run`` for the interface)."""
+    (see ``StepByStep.run`` for the interface), on the thread count the
+    policy chooses for blocks of that many steps."""
 
     block = STEPS_PER_CALL
 
-    def __init__(self, p, data, batch_size, learning_rate, num_threads):
-        self.run = backprop.SGDTrainer(data, p, batch_size, learning_rate,
-                                       book.LOG_GUARD, num_threads).run
+    def __init__(self, p, data, batch_size, learning_rate, threads):
+        self._threads = threads
+        self._steps = backprop.SGDTrainer(data, p, batch_size, learning_rate,
+                                          book.LOG_GUARD)
+
+    def run(self, batches, losses):
+        return self._threads.run(("train steps", batches.shape),
+                                 self._threads.num_threads, self._steps.run,
+                                 batches, losses)
 
 
 class CompiledEngine(Engine):
@@ -140,5 +147,5 @@ class CompiledEngine(Engine):
     def trainer(self, p, data, batch_size, learning_rate, gradient):
         if gradient == "backprop":
             return FusedTrainer(p, data, batch_size, learning_rate,
-                                self.num_threads)
+                                self.threads)
         return super().trainer(p, data, batch_size, learning_rate, gradient)

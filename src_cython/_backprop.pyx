@@ -394,7 +394,9 @@ cdef class SGDTrainer:
     learning_rate : float
     guard : float
         The book's guard inside the log of the loss.
-    n_threads : int
+
+    The thread count is an argument of each ``run`` (the thread policy
+    may change it from one block of steps to the next).
     """
 
     cdef const int64_t[::1] indptr
@@ -419,7 +421,7 @@ cdef class SGDTrainer:
     cdef double[::1] oldb1, oldb2, row_loss
 
     def __init__(self, rows, dict params, Py_ssize_t batch_size,
-                 double learning_rate, double guard, int n_threads):
+                 double learning_rate, double guard):
         self.net = net_of(params)
         self.W1, self.b1 = params["W1"], params["b1"]
         self.W2, self.b2 = params["W2"], params["b2"]
@@ -429,15 +431,14 @@ cdef class SGDTrainer:
             self.values32 = rows.values
         else:
             self.values64 = rows.values
-        if (self.indptr.shape[0] != self.labels.shape[0] + 1
-                or batch_size < 1 or n_threads < 1):
-            raise ValueError("rows, batch_size or n_threads do not fit")
+        if self.indptr.shape[0] != self.labels.shape[0] + 1 or batch_size < 1:
+            raise ValueError("rows or batch_size do not fit")
         self.csr.indptr, self.csr.labels = &self.indptr[0], &self.labels[0]
         # no nonzeros at all: a place to point at that is never read
         self.csr.indices = (&self.indices[0] if self.indices.shape[0]
                             else &NO_COLUMN)
         self.B, self.lr, self.guard = batch_size, learning_rate, guard
-        self.n_threads = n_threads
+        self.n_threads = 1
         cdef Py_ssize_t B = self.B, D = self.net.D, H = self.net.H
         cdef Py_ssize_t K = self.net.K
         row_nnz = np.diff(np.asarray(self.indptr))
@@ -448,9 +449,10 @@ cdef class SGDTrainer:
         self.oldb1, self.oldb2 = np.empty(H), np.empty(K)
         self.row_loss = np.empty(B)
 
-    def run(self, const Py_ssize_t[:, ::1] batches, double[::1] losses):
+    def run(self, const Py_ssize_t[:, ::1] batches, double[::1] losses,
+            int n_threads):
         """SGD steps on the rows ``batches[0]``, ``batches[1]`` ... in one
-        call, until one fails.
+        call with ``n_threads`` threads, until one fails.
 
         Returns
         -------
@@ -463,6 +465,9 @@ cdef class SGDTrainer:
         """
         if batches.shape[1] != self.B or losses.shape[0] < batches.shape[0]:
             raise ValueError("batches must be (n, batch_size), losses (n,)")
+        if n_threads < 1:
+            raise ValueError("n_threads must be at least 1")
+        self.n_threads = n_threads
         cdef Py_ssize_t s, n_bad = 0
         cdef double loss = 0.0
         with nogil:
