@@ -37,7 +37,8 @@ from _common cimport (Block, Grads, Net, block_hidden, block_rows, block_input_g
                       mf_prefetch, mf_sigmoid_rows, mf_team_size,
                       free_scratch, hidden_ld, mf_update_in_place,
                       mf_vector_matrix, n_blocks, net_of,
-                      output_rows, scratch_rows, softmax_row)
+                      output_rows, scratch_rows, softmax_row,
+                      softmax_rows)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -48,10 +49,19 @@ cdef inline void output_delta_row(
     Py_ssize_t t,
     double n,
 ) noexcept nogil:
-    cdef Py_ssize_t k
     softmax_row(a2, K)
+    probability_delta_row(a2, K, t, n)
+
+
+cdef inline void probability_delta_row(
+    double* y,              # IN/OUT (K,) probabilities in, (y - t) / N out
+    Py_ssize_t K,
+    Py_ssize_t t,
+    double n,
+) noexcept nogil:
+    cdef Py_ssize_t k
     for k in range(K):
-        a2[k] = (a2[k] - (1.0 if k == t else 0.0)) / n
+        y[k] = (y[k] - (1.0 if k == t else 0.0)) / n
 
 
 cdef inline void hidden_delta_row(
@@ -301,8 +311,9 @@ cdef inline void block_deltas(
     cdef Py_ssize_t b, f = blk.first
     mf_sigmoid_rows(w.z + f * w.ld, w.ld, blk.n, net.b1, net.H)
     output_rows(w.z + f * w.ld, w.ld, blk.n, net, w.dy + f * net.K, net.K)
+    softmax_rows(w.dy + f * net.K, blk.n, net.K)
     for b in range(f, f + blk.n):
-        output_delta_row(w.dy + b * net.K, net.K, t[b], n)
+        probability_delta_row(w.dy + b * net.K, net.K, t[b], n)
         hidden_delta_row(w.z + b * w.ld, w.dy + b * net.K, w.W2T, net.H,
                          net.K, w.dz1 + b * w.ld)
 

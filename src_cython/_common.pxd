@@ -376,6 +376,30 @@ cdef inline void softmax_row(
         a[k] = a[k] / s
 
 
+cdef inline void softmax_rows(
+    double* a,              # IN/OUT (rows, K) logits in, probabilities out
+    Py_ssize_t rows,
+    Py_ssize_t K,
+) noexcept nogil:
+    """``softmax_row`` of each row, the exps of all the rows in one pass
+    (a row of 10 classes alone leaves most of a batch of exps empty): the
+    values shifted by their row's maximum first, then exp(a - 0) = exp(a)
+    of them all; each row's sum in class order, as ``softmax_row``'s."""
+    cdef Py_ssize_t r, k
+    cdef double m, s
+    for r in range(rows):
+        m = row_max(a + r * K, K)
+        for k in range(K):
+            a[r * K + k] = a[r * K + k] - m
+    mf_exp_shifted(a, rows * K, 0.0)
+    for r in range(rows):
+        s = 0.0
+        for k in range(K):
+            s += a[r * K + k]
+        for k in range(K):
+            a[r * K + k] = a[r * K + k] / s
+
+
 cdef inline void softmax_row_libm(
     double* a,              # IN/OUT (K,) logits in, probabilities out
     Py_ssize_t K,
