@@ -104,6 +104,9 @@ cdef extern from "simd_rows.h" nogil:
     # how many updated values are not finite
     Py_ssize_t mf_update_in_place(double* p, double* g, double lr,
                                   Py_ssize_t n)
+    # whether no value of x[:n] is NaN or infinite (see simd_rows.c)
+    int mf_all_finite_f32(const float* x, Py_ssize_t n)
+    int mf_all_finite_f64(const double* x, Py_ssize_t n)
     # the series of expm1 and log1p (their ranges: see the header)
     double MF_EXPM1_DEG5(double x)
     double MF_LOG1P_DEG8(double x)

@@ -1429,6 +1429,70 @@ static ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
     return bad;
 }
 
+/* Whether all of x[0 ... n-1] are finite (the input checks,
+ * src_cython/_checks.pyx).  A value is NaN or infinite when its exponent
+ * bits are all ones; adding one unit of the exponent to those bits then
+ * carries into the sign bit, which no other exponent reaches.  The OR of
+ * the sums over the values has its top bit set when one is not finite:
+ * integer AND, ADD and OR, in MF_SCAN_ACC native vectors side by side, so
+ * that the loads, not the chain of ORs, set the pace. */
+#define MF_SCAN_ACC 4
+#if MF_VECTOR_EXTENSIONS
+/* native vectors (GCC splits wider ones through memory without AVX) */
+#ifdef __AVX__
+#define MF_SCAN_BYTES 32
+#else
+#define MF_SCAN_BYTES 16
+#endif
+typedef unsigned int mf_scan32 __attribute__((vector_size(MF_SCAN_BYTES), aligned(4), may_alias));
+typedef unsigned long long mf_scan64 __attribute__((vector_size(MF_SCAN_BYTES), aligned(8), may_alias));
+#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, VEC, LANES, EXP, UNIT, TOP)        \
+static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
+{                                                                              \
+    const UINT *u = (const UINT *)x;                                           \
+    const VEC e = (VEC){0} + (UINT)(EXP), one = (VEC){0} + (UINT)(UNIT);       \
+    VEC acc[MF_SCAN_ACC];                                                      \
+    UINT a = 0;                                                                \
+    ptrdiff_t i = 0;                                                           \
+    int q, l;                                                                  \
+    MF_UNROLL                                                                  \
+    for (q = 0; q < MF_SCAN_ACC; q++)                                          \
+        acc[q] = (VEC){0};                                                     \
+    for (; i + MF_SCAN_ACC * (LANES) <= n; i += MF_SCAN_ACC * (LANES)) {       \
+        MF_UNROLL                                                              \
+        for (q = 0; q < MF_SCAN_ACC; q++)                                      \
+            acc[q] |= (*(const VEC *)(u + i + q * (LANES)) & e) + one;         \
+    }                                                                          \
+    MF_UNROLL                                                                  \
+    for (q = 1; q < MF_SCAN_ACC; q++)                                          \
+        acc[0] |= acc[q];                                                      \
+    for (l = 0; l < (LANES); l++)                                              \
+        a |= acc[0][l];                                                        \
+    for (; i < n; i++)                                                         \
+        a |= (u[i] & (UINT)(EXP)) + (UINT)(UNIT);                              \
+    return !(a >> (TOP));                                                      \
+}
+MF_DEFINE_ALL_FINITE(f32, unsigned int, mf_scan32, MF_SCAN_BYTES / 4,
+                     0x7f800000u, 0x00800000u, 31)
+MF_DEFINE_ALL_FINITE(f64, unsigned long long, mf_scan64, MF_SCAN_BYTES / 8,
+                     0x7ff0000000000000ull, 0x0010000000000000ull, 63)
+#else  /* portable C */
+#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, EXP, UNIT, TOP)                    \
+static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
+{                                                                              \
+    const UINT *u = (const UINT *)x;                                           \
+    UINT a = 0;                                                                \
+    ptrdiff_t i;                                                               \
+    for (i = 0; i < n; i++)                                                    \
+        a |= (u[i] & (UINT)(EXP)) + (UINT)(UNIT);                              \
+    return !(a >> (TOP));                                                      \
+}
+MF_DEFINE_ALL_FINITE(f32, unsigned int, 0x7f800000u, 0x00800000u, 31)
+MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
+                     0x0010000000000000ull, 63)
+#endif
+#undef MF_DEFINE_ALL_FINITE
+
 /* The numerical gradient's central differences of one row for a column
  * of W1 or b1 (_numerical.pyx, hidden_column), when every move is
  * small enough for the series (simd_rows.h): Tiny (logit moves <= 2**-17:
@@ -1578,6 +1642,8 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_sigmoid_bias,
     mf_sigmoid_rows,
     mf_update_in_place,
+    mf_all_finite_f32,
+    mf_all_finite_f64,
     mf_hidden_row_tiny,
     mf_hidden_row_series,
 };

@@ -138,6 +138,8 @@ struct mf_ops {
     void (*sigmoid_rows)(double *z, ptrdiff_t ld, ptrdiff_t rows,
                          const double *b, ptrdiff_t n);
     ptrdiff_t (*update_in_place)(double *p, double *g, double lr, ptrdiff_t n);
+    int (*all_finite_f32)(const void *x, ptrdiff_t n);
+    int (*all_finite_f64)(const void *x, ptrdiff_t n);
     void (*hidden_row_tiny)(const struct mf_hidden_row *r, double *acc);
     void (*hidden_row_series)(const struct mf_hidden_row *r, double *acc);
 };
@@ -353,6 +355,16 @@ static inline ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
                                            ptrdiff_t n)
 {
     return mf_active->update_in_place(p, g, lr, n);
+}
+
+static inline int mf_all_finite_f32(const float *x, ptrdiff_t n)
+{
+    return mf_active->all_finite_f32(x, n);
+}
+
+static inline int mf_all_finite_f64(const double *x, ptrdiff_t n)
+{
+    return mf_active->all_finite_f64(x, n);
 }
 
 static inline void mf_hidden_row_tiny(const struct mf_hidden_row *r,
