@@ -58,10 +58,10 @@ COMPILER_DIRECTIVES = {
 }
 
 # One extension module per .pyx file, as private modules of the package;
-# all but _machine (facts about the build) and _checks (input checks) hold
-# kernels.
+# all but _machine (facts about the build) hold kernels (the input checks
+# of _checks among them).
 MODULES = sorted(p.stem for p in (HERE / "src_cython").glob("*.pyx"))
-KERNEL_MODULES = [m for m in MODULES if m not in ("_machine", "_checks")]
+KERNEL_MODULES = [m for m in MODULES if m != "_machine"]
 # The row helpers, compiled once per variant and linked into every module.
 SIMD_SOURCE = "src_cython/simd_rows.c"
 SIMD_DEPENDS = [SIMD_SOURCE, "src_cython/simd_rows.h"]

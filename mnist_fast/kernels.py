@@ -44,7 +44,7 @@ else:
 #: True when the compiled extension modules import.
 COMPILED = IMPORT_ERROR is None
 #: The modules whose row helpers come in SIMD variants.
-KERNEL_MODULES = (forward, numerical, backprop)
+KERNEL_MODULES = (forward, numerical, backprop, checks)
 
 
 def use_simd(name):

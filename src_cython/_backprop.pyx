@@ -34,10 +34,11 @@ from _common cimport (Block, Grads, Net, block_hidden, block_rows, block_input_g
                       block_masks, check_rows, combine_rows, count_nonzeros,
                       cross_entropy_row, gather_nonzeros, grads_of,
                       logits_sparse_row, mf_barrier,
-                      mf_prefetch, mf_sigmoid_bias, mf_team_size,
+                      mf_prefetch, mf_sigmoid_rows, mf_team_size,
                       free_scratch, hidden_ld, mf_update_in_place,
                       mf_vector_matrix, n_blocks, net_of,
-                      output_row, scratch_rows, softmax_row)
+                      output_rows, scratch_rows, softmax_row,
+                      softmax_rows)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -48,10 +49,19 @@ cdef inline void output_delta_row(
     Py_ssize_t t,
     double n,
 ) noexcept nogil:
-    cdef Py_ssize_t k
     softmax_row(a2, K)
+    probability_delta_row(a2, K, t, n)
+
+
+cdef inline void probability_delta_row(
+    double* y,              # IN/OUT (K,) probabilities in, (y - t) / N out
+    Py_ssize_t K,
+    Py_ssize_t t,
+    double n,
+) noexcept nogil:
+    cdef Py_ssize_t k
     for k in range(K):
-        a2[k] = (a2[k] - (1.0 if k == t else 0.0)) / n
+        y[k] = (y[k] - (1.0 if k == t else 0.0)) / n
 
 
 cdef inline void hidden_delta_row(
@@ -294,16 +304,18 @@ cdef inline void batch_layout(
         s.work.ones[k] = 1.0
 
 
-cdef inline void row_deltas(
-    Work* w, Py_ssize_t b, const Net* net, Py_ssize_t t, double n,
+cdef inline void block_deltas(
+    Work* w, const Block* blk, const Net* net, const Py_ssize_t* t, double n,
 ) noexcept nogil:
-    """Row b of z = sigmoid(a1 + b1) (a1 in z), dy and dz1."""
-    cdef double* z = w.z + b * w.ld
-    cdef double* dy = w.dy + b * net.K
-    mf_sigmoid_bias(z, net.b1, net.H)
-    output_row(z, net, dy)
-    output_delta_row(dy, net.K, t, n)
-    hidden_delta_row(z, dy, w.W2T, net.H, net.K, w.dz1 + b * w.ld)
+    """A block's rows of z = sigmoid(a1 + b1) (a1 in z), dy and dz1."""
+    cdef Py_ssize_t b, f = blk.first
+    mf_sigmoid_rows(w.z + f * w.ld, w.ld, blk.n, net.b1, net.H)
+    output_rows(w.z + f * w.ld, w.ld, blk.n, net, w.dy + f * net.K, net.K)
+    softmax_rows(w.dy + f * net.K, blk.n, net.K)
+    for b in range(f, f + blk.n):
+        probability_delta_row(w.dy + b * net.K, net.K, t[b], n)
+        hidden_delta_row(w.z + b * w.ld, w.dy + b * net.K, w.W2T, net.H,
+                         net.K, w.dz1 + b * w.ld)
 
 
 def gradient(
@@ -351,8 +363,7 @@ def gradient(
                     block_masks(xp, D, blk, k, s.nb, N, D)
                     block_hidden(xp, D, blk, &net, s.work.z + blk.first * ld,
                                  ld)
-                    for b in range(blk.first, blk.first + blk.n):
-                        row_deltas(&s.work, b, &net, t[b], <double> N)
+                    block_deltas(&s.work, blk, &net, &t[0], <double> N)
                 mf_barrier()
                 i0, i1 = tid * D // team, (tid + 1) * D // team
                 for k in range(s.nb):

@@ -7,7 +7,10 @@ C-contiguous and of the dtype named here, and words the errors itself.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport uint32_t, uint64_t
+
+from _common cimport mf_all_finite_f32, mf_all_finite_f64
+
+include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
 cdef enum:
     # Values per chunk of a parallel scan, and the chunks from which a scan
@@ -17,28 +20,13 @@ cdef enum:
 
 
 cdef inline bint finite_in(const floating* x, Py_ssize_t n) noexcept nogil:
-    """Whether all of ``x[:n]`` are finite.
-
-    A value is NaN or infinite when its exponent bits are all ones; adding
-    one unit of the exponent to those bits then carries into the sign bit,
-    which no other exponent reaches.  The OR of the sums over the values
-    has its top bit set when one is not finite: integer AND, ADD and OR,
-    which compilers vectorise on SSE2 for both widths."""
-    cdef Py_ssize_t i
-    cdef uint32_t acc32 = 0
-    cdef uint64_t acc64 = 0
-    cdef const uint32_t* u32
-    cdef const uint64_t* u64
+    """Whether all of ``x[:n]`` are finite: the exponent bits of each value
+    plus one unit of the exponent carry into the sign bit only for NaN and
+    infinities (simd_rows.c, in this module's SIMD variant)."""
     if floating is float:
-        u32 = <const uint32_t*> x
-        for i in range(n):
-            acc32 |= (u32[i] & 0x7f800000u) + 0x00800000u
-        return not (acc32 >> 31)
+        return mf_all_finite_f32(x, n)
     else:
-        u64 = <const uint64_t*> x
-        for i in range(n):
-            acc64 |= (u64[i] & 0x7ff0000000000000u) + 0x0010000000000000u
-        return not (acc64 >> 63)
+        return mf_all_finite_f64(x, n)
 
 
 def all_finite(

@@ -23,6 +23,11 @@ cdef extern from "simd_rows.h" nogil:
     # out = val @ M[:, :width] for M of n rows ld apart, in vector registers
     void mf_vector_matrix(const double* val, Py_ssize_t n, const double* M,
                           Py_ssize_t ld, Py_ssize_t width, double* out)
+    # out[r, :] = z[r, :n] @ M for M of shape (n, width), the rows side by
+    # side (z and out ldz and ldo apart), each as mf_vector_matrix would
+    void mf_rows_times(const double* z, Py_ssize_t ldz, Py_ssize_t rows,
+                       Py_ssize_t n, const double* M, Py_ssize_t width,
+                       double* out, Py_ssize_t ldo)
     # a block of at most 64 rows (ldx values apart from x), pixel by
     # pixel: bit r of mask[i] is set when x[r ldx + i] != 0
     struct mf_pixels_f32:
@@ -92,10 +97,16 @@ cdef extern from "simd_rows.h" nogil:
     double mf_exp_shifted(double* a, Py_ssize_t K, double m)
     # z = sigmoid(z + b), 4 units at a time
     void mf_sigmoid_bias(double* z, const double* b, Py_ssize_t n)
+    # ... of rows ld apart, their vectors as one stream
+    void mf_sigmoid_rows(double* z, Py_ssize_t ld, Py_ssize_t rows,
+                         const double* b, Py_ssize_t n)
     # the book's update p -= lr * g in place, g becomes the old p; returns
     # how many updated values are not finite
     Py_ssize_t mf_update_in_place(double* p, double* g, double lr,
                                   Py_ssize_t n)
+    # whether no value of x[:n] is NaN or infinite (see simd_rows.c)
+    int mf_all_finite_f32(const float* x, Py_ssize_t n)
+    int mf_all_finite_f64(const double* x, Py_ssize_t n)
     # the series of expm1 and log1p (their ranges: see the header)
     double MF_EXPM1_DEG5(double x)
     double MF_LOG1P_DEG8(double x)
@@ -291,6 +302,22 @@ cdef inline void output_row(
         a2[k] += net.b2[k]
 
 
+cdef inline void output_rows(
+    const double* z1,       # IN  (rows, H) rows ld apart
+    Py_ssize_t ld,
+    Py_ssize_t rows,
+    const Net* net,         # IN  the parameters
+    double* a2,             # OUT (rows, K) z1 @ W2 + b2, rows ldo apart
+    Py_ssize_t ldo,
+) noexcept nogil:
+    """``output_row`` of several rows, their sums side by side."""
+    cdef Py_ssize_t r, k
+    mf_rows_times(z1, ld, rows, net.H, net.W2, net.K, a2, ldo)
+    for r in range(rows):
+        for k in range(net.K):
+            a2[r * ldo + k] += net.b2[k]
+
+
 cdef inline void logits_sparse_row(
     const floating* val,    # IN  (nnz,) nonzero inputs of one row
     const int* idx,         # IN  (nnz,) their columns
@@ -350,6 +377,30 @@ cdef inline void softmax_row(
     cdef double s = mf_exp_shifted(a, K, row_max(a, K))
     for k in range(K):
         a[k] = a[k] / s
+
+
+cdef inline void softmax_rows(
+    double* a,              # IN/OUT (rows, K) logits in, probabilities out
+    Py_ssize_t rows,
+    Py_ssize_t K,
+) noexcept nogil:
+    """``softmax_row`` of each row, the exps of all the rows in one pass
+    (a row of 10 classes alone leaves most of a batch of exps empty): the
+    values shifted by their row's maximum first, then exp(a - 0) = exp(a)
+    of them all; each row's sum in class order, as ``softmax_row``'s."""
+    cdef Py_ssize_t r, k
+    cdef double m, s
+    for r in range(rows):
+        m = row_max(a + r * K, K)
+        for k in range(K):
+            a[r * K + k] = a[r * K + k] - m
+    mf_exp_shifted(a, rows * K, 0.0)
+    for r in range(rows):
+        s = 0.0
+        for k in range(K):
+            s += a[r * K + k]
+        for k in range(K):
+            a[r * K + k] = a[r * K + k] / s
 
 
 cdef inline void softmax_row_libm(
@@ -543,11 +594,10 @@ cdef inline void block_logits(
 ) noexcept nogil:
     """The forward pass of block k of the rows, to the logits."""
     cdef Block blk
-    cdef Py_ssize_t r, ld = hidden_ld(net.H)
+    cdef Py_ssize_t ld = hidden_ld(net.H)
     cdef double* a = scratch
     blk.mask = <unsigned long long*> (scratch + block_rows(net.H) * ld)
     block_masks(x, ldx, &blk, k, nb, N, net.D)
     block_hidden(x, ldx, &blk, net, a, ld)
-    for r in range(blk.n):
-        mf_sigmoid_bias(a + r * ld, net.b1, net.H)
-        output_row(a + r * ld, net, out + r * ldo)
+    mf_sigmoid_rows(a, ld, blk.n, net.b1, net.H)
+    output_rows(a, ld, blk.n, net, out, ldo)

@@ -15,17 +15,17 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.float cimport DBL_EPSILON
-from libc.math cimport INFINITY, fabs, isfinite
+from libc.math cimport INFINITY, fabs, isfinite, log
 from libc.stdint cimport int64_t
 
 from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
                       block_masks, block_rows, block_scratch, check_rows,
-                      cross_entropy_row, free_scratch, gather_nonzeros,
+                      free_scratch, gather_nonzeros,
                       hidden_ld, logits_sparse_row, mf_combine_rows32,
                       mf_output32, mf_pixels_f32, mf_pixels_f64,
                       mf_pixels_times32_f32, mf_pixels_times32_f64, mf_prefetch,
                       mf_row_l1_f32, mf_row_l1_f64, mf_sigmoid32, n_blocks,
-                      net_of, predicted_class, scratch_rows, softmax_row)
+                      net_of, predicted_class, scratch_rows, softmax_rows)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -42,7 +42,7 @@ def predict(
     check_rows(x.shape[1], &net)
     if y.shape[0] != x.shape[0] or y.shape[1] != net.K:
         raise ValueError("y must be (len(x), K)")
-    cdef Py_ssize_t N = x.shape[0], K = net.K, b, k
+    cdef Py_ssize_t N = x.shape[0], K = net.K, k
     cdef Py_ssize_t nb = n_blocks(N, block_rows(net.H), n_threads)
     cdef Py_ssize_t width = block_scratch(&net, 0)
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
@@ -51,8 +51,8 @@ def predict(
                         num_threads=n_threads):
             block_logits(&x[0, 0], net.D, k, nb, N, &net,
                          buf + threadid() * width, &y[k * N // nb, 0], K)
-            for b in range(k * N // nb, (k + 1) * N // nb):
-                softmax_row(&y[b, 0], K)
+            softmax_rows(&y[k * N // nb, 0], (k + 1) * N // nb - k * N // nb,
+                         K)
     finally:
         free_scratch(buf)
 
@@ -84,9 +84,10 @@ def loss(
                         num_threads=n_threads):
             w = buf + threadid() * width
             block_logits(&x[0, 0], net.D, k, nb, N, &net, w, w + logits, K)
+            softmax_rows(w + logits, (k + 1) * N // nb - k * N // nb, K)
             for b in range(k * N // nb, (k + 1) * N // nb):
-                row_loss[b] = cross_entropy_row(
-                    w + logits + (b - k * N // nb) * K, K, t[b], guard)
+                row_loss[b] = -log(
+                    w[logits + (b - k * N // nb) * K + t[b]] + guard)
     finally:
         free_scratch(buf)
     with nogil:

@@ -856,6 +856,125 @@ static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
     mf_combine_f64(val, NULL, n, M, ld, width, 0, out);
 }
 
+/* z @ M for `rows` rows of z (ldz apart), n values each, M of shape
+ * (n, width): out[r, j] = sum_i z[r, i] M[i, j] (ldo apart), each summed
+ * in the order of i from 0 as mf_vector_matrix does.  Each row's sums are
+ * a chain of n dependent multiply-adds; MF_ROWS rows side by side are
+ * independent chains.  Every row takes the same arithmetic whatever its
+ * place in a group (the leftover rows take the same pass with fewer
+ * rows), so a row's result does not depend on how the rows are cut. */
+#if MF_VECTOR_EXTENSIONS
+#ifdef __AVX__
+#define MF_ROWS 4
+#else
+#define MF_ROWS 2
+#endif
+/* the widest width of the side-by-side passes: 3 vectors and 3 leftover
+ * units a row (the book's 10 classes: 2 and 2) */
+#define MF_ROWS_NV 3
+struct mf_rows_args {
+    const double *z;
+    ptrdiff_t ldz, n;
+    const double *M;
+    ptrdiff_t width;
+    double *out;
+    ptrdiff_t ldo;
+};
+MF_INLINE void mf_rows_pass(const struct mf_rows_args *p, ptrdiff_t r0,
+                            const int nr, const int nv, const int rem)
+{
+    const double *z = p->z + r0 * p->ldz, *M = p->M;
+    const ptrdiff_t n = p->n, ldz = p->ldz, w = p->width;
+    double *out = p->out + r0 * p->ldo;
+    mf_v4d acc[MF_ROWS][MF_ROWS_NV];
+    mf_v2d acc2[MF_ROWS];
+    double acc1[MF_ROWS];
+    ptrdiff_t i;
+    int r, a;
+    MF_UNROLL
+    for (r = 0; r < nr; r++) {
+        MF_UNROLL
+        for (a = 0; a < nv; a++)
+            acc[r][a] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
+        acc2[r] = (mf_v2d){0.0, 0.0};
+        acc1[r] = 0.0;
+    }
+    for (i = 0; i < n; i++) {
+        const double *m = M + i * w;
+        MF_UNROLL
+        for (r = 0; r < nr; r++) {
+            const double v = z[r * ldz + i];
+            MF_UNROLL
+            for (a = 0; a < nv; a++)
+                acc[r][a] += v * *(const mf_v4d *)(m + 4 * a);
+            if (rem & 2)
+                acc2[r] += v * *(const mf_v2d *)(m + 4 * nv);
+            if (rem & 1)
+                acc1[r] += v * m[4 * nv + (rem & 2)];
+        }
+    }
+    MF_UNROLL
+    for (r = 0; r < nr; r++) {
+        double *o = out + r * p->ldo;
+        MF_UNROLL
+        for (a = 0; a < nv; a++)
+            *(mf_v4d *)(o + 4 * a) = acc[r][a];
+        if (rem & 2)
+            *(mf_v2d *)(o + 4 * nv) = acc2[r];
+        if (rem & 1)
+            o[4 * nv + (rem & 2)] = acc1[r];
+    }
+}
+
+#define MF_ROWS_REM(NR, NV)                                                    \
+    switch (rem) {                                                             \
+    case 0: mf_rows_pass(&args, r0, NR, NV, 0); break;                         \
+    case 1: mf_rows_pass(&args, r0, NR, NV, 1); break;                         \
+    case 2: mf_rows_pass(&args, r0, NR, NV, 2); break;                         \
+    default: mf_rows_pass(&args, r0, NR, NV, 3);                               \
+    }
+#define MF_ROWS_NR(NR)                                                         \
+    switch (width >> 2) {                                                      \
+    case 0: MF_ROWS_REM(NR, 0) break;                                          \
+    case 1: MF_ROWS_REM(NR, 1) break;                                          \
+    case 2: MF_ROWS_REM(NR, 2) break;                                          \
+    default: MF_ROWS_REM(NR, 3)                                                \
+    }
+
+static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
+                          ptrdiff_t n, const double *M, ptrdiff_t width,
+                          double *out, ptrdiff_t ldo)
+{
+    const struct mf_rows_args args = {z, ldz, n, M, width, out, ldo};
+    const int rem = (int)(width & 3);
+    ptrdiff_t r0;
+    if (width > 4 * MF_ROWS_NV + 3) {  /* too wide for side by side */
+        for (r0 = 0; r0 < rows; r0++)
+            mf_vector_matrix(z + r0 * ldz, n, M, width, width,
+                             out + r0 * ldo);
+        return;
+    }
+    for (r0 = 0; r0 + MF_ROWS <= rows; r0 += MF_ROWS)
+        MF_ROWS_NR(MF_ROWS)
+    for (; r0 < rows; r0++)
+        MF_ROWS_NR(1)
+}
+#undef MF_ROWS_NR
+#undef MF_ROWS_REM
+
+#else  /* portable C */
+
+static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
+                          ptrdiff_t n, const double *M, ptrdiff_t width,
+                          double *out, ptrdiff_t ldo)
+{
+    ptrdiff_t r;
+    for (r = 0; r < rows; r++)
+        mf_vector_matrix(z + r * ldz, n, M, width, width, out + r * ldo);
+}
+
+#endif
+
 #if MF_VECTOR_EXTENSIONS
 
 
@@ -960,6 +1079,50 @@ static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
     }
 }
 
+/* z[r, :n] = sigmoid(z[r, :n] + b) for `rows` rows ld apart, ld at least
+ * n rounded up to 4 (the lanes from n on become 0.5): the rows' vectors of
+ * 4 units as one stream, MF_EXP_BATCH at a time, so that every mf_exp4
+ * has its chains side by side (a row alone leaves its last batch nearly
+ * empty).  The exp is per lane: each unit's value is mf_sigmoid_bias's. */
+static void mf_sigmoid_rows(double *z, ptrdiff_t ld, ptrdiff_t rows,
+                            const double *b, ptrdiff_t n)
+{
+    const ptrdiff_t full = n / 4 * 4;
+    mf_v4d e[MF_EXP_BATCH], btail = {0.0, 0.0, 0.0, 0.0};
+    const mf_v4i lane = {0, 1, 2, 3}, every = {-1, -1, -1, -1};
+    const mf_v4i tail = lane < (long long)(n - full);
+    const ptrdiff_t total = rows * ((n + 3) / 4);
+    double *dst[MF_EXP_BATCH];
+    ptrdiff_t r = 0, j = 0, v0;
+    int q;
+    for (q = 0; full + q < n; q++)
+        btail[q] = b[full + q];
+    for (v0 = 0; v0 < total; v0 += MF_EXP_BATCH) {
+        MF_UNROLL
+        for (q = 0; q < MF_EXP_BATCH; q++) {
+            if (v0 + q < total) {
+                const int whole = j < full;
+                const mf_v4d bj = whole ? *(const mf_v4d *)(b + j) : btail;
+                dst[q] = z + r * ld + j;
+                e[q] = (mf_v4d)((mf_v4i)(-(*(const mf_v4d *)dst[q] + bj))
+                                & (whole ? every : tail));
+                j += 4;
+                if (j >= n) {
+                    j = 0;
+                    r++;
+                }
+            } else {  /* past the end: the last vector again */
+                dst[q] = dst[q - 1];
+                e[q] = e[q - 1];
+            }
+        }
+        mf_exp4(e, MF_EXP_BATCH);
+        MF_UNROLL
+        for (q = 0; q < MF_EXP_BATCH; q++)
+            *(mf_v4d *)dst[q] = 1.0 / (1.0 + e[q]);
+    }
+}
+
 /* exp(a[k] - m) in place for k < K, MF_EXP_BATCH vectors of 4 at a time;
  * returns their sum, summed in the order of k. */
 static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
@@ -1002,6 +1165,14 @@ static void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
     ptrdiff_t j;
     for (j = 0; j < n; j++)
         z[j] = 1.0 / (1.0 + exp(-(z[j] + b[j])));
+}
+
+static void mf_sigmoid_rows(double *z, ptrdiff_t ld, ptrdiff_t rows,
+                            const double *b, ptrdiff_t n)
+{
+    ptrdiff_t r;
+    for (r = 0; r < rows; r++)
+        mf_sigmoid_bias(z + r * ld, b, n);
 }
 
 #endif
@@ -1258,6 +1429,70 @@ static ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
     return bad;
 }
 
+/* Whether all of x[0 ... n-1] are finite (the input checks,
+ * src_cython/_checks.pyx).  A value is NaN or infinite when its exponent
+ * bits are all ones; adding one unit of the exponent to those bits then
+ * carries into the sign bit, which no other exponent reaches.  The OR of
+ * the sums over the values has its top bit set when one is not finite:
+ * integer AND, ADD and OR, in MF_SCAN_ACC native vectors side by side, so
+ * that the loads, not the chain of ORs, set the pace. */
+#define MF_SCAN_ACC 4
+#if MF_VECTOR_EXTENSIONS
+/* native vectors (GCC splits wider ones through memory without AVX) */
+#ifdef __AVX__
+#define MF_SCAN_BYTES 32
+#else
+#define MF_SCAN_BYTES 16
+#endif
+typedef unsigned int mf_scan32 __attribute__((vector_size(MF_SCAN_BYTES), aligned(4), may_alias));
+typedef unsigned long long mf_scan64 __attribute__((vector_size(MF_SCAN_BYTES), aligned(8), may_alias));
+#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, VEC, LANES, EXP, UNIT, TOP)        \
+static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
+{                                                                              \
+    const UINT *u = (const UINT *)x;                                           \
+    const VEC e = (VEC){0} + (UINT)(EXP), one = (VEC){0} + (UINT)(UNIT);       \
+    VEC acc[MF_SCAN_ACC];                                                      \
+    UINT a = 0;                                                                \
+    ptrdiff_t i = 0;                                                           \
+    int q, l;                                                                  \
+    MF_UNROLL                                                                  \
+    for (q = 0; q < MF_SCAN_ACC; q++)                                          \
+        acc[q] = (VEC){0};                                                     \
+    for (; i + MF_SCAN_ACC * (LANES) <= n; i += MF_SCAN_ACC * (LANES)) {       \
+        MF_UNROLL                                                              \
+        for (q = 0; q < MF_SCAN_ACC; q++)                                      \
+            acc[q] |= (*(const VEC *)(u + i + q * (LANES)) & e) + one;         \
+    }                                                                          \
+    MF_UNROLL                                                                  \
+    for (q = 1; q < MF_SCAN_ACC; q++)                                          \
+        acc[0] |= acc[q];                                                      \
+    for (l = 0; l < (LANES); l++)                                              \
+        a |= acc[0][l];                                                        \
+    for (; i < n; i++)                                                         \
+        a |= (u[i] & (UINT)(EXP)) + (UINT)(UNIT);                              \
+    return !(a >> (TOP));                                                      \
+}
+MF_DEFINE_ALL_FINITE(f32, unsigned int, mf_scan32, MF_SCAN_BYTES / 4,
+                     0x7f800000u, 0x00800000u, 31)
+MF_DEFINE_ALL_FINITE(f64, unsigned long long, mf_scan64, MF_SCAN_BYTES / 8,
+                     0x7ff0000000000000ull, 0x0010000000000000ull, 63)
+#else  /* portable C */
+#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, EXP, UNIT, TOP)                    \
+static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
+{                                                                              \
+    const UINT *u = (const UINT *)x;                                           \
+    UINT a = 0;                                                                \
+    ptrdiff_t i;                                                               \
+    for (i = 0; i < n; i++)                                                    \
+        a |= (u[i] & (UINT)(EXP)) + (UINT)(UNIT);                              \
+    return !(a >> (TOP));                                                      \
+}
+MF_DEFINE_ALL_FINITE(f32, unsigned int, 0x7f800000u, 0x00800000u, 31)
+MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
+                     0x0010000000000000ull, 63)
+#endif
+#undef MF_DEFINE_ALL_FINITE
+
 /* The numerical gradient's central differences of one row for a column
  * of W1 or b1 (_numerical.pyx, hidden_column), when every move is
  * small enough for the series (simd_rows.h): Tiny (logit moves <= 2**-17:
@@ -1385,6 +1620,7 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_combine_rows_f64,
     mf_combine_rows_f32,
     mf_vector_matrix,
+    mf_rows_times,
     mf_block_mask_f32,
     mf_block_mask_f64,
     mf_pixels_times_f32,
@@ -1404,7 +1640,10 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_output32,
     mf_exp_shifted,
     mf_sigmoid_bias,
+    mf_sigmoid_rows,
     mf_update_in_place,
+    mf_all_finite_f32,
+    mf_all_finite_f64,
     mf_hidden_row_tiny,
     mf_hidden_row_series,
 };

@@ -93,6 +93,9 @@ struct mf_ops {
                              const double *M, ptrdiff_t H, double *out);
     void (*vector_matrix)(const double *val, ptrdiff_t n, const double *M,
                           ptrdiff_t ld, ptrdiff_t width, double *out);
+    void (*rows_times)(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
+                       ptrdiff_t n, const double *M, ptrdiff_t width,
+                       double *out, ptrdiff_t ldo);
     void (*block_mask_f32)(const float *x, ptrdiff_t ldx, int n, ptrdiff_t D,
                            unsigned long long *mask);
     void (*block_mask_f64)(const double *x, ptrdiff_t ldx, int n,
@@ -132,7 +135,11 @@ struct mf_ops {
                      ptrdiff_t width, const float *b, float *out);
     double (*exp_shifted)(double *a, ptrdiff_t K, double m);
     void (*sigmoid_bias)(double *z, const double *b, ptrdiff_t n);
+    void (*sigmoid_rows)(double *z, ptrdiff_t ld, ptrdiff_t rows,
+                         const double *b, ptrdiff_t n);
     ptrdiff_t (*update_in_place)(double *p, double *g, double lr, ptrdiff_t n);
+    int (*all_finite_f32)(const void *x, ptrdiff_t n);
+    int (*all_finite_f64)(const void *x, ptrdiff_t n);
     void (*hidden_row_tiny)(const struct mf_hidden_row *r, double *acc);
     void (*hidden_row_series)(const struct mf_hidden_row *r, double *acc);
 };
@@ -203,6 +210,13 @@ static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
                                     ptrdiff_t width, double *out)
 {
     mf_active->vector_matrix(val, n, M, ld, width, out);
+}
+
+static inline void mf_rows_times(const double *z, ptrdiff_t ldz,
+                                 ptrdiff_t rows, ptrdiff_t n, const double *M,
+                                 ptrdiff_t width, double *out, ptrdiff_t ldo)
+{
+    mf_active->rows_times(z, ldz, rows, n, M, width, out, ldo);
 }
 
 static inline void mf_block_mask_f32(const float *x, ptrdiff_t ldx, int n,
@@ -331,10 +345,26 @@ static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
     mf_active->sigmoid_bias(z, b, n);
 }
 
+static inline void mf_sigmoid_rows(double *z, ptrdiff_t ld, ptrdiff_t rows,
+                                   const double *b, ptrdiff_t n)
+{
+    mf_active->sigmoid_rows(z, ld, rows, b, n);
+}
+
 static inline ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
                                            ptrdiff_t n)
 {
     return mf_active->update_in_place(p, g, lr, n);
+}
+
+static inline int mf_all_finite_f32(const float *x, ptrdiff_t n)
+{
+    return mf_active->all_finite_f32(x, n);
+}
+
+static inline int mf_all_finite_f64(const double *x, ptrdiff_t n)
+{
+    return mf_active->all_finite_f64(x, n);
 }
 
 static inline void mf_hidden_row_tiny(const struct mf_hidden_row *r,

@@ -50,6 +50,24 @@ def test_all_finite_on_every_exponent(dtype):
     assert checks.all_finite(np.empty(0, dtype), 2) is True
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_on_every_exponent_within_the_vectors(dtype):
+    # the same values amid finite ones, at places that the vector loop of
+    # the scan (not its scalar tail) reads: first, middle and last lanes
+    bits = {np.float32: (np.uint32, 23, 8), np.float64: (np.uint64, 52, 11)}
+    utype, mant, exp_bits = bits[dtype]
+    exps = np.arange(2**exp_bits, dtype=utype)
+    for sign in (0, 1):
+        for m in (0, 1, (1 << mant) - 1):
+            u = (utype(sign) << utype(mant + exp_bits)) | (exps << utype(mant)) | utype(m)
+            values = u.view(dtype)
+            for where in (0, 5, 31, 63, 64, 100):
+                rows = np.ones((len(values), 131), dtype)
+                rows[:, where] = values
+                got = [checks.all_finite(row, 1) for row in rows]
+                assert got == list(np.isfinite(values)), (sign, m, where)
+
+
 def onehot_cases():
     rng = np.random.default_rng(1)
     good = np.eye(10)[rng.integers(0, 10, 50)]
