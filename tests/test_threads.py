@@ -98,3 +98,18 @@ def test_one_possible_count_is_not_timed():
     for _ in range(5):
         policy.run(("small", 10), 1, seen.append)
     assert seen == [1] * 5
+
+
+def test_a_slow_first_call_does_not_decide():
+    # the first call on 4 threads pays for starting them (20 ms); afterwards
+    # 4 threads take 0.1 ms and 1 thread 1 ms
+    policy = AdaptiveThreads(4)
+    used = []
+
+    def kernel(n):
+        time.sleep(2e-2 if not used else {4: 1e-4, 1: 1e-3}[n])
+        used.append(n)
+
+    for _ in range(40):
+        policy.run(("cold", 100), 4, kernel)
+    assert used[-20:].count(4) >= 19
