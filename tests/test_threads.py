@@ -57,8 +57,8 @@ def test_adaptive_runs_the_faster_count_and_tries_the_other_now_and_then():
     tries = [i for i, n in enumerate(used) if n == 4][1:]
     # one try to confirm the switch, then as rare as the budget allows: a
     # count ~20 times slower, once per (20 - 1) / PROBE_BUDGET calls (more
-    # than the 200 made here)
-    assert tries == [2 + PROBE_INTERVAL[0]]
+    # than the 200 made here; one more if the machine delays a call)
+    assert tries[0] == 2 + PROBE_INTERVAL[0] and len(tries) <= 2
 
 
 def test_adaptive_tries_a_close_count_at_growing_intervals():
