@@ -434,7 +434,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def _add_threads_option(p):
     p.add_argument("--threads", type=_count("threads"), default=None,
                    metavar="N", help="threads of the compiled kernels "
-                   "(default: $MNIST_FAST_NUM_THREADS, else all cores)")
+                   "(default: $MNIST_FAST_NUM_THREADS, else one thread or "
+                   "all per call, whichever is faster now)")
 
 
 def build_parser():

@@ -34,19 +34,23 @@ def test_all_finite_matches_numpy(dtype, n, n_threads):
             assert reference.all_finite(y) is False
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_all_finite_on_every_exponent(dtype):
-    # one value per exponent (and sign, and a few mantissas): only the
-    # all-ones exponent is not finite
+def every_exponent(dtype):
+    """(sign, mantissa, values): one value per exponent, for both signs and
+    a few mantissas; only the all-ones exponent is not finite."""
     bits = {np.float32: (np.uint32, 23, 8), np.float64: (np.uint64, 52, 11)}
     utype, mant, exp_bits = bits[dtype]
     exps = np.arange(2**exp_bits, dtype=utype)
     for sign in (0, 1):
         for m in (0, 1, (1 << mant) - 1):
             u = (utype(sign) << utype(mant + exp_bits)) | (exps << utype(mant)) | utype(m)
-            x = u.view(dtype)
-            per_value = [checks.all_finite(x[i:i + 1], 1) for i in range(len(x))]
-            assert per_value == list(np.isfinite(x)), (sign, m)
+            yield sign, m, u.view(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_on_every_exponent(dtype):
+    for sign, m, x in every_exponent(dtype):
+        per_value = [checks.all_finite(x[i:i + 1], 1) for i in range(len(x))]
+        assert per_value == list(np.isfinite(x)), (sign, m)
     assert checks.all_finite(np.empty(0, dtype), 2) is True
 
 
@@ -54,18 +58,12 @@ def test_all_finite_on_every_exponent(dtype):
 def test_all_finite_on_every_exponent_within_the_vectors(dtype):
     # the same values amid finite ones, at places that the vector loop of
     # the scan (not its scalar tail) reads: first, middle and last lanes
-    bits = {np.float32: (np.uint32, 23, 8), np.float64: (np.uint64, 52, 11)}
-    utype, mant, exp_bits = bits[dtype]
-    exps = np.arange(2**exp_bits, dtype=utype)
-    for sign in (0, 1):
-        for m in (0, 1, (1 << mant) - 1):
-            u = (utype(sign) << utype(mant + exp_bits)) | (exps << utype(mant)) | utype(m)
-            values = u.view(dtype)
-            for where in (0, 5, 31, 63, 64, 100):
-                rows = np.ones((len(values), 131), dtype)
-                rows[:, where] = values
-                got = [checks.all_finite(row, 1) for row in rows]
-                assert got == list(np.isfinite(values)), (sign, m, where)
+    for sign, m, values in every_exponent(dtype):
+        for where in (0, 5, 31, 63, 64, 100):
+            rows = np.ones((len(values), 131), dtype)
+            rows[:, where] = values
+            got = [checks.all_finite(row, 1) for row in rows]
+            assert got == list(np.isfinite(values)), (sign, m, where)
 
 
 def onehot_cases():
