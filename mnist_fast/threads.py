@@ -57,8 +57,8 @@ SAMPLES = 3
 #: while the tries confirm the choice, up to the second ...
 PROBE_INTERVAL = (4, 32)
 #: ... and at least as many as keep the tries' extra time below this
-#: fraction of the time (a try of a count r times slower costs r - 1
-#: calls), up to PROBE_MAX_WAIT calls.
+#: fraction of the time (a try, SAMPLES calls on a count r times slower,
+#: costs SAMPLES * (r - 1) calls), up to PROBE_MAX_WAIT calls.
 PROBE_BUDGET = 0.03
 PROBE_MAX_WAIT = 1024
 
@@ -160,8 +160,8 @@ class AdaptiveThreads(FixedThreads):
     Each kind of call keeps the durations of its last :data:`SAMPLES` calls
     on each count and runs on the count whose median is lower; every few
     calls (:data:`PROBE_INTERVAL`, fewer the slower the other count is:
-    :data:`PROBE_BUDGET`) it runs once on the other count, so that a change
-    of load changes the choice.
+    :data:`PROBE_BUDGET`) it runs :data:`SAMPLES` calls in a row on the
+    other count, so that a change of load changes the choice.
     """
 
     adaptive = True
@@ -188,38 +188,49 @@ class AdaptiveThreads(FixedThreads):
 
 class _Timings:
     """The recent durations of one kind of call on 1 and ``most`` threads,
-    and which count to use next."""
+    and which count to use next.
+
+    The count not in use is tried in bursts of :data:`SAMPLES` calls, and
+    only a burst's timings judge it: the first call after a pause pays for
+    waking the other threads and warming their caches, which one call
+    alone would always blame on the count.
+    """
 
     def __init__(self, most):
         self.samples = {most: deque(maxlen=SAMPLES), 1: deque(maxlen=SAMPLES)}
         self.best, self.other = most, 1
-        self.interval = self.wait = PROBE_INTERVAL[0]
-        self.probing = False
+        self.interval = PROBE_INTERVAL[0]
+        self.wait = 0    # calls on the best count before the next burst
+        self.burst = 0   # calls left in the burst on the other count
 
     def next_count(self):
-        if not self.samples[self.best]:
+        if len(self.samples[self.best]) < SAMPLES:
             return self.best
-        if not self.samples[self.other] or self.wait <= 0:
-            self.probing = True
+        if not self.burst and self.wait <= 0:
+            self.burst = SAMPLES
+            self.samples[self.other].clear()
+        if self.burst:
             return self.other
         self.wait -= 1
         return self.best
 
     def _median(self, n):
-        # the lower one of two: a first call that paid for starting the
-        # threads must not outvote a second that did not
         times = sorted(self.samples[n])
-        return times[(len(times) - 1) // 2] if times else float("inf")
+        return times[len(times) // 2] if times else float("inf")
 
     def record(self, n, seconds):
         self.samples[n].append(seconds)
+        if n != self.other or not self.burst:
+            return
+        self.burst -= 1
+        if self.burst:
+            return
         low, high = PROBE_INTERVAL
-        if min(self.samples, key=self._median) != self.best:
+        if self._median(self.other) < self._median(self.best):
             self.best, self.other = self.other, self.best
             self.interval = self.wait = low  # confirm the change soon
-        elif self.probing:  # the try confirmed the choice: try less often
+        else:  # the burst confirmed the choice: try less often
             self.interval = min(2 * self.interval, high)
             slower = self._median(self.other) / self._median(self.best) - 1
-            self.wait = max(self.interval,
-                            min(PROBE_MAX_WAIT, int(slower / PROBE_BUDGET)))
-        self.probing = False
+            self.wait = max(self.interval, min(
+                PROBE_MAX_WAIT, int(SAMPLES * slower / PROBE_BUDGET)))

@@ -8,7 +8,8 @@ import pytest
 
 import mnist_fast
 from mnist_fast.threads import (ENV_NUM_THREADS, PROBE_INTERVAL, PROBE_MAX_WAIT,
-                                AdaptiveThreads, FixedThreads, thread_policy)
+                                SAMPLES, AdaptiveThreads, FixedThreads,
+                                thread_policy)
 from conftest import requires_compiled
 
 
@@ -53,12 +54,16 @@ BUSY = {4: 2e-3, 1: 1e-4}
 def test_adaptive_runs_the_faster_count_and_tries_the_other_now_and_then():
     policy = AdaptiveThreads(4)
     used = counts_used(policy, BUSY, calls=200)
-    assert used[:2] == [4, 1]  # each count timed once first
-    tries = [i for i, n in enumerate(used) if n == 4][1:]
-    # one try to confirm the switch, then as rare as the budget allows: a
-    # count ~20 times slower, once per (20 - 1) / PROBE_BUDGET calls (more
-    # than the 200 made here; one more if the machine delays a call)
-    assert tries[0] == 2 + PROBE_INTERVAL[0] and len(tries) <= 2
+    burst = [4] * SAMPLES
+    assert used[:2 * SAMPLES] == burst + [1] * SAMPLES  # each count timed
+    tries = [i for i, n in enumerate(used) if n == 4][SAMPLES:]
+    # one burst to confirm the switch, then as rare as the budget allows: a
+    # count ~20 times slower, once per SAMPLES * (20 - 1) / PROBE_BUDGET
+    # calls (more than the 200 made here; one more if the machine delays a
+    # call)
+    start = 2 * SAMPLES + PROBE_INTERVAL[0]
+    assert tries[:SAMPLES] == list(range(start, start + SAMPLES))
+    assert len(tries) <= 2 * SAMPLES
 
 
 def test_adaptive_tries_a_close_count_at_growing_intervals():
@@ -81,7 +86,7 @@ def test_adaptive_follows_a_change_of_load():
     # the other program stops: 4 threads take 0.2 ms, less than 1's 1 ms
     used = counts_used(policy, {4: 2e-4, 1: 1e-3}, calls=1200)
     assert used[-100:].count(4) >= 95
-    # noticed at the next try, at most PROBE_MAX_WAIT calls away
+    # noticed at the next burst, at most PROBE_MAX_WAIT calls away
     assert used.index(4) <= PROBE_MAX_WAIT
 
 
@@ -102,12 +107,14 @@ def test_one_possible_count_is_not_timed():
 
 def test_a_slow_first_call_does_not_decide():
     # the first call on 4 threads pays for starting them (20 ms); afterwards
-    # 4 threads take 0.1 ms and 1 thread 1 ms
+    # 4 threads take 0.1 ms and 1 thread 1 ms (so does the first call of
+    # each burst on 4 threads: its threads have to wake up)
     policy = AdaptiveThreads(4)
     used = []
 
     def kernel(n):
-        time.sleep(2e-2 if not used else {4: 1e-4, 1: 1e-3}[n])
+        waking = n == 4 and (not used or used[-1] != 4)
+        time.sleep(2e-2 if waking else {4: 1e-4, 1: 1e-3}[n])
         used.append(n)
 
     for _ in range(40):
