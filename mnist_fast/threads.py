@@ -59,7 +59,7 @@ PROBE_INTERVAL = (4, 32)
 #: ... and at least as many as keep the tries' extra time below this
 #: fraction of the time (a try, SAMPLES calls on a count r times slower,
 #: costs SAMPLES * (r - 1) calls), up to PROBE_MAX_WAIT calls.
-PROBE_BUDGET = 0.03
+PROBE_BUDGET = 0.01
 PROBE_MAX_WAIT = 1024
 
 
