@@ -219,81 +219,43 @@ static inline void mf_rows_times(const double *z, ptrdiff_t ldz,
     mf_active->rows_times(z, ldz, rows, n, M, width, out, ldo);
 }
 
-static inline void mf_block_mask_f32(const float *x, ptrdiff_t ldx, int n,
-                                     ptrdiff_t D, unsigned long long *mask)
-{
-    mf_active->block_mask_f32(x, ldx, n, D, mask);
+/* The dispatch wrappers of the pixel passes, one set per value type. */
+#define MF_DISPATCH_PIXELS(SUFFIX, VAL_T)                                      \
+static inline void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx,     \
+                                          int n, ptrdiff_t D,                \
+                                          unsigned long long *mask)          \
+{                                                                            \
+    mf_active->block_mask_##SUFFIX(x, ldx, n, D, mask);                      \
+}                                                                            \
+static inline void mf_pixels_times_##SUFFIX(                                 \
+    const struct mf_pixels_##SUFFIX *c, ptrdiff_t i0, ptrdiff_t i1,          \
+    const double *W, ptrdiff_t ldw, ptrdiff_t width, double *A,              \
+    ptrdiff_t lda)                                                           \
+{                                                                            \
+    mf_active->pixels_times_##SUFFIX(c, i0, i1, W, ldw, width, A, lda);      \
+}                                                                            \
+static inline void mf_pixels_t_times_##SUFFIX(                               \
+    const struct mf_pixels_##SUFFIX *c, ptrdiff_t i0, ptrdiff_t i1,          \
+    const double *M, ptrdiff_t ldm, ptrdiff_t width, int add, double *O,     \
+    ptrdiff_t ldo)                                                           \
+{                                                                            \
+    mf_active->pixels_t_times_##SUFFIX(c, i0, i1, M, ldm, width, add, O,     \
+                                       ldo);                                 \
+}                                                                            \
+static inline void mf_pixels_times32_##SUFFIX(                               \
+    const struct mf_pixels_##SUFFIX *c, ptrdiff_t i0, ptrdiff_t i1,          \
+    const float *W, ptrdiff_t ldw, ptrdiff_t width, float *A, ptrdiff_t lda) \
+{                                                                            \
+    mf_active->pixels_times32_##SUFFIX(c, i0, i1, W, ldw, width, A, lda);    \
+}                                                                            \
+static inline double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D,         \
+                                        ptrdiff_t *nnz)                      \
+{                                                                            \
+    return mf_active->row_l1_##SUFFIX(x, D, nnz);                            \
 }
 
-static inline void mf_pixels_times_f32(const struct mf_pixels_f32 *c,
-                                       ptrdiff_t i0, ptrdiff_t i1,
-                                       const double *W, ptrdiff_t ldw,
-                                       ptrdiff_t width, double *A,
-                                       ptrdiff_t lda)
-{
-    mf_active->pixels_times_f32(c, i0, i1, W, ldw, width, A, lda);
-}
-
-static inline void mf_pixels_t_times_f32(const struct mf_pixels_f32 *c,
-                                         ptrdiff_t i0, ptrdiff_t i1,
-                                         const double *M, ptrdiff_t ldm,
-                                         ptrdiff_t width, int add, double *O,
-                                         ptrdiff_t ldo)
-{
-    mf_active->pixels_t_times_f32(c, i0, i1, M, ldm, width, add, O, ldo);
-}
-
-static inline void mf_block_mask_f64(const double *x, ptrdiff_t ldx, int n,
-                                     ptrdiff_t D, unsigned long long *mask)
-{
-    mf_active->block_mask_f64(x, ldx, n, D, mask);
-}
-
-static inline void mf_pixels_times_f64(const struct mf_pixels_f64 *c,
-                                       ptrdiff_t i0, ptrdiff_t i1,
-                                       const double *W, ptrdiff_t ldw,
-                                       ptrdiff_t width, double *A,
-                                       ptrdiff_t lda)
-{
-    mf_active->pixels_times_f64(c, i0, i1, W, ldw, width, A, lda);
-}
-
-static inline void mf_pixels_t_times_f64(const struct mf_pixels_f64 *c,
-                                         ptrdiff_t i0, ptrdiff_t i1,
-                                         const double *M, ptrdiff_t ldm,
-                                         ptrdiff_t width, int add, double *O,
-                                         ptrdiff_t ldo)
-{
-    mf_active->pixels_t_times_f64(c, i0, i1, M, ldm, width, add, O, ldo);
-}
-
-static inline void mf_pixels_times32_f32(const struct mf_pixels_f32 *c,
-                                         ptrdiff_t i0, ptrdiff_t i1,
-                                         const float *W, ptrdiff_t ldw,
-                                         ptrdiff_t width, float *A,
-                                         ptrdiff_t lda)
-{
-    mf_active->pixels_times32_f32(c, i0, i1, W, ldw, width, A, lda);
-}
-
-static inline double mf_row_l1_f32(const float *x, ptrdiff_t D, ptrdiff_t *nnz)
-{
-    return mf_active->row_l1_f32(x, D, nnz);
-}
-
-static inline void mf_pixels_times32_f64(const struct mf_pixels_f64 *c,
-                                         ptrdiff_t i0, ptrdiff_t i1,
-                                         const float *W, ptrdiff_t ldw,
-                                         ptrdiff_t width, float *A,
-                                         ptrdiff_t lda)
-{
-    mf_active->pixels_times32_f64(c, i0, i1, W, ldw, width, A, lda);
-}
-
-static inline double mf_row_l1_f64(const double *x, ptrdiff_t D, ptrdiff_t *nnz)
-{
-    return mf_active->row_l1_f64(x, D, nnz);
-}
+MF_DISPATCH_PIXELS(f32, float)
+MF_DISPATCH_PIXELS(f64, double)
 
 static inline ptrdiff_t mf_gather_nonzeros_f32(const float *x, ptrdiff_t D,
                                                double *val, int *idx)
