@@ -11,6 +11,13 @@ Everything that decides how the Cython extensions are compiled lives here:
   ``mnist_fast.build_info()`` reports which one was built.
 * No ``-march=native`` or ``-ffast-math``: the binaries must stay portable
   and the arithmetic must stay IEEE so that results equal the reference.
+* No C compiler -- the extensions are optional as a whole: when a test
+  program does not compile, or any extension fails to build, the install
+  goes on without any of them, with one warning, and writes the reason to
+  ``mnist_fast/NOT_COMPILED.txt``; the package then runs on its NumPy
+  backend and ``build_info()`` says why.
+* Release builds drop debug information (``-g0``) and compile the modules
+  in parallel (one job per CPU unless ``--parallel`` says otherwise).
 * SIMD variants -- the row helpers of the kernels (src_cython/simd_rows.c)
   are compiled into one C object per variant: the baseline (SSE2 on
   x86-64) always and, on x86-64, ``avx2`` with ``-mavx2 -mfma`` (optional:
@@ -20,6 +27,7 @@ Everything that decides how the Cython extensions are compiled lives here:
   the baseline.  The Cython code itself is compiled for the baseline.
 """
 
+import contextlib
 import os
 import platform
 import shutil
@@ -32,9 +40,14 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 try:
-    from setuptools.errors import CompileError
+    from setuptools.errors import CCompilerError, CompileError, ExecError, PlatformError
 except ImportError:  # setuptools < 59
-    from distutils.errors import CompileError
+    from distutils.errors import (CCompilerError, CompileError,
+                                  DistutilsExecError as ExecError,
+                                  DistutilsPlatformError as PlatformError)
+
+#: What a missing or broken C toolchain raises while building.
+BUILD_ERRORS = (CCompilerError, CompileError, ExecError, PlatformError, OSError)
 
 HERE = Path(__file__).parent.resolve()
 
@@ -85,35 +98,97 @@ OPENMP_TEST = textwrap.dedent(
 )
 
 
+COMPILER_TEST = "int main(void) { return 0; }\n"
+#: Written next to the package's modules when the kernels were not built:
+#: mnist_fast.kernels reads the reason from it.
+NOT_COMPILED_FILE = "NOT_COMPILED.txt"
+
+
+def _try_build(compiler, source, flags=(), link=True):
+    """Compile (and link) ``source``; the error on failure, else None."""
+    tmp = tempfile.mkdtemp(prefix="mnist_fast_cc_")
+    try:
+        src = os.path.join(tmp, "test.c")
+        with open(src, "w") as f:
+            f.write(source)
+        objects = compiler.compile([src], output_dir=tmp,
+                                   extra_postargs=list(flags))
+        if link:
+            compiler.link_executable(objects, "test", output_dir=tmp,
+                                     extra_postargs=list(flags))
+    except BUILD_ERRORS as exc:
+        return exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return None
+
+
 def _openmp_flags(compiler):
     """Compile and link flags for OpenMP, or ``None`` when unavailable."""
     if compiler.compiler_type == "msvc":
         return ["/openmp"], []
     flags = ["-fopenmp"]
-    tmp = tempfile.mkdtemp(prefix="mnist_fast_omp_")
-    try:
-        src = os.path.join(tmp, "omp_test.c")
-        with open(src, "w") as f:
-            f.write(OPENMP_TEST)
-        objects = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
-        compiler.link_executable(
-            objects, "omp_test", output_dir=tmp, extra_postargs=flags
-        )
-    except Exception:  # any compiler/linker failure means "no OpenMP"
+    if _try_build(compiler, OPENMP_TEST, flags) is not None:
         return None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return flags, flags
 
 
 class BuildExt(build_ext):
-    """build_ext that decides OpenMP and optimisation flags per compiler."""
+    """build_ext that decides OpenMP and optimisation flags per compiler,
+    builds in parallel, and installs without the kernels when they cannot
+    be built."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = os.cpu_count() or 1
+
+    def run(self):
+        inplace = self.inplace
+        try:
+            super().run()
+        except BUILD_ERRORS as exc:
+            # setuptools builds into build_lib, then copies when inplace
+            self.inplace = 0
+            for ext in self.extensions:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.get_ext_fullpath(ext.name))
+            self.inplace = inplace
+            self._without_kernels(f"{type(exc).__name__}: {exc}")
+        else:
+            self._write_note(None)
+
+    def _without_kernels(self, reason):
+        """Warn once and record ``reason``."""
+        warnings.warn(
+            "mnist_fast: the compiled kernels could not be built, so this "
+            "install runs the NumPy backend (about 10 times slower); "
+            "build_info() and 'mnist-fast info' say why. To get them, install "
+            "a C compiler (gcc or clang; Xcode command-line tools on macOS; "
+            "Microsoft C++ Build Tools on Windows) and reinstall. Reason: "
+            f"{reason}")
+        self._write_note(reason)
+
+    def _write_note(self, reason):
+        """Write NOT_COMPILED_FILE with ``reason``, or remove a stale one."""
+        folder = os.path.dirname(self.get_ext_fullpath("mnist_fast._machine"))
+        path = os.path.join(folder, NOT_COMPILED_FILE)
+        if reason is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return
+        os.makedirs(folder, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"not built when mnist_fast was installed: {reason}\n")
 
     def build_extensions(self):
+        error = _try_build(self.compiler, COMPILER_TEST, link=False)
+        if error is not None:
+            raise CompileError(f"no working C compiler ({error})")
         if self.compiler.compiler_type == "msvc":
             opt_args = ["/Od"] if DEBUG else ["/O2"]
         else:
-            opt_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+            opt_args = ["-O0", "-g"] if DEBUG else ["-O3", "-g0"]
         compile_args = list(opt_args)
         link_args = []
         openmp = None if NO_OPENMP else _openmp_flags(self.compiler)

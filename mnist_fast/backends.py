@@ -31,6 +31,7 @@ def make_engine(backend, threads):
     """
     one_of(backend, "backend", BACKENDS)
     if backend == "auto":
+        kernels.warn_not_loaded()
         backend = "cython" if kernels.COMPILED else "numpy"
     if backend == "numpy":
         return NumpyEngine(threads)

@@ -383,8 +383,8 @@ def cmd_info(args):
     if info["compiled"]:
         compiled = f"yes: {', '.join(info['compiled_methods'])}"
     else:
-        compiled = (f"no ({info['import_error']}): every method runs the "
-                    "NumPy reference")
+        compiled = (f"no: every method runs the NumPy reference "
+                    f"({info['not_compiled']})")
     openmp = (f"yes: {info['thread_policy']} by default "
               f"(--threads N or ${ENV_NUM_THREADS} fixes the count), "
               f"{info['max_threads']} at most" if info["openmp"]

@@ -20,8 +20,10 @@ def build_info():
     Returns
     -------
     dict
-        ``version``; ``compiled`` (the extension modules import) and
-        ``import_error`` (why not, else None); ``compiled_methods`` (the
+        ``version``; ``compiled`` (the extension modules import),
+        ``import_error`` (their import error, else None) and
+        ``not_compiled`` (why they do not run -- not built at install, or
+        built but not loading -- and what to do; None when compiled); ``compiled_methods`` (the
         ``TwoLayerNet`` methods that run compiled code with
         ``backend="cython"``; none when not compiled); ``simd`` (the kernel
         variant in use: ``"avx2"`` -- AVX2+FMA, chosen on CPUs that have
@@ -41,6 +43,7 @@ def build_info():
         "version": __version__,
         "compiled": compiled,
         "import_error": kernels.IMPORT_ERROR,
+        "not_compiled": kernels.not_compiled_reason(),
         "compiled_methods": list(COMPILED_METHODS) if compiled else [],
         "simd": kernels.simd(),
         "openmp": kernels.openmp_enabled(),

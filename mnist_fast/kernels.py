@@ -6,9 +6,11 @@ numerical gradient), ``_backprop`` (backprop and the fused SGD step),
 ``_machine`` (facts about the build).  Each kernel module carries its SIMD
 variants inside (src_cython/simd_rows.h) and takes the best this CPU runs
 when it is imported; ``$MNIST_FAST_SIMD`` chooses another.  When they do
-not import (an sdist unpacked without building, say) :data:`COMPILED` is
-False and :data:`IMPORT_ERROR` says why; the NumPy engine then runs
-everything.
+not import, :data:`COMPILED` is False and :data:`IMPORT_ERROR` says why;
+the NumPy engine then runs everything.  :data:`NOT_BUILT` tells an install
+that could not build them (no C compiler: nothing is wrong at run time)
+from kernels that were built but fail to load (a missing shared library),
+which ``backend="auto"`` reports with a warning.
 
 The OpenMP wait policy must be in the environment before libgomp loads:
 ``mnist_fast/__init__.py`` imports :mod:`mnist_fast.threads`, which sets
@@ -16,6 +18,7 @@ it, before anything imports this module.
 """
 
 import os
+from pathlib import Path
 
 #: Run-time switch of the SIMD variant: ``auto`` (the best this CPU runs),
 #: ``avx2`` or ``baseline`` (the portable kernels).
@@ -35,7 +38,7 @@ try:
     from . import _forward as forward
     from . import _machine as machine
     from . import _numerical as numerical
-except ImportError as exc:  # an sdist unpacked without building, say
+except ImportError as exc:
     machine = forward = numerical = backprop = checks = None
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
 else:
@@ -43,6 +46,16 @@ else:
 
 #: True when the compiled extension modules import.
 COMPILED = IMPORT_ERROR is None
+#: Why the install went on without building the kernels (no C compiler,
+#: say), from the note setup.py leaves; None when they were built, or when
+#: they were built but do not load (then IMPORT_ERROR says why).
+NOT_BUILT = None
+if not COMPILED:
+    try:
+        NOT_BUILT = (Path(__file__).with_name("NOT_COMPILED.txt")
+                     .read_text(encoding="utf-8").strip())
+    except OSError:
+        pass
 #: The modules whose row helpers come in SIMD variants.
 KERNEL_MODULES = (forward, numerical, backprop, checks)
 
@@ -84,12 +97,38 @@ def max_threads():
     return machine.max_threads() if openmp_enabled() else 1
 
 
+def not_compiled_reason():
+    """Why the compiled kernels do not run, with what to do; None when
+    they do."""
+    if COMPILED:
+        return None
+    if NOT_BUILT is not None:
+        return (f"{NOT_BUILT}; install a C compiler and reinstall mnist_fast "
+                "to get them")
+    return f"they were built but do not load: {IMPORT_ERROR}"
+
+
+_warned = False
+
+
+def warn_not_loaded():
+    """Warn, once per process, when built kernels fail to load (not when
+    the install could not build them): the NumPy code is then running
+    where the user installed the compiled one."""
+    global _warned
+    if COMPILED or NOT_BUILT is not None or _warned:
+        return
+    _warned = True
+    import warnings
+    warnings.warn(f"mnist_fast: the compiled kernels do not load "
+                  f"({IMPORT_ERROR}); backend 'auto' runs the NumPy code, "
+                  "about 10 times slower", RuntimeWarning, stacklevel=3)
+
+
 def require_compiled():
     """Raise ``RuntimeError`` explaining why the compiled kernels are missing."""
     if not COMPILED:
         raise RuntimeError(
-            "backend='cython' needs the compiled kernels of mnist_fast, which "
-            f"did not import ({IMPORT_ERROR}). Reinstall from source with a C "
-            "compiler ('pip install --force-reinstall --no-binary mnist_fast "
-            "mnist_fast'), or use backend='numpy'."
+            "backend='cython' needs the compiled kernels of mnist_fast: "
+            f"{not_compiled_reason()}. backend='numpy' runs without them."
         )
