@@ -6,7 +6,9 @@ Everything that decides how the Cython extensions are compiled lives here:
   place.  ``MNIST_FAST_DEBUG=1`` turns bounds checks, wraparound and
   initialisation checks back on (and builds without optimisation).
 * OpenMP -- enabled when a test program compiles and links with the
-  compiler's OpenMP flag; otherwise the build goes on serially with a
+  compiler's OpenMP flag (``-fopenmp``, MSVC's ``/openmp``; on macOS also
+  Apple clang's ``-Xpreprocessor -fopenmp -lomp`` where libomp is found);
+  otherwise the build goes on serially with a
   warning.  ``MNIST_FAST_NO_OPENMP=1`` forces a serial build.
   ``mnist_fast.build_info()`` reports which one was built.
 * No ``-march=native`` or ``-ffast-math``: the binaries must stay portable
@@ -31,6 +33,7 @@ import contextlib
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import textwrap
 import warnings
@@ -104,18 +107,19 @@ COMPILER_TEST = "int main(void) { return 0; }\n"
 NOT_COMPILED_FILE = "NOT_COMPILED.txt"
 
 
-def _try_build(compiler, source, flags=(), link=True):
-    """Compile (and link) ``source``; the error on failure, else None."""
+def _try_build(compiler, source, compile_flags=(), link_flags=None):
+    """Compile ``source`` (and link it with ``link_flags`` unless None);
+    the error on failure, else None."""
     tmp = tempfile.mkdtemp(prefix="mnist_fast_cc_")
     try:
         src = os.path.join(tmp, "test.c")
         with open(src, "w") as f:
             f.write(source)
         objects = compiler.compile([src], output_dir=tmp,
-                                   extra_postargs=list(flags))
-        if link:
+                                   extra_postargs=list(compile_flags))
+        if link_flags is not None:
             compiler.link_executable(objects, "test", output_dir=tmp,
-                                     extra_postargs=list(flags))
+                                     extra_postargs=list(link_flags))
     except BUILD_ERRORS as exc:
         return exc
     finally:
@@ -123,14 +127,34 @@ def _try_build(compiler, source, flags=(), link=True):
     return None
 
 
+#: Where macOS users have libomp (Homebrew on Apple Silicon and Intel, the
+#: Python's own prefix for conda); $LIBOMP_PREFIX first.
+LIBOMP_PREFIXES = [os.environ.get("LIBOMP_PREFIX", ""), "/opt/homebrew/opt/libomp",
+                   "/usr/local/opt/libomp", sys.prefix]
+
+
+def _openmp_candidates(compiler):
+    """(compile flags, link flags) to try for OpenMP, best first."""
+    if compiler.compiler_type == "msvc":
+        yield ["/openmp"], []
+        return
+    yield ["-fopenmp"], ["-fopenmp"]
+    if sys.platform == "darwin":
+        # Apple's clang has OpenMP only through the preprocessor and libomp
+        for prefix in filter(None, LIBOMP_PREFIXES):
+            if os.path.exists(os.path.join(prefix, "include", "omp.h")):
+                lib = os.path.join(prefix, "lib")
+                yield (["-Xpreprocessor", "-fopenmp",
+                        f"-I{os.path.join(prefix, 'include')}"],
+                       [f"-L{lib}", "-lomp", f"-Wl,-rpath,{lib}"])
+
+
 def _openmp_flags(compiler):
     """Compile and link flags for OpenMP, or ``None`` when unavailable."""
-    if compiler.compiler_type == "msvc":
-        return ["/openmp"], []
-    flags = ["-fopenmp"]
-    if _try_build(compiler, OPENMP_TEST, flags) is not None:
-        return None
-    return flags, flags
+    for flags in _openmp_candidates(compiler):
+        if _try_build(compiler, OPENMP_TEST, *flags) is None:
+            return flags
+    return None
 
 
 class BuildExt(build_ext):
@@ -182,7 +206,7 @@ class BuildExt(build_ext):
             f.write(f"not built when mnist_fast was installed: {reason}\n")
 
     def build_extensions(self):
-        error = _try_build(self.compiler, COMPILER_TEST, link=False)
+        error = _try_build(self.compiler, COMPILER_TEST)
         if error is not None:
             raise CompileError(f"no working C compiler ({error})")
         if self.compiler.compiler_type == "msvc":

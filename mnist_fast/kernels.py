@@ -18,6 +18,7 @@ it, before anything imports this module.
 """
 
 import os
+from importlib import import_module
 from pathlib import Path
 
 #: Run-time switch of the SIMD variant: ``auto`` (the best this CPU runs),
@@ -33,11 +34,11 @@ if _wanted not in SIMD_CHOICES:
         f"{os.environ[ENV_SIMD]!r}")
 
 try:
-    from . import _backprop as backprop
-    from . import _checks as checks
-    from . import _forward as forward
-    from . import _machine as machine
-    from . import _numerical as numerical
+    # import_module: a missing module is "No module named mnist_fast._forward"
+    # (``from . import`` would call it a circular import)
+    backprop, checks, forward, machine, numerical = (
+        import_module(f"{__package__}._{name}")
+        for name in ("backprop", "checks", "forward", "machine", "numerical"))
 except ImportError as exc:
     machine = forward = numerical = backprop = checks = None
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"

@@ -110,6 +110,63 @@ def test_pytest_on_an_unbuilt_checkout_fails_saying_how_to_build(tmp_path):
     assert "passed" not in out
 
 
+def _package_copy(tmp_path):
+    """A copy of the package under test in ``tmp_path/pkg``, to break."""
+    copy = tmp_path / "pkg" / "mnist_fast"
+    shutil.copytree(Path(mnist_fast.__file__).resolve().parent, copy,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+SHOW_BACKEND = ("import mnist_fast\n"
+                "for _ in range(3):\n"
+                "    net = mnist_fast.TwoLayerNet(4, 3, 2)\n"
+                "print(net.engine.name)\n"
+                "print(mnist_fast.build_info()['not_compiled'])\n")
+
+
+def _run_copy(copy, code):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(copy.parent)
+    return subprocess.run([sys.executable, "-c", code], cwd=copy.parent.parent,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not mnist_fast.build_info()["compiled"],
+                    reason="the compiled kernels are not built")
+def test_built_kernels_that_do_not_load_are_reported_once(tmp_path):
+    copy = _package_copy(tmp_path)
+    broken = next(copy.glob("_numerical.*"))
+    broken.write_bytes(b"not a shared library")
+    result = _run_copy(copy, SHOW_BACKEND)
+    assert result.returncode == 0, result.stderr
+    backend, reason = result.stdout.splitlines()
+    assert backend == "numpy"
+    assert reason.startswith("they were built but do not load: ImportError")
+    assert broken.name in reason
+    assert result.stderr.count("RuntimeWarning: mnist_fast: the compiled "
+                               "kernels do not load") == 1, result.stderr
+
+
+def test_an_install_that_could_not_build_them_says_why_without_warning(tmp_path):
+    copy = _package_copy(tmp_path)
+    for module in copy.glob("_*.*"):
+        if module.suffix in (".so", ".pyd"):
+            module.unlink()
+    # what setup.py leaves when the build fails (.ci/run builds it so)
+    (copy / "NOT_COMPILED.txt").write_text(
+        "not built when mnist_fast was installed: CompileError: no working "
+        "C compiler (command 'cc' failed)\n")
+    result = _run_copy(copy, SHOW_BACKEND)
+    assert result.returncode == 0, result.stderr
+    backend, reason = result.stdout.splitlines()
+    assert backend == "numpy"
+    assert reason == ("not built when mnist_fast was installed: CompileError: "
+                      "no working C compiler (command 'cc' failed); install a "
+                      "C compiler and reinstall mnist_fast to get them")
+    assert "Warning" not in result.stderr, result.stderr
+
+
 def test_plot_is_there_after_import_mnist_fast_without_loading_matplotlib(tmp_path):
     code = ("import sys, mnist_fast\n"
             "assert 'matplotlib' not in sys.modules\n"
