@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -11,7 +12,8 @@ def write_atomic(path, write):
 
     ``write(f)`` fills a temporary file in the same folder (opened ``"wb"``),
     which is flushed to disk and then renamed over ``path``
-    (``os.replace``).  If anything fails or is interrupted (Ctrl-C) on the
+    (``os.replace``).  The file keeps the permissions of the one it
+    replaces; a new one gets those of ``open()`` (the umask's).  If anything fails or is interrupted (Ctrl-C) on the
     way, the temporary file is removed and ``path`` is left as it was.
 
     Parameters
@@ -25,6 +27,9 @@ def write_atomic(path, write):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600): give it the old file's
+        # permissions, or those open() gives a new file (the umask's)
+        _chmod_like(fd, path)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -34,6 +39,25 @@ def write_atomic(path, write):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _umask():
+    """The process's umask (read by setting it, so set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _chmod_like(fd, path):
+    """Give the open file ``fd`` the permissions of ``path``, or of a new
+    file when there is none."""
+    if not hasattr(os, "fchmod"):  # Windows, where modes mean little
+        return
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    os.fchmod(fd, mode)
 
 
 def existing_file(path, kind):
