@@ -206,9 +206,11 @@ class BuildExt(build_ext):
             f.write(f"not built when mnist_fast was installed: {reason}\n")
 
     def build_extensions(self):
-        error = _try_build(self.compiler, COMPILER_TEST)
-        if error is not None:
-            raise CompileError(f"no working C compiler ({error})")
+        if _try_build(self.compiler, COMPILER_TEST) is not None:
+            command = getattr(self.compiler, "compiler_so", None)
+            name = command[0] if command else self.compiler.compiler_type
+            raise CompileError(f"no working C compiler ({name!r} cannot "
+                               "compile a test program)")
         if self.compiler.compiler_type == "msvc":
             opt_args = ["/Od"] if DEBUG else ["/O2"]
         else:
