@@ -186,7 +186,7 @@ class BuildExt(build_ext):
         """Warn once and record ``reason``."""
         warnings.warn(
             "mnist_fast: the compiled kernels could not be built, so this "
-            "install runs the NumPy backend (about 10 times slower); "
+            "install runs the NumPy backend (much slower); "
             "build_info() and 'mnist-fast info' say why. To get them, install "
             "a C compiler (gcc or clang; Xcode command-line tools on macOS; "
             "Microsoft C++ Build Tools on Windows) and reinstall. Reason: "

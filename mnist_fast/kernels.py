@@ -123,7 +123,7 @@ def warn_not_loaded():
     import warnings
     warnings.warn(f"mnist_fast: the compiled kernels do not load "
                   f"({IMPORT_ERROR}); backend 'auto' runs the NumPy code, "
-                  "about 10 times slower", RuntimeWarning, stacklevel=3)
+                  "much slower", RuntimeWarning, stacklevel=3)
 
 
 def require_compiled():
