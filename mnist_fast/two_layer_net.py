@@ -7,8 +7,8 @@ from .backends import BACKENDS, make_engine
 from .model_file import load_model, save_model
 from .seeding import random_source
 from .threads import thread_policy
-from .validation import (MAX_INDEX, as_inputs, as_labels, as_params,
-                         positive_int, real_number)
+from .validation import (as_inputs, as_labels, as_params, layer_sizes,
+                         param_shapes, real_number)
 
 
 class TwoLayerNet:
@@ -66,10 +66,8 @@ class TwoLayerNet:
     def __init__(self, input_size, hidden_size, output_size,
                  weight_init_std=0.01, *, backend="auto", seed=None,
                  num_threads=None):
-        self.input_size = positive_int(input_size, "input_size",
-                                       maximum=MAX_INDEX)
-        self.hidden_size = positive_int(hidden_size, "hidden_size")
-        self.output_size = positive_int(output_size, "output_size", minimum=2)
+        self.input_size, self.hidden_size, self.output_size = layer_sizes(
+            input_size, hidden_size, output_size)
         weight_init_std = real_number(weight_init_std, "weight_init_std",
                                       minimum=0.0)
         self._num_threads = num_threads
@@ -124,8 +122,8 @@ class TwoLayerNet:
     @property
     def param_shapes(self):
         """Expected shape of each parameter array."""
-        D, H, K = self.input_size, self.hidden_size, self.output_size
-        return {"W1": (D, H), "b1": (H,), "W2": (H, K), "b2": (K,)}
+        return param_shapes(self.input_size, self.hidden_size,
+                            self.output_size)
 
     def checked_params(self):
         """:attr:`params` checked (docs/api.md) as float64 C-contiguous
