@@ -6,14 +6,19 @@ headers, in the zip's sizes, in ``layer_sizes``) far larger than it holds.
 having allocated nothing of what it declares (mnist_fast/model_file.py).
 """
 
+import io
+import os
+import subprocess
+import sys
+import textwrap
 import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
 
-from mnist_fast import TwoLayerNet, model_file
-from conftest import (model_members, npy_bytes, patch_central_directory,
+from mnist_fast import TwoLayerNet
+from conftest import (cli_env, model_members, npy_bytes, patch_central_directory,
                       write_zip)
 
 SIZES = (20, 7, 4)
@@ -35,13 +40,14 @@ class NeverBuilt(TwoLayerNet):
         raise AssertionError(f"built a network of sizes {args}")
 
 
-def load_refused(path, message):
-    """``TwoLayerNet.load(path)`` is a ValueError naming ``path`` and
-    matching ``message``, the network never built and little allocated."""
+def load_refused(path, message, cls=NeverBuilt):
+    """``cls.load(path)`` is a ValueError naming ``path`` and matching
+    ``message``, with little allocated; the network is never built unless
+    ``cls`` is ``TwoLayerNet`` (for a file whose headers are right)."""
     tracemalloc.start()
     try:
         with pytest.raises(ValueError, match=message) as info:
-            NeverBuilt.load(path)
+            cls.load(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -60,7 +66,7 @@ def test_valid_stored_and_deflated_files_load(tmp_path, members):
             assert loaded.params[key].flags.writeable
     path = tmp_path / "savez_compressed.npz"
     np.savez_compressed(path, **{k: np.lib.format.read_array(
-        __import__("io").BytesIO(v)) for k, v in members.items()})
+        io.BytesIO(v)) for k, v in members.items()})
     assert TwoLayerNet.load(path).params["W2"].tolist() == net.params["W2"].tolist()
 
 
@@ -113,21 +119,8 @@ def test_a_zip_bomb_is_not_inflated_beyond_its_declared_shape(tmp_path, members)
         for name, data in {**members, "W1": bomb}.items():
             z.writestr(f"{name}.npy", data)
     patch_central_directory(path, "W1", file_size=len(members["W1"]))
-    load_refused_built(path, "damaged model file: array 'W1': Bad CRC-32")
-
-
-def load_refused_built(path, message):
-    """As :func:`load_refused` for a file whose headers are right (the
-    network is built, as small as they say)."""
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError, match=message) as info:
-            TwoLayerNet.load(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert str(info.value).startswith(f"{path}: "), info.value
-    assert peak < 2**20, f"{peak} bytes allocated to refuse {path}"
+    load_refused(path, "damaged model file: array 'W1': Bad CRC-32",
+                 TwoLayerNet)
 
 
 @pytest.mark.parametrize("sizes, message", [
@@ -189,7 +182,7 @@ def test_damaged_npy_headers(tmp_path, members, header, message):
 
 def test_npy_version_2_headers_are_read(tmp_path, members):
     members = {k: npy_bytes(np.lib.format.read_array(
-        __import__("io").BytesIO(v)), version=(2, 0)) for k, v in members.items()}
+        io.BytesIO(v)), version=(2, 0)) for k, v in members.items()}
     assert TwoLayerNet.load(write_zip(tmp_path / "v2.npz", members)).hidden_size == 7
 
 
@@ -225,3 +218,58 @@ def test_unreadable_members_are_damage(tmp_path, members):
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="crc.npz: damaged model file: array 'W2'"):
         TwoLayerNet.load(path)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="needs a user whom permissions stop")
+def test_an_unreadable_file_is_a_permission_error(tmp_path, members):
+    path = write_zip(tmp_path / "locked.npz", members)
+    path.chmod(0)
+    with pytest.raises(PermissionError, match="locked.npz"):
+        TwoLayerNet.load(path)
+
+
+#: A deflated model file of 1-2**23-2 zeros (200 MB of parameters, 200 KB
+#: of file), loaded where only 50 MB more of address space are left.
+TOO_LARGE = textwrap.dedent("""
+    import resource, sys, zipfile, zlib
+    import numpy as np
+    from mnist_fast import TwoLayerNet, model_file
+
+    H = 2**23
+    arrays = {"format": np.array(model_file.FORMAT),
+              "format_version": np.array(1), "layer_sizes": np.array([1, H, 2])}
+    path = sys.argv[1]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for key, value in arrays.items():
+            with z.open(key + ".npy", "w") as f:
+                np.lib.format.write_array(f, value)
+        for key, shape in {"W1": (1, H), "b1": (H,), "W2": (H, 2),
+                           "b2": (2,)}.items():
+            with z.open(key + ".npy", "w") as f:
+                np.lib.format.write_array_header_1_0(f, {
+                    "descr": "<f8", "fortran_order": False, "shape": shape})
+                zeros = bytes(2**20)
+                for _ in range(8 * int(np.prod(shape)) // 2**20):
+                    f.write(zeros)
+                f.write(bytes(8 * int(np.prod(shape)) % 2**20))
+    with open("/proc/self/statm") as f:
+        size = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS,
+                       (size + 50 * 2**20, resource.RLIM_INFINITY))
+    try:
+        TwoLayerNet.load(path, backend="numpy")
+    except MemoryError as exc:
+        print("MemoryError", exc)
+""")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux")
+def test_a_file_that_really_holds_too_large_a_network(tmp_path):
+    path = tmp_path / "large.npz"
+    run = subprocess.run([sys.executable, "-c", TOO_LARGE, str(path)],
+                         cwd=tmp_path, env=cli_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == (f"MemoryError {path}: a 1-8388608-2 "
+                                  "network does not fit in memory")
