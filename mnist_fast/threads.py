@@ -1,6 +1,6 @@
 """How many OpenMP threads the compiled kernels get, and how they wait.
 
-The policy in four rules:
+The policy in five rules:
 
 * A network's thread count is resolved once, when it is created (or when
   ``net.num_threads`` is set): the argument, else
@@ -21,8 +21,8 @@ The policy in four rules:
   count, so the choice changes only the time.
 * A team of threads is started only if it can be: when a count is
   resolved (for more than one thread) and again at a network's first
-  call, :func:`startable_team` starts that many threads at once with the stack OpenMP gives its own
-  (:data:`OMP_STACK_SIZE`) and joins them.  GNU OpenMP ends the process
+  call, :func:`startable_team` starts that many threads at once, with
+  the stack OpenMP gives its own (:data:`OMP_STACK_SIZE`), and joins them.  GNU OpenMP ends the process
   when it cannot create a thread (an address-space limit, ``ulimit -v``,
   or a limit on processes, ``ulimit -u``); instead a count the user chose
   that cannot be started is a ``RuntimeError`` naming it, and OpenMP's
@@ -121,8 +121,14 @@ def resolve_num_threads(num_threads=None):
     RuntimeError
         That many threads cannot be started here (:func:`startable_team`).
     """
+    return _resolved(num_threads)[0]
+
+
+def _resolved(num_threads):
+    """The count of :func:`resolve_num_threads`, and who chose it."""
     n, chosen = _requested(num_threads)
-    return startable_team(n, chosen) if kernels.openmp_enabled() else 1
+    return (startable_team(n, chosen) if kernels.openmp_enabled() else 1,
+            chosen)
 
 
 def _requested(num_threads):
@@ -159,7 +165,8 @@ def startable_team(n, chosen=None):
     first) with OpenMP's stack size and joins them.  They come on top of
     the threads already running (OpenMP's idle ones among them), so the
     check errs on the safe side.  Memory taken after it can still leave
-    OpenMP short: it is made again whenever a count is resolved.
+    OpenMP short: it is made again whenever a count is resolved and at a
+    policy's first use (:attr:`FixedThreads.num_threads`).
 
     Parameters
     ----------
@@ -188,7 +195,8 @@ def startable_team(n, chosen=None):
         return n
     if chosen is None:
         return started + 1
-    stack = (f"each has the {OMP_STACK_SIZE}-byte stack of $OMP_STACKSIZE"
+    stack = (f"each has the {OMP_STACK_SIZE}-byte stack of $OMP_STACKSIZE/"
+             "$GOMP_STACKSIZE"
              if OMP_STACK_SIZE else "each has the default stack, ulimit -s")
     raise RuntimeError(
         f"{chosen}: only {started + 1} threads can be started here "
@@ -213,8 +221,7 @@ def thread_policy(num_threads=None):
         count (or there is one thread only), else adaptive up to OpenMP's
         default.  Raises as :func:`resolve_num_threads`.
     """
-    n, chosen = _requested(num_threads)
-    n = startable_team(n, chosen) if kernels.openmp_enabled() else 1
+    n, chosen = _resolved(num_threads)
     return (FixedThreads(n, chosen) if chosen or n == 1
             else AdaptiveThreads(n))
 
