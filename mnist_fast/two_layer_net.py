@@ -44,7 +44,10 @@ class TwoLayerNet:
         generator.  The same on every backend.
     num_threads : int, optional
         OpenMP threads of the compiled kernels; default
-        ``$MNIST_FAST_NUM_THREADS`` (read now), else all cores.
+        ``$MNIST_FAST_NUM_THREADS`` (read now), else all cores (fewer if
+        not that many threads can be started here).  A chosen count that
+        cannot be started is a ``RuntimeError``, now or at the first call
+        (:mod:`mnist_fast.threads`).
 
     Attributes
     ----------
@@ -164,8 +167,17 @@ class TwoLayerNet:
         FileNotFoundError
             ``path`` does not exist.
         ValueError
-            Not a model file, damaged, another format version, or missing
-            or wrong arrays; the message names the file and what is wrong.
+            Not a model file, damaged, another format version, missing or
+            wrong arrays, or headers that declare more than the file holds
+            (checked before anything of that size is allocated: see
+            :mod:`mnist_fast.model_file`); the message names the file and
+            what is wrong.
+        OSError
+            The file cannot be read (``PermissionError``).
+        MemoryError
+            The file really holds a network too large for the memory.
+        RuntimeError
+            ``num_threads`` threads cannot be started (as the constructor).
         """
         return load_model(cls, path, **kwargs)
 

@@ -187,14 +187,25 @@ needs_limits = pytest.mark.skipif(
     reason="needs OpenMP and Linux address-space limits")
 
 
+CHOSEN_COUNTS = """
+    attempt("1024", lambda: TwoLayerNet(8, 4, 3, num_threads=1024))
+    attempt("600", lambda: TwoLayerNet(8, 4, 3, num_threads=600))
+    attempt("2", lambda: TwoLayerNet(8, 4, 3, num_threads=2))
+    attempt("1", lambda: TwoLayerNet(8, 4, 3, num_threads=1))
+"""
+
+
+@pytest.mark.skipif(not (COMPILED and not kernels.openmp_enabled()
+                         and Path("/proc/self/statm").exists()),
+                    reason="for a build without OpenMP, on Linux")
+def test_without_openmp_any_count_runs_on_one_thread_under_a_limit():
+    out = run_under_limit(CHOSEN_COUNTS)
+    assert set(out.values()) == {"ok 1 True"}, out
+
+
 @needs_limits
 def test_a_chosen_team_that_cannot_start_is_an_error_not_an_exit():
-    out = run_under_limit("""
-        attempt("1024", lambda: TwoLayerNet(8, 4, 3, num_threads=1024))
-        attempt("600", lambda: TwoLayerNet(8, 4, 3, num_threads=600))
-        attempt("2", lambda: TwoLayerNet(8, 4, 3, num_threads=2))
-        attempt("1", lambda: TwoLayerNet(8, 4, 3, num_threads=1))
-    """)
+    out = run_under_limit(CHOSEN_COUNTS)
     for n in ("1024", "600"):
         assert re.match(rf"RuntimeError num_threads={n}: only \d+ threads can "
                         r"be started here \(creating more failed: .*"
