@@ -276,7 +276,7 @@ class _TrainedParams:
 
     They are the checked arrays of ``net.params`` (copies of read-only
     ones), written back into it (replacing it by a dict when it is a
-    mapping that cannot be written).  After every block's callbacks
+    mapping that cannot be written or keeps copies).  After every block's callbacks
     :meth:`follow` looks whether ``net.params`` still holds them; if the
     mapping or one of its arrays was replaced (or removed), it is checked
     again as every method checks it, and the next steps update what it
@@ -290,10 +290,14 @@ class _TrainedParams:
 
     def _take(self, checked):
         p = {k: v if v.flags.writeable else v.copy() for k, v in checked.items()}
-        if isinstance(self._net.params, MutableMapping):
-            self._net.params.update(p)
-        else:  # a read-only mapping cannot take the arrays that are trained
-            self._net.params = dict(p)
+        params = self._net.params
+        if isinstance(params, MutableMapping):
+            params.update(p)
+        if not (isinstance(params, MutableMapping)
+                and all(params[k] is v for k, v in p.items())):
+            # a mapping that cannot take the trained arrays, or keeps
+            # copies of them: a dict that holds them (and its other keys)
+            self._net.params = {**params, **p}
         self.p, self._mapping = p, self._net.params
         self.trainer = self._make_trainer(p)
 

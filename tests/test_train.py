@@ -2,7 +2,7 @@
 last finite parameters."""
 
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 import pytest
@@ -183,16 +183,28 @@ class ReadOnlyParams(Mapping):
         return len(self._arrays)
 
 
+class CopyingParams(ReadOnlyParams, MutableMapping):
+    """A mapping that keeps copies of what is put in it, and a key more."""
+
+    def __setitem__(self, key, value):
+        self._arrays[key] = np.array(value)
+
+    def __delitem__(self, key):
+        del self._arrays[key]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("mapping", [types.MappingProxyType, ReadOnlyParams])
+@pytest.mark.parametrize("mapping", [types.MappingProxyType, ReadOnlyParams,
+                                     CopyingParams])
 def test_any_mapping_trains_like_a_dict(backend, mapping):
     plain, other = tiny_net(backend), tiny_net(backend)
-    other.params = mapping({k: v.copy() for k, v in other.params.items()})
+    other.params = mapping({"note": "kept",
+                            **{k: v.copy() for k, v in other.params.items()}})
     assert other.loss(X, T) == plain.loss(X, T)  # the methods take it
     histories = [train(net, X, T, X, T, iters_num=70, batch_size=8, seed=2)
                  for net in (plain, other)]
     assert histories[0].train_loss_list == histories[1].train_loss_list
-    assert type(other.params) is dict
+    assert type(other.params) is dict and other.params.pop("note") == "kept"
     assert_params_equal(other, plain.params)
 
 
