@@ -247,3 +247,30 @@ def test_memory_taken_after_creation_is_seen_at_the_first_call():
     """)
     assert out["late"].startswith("RuntimeError num_threads=30: only "), out
     assert out["small"] == "ok 2 True"
+
+
+#: ``mnist-fast ARGS`` in a process left about 300 MB more address space.
+CLI_UNDER_LIMIT = textwrap.dedent("""
+    import resource, sys
+    from mnist_fast import cli
+
+    with open("/proc/self/statm") as f:
+        size = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS,
+                       (size + 300 * 2**20, resource.RLIM_INFINITY))
+    sys.exit(cli.main(sys.argv[1:]))
+""")
+
+
+@needs_limits
+def test_the_command_line_reports_a_team_that_cannot_start(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-c", CLI_UNDER_LIMIT, "train", "--threads", "1024",
+         "--iters", "1", "--no-progress"], cwd=tmp_path,
+        env=cli_env(OMP_STACKSIZE="8M", MNIST_FAST_CACHE_DIR=str(tmp_path)),
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert "libgomp" not in run.stderr
+    (line,) = run.stderr.splitlines()
+    assert line.startswith("mnist-fast: error: ") and "1024" in line
+    assert re.search(r"only \d+ threads can be started here", line), line
