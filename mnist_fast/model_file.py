@@ -13,19 +13,58 @@ holds, and is read back without pickle (safe on untrusted files):
 It is written atomically (a temporary file in the same folder, then
 ``os.replace``): an interrupted save leaves the previous file, never half a
 model.
+
+It is read as untrusted data, and nothing is allocated for an array before
+its ``.npy`` header has been checked against what the file can hold and
+what the model needs (:func:`load_model`):
+
+* every member is stored or deflated (what ``np.savez`` and
+  ``np.savez_compressed`` write), lies inside the file, and its ``.npy``
+  header declares exactly the bytes of the member (its shape times its
+  item size, no more, no less);
+* a deflated member may declare at most :data:`DEFLATE_MAX_RATIO` times its
+  compressed bytes (deflate cannot expand more), so a small file cannot
+  declare a huge array, and inflating stops at what the header declares;
+* ``format``, ``format_version`` and ``layer_sizes`` hold at most
+  :data:`SMALL_MEMBER_BYTES` bytes each;
+* ``layer_sizes`` obey the constructor's rule
+  (:func:`~mnist_fast.validation.layer_sizes`) and the four parameter
+  headers declare float arrays of exactly the shapes those sizes need --
+  before the network is built.
+
+So the memory a file can make ``load`` take is bounded by its size on
+disk (stored members: that size; deflated ones: 1032 times it); a network
+of any size loads from a file that really holds its parameters.
 """
 
+import math
+import os
+import tokenize
 import zipfile
 import zlib
 
 import numpy as np
 
 from .files import existing_file, write_atomic
-from .validation import PARAM_NAMES, as_params
+from .validation import (PARAM_NAMES, as_params, check_param_form,
+                         layer_sizes, param_shapes)
 
 FORMAT = "mnist_fast.TwoLayerNet"
 FORMAT_VERSION = 1
-KEYS = ("format", "format_version", "layer_sizes") + PARAM_NAMES
+HEADER_KEYS = ("format", "format_version", "layer_sizes")
+KEYS = HEADER_KEYS + PARAM_NAMES
+#: Most bytes a deflated member may declare per compressed byte: deflate's
+#: own limit (a 258-byte match costs at least 2 bits).
+DEFLATE_MAX_RATIO = 1032
+#: Most data bytes of each of ``HEADER_KEYS`` (a string of 22 characters,
+#: one or three integers).
+SMALL_MEMBER_BYTES = 1024
+#: The .npy format versions np.save writes for these arrays.
+NPY_VERSIONS = ((1, 0), (2, 0))
+#: What a damaged .npy header or zip member raises while it is parsed.
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
+           SyntaxError, tokenize.TokenError, RecursionError, TypeError,
+           OverflowError)
 
 
 def save_model(net, path):
@@ -50,36 +89,144 @@ def save_model(net, path):
     write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
-def _read_arrays(path):
-    """Every array of ``KEYS`` in the archive, or a ValueError saying why not."""
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path}: not a mnist_fast model file: expected an .npz archive "
-            "written by TwoLayerNet.save"
-        )
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in KEYS if k not in archive.files]
-            if missing:
+class _Archive:
+    """The members of a model file, each checked before it is read.
+
+    Parameters
+    ----------
+    path : str
+        The model file; it is opened (and ``close`` closes it).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._file = open(path, "rb")
+        try:
+            self._size = os.fstat(self._file.fileno()).st_size
+            if not zipfile.is_zipfile(self._file):
                 raise ValueError(
-                    f"{path}: not a complete mnist_fast model file: missing "
-                    f"{', '.join(missing)} (expected {', '.join(KEYS)})"
+                    f"{path}: not a mnist_fast model file: expected an .npz "
+                    "archive written by TwoLayerNet.save"
                 )
-            arrays = {}
-            for key in KEYS:
-                try:
-                    arrays[key] = archive[key]
-                except ValueError as exc:  # object arrays need pickle
-                    raise ValueError(
-                        f"{path}: array {key!r} cannot be read without pickle "
-                        f"({exc}); a model file holds numbers and one string"
-                    ) from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-        raise ValueError(f"{path}: damaged model file: {exc}") from None
+            try:
+                self._zip = zipfile.ZipFile(self._file)
+            except _DAMAGE as exc:
+                raise self.damaged(exc) from None
+            # np.load's names: the member "W1.npy" (or "W1") is array "W1"
+            self._members = {}
+            for info in self._zip.infolist():
+                name = info.filename
+                self._members[name[:-4] if name.endswith(".npy") else name] = info
+            self._headers = {}
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._file.close()
+
+    def damaged(self, exc):
+        return ValueError(f"{self.path}: damaged model file: {exc}")
+
+    def missing(self, keys):
+        """The names among ``keys`` that the archive has not got."""
+        return [k for k in keys if k not in self._members]
+
+    def header(self, key):
+        """``(shape, fortran_order, dtype)`` of array ``key``, from its
+        ``.npy`` header, once the member has been found to hold exactly
+        the bytes the header declares; ValueError naming the file if not."""
+        if key not in self._headers:
+            self._headers[key] = self._read_header(key)
+        return self._headers[key]
+
+    def _read_header(self, key):
+        info = self._members[key]
+        what = f"{self.path}: array {key!r}"
+        if info.flag_bits & 0x1:
+            raise ValueError(f"{what} is encrypted; a model file is not")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(
+                f"{what} is compressed by method {info.compress_type}; a "
+                "model file's members are stored or deflated (np.savez, "
+                "np.savez_compressed)"
+            )
+        bound = (info.compress_size if info.compress_type == zipfile.ZIP_STORED
+                 else DEFLATE_MAX_RATIO * info.compress_size)
+        if info.header_offset + info.compress_size > self._size:
+            raise self.damaged(
+                f"array {key!r} says it takes {info.compress_size} bytes at "
+                f"offset {info.header_offset}, beyond the end of the "
+                f"{self._size}-byte file")
+        if info.file_size > bound:
+            raise self.damaged(
+                f"array {key!r} says it holds {info.file_size} bytes, more "
+                f"than its {info.compress_size} stored bytes can")
+        try:
+            with self._zip.open(info) as stream:
+                version = np.lib.format.read_magic(stream)
+                if version not in NPY_VERSIONS:
+                    raise ValueError(f".npy format version {version} "
+                                     f"(np.save writes {NPY_VERSIONS})")
+                shape, fortran, dtype = (
+                    np.lib.format.read_array_header_1_0(stream)
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0(stream))
+                offset = stream.tell()
+        except _DAMAGE as exc:
+            raise self.damaged(f"array {key!r}: {exc}") from None
+        if dtype.hasobject:  # object arrays need pickle
+            raise ValueError(
+                f"{what} cannot be read without pickle (its dtype is "
+                f"{dtype}); a model file holds numbers and one string"
+            )
+        if any(n < 0 for n in shape):
+            raise self.damaged(f"array {key!r} declares the shape {shape}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if offset + nbytes != info.file_size:
+            raise self.damaged(
+                f"array {key!r} declares shape {shape} of {dtype} "
+                f"({nbytes} bytes) but holds {info.file_size - offset} bytes")
+        return shape, fortran, dtype
+
+    def read(self, key):
+        """Array ``key``, read after :meth:`header` has checked it: the
+        inflating stops at the bytes its header declares."""
+        self.header(key)
+        try:
+            with self._zip.open(self._members[key]) as stream:
+                return np.lib.format.read_array(stream, allow_pickle=False)
+        except _DAMAGE as exc:
+            raise self.damaged(f"array {key!r}: {exc}") from None
+
+
+def _read_header_arrays(archive):
+    """``format``, ``format_version`` and ``layer_sizes``, each at most
+    SMALL_MEMBER_BYTES long."""
+    arrays = {}
+    for key in HEADER_KEYS:
+        shape, _, dtype = archive.header(key)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > SMALL_MEMBER_BYTES:
+            raise ValueError(
+                f"{archive.path}: array {key!r} has {nbytes} bytes (shape "
+                f"{shape}, dtype {dtype}); in a model file it has at most "
+                f"{SMALL_MEMBER_BYTES}"
+            )
+        arrays[key] = archive.read(key)
     return arrays
 
 
 def _check_header(arrays, path):
+    """The layer sizes of a model file whose ``format``, ``format_version``
+    and ``layer_sizes`` are ``arrays``; ValueError naming ``path`` if they
+    are not a supported model file's."""
     fmt, version = arrays["format"], arrays["format_version"]
     if fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
         raise ValueError(
@@ -97,18 +244,32 @@ def _check_header(arrays, path):
             f"supported{newer}; this mnist_fast reads version {FORMAT_VERSION}"
         )
     sizes = arrays["layer_sizes"]
-    values = sizes.tolist()
-    if (sizes.shape != (3,) or sizes.dtype.kind not in "iu"
-            or min(values[:2]) < 1 or values[2] < 2):
-        raise ValueError(
-            f"{path}: layer_sizes must be 3 integers [input >= 1, hidden "
-            f">= 1, output >= 2], got {sizes!r}"
-        )
-    return tuple(values)
+    expected = (f"{path}: layer_sizes must be 3 integers [input >= 1, "
+                f"hidden >= 1, output >= 2], got {sizes!r}")
+    if sizes.shape != (3,) or sizes.dtype.kind not in "iu":
+        raise ValueError(expected)
+    try:
+        return layer_sizes(*sizes.tolist())
+    except ValueError as exc:  # the constructor's rule, in the file's words
+        raise ValueError(f"{expected}: {exc}") from None
+
+
+def _check_param_headers(archive, sizes):
+    """The four parameter headers declare float arrays of the shapes a
+    network of ``sizes`` needs."""
+    for key, shape in param_shapes(*sizes).items():
+        declared, _, dtype = archive.header(key)
+        try:
+            check_param_form(f"params[{key!r}]", dtype, declared, shape)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{archive.path}: {exc}") from None
 
 
 def load_model(cls, path, **kwargs):
     """A network of class ``cls`` with the layer sizes and parameters of ``path``.
+
+    Every header is checked (see the module's docstring) before the network
+    is built and its parameters are read.
 
     Parameters
     ----------
@@ -129,15 +290,35 @@ def load_model(cls, path, **kwargs):
         ``path`` does not exist.
     ValueError
         ``path`` is not a model file, is damaged, has another format
-        version, or misses or has wrong arrays; the message names the file
-        and what is wrong.
+        version, declares arrays its members do not hold, or misses or
+        has wrong arrays; the message names the file and what is wrong.
+    OSError
+        ``path`` cannot be read (``PermissionError`` ...), as ``open``
+        raises it.
+    MemoryError
+        The file really holds a network too large for the memory; the
+        message names the file.
     """
     path = existing_file(path, "model file")
-    arrays = _read_arrays(path)
-    net = cls(*_check_header(arrays, path), **kwargs)
+    with _Archive(path) as archive:
+        missing = archive.missing(KEYS)
+        if missing:
+            raise ValueError(
+                f"{path}: not a complete mnist_fast model file: missing "
+                f"{', '.join(missing)} (expected {', '.join(KEYS)})"
+            )
+        sizes = _check_header(_read_header_arrays(archive), path)
+        _check_param_headers(archive, sizes)
+        try:
+            net = cls(*sizes, **kwargs)
+            params = {k: archive.read(k) for k in PARAM_NAMES}
+        except MemoryError:
+            raise MemoryError(
+                f"{path}: a {'-'.join(map(str, sizes))} network does not fit "
+                "in memory"
+            ) from None
     try:
-        net.params = as_params({k: arrays[k] for k in PARAM_NAMES},
-                               net.param_shapes)
+        net.params = as_params(params, net.param_shapes)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     return net

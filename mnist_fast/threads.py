@@ -1,6 +1,6 @@
 """How many OpenMP threads the compiled kernels get, and how they wait.
 
-The policy in four rules:
+The policy in five rules:
 
 * A network's thread count is resolved once, when it is created (or when
   ``net.num_threads`` is set): the argument, else
@@ -19,6 +19,16 @@ The policy in four rules:
   faster.  The other count is tried again now and then, so the choice
   follows the machine's load.  The results are bit-identical for any
   count, so the choice changes only the time.
+* A team of threads is started only if it can be: when a count is
+  resolved (for more than one thread) and again at a network's first
+  call, :func:`startable_team` starts that many threads at once, with
+  the stack OpenMP gives its own (:data:`OMP_STACK_SIZE`), and joins them.  GNU OpenMP ends the process
+  when it cannot create a thread (an address-space limit, ``ulimit -v``,
+  or a limit on processes, ``ulimit -u``); instead a count the user chose
+  that cannot be started is a ``RuntimeError`` naming it, and OpenMP's
+  default is lowered to the count that can.  Counts above the cores are
+  kept: results are bit-identical for any count (which the tests check
+  with more threads than cores), only slower.
 * Idle OpenMP threads spin only briefly before they sleep.  GNU OpenMP's
   default (300,000 spins) lets a waiting worker hold a core that the
   Python thread starting the next parallel region needs; on a 2-core
@@ -30,6 +40,7 @@ The policy in four rules:
 """
 
 import os
+import re
 import time
 from collections import deque
 
@@ -40,6 +51,26 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
 
 from . import kernels  # noqa: E402 (after the wait policy, see above)
 from .validation import positive_int  # noqa: E402
+
+
+def omp_stack_size(environ):
+    """The stack of each GNU OpenMP thread, in bytes, as libgomp reads it
+    from ``environ``: ``OMP_STACKSIZE``, else ``GOMP_STACKSIZE`` (the
+    first valid one), a number of KiB or one with a suffix ``B``, ``K``,
+    ``M`` or ``G``; None when neither is set (the default thread stack,
+    ``ulimit -s`` on Linux)."""
+    for name in ("OMP_STACKSIZE", "GOMP_STACKSIZE"):
+        match = re.fullmatch(r"\s*(\d+)\s*([bkmg]?)\s*", environ.get(name, ""),
+                             re.IGNORECASE)
+        if match:
+            shift = {"b": 0, "": 10, "k": 10, "m": 20, "g": 30}
+            return int(match[1]) << shift[match[2].lower()]
+    return None
+
+
+#: The stack size of OpenMP's threads, read when libgomp reads it (as it
+#: loads, just after this module).
+OMP_STACK_SIZE = omp_stack_size(os.environ)
 
 #: Environment variable that sets the default thread count of the kernels.
 ENV_NUM_THREADS = "MNIST_FAST_NUM_THREADS"
@@ -76,7 +107,9 @@ def resolve_num_threads(num_threads=None):
     Returns
     -------
     int
-        The count, 1 when the kernels were built without OpenMP.
+        The count, 1 when the kernels were built without OpenMP; for
+        OpenMP's default, at most the threads that can be started
+        (:func:`startable_team`).
 
     Raises
     ------
@@ -85,7 +118,24 @@ def resolve_num_threads(num_threads=None):
     ValueError
         ``num_threads`` or ``$MNIST_FAST_NUM_THREADS`` is < 1, above
         ``MAX_THREADS`` or not a whole number.
+    RuntimeError
+        That many threads cannot be started here (:func:`startable_team`).
     """
+    return _resolved(num_threads)[0]
+
+
+def _resolved(num_threads):
+    """The count of :func:`resolve_num_threads`, and who chose it."""
+    n, chosen = _requested(num_threads)
+    return (startable_team(n, chosen) if kernels.openmp_enabled() else 1,
+            chosen)
+
+
+def _requested(num_threads):
+    """The count asked for, and who chose it (``"num_threads=8"``, for
+    messages; None for OpenMP's default); checked as
+    :func:`resolve_num_threads` says, not yet started."""
+    chosen = None
     if num_threads is None:
         env = os.environ.get(ENV_NUM_THREADS, "").strip()
         if env:
@@ -98,12 +148,62 @@ def resolve_num_threads(num_threads=None):
                 ) from None
             n = positive_int(value, f"${ENV_NUM_THREADS}",
                              maximum=MAX_THREADS)
+            chosen = f"${ENV_NUM_THREADS}={n}"
         else:
             # $OMP_NUM_THREADS may ask for more than OpenMP can create
             n = min(kernels.max_threads(), MAX_THREADS)
     else:
         n = positive_int(num_threads, "num_threads", maximum=MAX_THREADS)
-    return n if kernels.openmp_enabled() else 1
+        chosen = f"num_threads={n}"
+    return n, chosen
+
+
+def startable_team(n, chosen=None):
+    """``n`` if a team of ``n`` OpenMP threads can be started now.
+
+    Starts ``n - 1`` threads at once (the calling thread is the team's
+    first) with OpenMP's stack size and joins them.  They come on top of
+    the threads already running (OpenMP's idle ones among them), so the
+    check errs on the safe side.  Memory taken after it can still leave
+    OpenMP short: it is made again whenever a count is resolved and at a
+    policy's first use (:attr:`FixedThreads.num_threads`).
+
+    Parameters
+    ----------
+    n : int
+        The team size, 1 ... MAX_THREADS.
+    chosen : str or None
+        Who chose ``n`` (``"num_threads=8"``), for the message; None for
+        OpenMP's default.
+
+    Returns
+    -------
+    int
+        ``n``; for OpenMP's default, the most threads that could be
+        started when that is fewer.  Where there are no POSIX threads
+        nothing is checked and ``n`` is returned.
+
+    Raises
+    ------
+    RuntimeError
+        ``chosen`` is given and fewer than ``n`` threads could be started.
+    """
+    if n == 1:
+        return 1
+    started, error = kernels.machine.start_threads(n - 1, OMP_STACK_SIZE or 0)
+    if started < 0 or started == n - 1:
+        return n
+    if chosen is None:
+        return started + 1
+    stack = (f"each has the {OMP_STACK_SIZE}-byte stack of $OMP_STACKSIZE/"
+             "$GOMP_STACKSIZE"
+             if OMP_STACK_SIZE else "each has the default stack, ulimit -s")
+    raise RuntimeError(
+        f"{chosen}: only {started + 1} threads can be started here "
+        f"(creating more failed: {error}; {stack}, and an address-space "
+        f"limit, ulimit -v, or a process limit, ulimit -u, caps them): ask "
+        f"for at most {started + 1}, or set OMP_STACKSIZE smaller"
+    )
 
 
 def threads_for_rows(num_threads, n_rows):
@@ -121,10 +221,9 @@ def thread_policy(num_threads=None):
         count (or there is one thread only), else adaptive up to OpenMP's
         default.  Raises as :func:`resolve_num_threads`.
     """
-    n = resolve_num_threads(num_threads)
-    chosen = (num_threads is not None
-              or os.environ.get(ENV_NUM_THREADS, "").strip())
-    return FixedThreads(n) if chosen or n == 1 else AdaptiveThreads(n)
+    n, chosen = _resolved(num_threads)
+    return (FixedThreads(n, chosen) if chosen or n == 1
+            else AdaptiveThreads(n))
 
 
 class FixedThreads:
@@ -133,16 +232,31 @@ class FixedThreads:
     Every policy has this interface: :meth:`run` calls a kernel with the
     count for its kind of call.
 
-    Attributes
+    Parameters
     ----------
     num_threads : int
         The most threads a call gets.
+    chosen : str or None
+        Who chose it (``"num_threads=8"``), None for OpenMP's default.
     """
 
     adaptive = False
 
-    def __init__(self, num_threads):
-        self.num_threads = num_threads
+    def __init__(self, num_threads, chosen=None):
+        self._num_threads, self._chosen = num_threads, chosen
+        self._started = num_threads == 1
+
+    @property
+    def num_threads(self):
+        """The most threads a call gets.  Read first (by the first call),
+        it checks again that they can be started (:func:`startable_team`):
+        what was allocated since the network was created (its data)
+        counts.  RuntimeError then if a chosen count cannot be; OpenMP's
+        default is lowered to what can."""
+        if not self._started:
+            self._num_threads = startable_team(self._num_threads, self._chosen)
+            self._started = True
+        return self._num_threads
 
     def __repr__(self):
         return f"fixed, {self.num_threads} thread(s)"

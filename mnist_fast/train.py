@@ -4,6 +4,7 @@ import contextlib
 import signal
 import threading
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -190,7 +191,9 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
     Parameters
     ----------
     net : TwoLayerNet
-        Trained in place; its parameters become float64 C-contiguous arrays.
+        Trained in place; its parameters become float64 C-contiguous
+        arrays.  ``net.params`` may be any mapping (docs/api.md); one that
+        cannot be written is replaced by a dict of the trained arrays.
     x_train, x_test : array_like of shape (n, net.input_size)
     t_train, t_test : array_like of shape (n,) or (n, net.output_size)
         Integer labels or one-hot rows.
@@ -215,7 +218,11 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
         Called as ``callback(history)`` once per iteration, in order, with
         the history up to that iteration.  On the compiled backprop path
         the calls for a block come after the block has run, so
-        ``net.params`` may be up to 63 iterations further on.
+        ``net.params`` may be up to 63 iterations further on.  It may
+        change ``net.params`` in place or replace its arrays (or the whole
+        mapping): the next steps train what ``net.params`` holds then,
+        checked as the methods check it (a wrong array raises their
+        ``TypeError``/``ValueError`` naming ``params['W1']`` ...).
     verbose : bool, default False
         Print the book's ``train acc, test acc | ...`` line at each
         evaluation.
@@ -238,14 +245,11 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
     run = _checked_run(net, x_train, t_train, x_test, t_test, iters_num,
                        batch_size, learning_rate, gradient, seed,
                        eval_every_epoch, callback, verbose, progress)
-    p = {k: v if v.flags.writeable else v.copy()
-         for k, v in run.params.items()}
-    net.params.update(p)  # the arrays the steps update in place
     engine = net.engine
     train_set = engine.data_set(run.x_train, run.t_train)
     test_set = engine.data_set(run.x_test, run.t_test)
-    trainer = engine.trainer(p, train_set, run.batch_size, run.learning_rate,
-                             run.gradient)
+    params = _TrainedParams(net, run.params, lambda p: engine.trainer(
+        p, train_set, run.batch_size, run.learning_rate, run.gradient))
     history = History(
         iter_per_epoch=max(run.x_train.shape[0] // run.batch_size, 1),
         backend=engine.name, gradient=run.gradient, batch_size=run.batch_size,
@@ -260,28 +264,67 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
     listeners = [f for f in (report, run.callback) if callable(f)]
     try:
         with report:
-            _run_blocks(run, trainer, listeners, lambda: engine.accuracies(
-                p, (train_set, test_set)), history)
+            _run_blocks(run, params, listeners, lambda: engine.accuracies(
+                params.p, (train_set, test_set)), history)
     finally:
         history.wall_time = time.perf_counter() - start
     return history
 
 
-def _run_blocks(run, trainer, listeners, accuracies, history):
+class _TrainedParams:
+    """The arrays ``train`` updates: ``net.params``' own, followed.
+
+    They are the checked arrays of ``net.params`` (copies of read-only
+    ones), written back into it (replacing it by a dict when it is a
+    mapping that cannot be written or keeps copies).  After every block's callbacks
+    :meth:`follow` looks whether ``net.params`` still holds them; if the
+    mapping or one of its arrays was replaced (or removed), it is checked
+    again as every method checks it, and the next steps update what it
+    holds now.  So the trained network is always the one in
+    ``net.params``, and ``History`` describes it.
+    """
+
+    def __init__(self, net, checked, make_trainer):
+        self._net, self._make_trainer = net, make_trainer
+        self._take(checked)
+
+    def _take(self, checked):
+        p = {k: v if v.flags.writeable else v.copy() for k, v in checked.items()}
+        params = self._net.params
+        if isinstance(params, MutableMapping):
+            params.update(p)
+        if not (isinstance(params, MutableMapping)
+                and all(params[k] is v for k, v in p.items())):
+            # a mapping that cannot take the trained arrays, or keeps
+            # copies of them: a dict that holds them (and its other keys)
+            self._net.params = {**params, **p}
+        self.p, self._mapping = p, self._net.params
+        self.trainer = self._make_trainer(p)
+
+    def follow(self):
+        params = self._net.params
+        if params is self._mapping and all(
+                k in params and params[k] is v for k, v in self.p.items()):
+            return  # the usual case: nothing replaced
+        self._take(self._net.checked_params())
+
+
+def _run_blocks(run, params, listeners, accuracies, history):
     """The iterations of ``run``, a block of up to ``trainer.block`` steps
     per call; each of ``listeners`` is called with ``history`` after each
-    iteration; ``accuracies()`` gives the train and test accuracy."""
+    iteration, then ``params`` follows what they put in ``net.params``;
+    ``accuracies()`` gives the train and test accuracy."""
     batches = _Batches(run.rng, run.x_train.shape[0], run.batch_size)
-    losses = np.empty(trainer.block)
+    losses = np.empty(params.trainer.block)
     every = history.iter_per_epoch
     with _stop_on_sigint() as stop:
         i = 0
         while i < run.iters_num and not history.interrupted:
             # a block ends at an evaluation point (iteration 0, every ...)
-            n = min(trainer.block, run.iters_num - i)
+            n = min(params.trainer.block, run.iters_num - i)
             if run.eval_every_epoch:
                 n = min(n, -i % every + 1)
-            done, loss, n_bad = trainer.run(batches.take(n), losses)
+            done, loss, n_bad = params.trainer.run(batches.take(n), losses)
             for k in range(done):
                 history.train_loss_list.append(float(losses[k]))
                 history.iterations = i + k + 1
@@ -291,6 +334,7 @@ def _run_blocks(run, trainer, listeners, accuracies, history):
                     history.test_acc_list.append(test_acc)
                 for listener in listeners:
                     listener(history)
+            params.follow()
             if done < n:
                 what = (f"its update would make {n_bad} parameter(s) "
                         "non-finite" if n_bad else

@@ -7,8 +7,8 @@ from .backends import BACKENDS, make_engine
 from .model_file import load_model, save_model
 from .seeding import random_source
 from .threads import thread_policy
-from .validation import (MAX_INDEX, as_inputs, as_labels, as_params,
-                         positive_int, real_number)
+from .validation import (as_inputs, as_labels, as_params, layer_sizes,
+                         param_shapes, real_number)
 
 
 class TwoLayerNet:
@@ -44,7 +44,10 @@ class TwoLayerNet:
         generator.  The same on every backend.
     num_threads : int, optional
         OpenMP threads of the compiled kernels; default
-        ``$MNIST_FAST_NUM_THREADS`` (read now), else all cores.
+        ``$MNIST_FAST_NUM_THREADS`` (read now), else all cores (fewer if
+        not that many threads can be started here).  A chosen count that
+        cannot be started is a ``RuntimeError``, now or at the first call
+        (:mod:`mnist_fast.threads`).
 
     Attributes
     ----------
@@ -66,10 +69,8 @@ class TwoLayerNet:
     def __init__(self, input_size, hidden_size, output_size,
                  weight_init_std=0.01, *, backend="auto", seed=None,
                  num_threads=None):
-        self.input_size = positive_int(input_size, "input_size",
-                                       maximum=MAX_INDEX)
-        self.hidden_size = positive_int(hidden_size, "hidden_size")
-        self.output_size = positive_int(output_size, "output_size", minimum=2)
+        self.input_size, self.hidden_size, self.output_size = layer_sizes(
+            input_size, hidden_size, output_size)
         weight_init_std = real_number(weight_init_std, "weight_init_std",
                                       minimum=0.0)
         self._num_threads = num_threads
@@ -124,8 +125,8 @@ class TwoLayerNet:
     @property
     def param_shapes(self):
         """Expected shape of each parameter array."""
-        D, H, K = self.input_size, self.hidden_size, self.output_size
-        return {"W1": (D, H), "b1": (H,), "W2": (H, K), "b2": (K,)}
+        return param_shapes(self.input_size, self.hidden_size,
+                            self.output_size)
 
     def checked_params(self):
         """:attr:`params` checked (docs/api.md) as float64 C-contiguous
@@ -166,8 +167,17 @@ class TwoLayerNet:
         FileNotFoundError
             ``path`` does not exist.
         ValueError
-            Not a model file, damaged, another format version, or missing
-            or wrong arrays; the message names the file and what is wrong.
+            Not a model file, damaged, another format version, missing or
+            wrong arrays, or headers that declare more than the file holds
+            (checked before anything of that size is allocated: see
+            :mod:`mnist_fast.model_file`); the message names the file and
+            what is wrong.
+        OSError
+            The file cannot be read (``PermissionError``).
+        MemoryError
+            The file really holds a network too large for the memory.
+        RuntimeError
+            ``num_threads`` threads cannot be started (as the constructor).
         """
         return load_model(cls, path, **kwargs)
 

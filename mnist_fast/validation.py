@@ -90,6 +90,25 @@ def positive_int(value, name, minimum=1, maximum=None):
     return n
 
 
+def layer_sizes(input_size, hidden_size, output_size):
+    """The layer sizes of a network, checked: ``(D, H, K)`` as ints.
+
+    ``input_size`` and ``hidden_size`` >= 1, ``output_size`` >= 2;
+    ``input_size`` at most :data:`MAX_INDEX` (the kernels index pixels
+    with C ints).  The constructor's rule, also applied to a model file's
+    ``layer_sizes``.
+    """
+    return (positive_int(input_size, "input_size", maximum=MAX_INDEX),
+            positive_int(hidden_size, "hidden_size"),
+            positive_int(output_size, "output_size", minimum=2))
+
+
+def param_shapes(input_size, hidden_size, output_size):
+    """The shape of each parameter array of a network of these sizes."""
+    D, H, K = input_size, hidden_size, output_size
+    return {"W1": (D, H), "b1": (H,), "W2": (H, K), "b2": (K,)}
+
+
 def one_of(value, name, options):
     """``value`` if it is one of the strings ``options``."""
     if isinstance(value, str) and value in options:
@@ -319,11 +338,17 @@ def as_params(params, shapes):
     return out
 
 
+def check_param_form(name, dtype, shape, expected):
+    """TypeError or ValueError naming ``name`` unless an array of ``dtype``
+    and ``shape`` can be the parameter of shape ``expected``."""
+    if dtype.kind != "f":
+        raise TypeError(f"{name} must be a float array, got dtype {dtype}")
+    if shape != expected:
+        raise ValueError(f"{name} must have shape {expected}, got {shape}")
+
+
 def _param_array(p, name, shape):
     """Parameter ``p`` as a C-contiguous float64 array of ``shape``."""
     p = _as_array(p, name, lists=False)
-    if p.dtype.kind != "f":
-        raise TypeError(f"{name} must be a float array, got dtype {p.dtype}")
-    if p.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {p.shape}")
+    check_param_form(name, p.dtype, p.shape, shape)
     return _contiguous(p, np.float64)

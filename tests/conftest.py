@@ -220,3 +220,71 @@ def assert_compiled_like_book(params, x, t, methods, num_threads=None):
     net = compiled_net(params, num_threads)
     for labels in (t, one_hot(t, params["W2"].shape[1])):
         assert_matches_reference(net, x, labels, methods)
+
+
+# -- model files as anyone may write them --------------------------------------
+
+def npy_bytes(array=None, *, shape=None, descr="<f8", fortran_order=False,
+              data=b"", version=(1, 0)):
+    """The bytes of a ``.npy`` file: ``array``'s, or a header that declares
+    ``shape`` and ``descr`` (whatever they are) followed by ``data``."""
+    import io
+
+    f = io.BytesIO()
+    if array is not None:
+        np.lib.format.write_array(f, np.asanyarray(array), version=version)
+        return f.getvalue()
+    header = {"descr": descr, "fortran_order": fortran_order, "shape": shape}
+    if version == (1, 0):
+        np.lib.format.write_array_header_1_0(f, header)
+    else:
+        np.lib.format.write_array_header_2_0(f, header)
+    return f.getvalue() + data
+
+
+def model_members(net):
+    """What ``net.save`` writes: each array's name and ``.npy`` bytes."""
+    from mnist_fast import model_file
+
+    sizes = [net.input_size, net.hidden_size, net.output_size]
+    arrays = {"format": np.array(model_file.FORMAT),
+              "format_version": np.array(model_file.FORMAT_VERSION),
+              "layer_sizes": np.array(sizes, dtype=np.int64), **net.params}
+    return {k: npy_bytes(v) for k, v in arrays.items()}
+
+
+def write_zip(path, members, compression=None):
+    """A zip archive of ``members`` (name -> bytes) named ``<name>.npy``, as
+    ``np.savez`` (stored) or ``np.savez_compressed`` (ZIP_DEFLATED) write."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression or zipfile.ZIP_STORED) as z:
+        for name, data in members.items():
+            z.writestr(f"{name}.npy", data)
+    return path
+
+
+#: Offsets of fields in a zip central directory entry.
+CENTRAL_FIELDS = {"flag_bits": (8, "<H"), "compress_type": (10, "<H"),
+                  "compress_size": (20, "<I"), "file_size": (24, "<I")}
+
+
+def patch_central_directory(path, name, **fields):
+    """Overwrite ``fields`` (see CENTRAL_FIELDS) of member ``<name>.npy``
+    in the central directory of the zip archive ``path`` -- what a file
+    that lies about its members looks like."""
+    import struct
+
+    data = bytearray(open(path, "rb").read())
+    target = f"{name}.npy".encode()
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46:at + 46 + length] == target:
+            for field, value in fields.items():
+                offset, fmt = CENTRAL_FIELDS[field]
+                struct.pack_into(fmt, data, at + offset, value)
+            open(path, "wb").write(bytes(data))
+            return
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError(f"{target} is not in {path}")

@@ -1,16 +1,24 @@
 """The thread policy (mnist_fast/threads.py): a count the user chose is kept;
-otherwise each kind of call runs on the count its recent calls timed faster."""
+otherwise each kind of call runs on the count its recent calls timed faster;
+a team that cannot be started is an exception or a smaller team, never the
+end of the process."""
 
+import re
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mnist_fast
+from mnist_fast import kernels, threads
 from mnist_fast.threads import (ENV_NUM_THREADS, PROBE_INTERVAL, PROBE_MAX_WAIT,
                                 SAMPLES, AdaptiveThreads, FixedThreads,
                                 thread_policy)
-from conftest import requires_compiled
+from conftest import COMPILED, cli_env, requires_compiled
 
 
 def test_a_chosen_count_is_fixed(monkeypatch):
@@ -120,3 +128,149 @@ def test_a_slow_first_call_does_not_decide():
     for _ in range(40):
         policy.run(("cold", 100), 4, kernel)
     assert used[-20:].count(4) >= 19
+
+
+# -- teams that cannot be started ----------------------------------------------
+
+@pytest.mark.parametrize("environ, size", [
+    ({}, None),
+    ({"OMP_STACKSIZE": "512"}, 512 * 2**10),
+    ({"OMP_STACKSIZE": " 3 M "}, 3 * 2**20),
+    ({"OMP_STACKSIZE": "2g"}, 2 * 2**30),
+    ({"OMP_STACKSIZE": "4096B"}, 4096),
+    ({"OMP_STACKSIZE": "lots", "GOMP_STACKSIZE": "64k"}, 64 * 2**10),
+    ({"GOMP_STACKSIZE": "1K"}, 2**10),
+    ({"OMP_STACKSIZE": "1T"}, None),
+])
+def test_openmp_stack_size_is_read_as_libgomp_reads_it(environ, size):
+    assert threads.omp_stack_size(environ) == size
+
+
+#: A process whose address space leaves room for about LIMIT_MB more: a
+#: team of 1024 threads of 8 MiB stacks cannot start, one of 2 can.
+UNDER_LIMIT = textwrap.dedent("""
+    import os, resource, sys
+    import numpy as np
+    import mnist_fast
+    from mnist_fast import TwoLayerNet
+
+    with open("/proc/self/statm") as f:
+        size = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS,
+                       (size + {limit_mb} * 2**20, resource.RLIM_INFINITY))
+    x, t = np.ones((200, 8)), np.zeros(200, dtype=int)
+
+    def attempt(what, make, data_mb=0):
+        try:
+            net = make()
+            data = np.ones(data_mb * 2**17)  # taken after the network
+            print(what, "ok", net.engine.num_threads, net.loss(x, t) > 0)
+        except RuntimeError as exc:
+            print(what, "RuntimeError", exc)
+
+    {body}
+""")
+
+
+def run_under_limit(body, limit_mb=400, **env):
+    code = UNDER_LIMIT.format(limit_mb=limit_mb, body=textwrap.dedent(body))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=120,
+                         env=cli_env(OMP_STACKSIZE="8M", **env))
+    assert run.returncode == 0, run.stderr
+    return dict(line.split(" ", 1) for line in run.stdout.splitlines())
+
+
+needs_limits = pytest.mark.skipif(
+    not (COMPILED and kernels.openmp_enabled()
+         and Path("/proc/self/statm").exists()),
+    reason="needs OpenMP and Linux address-space limits")
+
+
+CHOSEN_COUNTS = """
+    attempt("1024", lambda: TwoLayerNet(8, 4, 3, num_threads=1024))
+    attempt("600", lambda: TwoLayerNet(8, 4, 3, num_threads=600))
+    attempt("2", lambda: TwoLayerNet(8, 4, 3, num_threads=2))
+    attempt("1", lambda: TwoLayerNet(8, 4, 3, num_threads=1))
+"""
+
+
+@pytest.mark.skipif(not (COMPILED and not kernels.openmp_enabled()
+                         and Path("/proc/self/statm").exists()),
+                    reason="for a build without OpenMP, on Linux")
+def test_without_openmp_any_count_runs_on_one_thread_under_a_limit():
+    out = run_under_limit(CHOSEN_COUNTS)
+    assert set(out.values()) == {"ok 1 True"}, out
+
+
+@needs_limits
+def test_a_chosen_team_that_cannot_start_is_an_error_not_an_exit():
+    out = run_under_limit(CHOSEN_COUNTS)
+    for n in ("1024", "600"):
+        assert re.match(rf"RuntimeError num_threads={n}: only \d+ threads can "
+                        r"be started here \(creating more failed: .*"
+                        r"8388608-byte stack of \$OMP_STACKSIZE.*ask for at "
+                        r"most \d+", out[n]), out[n]
+    assert out["2"] == "ok 2 True" and out["1"] == "ok 1 True"
+
+
+@needs_limits
+def test_the_environment_count_is_named():
+    out = run_under_limit("""
+        attempt("env", lambda: TwoLayerNet(8, 4, 3))
+    """, MNIST_FAST_NUM_THREADS="1000")
+    assert out["env"].startswith(
+        "RuntimeError $MNIST_FAST_NUM_THREADS=1000: only "), out["env"]
+
+
+@needs_limits
+def test_openmp_default_is_lowered_to_what_can_start():
+    out = run_under_limit("""
+        info = mnist_fast.build_info()
+        print("info", info["num_threads"], info["thread_policy"])
+        attempt("default", lambda: TwoLayerNet(8, 4, 3))
+    """, OMP_NUM_THREADS="1000")
+    n = int(out["info"].split()[0])
+    assert 2 <= n < 1000, out
+    assert f"{n} threads" in out["info"]
+    state, count, works = out["default"].split()
+    assert state == "ok" and 2 <= int(count) <= n and works == "True"
+
+
+@needs_limits
+def test_memory_taken_after_creation_is_seen_at_the_first_call():
+    # 30 stacks fit when the network is created; after 300 MB of data they
+    # do not, and the first call says so instead of OpenMP ending the process
+    out = run_under_limit("""
+        attempt("late", lambda: TwoLayerNet(8, 4, 3, num_threads=30), 300)
+        attempt("small", lambda: TwoLayerNet(8, 4, 3, num_threads=2), 300)
+    """)
+    assert out["late"].startswith("RuntimeError num_threads=30: only "), out
+    assert out["small"] == "ok 2 True"
+
+
+#: ``mnist-fast ARGS`` in a process left about 300 MB more address space.
+CLI_UNDER_LIMIT = textwrap.dedent("""
+    import resource, sys
+    from mnist_fast import cli
+
+    with open("/proc/self/statm") as f:
+        size = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS,
+                       (size + 300 * 2**20, resource.RLIM_INFINITY))
+    sys.exit(cli.main(sys.argv[1:]))
+""")
+
+
+@needs_limits
+def test_the_command_line_reports_a_team_that_cannot_start(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-c", CLI_UNDER_LIMIT, "train", "--threads", "1024",
+         "--iters", "1", "--no-progress"], cwd=tmp_path,
+        env=cli_env(OMP_STACKSIZE="8M", MNIST_FAST_CACHE_DIR=str(tmp_path)),
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert "libgomp" not in run.stderr
+    (line,) = run.stderr.splitlines()
+    assert line.startswith("mnist-fast: error: ") and "1024" in line
+    assert re.search(r"only \d+ threads can be started here", line), line

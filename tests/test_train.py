@@ -1,6 +1,9 @@
 """train: misuse is refused before anything changes; divergence keeps the
 last finite parameters."""
 
+import types
+from collections.abc import Mapping, MutableMapping
+
 import numpy as np
 import pytest
 
@@ -160,3 +163,126 @@ def test_verbose_and_progress_are_flags(mnist, name):
     with pytest.raises(TypeError, match=f"{name} must be True or False"):
         train(TwoLayerNet(784, 50, 10, seed=0), x_train[:100], t_train[:100],
               x_test[:10], t_test[:10], iters_num=1, **{name: "yes"})
+
+
+# -- net.params: any mapping, followed when a callback replaces its arrays -----
+
+class ReadOnlyParams(Mapping):
+    """A mapping that is not a dict and cannot be written."""
+
+    def __init__(self, arrays):
+        self._arrays = dict(arrays)
+
+    def __getitem__(self, key):
+        return self._arrays[key]
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+
+class CopyingParams(ReadOnlyParams, MutableMapping):
+    """A mapping that keeps copies of what is put in it, and a key more."""
+
+    def __setitem__(self, key, value):
+        self._arrays[key] = np.array(value)
+
+    def __delitem__(self, key):
+        del self._arrays[key]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mapping", [types.MappingProxyType, ReadOnlyParams,
+                                     CopyingParams])
+def test_any_mapping_trains_like_a_dict(backend, mapping):
+    plain, other = tiny_net(backend), tiny_net(backend)
+    other.params = mapping({"note": "kept",
+                            **{k: v.copy() for k, v in other.params.items()}})
+    assert other.loss(X, T) == plain.loss(X, T)  # the methods take it
+    histories = [train(net, X, T, X, T, iters_num=70, batch_size=8, seed=2)
+                 for net in (plain, other)]
+    assert histories[0].train_loss_list == histories[1].train_loss_list
+    assert type(other.params) is dict and other.params.pop("note") == "kept"
+    assert_params_equal(other, plain.params)
+
+
+#: Replacements a callback may make (after iteration STEPS of the run).
+STEPS = 64  # the end of a block of the compiled trainer
+REPLACEMENTS = {
+    "same shape": lambda net: net.params.__setitem__("W1", net.params["W1"] * 0.5),
+    "float32": lambda net: net.params.__setitem__("W2", net.params["W2"].astype(np.float32)),
+    "Fortran order": lambda net: net.params.__setitem__("W1", np.asfortranarray(net.params["W1"])),
+    "view": lambda net: net.params.__setitem__("b1", net.params["b1"][:]),
+    "strided view": lambda net: net.params.__setitem__(
+        "b1", np.repeat(net.params["b1"], 2)[::2]),
+    "read-only": lambda net: net.params.__setitem__(
+        "b2", np.array(net.params["b2"]).view()),
+    "whole mapping": lambda net: setattr(net, "params", {
+        k: v + 0.01 for k, v in net.params.items()}),
+    "mapping proxy": lambda net: setattr(net, "params", types.MappingProxyType(
+        {k: v.copy() for k, v in net.params.items()})),
+    "in place": lambda net: net.params["W1"].__imul__(0.5),
+}
+
+
+def read_only(net):
+    net.params["b2"].flags.writeable = False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(REPLACEMENTS))
+def test_a_callback_replacing_arrays_is_followed(backend, name):
+    replace = REPLACEMENTS[name]
+
+    def callback(history):
+        if history.iterations == STEPS:
+            replace(net)
+            if name == "read-only":
+                read_only(net)
+
+    net, split = tiny_net(backend), tiny_net(backend)
+    rng, split_rng = np.random.RandomState(5), np.random.RandomState(5)
+    kwargs = dict(batch_size=8, eval_every_epoch=False)
+    history = train(net, X, T, X, T, iters_num=2 * STEPS + 5, seed=rng,
+                    callback=callback, **kwargs)
+    # the same run in two calls, the replacement between them
+    first = train(split, X, T, X, T, iters_num=STEPS, seed=split_rng, **kwargs)
+    replace(split)
+    if name == "read-only":
+        read_only(split)
+    second = train(split, X, T, X, T, iters_num=STEPS + 5, seed=split_rng,
+                   **kwargs)
+    assert history.train_loss_list == (first.train_loss_list
+                                       + second.train_loss_list)
+    assert_params_equal(net, split.params)
+    for key, value in net.params.items():
+        assert type(value) is np.ndarray and value.dtype == np.float64
+        assert value.flags.c_contiguous and value.flags.writeable
+    assert net.loss(X, T) == split.loss(X, T)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("replace, error, message", [
+    (lambda p: p.__setitem__("W1", np.zeros((6, 5))), ValueError,
+     r"params['W1'] must have shape (6, 4), got (6, 5)"),
+    (lambda p: p.pop("b2"), ValueError, "params is missing b2"),
+    (lambda p: p.__setitem__("W2", np.zeros((4, 3), dtype=int)), TypeError,
+     "params['W2'] must be a float array, got dtype int64"),
+    (lambda p: p.__setitem__("b1", np.full(4, np.nan)), ValueError,
+     "params['b1'] must be finite"),
+    (lambda p: p.__setitem__("b1", [0.0] * 4), TypeError,
+     "params['b1'] must be a numpy array, got list"),
+])
+def test_a_callback_putting_a_wrong_array_is_refused(backend, replace, error,
+                                                     message):
+    net = tiny_net(backend)
+
+    def callback(history):
+        if history.iterations == 3:
+            replace(net.params)
+
+    with pytest.raises(error, match=pattern(message)):
+        train(net, X, T, X, T, iters_num=STEPS + 10, batch_size=8,
+              callback=callback)
