@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__, book
 from .backends import BACKENDS
+from .files import check_writable
 from .gradcheck import FLOOR, RTOL, gradient_check
 from .info import build_info
 from .kernels import ENV_SIMD, SIMD_CHOICES
@@ -114,22 +115,51 @@ def _mnist_net(args, x_train, seed):
 # -- train ----------------------------------------------------------------------
 
 def _output_paths(args):
-    """Check where results go before a long run, not after it."""
+    """Check where results go before a long run, not after it: each folder
+    exists (--plot-dir is created) and a file can really be written there
+    (:func:`~mnist_fast.files.check_writable`)."""
     plot_dir = None
     if args.plot_dir is not None:
         plot_dir = Path(args.plot_dir)
         if plot_dir.exists() and not plot_dir.is_dir():
             raise UserError(f"--plot-dir: {plot_dir} exists and is not a folder")
-        plot_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            plot_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--plot-dir: cannot create the folder {plot_dir} "
+                            f"({_reason(exc)})") from None
+        _check_writable("--plot-dir", plot_dir / NETWORK_PICTURES[0],
+                        f"into the folder {plot_dir}")
     if args.save is not None:
         save = Path(args.save)
         if save.is_dir():
             raise UserError(f"--save: {save} is a folder; give a file name "
                             "such as model.npz")
-        if not save.absolute().parent.is_dir():
-            raise UserError(f"--save: the folder {save.absolute().parent} "
-                            "does not exist")
+        if save.exists() and not save.is_file():
+            raise UserError(f"--save: {save} exists and is not a regular file "
+                            "(a device, a pipe...); give a file name such as "
+                            "model.npz")
+        folder = save.absolute().parent
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--save: {folder} is not a folder")
+        if not folder.is_dir():
+            raise UserError(f"--save: the folder {folder} does not exist")
+        _check_writable("--save", save, save)
     return plot_dir
+
+
+def _reason(exc):
+    """What went wrong in an OSError, without the file name it repeats."""
+    return exc.strerror or str(exc)
+
+
+def _check_writable(option, path, what):
+    """UserError naming ``option`` unless ``path`` can be written; ``what``
+    says where, for the message."""
+    try:
+        check_writable(path)
+    except OSError as exc:
+        raise UserError(f"{option}: cannot write {what} ({_reason(exc)})") from None
 
 
 #: The pictures of a trained network that --plot-dir gets (train and show).
