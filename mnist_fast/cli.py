@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__, book
 from .backends import BACKENDS
+from .console import never_refuse
 from .files import check_writable
 from .gradcheck import FLOOR, RTOL, gradient_check
 from .info import build_info
@@ -605,6 +606,7 @@ def main(argv=None):
     int
         The exit status.
     """
+    never_refuse()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

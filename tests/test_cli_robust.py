@@ -119,3 +119,95 @@ def test_output_paths_that_are_not_folders_or_files(tmp_path):
     assert (tmp_path / "file").read_text() == ""
 
 
+# -- file names the terminal's encoding cannot print ------------------------------
+
+def run_bytes(args, cwd, **env):
+    """``python -m mnist_fast ARGS`` (bytes allowed), output as bytes."""
+    return subprocess.run([sys.executable, "-m", "mnist_fast", *args], cwd=cwd,
+                          env=cli_env(**env), capture_output=True, timeout=300)
+
+
+#: Environments whose stdout cannot encode some file names, and the names:
+#: (environment, name as bytes on disk, the name as the command prints it).
+UNPRINTABLE = {
+    # bytes that are not UTF-8, under a strict UTF-8 stdout
+    "strict-utf8": ({"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"},
+                    b"digit-\xff\xfe.png", rb"digit-\udcff\udcfe.png"),
+    # a UTF-8 name under a strict ASCII stdout
+    "strict-ascii": ({"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"},
+                     "digit-é.png".encode(), rb"digit-\udcc3\udca9.png"),
+    # Python's choice under the C locale writes a name back as its bytes
+    "c-locale": ({"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""},
+                 "digit-é.png".encode(), "digit-é.png".encode()),
+}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file names are bytes")
+@pytest.mark.parametrize("case", list(UNPRINTABLE))
+def test_predict_goes_on_past_a_name_it_cannot_print(tmp_path, mnist, case):
+    env, odd, printed = UNPRINTABLE[case]
+    net = TwoLayerNet(784, 20, 10, seed=1)
+    net.save(tmp_path / "model.npz")
+    _, (x_test, _) = mnist
+    folder = os.fsencode(tmp_path)
+    names = [b"first.png", odd, b"last.png"]
+    for i, name in enumerate(names):
+        digit = (x_test[i].reshape(28, 28) * 255).round().astype(np.uint8)
+        Image.fromarray(digit).save(os.path.join(folder, name))
+    paths = [os.path.join(folder, name) for name in names]
+    missing = os.path.join(folder, odd.replace(b".png", b"-gone.png"))
+    result = run_bytes([b"predict", b"model.npz", *paths, missing], tmp_path, **env)
+    assert result.returncode == 1, result.stderr  # the missing one
+    assert b"Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3, result.stdout + result.stderr
+    for line, path, name in zip(lines, paths, [b"first.png", printed, b"last.png"]):
+        shown, _, ranked = line.rpartition(b": ")
+        assert shown.endswith(b"/" + name), line
+        digit = int(net.predict(load_digit(os.fsdecode(path))).argmax())
+        assert ranked.startswith(f"{digit} (".encode()), line
+    # stderr writes what it cannot encode as escapes (Python's own choice)
+    assert len(result.stderr.splitlines()) == 1
+    assert b"image not found: " in result.stderr
+    assert result.stderr.rstrip().endswith(b"-gone.png")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file names are bytes")
+@pytest.mark.parametrize("case", ["strict-utf8", "strict-ascii"])
+def test_train_saves_into_a_name_it_cannot_print(tmp_path, case):
+    env, odd, printed = UNPRINTABLE[case]
+    model = os.path.join(os.fsencode(tmp_path), odd.replace(b".png", b".npz"))
+    plots = os.path.join(os.fsencode(tmp_path), odd.replace(b".png", b"-plots"))
+    result = run_bytes([b"train", b"--iters", b"2", b"--seed", b"0", b"--save",
+                        model, b"--plot-dir", plots], tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+    saved = printed.replace(b".png", b".npz")
+    assert b"saved the model to " + os.fsencode(tmp_path) + b"/" + saved in result.stdout
+    assert TwoLayerNet.load(os.fsdecode(model)).hidden_size == 50
+    assert os.path.getsize(os.path.join(plots, b"loss.png")) > 0
+    assert result.stdout.splitlines()[-1].startswith(b"done: ")
+
+
+def test_no_character_stops_the_streams(tmp_path):
+    # the CLI's own text may not be ASCII either (the 'µs' of the timings)
+    code = ("import sys; from mnist_fast.console import never_refuse; "
+            "never_refuse(); print('412 \\u00b5s', sys.argv[1]); "
+            "print('412 \\u00b5s', sys.argv[1], file=sys.stderr)")
+    name = "digit-é.png".encode()
+    for env, out, err in (
+            ({"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""},
+             b"412 \\xb5s " + name, b"412 \\xb5s digit-\\udcc3\\udca9.png"),
+            ({"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"},
+             b"412 \\xb5s digit-\\udcc3\\udca9.png", None),
+            ({"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8:replace"},
+             # the user's own choice of handler is kept
+             "412 µs".encode() + b" " + name, None)):
+        result = subprocess.run([sys.executable, "-c", code, name], cwd=tmp_path,
+                                env=cli_env(**env), capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == out + b"\n"
+        if err is not None:
+            assert result.stderr.endswith(err + b"\n"), result.stderr
+
+
