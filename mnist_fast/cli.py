@@ -14,7 +14,9 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -178,23 +180,71 @@ def _network_pictures(net, x_test, t_test, plot_dir):
     return paths
 
 
-def _write_results(args, net, history, plot_dir, test_set):
-    if plot_dir is not None:
-        from .plot import plot_accuracy, plot_loss
+class _KeepTheModel:
+    """Ctrl-C around ``train()``, so that a trained model is never lost.
 
-        plot_loss(history, plot_dir / "loss.png")
-        plot_accuracy(history, plot_dir / "accuracy.png")
-        pictures = _network_pictures(net, *test_set, plot_dir)
-        _say(f"wrote {plot_dir / 'loss.png'}, {plot_dir / 'accuracy.png'}, "
-             + ", ".join(map(str, pictures)))
-    if args.save is not None:
-        net.save(args.save)
-        _say(f"saved the model to {args.save} "
-             f"(mnist-fast predict {args.save} IMAGE)")
+    Before the first step a Ctrl-C stops the command at once, as usual.
+    During the steps ``train`` handles it itself (it stops after the
+    current block).  Once a step has run (``train`` calls this object as
+    its ``callback``), a Ctrl-C that comes outside the steps -- as
+    ``train`` returns, or while the model is written -- is held: the block
+    goes on to save the model, and leaving it raises the held
+    ``KeyboardInterrupt``.  A Ctrl-C after the block stops the accuracy pass
+    and the plots, but the model is already saved.
+
+    Only in the main thread, and not when Ctrl-C is ignored (a job started
+    in the background).
+    """
+
+    def __init__(self):
+        self.trained = self.held = False
+        self._previous = None
+
+    def __call__(self, history):
+        self.trained = True
+
+    def _handler(self, signum, frame):
+        if not self.trained:
+            raise KeyboardInterrupt
+        self.held = True
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        if self.held and kind is None:
+            raise KeyboardInterrupt
+        return False
+
+
+def _save(args, net):
+    net.save(args.save)
+    _say(f"saved the model to {args.save} "
+         f"(mnist-fast predict {args.save} IMAGE)")
+
+
+def _plots(net, history, plot_dir, test_set):
+    from .plot import plot_accuracy, plot_loss
+
+    plot_loss(history, plot_dir / "loss.png")
+    plot_accuracy(history, plot_dir / "accuracy.png")
+    pictures = _network_pictures(net, *test_set, plot_dir)
+    _say(f"wrote {plot_dir / 'loss.png'}, {plot_dir / 'accuracy.png'}, "
+         + ", ".join(map(str, pictures)))
 
 
 def cmd_train(args):
-    """``mnist-fast train``: the book's training run."""
+    """``mnist-fast train``: the book's training run.
+
+    The model is saved (``--save``) as soon as the steps end, before the
+    accuracy pass and the plots, and a Ctrl-C from then on cannot stop the
+    save (:class:`_KeepTheModel`).
+    """
     plot_dir = _output_paths(args)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     (x_train, t_train), (x_test, t_test) = load_mnist()
@@ -205,16 +255,29 @@ def cmd_train(args):
          f"backend {net.backend}, seed {seed} (repeat with --seed {seed}); "
          f"{x_train.shape[0]} training images, an epoch is {epoch} iterations")
     bar = not args.no_progress and sys.stdout.isatty()
+    saved = False
     try:
-        history = train(net, x_train, t_train, x_test, t_test,
-                        iters_num=args.iters, batch_size=args.batch_size,
-                        learning_rate=args.lr, gradient=args.gradient,
-                        seed=seed, verbose=True, progress=bar)
-    except TrainingDiverged as exc:
-        raise UserError(str(exc)) from None
-    train_acc = net.accuracy(x_train, t_train)
-    test_acc = net.accuracy(x_test, t_test)
-    _write_results(args, net, history, plot_dir, (x_test, t_test))
+        with _KeepTheModel() as keep:
+            try:
+                history = train(net, x_train, t_train, x_test, t_test,
+                                iters_num=args.iters,
+                                batch_size=args.batch_size,
+                                learning_rate=args.lr, gradient=args.gradient,
+                                seed=seed, verbose=True, progress=bar,
+                                callback=keep)
+            except TrainingDiverged as exc:
+                raise UserError(str(exc)) from None
+            if args.save is not None:
+                _save(args, net)
+                saved = True
+        train_acc = net.accuracy(x_train, t_train)
+        test_acc = net.accuracy(x_test, t_test)
+        if plot_dir is not None:
+            _plots(net, history, plot_dir, (x_test, t_test))
+    except KeyboardInterrupt:
+        if not saved:
+            raise
+        raise KeyboardInterrupt(f"the model is saved in {args.save}") from None
     rate = history.iterations / history.wall_time if history.wall_time else 0.0
     rate = f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
     what = (f"interrupted (Ctrl-C) after {history.iterations} of {args.iters} "
@@ -492,7 +555,10 @@ def build_parser():
                     "book's 'train acc, test acc | ...' line). Ctrl-C stops "
                     "at the end of the current block of steps (up to 64) "
                     "and still prints the "
-                    "summary and writes the plots and the model (exit 130).")
+                    "summary and writes the plots and the model (exit 130). "
+                    "The model is saved as soon as the steps end; a Ctrl-C "
+                    "after that stops the accuracy pass and the plots, not "
+                    "the saving.")
     p.add_argument("--gradient", choices=GRADIENTS, default="backprop",
                    help="how the gradient is computed ('numerical' is the "
                         "book's slow central differences)")
@@ -610,8 +676,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        kept = f" ({exc})" if str(exc) else ""
+        print(f"{PROG}: interrupted{kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `mnist-fast info | head -1`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

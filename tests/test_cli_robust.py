@@ -39,6 +39,105 @@ def assert_one_line_error(result, *fragments, status=1):
         assert fragment in lines[-1], result.stderr
 
 
+# -- Ctrl-C once the model is trained --------------------------------------------
+#
+# The interrupt is a real SIGINT, sent by the process to itself at a chosen
+# step of the command: this driver wraps one function (the plotting of the
+# loss, the final accuracy pass...) so that it sends SIGINT on entry or
+# return, prints which, and then runs the real function.  Python runs the
+# SIGINT handler right after os.kill returns, so the interrupt lands in that
+# step every time, with no race against a clock.
+
+DRIVER = """
+import importlib, os, signal, sys
+from mnist_fast import cli
+
+module, attribute, when = sys.argv[1:4]
+owner = importlib.import_module(module)
+*path, name = attribute.split(".")
+for part in path:
+    owner = getattr(owner, part)
+real = getattr(owner, name)
+
+def interrupt():
+    print(f"SIGINT {when} {attribute}", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+
+def step(*args, **kwargs):
+    if when == "before":
+        interrupt()
+    result = real(*args, **kwargs)
+    if when == "after":
+        interrupt()
+    return result
+
+setattr(owner, name, step)
+sys.exit(cli.main(sys.argv[4:]))
+"""
+
+ITERS, SEED = 30, 5
+
+
+def interrupted_train(tmp_path, module, attribute, when, *options):
+    model = tmp_path / "model.npz"
+    result = subprocess.run(
+        [sys.executable, "-c", DRIVER, module, attribute, when, "train",
+         "--iters", str(ITERS), "--seed", str(SEED), "--no-progress",
+         "--save", str(model), *map(str, options)],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+        timeout=300)
+    assert f"SIGINT {when} {attribute}" in result.stderr, result.stderr
+    return result, model
+
+
+@pytest.fixture(scope="module")
+def trained_here(mnist):
+    """The parameters of the same run, trained in this process."""
+    (x_train, t_train), (x_test, t_test) = mnist
+    net = TwoLayerNet(784, 50, 10, seed=SEED)
+    mnist_fast.train(net, x_train, t_train, x_test, t_test, iters_num=ITERS,
+                     seed=SEED)
+    return net.params
+
+
+@posix_signals
+@pytest.mark.parametrize("module, attribute, when, plots", [
+    # as train() returns, before the model is written
+    ("mnist_fast.cli", "train", "after", False),
+    # while the model file is written (inside write_atomic)
+    ("numpy", "savez", "before", False),
+    # the final accuracy pass
+    ("mnist_fast.two_layer_net", "TwoLayerNet.accuracy", "before", False),
+    # the plotting at the end: the first figure and the last picture
+    ("mnist_fast.plot", "plot_loss", "before", True),
+    ("mnist_fast.plot", "plot_confusion", "before", True),
+], ids=["train-returns", "saving", "accuracy", "first-plot", "last-plot"])
+def test_ctrl_c_after_training_still_saves_the_model(
+        tmp_path, trained_here, module, attribute, when, plots):
+    options = ("--plot-dir", tmp_path / "plots") if plots else ()
+    result, model = interrupted_train(tmp_path, module, attribute, when, *options)
+    assert result.returncode == 130, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"saved the model to {model}" in result.stdout
+    assert result.stderr.splitlines()[-1] == \
+        f"mnist-fast: interrupted (the model is saved in {model})"
+    net = TwoLayerNet.load(model)
+    for key, value in trained_here.items():
+        np.testing.assert_array_equal(net.params[key], value)
+    # the save was whole: no temporary file beside it
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["model.npz"]
+
+
+@posix_signals
+def test_ctrl_c_before_training_saves_nothing(tmp_path):
+    # before the first step there is no trained model: stop at once
+    result, model = interrupted_train(tmp_path, "mnist_fast.cli", "train", "before")
+    assert result.returncode == 130, result.stdout + result.stderr
+    assert result.stderr.splitlines()[-1] == "mnist-fast: interrupted"
+    assert "train acc" not in result.stdout
+    assert not model.exists()
+
+
 # -- output folders checked before training --------------------------------------
 
 #: A folder that exists and that nobody, root included, can write into.
