@@ -30,10 +30,11 @@ from .gradcheck import FLOOR, RTOL, gradient_check
 from .info import build_info
 from .kernels import ENV_SIMD, SIMD_CHOICES
 from .mnist import N_CLASSES, load_mnist
-from .threads import ENV_NUM_THREADS
+from .seeding import MAX_SEED
+from .threads import ENV_NUM_THREADS, MAX_THREADS
 from .train import GRADIENTS, TrainingDiverged, train
 from .two_layer_net import TwoLayerNet
-from .validation import positive_int, real_number
+from .validation import MAX_INDEX, positive_int, real_number
 
 PROG = "mnist-fast"
 #: Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells use.
@@ -44,7 +45,16 @@ class UserError(Exception):
     """A mistake in the command line or its files: one line, exit 1."""
 
 
+class UsageError(Exception):
+    """An option's value that only the run can check (it depends on the
+    data): a usage error, as argparse's own, exit 2."""
+
+
 # -- argument types: parse, then check with mnist_fast.validation -------------
+#
+# Each option is checked against the limits of the API argument it becomes
+# (the same constants), so that a value out of range is a usage error naming
+# the option, never the API's error naming its argument.
 
 def _number(text):
     for parse in (int, float):
@@ -293,9 +303,11 @@ def cmd_train(args):
 def cmd_gradcheck(args):
     """``mnist-fast gradcheck``: the book's numerical-vs-backprop check."""
     (x_train, t_train), _ = load_mnist()
-    if args.samples > x_train.shape[0]:
-        raise UserError(f"--samples: at most {x_train.shape[0]} (the training "
-                        f"images), got {args.samples}")
+    try:
+        positive_int(args.samples, "samples", maximum=x_train.shape[0])
+    except ValueError as exc:
+        raise UsageError(f"argument --samples: {exc} (the training images "
+                         "are all there is)") from None
     net = _mnist_net(args, x_train, args.seed)
     start = time.perf_counter()
     checks = gradient_check(net, x_train[:args.samples], t_train[:args.samples],
@@ -507,7 +519,7 @@ def _add_network_options(p, seed_default):
                         "'auto' (compiled when built)")
     p.add_argument("--hidden", type=_count("hidden"), default=book.HIDDEN_SIZE,
                    metavar="N", help="hidden layer size")
-    p.add_argument("--seed", type=_count("seed", minimum=0, maximum=2**32 - 1),
+    p.add_argument("--seed", type=_count("seed", minimum=0, maximum=MAX_SEED),
                    default=seed_default, metavar="N",
                    help="seed of the initial weights" + (
                        " and of the batch sampling: the book's run after "
@@ -526,7 +538,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _add_threads_option(p):
-    p.add_argument("--threads", type=_count("threads"), default=None,
+    p.add_argument("--threads", type=_count("threads", maximum=MAX_THREADS),
+                   default=None,
                    metavar="N", help="threads of the compiled kernels "
                    "(default: $MNIST_FAST_NUM_THREADS, else one thread or "
                    "all per call, whichever is faster now)")
@@ -565,7 +578,8 @@ def build_parser():
     _add_network_options(p, None)
     p.add_argument("--iters", type=_count("iters", minimum=0), default=book.ITERS_NUM,
                    metavar="N", help="iterations (mini-batch updates)")
-    p.add_argument("--batch-size", type=_count("batch-size"), default=book.BATCH_SIZE,
+    p.add_argument("--batch-size", type=_count("batch-size", maximum=MAX_INDEX),
+                   default=book.BATCH_SIZE,
                    metavar="N", help="images per mini-batch")
     p.add_argument("--lr", type=_positive_real("lr"), default=book.LEARNING_RATE,
                    metavar="RATE", help="learning rate")
@@ -661,6 +675,8 @@ def build_parser():
         description="build_info() for people: paste it into bug reports.")
     p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(func=cmd_info)
+    for p in sub.choices.values():
+        p.set_defaults(parser=p)  # for the usage errors of UsageError
     return parser
 
 
@@ -676,6 +692,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except UsageError as exc:
+        args.parser.error(str(exc))
     except KeyboardInterrupt as exc:
         kept = f" ({exc})" if str(exc) else ""
         print(f"{PROG}: interrupted{kept}", file=sys.stderr)

@@ -19,6 +19,7 @@ import mnist_fast
 from mnist_fast import TwoLayerNet, kernels
 from mnist_fast.files import check_writable
 from mnist_fast.image import load_digit
+from mnist_fast.seeding import MAX_SEED
 from mnist_fast.threads import MAX_THREADS
 from mnist_fast.validation import MAX_INDEX
 from conftest import cli_env, run_cli
@@ -308,5 +309,60 @@ def test_no_character_stops_the_streams(tmp_path):
         assert result.stdout == out + b"\n"
         if err is not None:
             assert result.stderr.endswith(err + b"\n"), result.stderr
+
+
+# -- option values out of range: usage errors naming the option -------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--threads", MAX_THREADS + 1],
+     f"argument --threads: threads must be an integer between 1 and "
+     f"{MAX_THREADS}, got {MAX_THREADS + 1}"),
+    (["train", "--threads", 0], "argument --threads: threads must be an integer "
+     f"between 1 and {MAX_THREADS}, got 0"),
+    (["train", "--threads", "2.5"], "argument --threads: threads must be a whole number"),
+    (["bench", "--threads", 10**6], "argument --threads: threads must be an integer"),
+    (["train", "--batch-size", MAX_INDEX + 1],
+     f"argument --batch-size: batch-size must be an integer between 1 and "
+     f"{MAX_INDEX}, got {MAX_INDEX + 1}"),
+    (["train", "--batch-size", -5], "argument --batch-size: batch-size must be"),
+    (["train", "--iters", "1.5"], "argument --iters: iters must be a whole number"),
+    (["train", "--iters", "many"], "argument --iters: expected a number, got 'many'"),
+    (["train", "--seed", MAX_SEED + 1],
+     f"argument --seed: seed must be an integer between 0 and {MAX_SEED}"),
+    (["gradcheck", "--seed", -1], "argument --seed: seed must be an integer between 0"),
+    (["train", "--hidden", 0], "argument --hidden: hidden must be a positive integer"),
+    (["train", "--lr", "-0.1"], "argument --lr: lr must be > 0.0, got -0.1"),
+    (["train", "--lr", "1e999"], "argument --lr: lr must be finite, got inf"),
+    (["train", "--lr", "nan"], "argument --lr: lr must be finite, got nan"),
+    # argparse reads "-1e-9" after an option as an option itself: "=" form
+    (["gradcheck", "--rtol=-1e-9"], "argument --rtol: rtol must be >= 0.0"),
+    (["gradcheck", "--floor", "0"], "argument --floor: floor must be > 0.0"),
+    (["gradcheck", "--samples", 60001],
+     "argument --samples: samples must be an integer between 1 and 60000, got 60001"),
+    (["bench", "--repeats", 0], "argument --repeats: repeats must be a positive integer"),
+    (["predict", "m.npz", "x.png", "--top", -1], "argument --top: top must be"),
+], ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None)
+def test_out_of_range_options_are_usage_errors(tmp_path, args, message):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: mnist-fast "), result.stderr
+    assert message in result.stderr.splitlines()[-1], result.stderr
+    for api_name in ("num_threads", "batch_size", "iters_num", "learning_rate"):
+        assert api_name not in result.stderr
+
+
+def test_the_options_limits_are_the_apis(mnist):
+    # the options' bounds are where the API's are: the largest value passes
+    # (batch_size's would allocate its workspace), one more is refused
+    (x_train, t_train), (x_test, t_test) = mnist
+    assert TwoLayerNet(784, 5, 10, num_threads=MAX_THREADS).num_threads >= 1
+    net = TwoLayerNet(784, 5, 10, seed=MAX_SEED, num_threads=1)
+    for bad in ({"num_threads": MAX_THREADS + 1}, {"seed": MAX_SEED + 1}):
+        with pytest.raises(ValueError):
+            TwoLayerNet(784, 5, 10, **bad)
+    with pytest.raises(ValueError, match="batch_size"):
+        mnist_fast.train(net, x_train, t_train, x_test, t_test, iters_num=0,
+                         batch_size=MAX_INDEX + 1)
 
 
