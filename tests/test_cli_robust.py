@@ -366,3 +366,86 @@ def test_the_options_limits_are_the_apis(mnist):
                          batch_size=MAX_INDEX + 1)
 
 
+# -- environment variables ----------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["avx", "AVX512", "sse2", "none", "1"])
+def test_a_wrong_simd_value_stops_every_entry_naming_the_variable(tmp_path, value):
+    message = (f"$MNIST_FAST_SIMD must be one of auto, avx2, baseline, got "
+               f"{value!r}")
+    env = cli_env(MNIST_FAST_SIMD=value)
+    for args in (["-c", "import mnist_fast; print(mnist_fast.build_info())"],
+                 ["-m", "mnist_fast", "info"],
+                 ["-m", "mnist_fast", "train", "--iters", "1"]):
+        result = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1, result.stdout
+        assert result.stdout == ""  # nothing ran on the NumPy code
+        assert result.stderr.splitlines()[-1] == f"ImportError: {message}"
+        assert "reinstall" not in result.stderr.lower()
+
+
+@pytest.mark.parametrize("value", ["AVX2", " baseline ", "Auto", ""])
+def test_simd_value_case_and_spaces_do_not_matter(tmp_path, value):
+    result = subprocess.run(
+        [sys.executable, "-c", "import mnist_fast; print(mnist_fast.build_info()['simd'])"],
+        cwd=tmp_path, env=cli_env(MNIST_FAST_SIMD=value), capture_output=True,
+        text=True, timeout=120)
+    wanted = value.strip().lower()
+    if wanted in ("", "auto"):
+        wanted = kernels.simd_variants()[-1]
+    if wanted not in kernels.simd_variants():
+        assert result.returncode == 1
+        return
+    assert result.stdout.strip() == wanted, result.stderr
+
+
+def test_a_variant_this_machine_cannot_run_is_an_import_error(tmp_path):
+    missing = [name for name in kernels.SIMD_CHOICES[1:]
+               if name not in kernels.simd_variants()]
+    if not missing:
+        pytest.skip(f"this build and CPU run every variant ({kernels.SIMD_CHOICES[1:]})")
+    for name in missing:
+        result = subprocess.run([sys.executable, "-c", "import mnist_fast"],
+                                cwd=tmp_path, env=cli_env(MNIST_FAST_SIMD=name),
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1
+        assert f"ImportError: $MNIST_FAST_SIMD={name}: " in result.stderr
+
+
+def test_a_simd_variant_without_compiled_kernels_is_an_import_error(tmp_path):
+    # the package as an sdist unpacked without building: its .py files only
+    source = Path(mnist_fast.__file__).resolve().parent
+    copy = tmp_path / "mnist_fast"
+    copy.mkdir()
+    for path in source.glob("*.py"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    code = ("import mnist_fast; i = mnist_fast.build_info(); "
+            "print(i['compiled'], mnist_fast.TwoLayerNet(3, 2, 2).backend)")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    for value, status, last_line in (
+            ("auto", 0, None),  # the documented fallback: NumPy, said by build_info
+            ("avx2", 1, "ImportError: $MNIST_FAST_SIMD=avx2 asks for the compiled "
+                        "kernels, which did not import ("),
+            ("baseline", 1, "ImportError: $MNIST_FAST_SIMD=baseline asks for the "
+                            "compiled kernels")):
+        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+                                env=dict(env, MNIST_FAST_SIMD=value),
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == status, result.stderr
+        if last_line is None:
+            assert result.stdout == "False numpy\n"
+        else:
+            assert result.stderr.splitlines()[-1].startswith(last_line)
+            assert "reinstall" not in result.stderr.lower()
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "1025", "1.5", "-3", "2 threads"])
+def test_a_wrong_thread_count_in_the_environment_names_the_variable(tmp_path, value):
+    env = cli_env(MNIST_FAST_NUM_THREADS=value)
+    for args in (["info"], ["train", "--iters", "1"]):
+        result = subprocess.run([sys.executable, "-m", "mnist_fast", *args],
+                                cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert_one_line_error(
+            result, "mnist-fast: error: $MNIST_FAST_NUM_THREADS must be an "
+            f"integer between 1 and {MAX_THREADS}, got ")
