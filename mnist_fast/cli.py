@@ -306,8 +306,8 @@ def cmd_gradcheck(args):
     try:
         positive_int(args.samples, "samples", maximum=x_train.shape[0])
     except ValueError as exc:
-        raise UsageError(f"argument --samples: {exc} (the training images "
-                         "are all there is)") from None
+        raise UsageError(f"argument --samples: {exc} ({x_train.shape[0]} is "
+                         "the number of training images)") from None
     net = _mnist_net(args, x_train, args.seed)
     start = time.perf_counter()
     checks = gradient_check(net, x_train[:args.samples], t_train[:args.samples],
