@@ -130,35 +130,45 @@ def _mnist_net(args, x_train, seed):
 def _output_paths(args):
     """Check where results go before a long run, not after it: each folder
     exists (--plot-dir is created) and a file can really be written there
-    (:func:`~mnist_fast.files.check_writable`)."""
-    plot_dir = None
-    if args.plot_dir is not None:
-        plot_dir = Path(args.plot_dir)
-        if plot_dir.exists() and not plot_dir.is_dir():
-            raise UserError(f"--plot-dir: {plot_dir} exists and is not a folder")
+    (:func:`~mnist_fast.files.check_writable`).  Returns the plot folder."""
+    for option, value, check in (("--plot-dir", args.plot_dir, _check_plot_dir),
+                                 ("--save", args.save, _check_save)):
+        if value is None:
+            continue
         try:
-            plot_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"--plot-dir: cannot create the folder {plot_dir} "
+            check(Path(value))
+        except OSError as exc:  # a folder on the way that cannot be searched
+            raise UserError(f"{option}: cannot look at {value} "
                             f"({_reason(exc)})") from None
-        _check_writable("--plot-dir", plot_dir / NETWORK_PICTURES[0],
-                        f"into the folder {plot_dir}")
-    if args.save is not None:
-        save = Path(args.save)
-        if save.is_dir():
-            raise UserError(f"--save: {save} is a folder; give a file name "
-                            "such as model.npz")
-        if save.exists() and not save.is_file():
-            raise UserError(f"--save: {save} exists and is not a regular file "
-                            "(a device, a pipe...); give a file name such as "
-                            "model.npz")
-        folder = save.absolute().parent
-        if folder.exists() and not folder.is_dir():
-            raise UserError(f"--save: {folder} is not a folder")
-        if not folder.is_dir():
-            raise UserError(f"--save: the folder {folder} does not exist")
-        _check_writable("--save", save, save)
-    return plot_dir
+    return None if args.plot_dir is None else Path(args.plot_dir)
+
+
+def _check_plot_dir(plot_dir):
+    if plot_dir.exists() and not plot_dir.is_dir():
+        raise UserError(f"--plot-dir: {plot_dir} exists and is not a folder")
+    try:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--plot-dir: cannot create the folder {plot_dir} "
+                        f"({_reason(exc)})") from None
+    _check_writable("--plot-dir", plot_dir / NETWORK_PICTURES[0],
+                    f"into the folder {plot_dir}")
+
+
+def _check_save(save):
+    if save.is_dir():
+        raise UserError(f"--save: {save} is a folder; give a file name "
+                        "such as model.npz")
+    if save.exists() and not save.is_file():
+        raise UserError(f"--save: {save} exists and is not a regular file "
+                        "(a device, a pipe...); give a file name such as "
+                        "model.npz")
+    folder = save.absolute().parent
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--save: {folder} is not a folder")
+    if not folder.is_dir():
+        raise UserError(f"--save: the folder {folder} does not exist")
+    _check_writable("--save", save, save)
 
 
 def _reason(exc):

@@ -196,6 +196,21 @@ def test_a_read_only_folder_fails_before_training(tmp_path):
         locked.chmod(0o700)
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root looks into a folder whatever its mode")
+def test_a_folder_that_cannot_be_searched_is_named_with_the_option(tmp_path):
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    closed.chmod(0o000)
+    try:
+        for option in ("--save", "--plot-dir"):
+            assert_one_line_error(
+                run_cli("train", "--iters", 1, option, closed / "inside" / "x",
+                        cwd=tmp_path), f"{option}: ", "Permission denied")
+    finally:
+        closed.chmod(0o700)
+
+
 def test_output_paths_that_are_not_folders_or_files(tmp_path):
     (tmp_path / "file").write_text("")
     cases = [
