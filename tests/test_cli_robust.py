@@ -6,6 +6,7 @@ The command runs in its own process, as a user runs it; a few checks of
 the functions behind it run here.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -179,36 +180,41 @@ def test_an_unwritable_folder_fails_before_training(tmp_path, args, message):
     assert not result.stdout  # not even the header of the run
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root writes into a folder whatever its mode")
-def test_a_read_only_folder_fails_before_training(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+#: Permission bits stop everyone but root.
+not_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                              reason="root reads and writes a folder whatever "
+                              "its mode")
+
+
+@contextlib.contextmanager
+def folder_with_mode(path, mode):
+    """The new folder ``path`` with permission bits ``mode``, for the block."""
+    path.mkdir()
+    path.chmod(mode)
     try:
+        yield path
+    finally:
+        path.chmod(0o700)
+
+
+@not_root
+def test_a_read_only_folder_fails_before_training(tmp_path):
+    with folder_with_mode(tmp_path / "locked", 0o500) as locked:
         for args, message in (
                 (["--save", locked / "model.npz"], "--save: cannot write"),
                 (["--plot-dir", locked], "--plot-dir: cannot write into the folder")):
             assert_one_line_error(
                 run_cli("train", "--iters", 1, *args, cwd=tmp_path),
                 message, "Permission denied")
-    finally:
-        locked.chmod(0o700)
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root looks into a folder whatever its mode")
+@not_root
 def test_a_folder_that_cannot_be_searched_is_named_with_the_option(tmp_path):
-    closed = tmp_path / "closed"
-    closed.mkdir()
-    closed.chmod(0o000)
-    try:
+    with folder_with_mode(tmp_path / "closed", 0o000) as closed:
         for option in ("--save", "--plot-dir"):
             assert_one_line_error(
                 run_cli("train", "--iters", 1, option, closed / "inside" / "x",
                         cwd=tmp_path), f"{option}: ", "Permission denied")
-    finally:
-        closed.chmod(0o700)
 
 
 def test_output_paths_that_are_not_folders_or_files(tmp_path):
