@@ -14,7 +14,9 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,14 +24,17 @@ import numpy as np
 
 from . import __version__, book
 from .backends import BACKENDS
+from .console import never_refuse
+from .files import check_writable
 from .gradcheck import FLOOR, RTOL, gradient_check
 from .info import build_info
 from .kernels import ENV_SIMD, SIMD_CHOICES
 from .mnist import N_CLASSES, load_mnist
-from .threads import ENV_NUM_THREADS
+from .seeding import MAX_SEED
+from .threads import ENV_NUM_THREADS, MAX_THREADS
 from .train import GRADIENTS, TrainingDiverged, train
 from .two_layer_net import TwoLayerNet
-from .validation import positive_int, real_number
+from .validation import MAX_INDEX, positive_int, real_number
 
 PROG = "mnist-fast"
 #: Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells use.
@@ -40,7 +45,16 @@ class UserError(Exception):
     """A mistake in the command line or its files: one line, exit 1."""
 
 
+class UsageError(Exception):
+    """An option's value that only the run can check (it depends on the
+    data): a usage error, as argparse's own, exit 2."""
+
+
 # -- argument types: parse, then check with mnist_fast.validation -------------
+#
+# Each option is checked against the limits of the API argument it becomes
+# (the same constants), so that a value out of range is a usage error naming
+# the option, never the API's error naming its argument.
 
 def _number(text):
     for parse in (int, float):
@@ -114,22 +128,61 @@ def _mnist_net(args, x_train, seed):
 # -- train ----------------------------------------------------------------------
 
 def _output_paths(args):
-    """Check where results go before a long run, not after it."""
-    plot_dir = None
-    if args.plot_dir is not None:
-        plot_dir = Path(args.plot_dir)
-        if plot_dir.exists() and not plot_dir.is_dir():
-            raise UserError(f"--plot-dir: {plot_dir} exists and is not a folder")
+    """Check where results go before a long run, not after it: each folder
+    exists (--plot-dir is created) and a file can really be written there
+    (:func:`~mnist_fast.files.check_writable`).  Returns the plot folder."""
+    for option, value, check in (("--plot-dir", args.plot_dir, _check_plot_dir),
+                                 ("--save", args.save, _check_save)):
+        if value is None:
+            continue
+        try:
+            check(Path(value))
+        except OSError as exc:  # a folder on the way that cannot be searched
+            raise UserError(f"{option}: cannot look at {value} "
+                            f"({_reason(exc)})") from None
+    return None if args.plot_dir is None else Path(args.plot_dir)
+
+
+def _check_plot_dir(plot_dir):
+    if plot_dir.exists() and not plot_dir.is_dir():
+        raise UserError(f"--plot-dir: {plot_dir} exists and is not a folder")
+    try:
         plot_dir.mkdir(parents=True, exist_ok=True)
-    if args.save is not None:
-        save = Path(args.save)
-        if save.is_dir():
-            raise UserError(f"--save: {save} is a folder; give a file name "
-                            "such as model.npz")
-        if not save.absolute().parent.is_dir():
-            raise UserError(f"--save: the folder {save.absolute().parent} "
-                            "does not exist")
-    return plot_dir
+    except OSError as exc:
+        raise UserError(f"--plot-dir: cannot create the folder {plot_dir} "
+                        f"({_reason(exc)})") from None
+    _check_writable("--plot-dir", plot_dir / NETWORK_PICTURES[0],
+                    f"into the folder {plot_dir}")
+
+
+def _check_save(save):
+    if save.is_dir():
+        raise UserError(f"--save: {save} is a folder; give a file name "
+                        "such as model.npz")
+    if save.exists() and not save.is_file():
+        raise UserError(f"--save: {save} exists and is not a regular file "
+                        "(a device, a pipe...); give a file name such as "
+                        "model.npz")
+    folder = save.absolute().parent
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--save: {folder} is not a folder")
+    if not folder.is_dir():
+        raise UserError(f"--save: the folder {folder} does not exist")
+    _check_writable("--save", save, save)
+
+
+def _reason(exc):
+    """What went wrong in an OSError, without the file name it repeats."""
+    return exc.strerror or str(exc)
+
+
+def _check_writable(option, path, what):
+    """UserError naming ``option`` unless ``path`` can be written; ``what``
+    says where, for the message."""
+    try:
+        check_writable(path)
+    except OSError as exc:
+        raise UserError(f"{option}: cannot write {what} ({_reason(exc)})") from None
 
 
 #: The pictures of a trained network that --plot-dir gets (train and show).
@@ -147,23 +200,71 @@ def _network_pictures(net, x_test, t_test, plot_dir):
     return paths
 
 
-def _write_results(args, net, history, plot_dir, test_set):
-    if plot_dir is not None:
-        from .plot import plot_accuracy, plot_loss
+class _KeepTheModel:
+    """Ctrl-C around ``train()``, so that a trained model is never lost.
 
-        plot_loss(history, plot_dir / "loss.png")
-        plot_accuracy(history, plot_dir / "accuracy.png")
-        pictures = _network_pictures(net, *test_set, plot_dir)
-        _say(f"wrote {plot_dir / 'loss.png'}, {plot_dir / 'accuracy.png'}, "
-             + ", ".join(map(str, pictures)))
-    if args.save is not None:
-        net.save(args.save)
-        _say(f"saved the model to {args.save} "
-             f"(mnist-fast predict {args.save} IMAGE)")
+    Before the first step a Ctrl-C stops the command at once, as usual.
+    During the steps ``train`` handles it itself (it stops after the
+    current block).  Once a step has run (``train`` calls this object as
+    its ``callback``), a Ctrl-C that comes outside the steps -- as
+    ``train`` returns, or while the model is written -- is held: the block
+    goes on to save the model, and leaving it raises the held
+    ``KeyboardInterrupt``.  A Ctrl-C after the block stops the accuracy pass
+    and the plots, but the model is already saved.
+
+    Only in the main thread, and not when Ctrl-C is ignored (a job started
+    in the background).
+    """
+
+    def __init__(self):
+        self.trained = self.held = False
+        self._previous = None
+
+    def __call__(self, history):
+        self.trained = True
+
+    def _handler(self, signum, frame):
+        if not self.trained:
+            raise KeyboardInterrupt
+        self.held = True
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        if self.held and kind is None:
+            raise KeyboardInterrupt
+        return False
+
+
+def _save(args, net):
+    net.save(args.save)
+    _say(f"saved the model to {args.save} "
+         f"(mnist-fast predict {args.save} IMAGE)")
+
+
+def _plots(net, history, plot_dir, test_set):
+    from .plot import plot_accuracy, plot_loss
+
+    plot_loss(history, plot_dir / "loss.png")
+    plot_accuracy(history, plot_dir / "accuracy.png")
+    pictures = _network_pictures(net, *test_set, plot_dir)
+    _say(f"wrote {plot_dir / 'loss.png'}, {plot_dir / 'accuracy.png'}, "
+         + ", ".join(map(str, pictures)))
 
 
 def cmd_train(args):
-    """``mnist-fast train``: the book's training run."""
+    """``mnist-fast train``: the book's training run.
+
+    The model is saved (``--save``) as soon as the steps end, before the
+    accuracy pass and the plots, and a Ctrl-C from then on cannot stop the
+    save (:class:`_KeepTheModel`).
+    """
     plot_dir = _output_paths(args)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     (x_train, t_train), (x_test, t_test) = load_mnist()
@@ -174,16 +275,29 @@ def cmd_train(args):
          f"backend {net.backend}, seed {seed} (repeat with --seed {seed}); "
          f"{x_train.shape[0]} training images, an epoch is {epoch} iterations")
     bar = not args.no_progress and sys.stdout.isatty()
+    saved = False
     try:
-        history = train(net, x_train, t_train, x_test, t_test,
-                        iters_num=args.iters, batch_size=args.batch_size,
-                        learning_rate=args.lr, gradient=args.gradient,
-                        seed=seed, verbose=True, progress=bar)
-    except TrainingDiverged as exc:
-        raise UserError(str(exc)) from None
-    train_acc = net.accuracy(x_train, t_train)
-    test_acc = net.accuracy(x_test, t_test)
-    _write_results(args, net, history, plot_dir, (x_test, t_test))
+        with _KeepTheModel() as keep:
+            try:
+                history = train(net, x_train, t_train, x_test, t_test,
+                                iters_num=args.iters,
+                                batch_size=args.batch_size,
+                                learning_rate=args.lr, gradient=args.gradient,
+                                seed=seed, verbose=True, progress=bar,
+                                callback=keep)
+            except TrainingDiverged as exc:
+                raise UserError(str(exc)) from None
+            if args.save is not None:
+                _save(args, net)
+                saved = True
+        train_acc = net.accuracy(x_train, t_train)
+        test_acc = net.accuracy(x_test, t_test)
+        if plot_dir is not None:
+            _plots(net, history, plot_dir, (x_test, t_test))
+    except KeyboardInterrupt:
+        if not saved:
+            raise
+        raise KeyboardInterrupt(f"the model is saved in {args.save}") from None
     rate = history.iterations / history.wall_time if history.wall_time else 0.0
     rate = f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
     what = (f"interrupted (Ctrl-C) after {history.iterations} of {args.iters} "
@@ -199,9 +313,11 @@ def cmd_train(args):
 def cmd_gradcheck(args):
     """``mnist-fast gradcheck``: the book's numerical-vs-backprop check."""
     (x_train, t_train), _ = load_mnist()
-    if args.samples > x_train.shape[0]:
-        raise UserError(f"--samples: at most {x_train.shape[0]} (the training "
-                        f"images), got {args.samples}")
+    try:
+        positive_int(args.samples, "samples", maximum=x_train.shape[0])
+    except ValueError as exc:
+        raise UsageError(f"argument --samples: {exc} ({x_train.shape[0]} is "
+                         "the number of training images)") from None
     net = _mnist_net(args, x_train, args.seed)
     start = time.perf_counter()
     checks = gradient_check(net, x_train[:args.samples], t_train[:args.samples],
@@ -413,7 +529,7 @@ def _add_network_options(p, seed_default):
                         "'auto' (compiled when built)")
     p.add_argument("--hidden", type=_count("hidden"), default=book.HIDDEN_SIZE,
                    metavar="N", help="hidden layer size")
-    p.add_argument("--seed", type=_count("seed", minimum=0, maximum=2**32 - 1),
+    p.add_argument("--seed", type=_count("seed", minimum=0, maximum=MAX_SEED),
                    default=seed_default, metavar="N",
                    help="seed of the initial weights" + (
                        " and of the batch sampling: the book's run after "
@@ -432,7 +548,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _add_threads_option(p):
-    p.add_argument("--threads", type=_count("threads"), default=None,
+    p.add_argument("--threads", type=_count("threads", maximum=MAX_THREADS),
+                   default=None,
                    metavar="N", help="threads of the compiled kernels "
                    "(default: $MNIST_FAST_NUM_THREADS, else one thread or "
                    "all per call, whichever is faster now)")
@@ -461,14 +578,18 @@ def build_parser():
                     "book's 'train acc, test acc | ...' line). Ctrl-C stops "
                     "at the end of the current block of steps (up to 64) "
                     "and still prints the "
-                    "summary and writes the plots and the model (exit 130).")
+                    "summary and writes the plots and the model (exit 130). "
+                    "The model is saved as soon as the steps end; a Ctrl-C "
+                    "after that stops the accuracy pass and the plots, not "
+                    "the saving.")
     p.add_argument("--gradient", choices=GRADIENTS, default="backprop",
                    help="how the gradient is computed ('numerical' is the "
                         "book's slow central differences)")
     _add_network_options(p, None)
     p.add_argument("--iters", type=_count("iters", minimum=0), default=book.ITERS_NUM,
                    metavar="N", help="iterations (mini-batch updates)")
-    p.add_argument("--batch-size", type=_count("batch-size"), default=book.BATCH_SIZE,
+    p.add_argument("--batch-size", type=_count("batch-size", maximum=MAX_INDEX),
+                   default=book.BATCH_SIZE,
                    metavar="N", help="images per mini-batch")
     p.add_argument("--lr", type=_positive_real("lr"), default=book.LEARNING_RATE,
                    metavar="RATE", help="learning rate")
@@ -564,6 +685,8 @@ def build_parser():
         description="build_info() for people: paste it into bug reports.")
     p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(func=cmd_info)
+    for p in sub.choices.values():
+        p.set_defaults(parser=p)  # for the usage errors of UsageError
     return parser
 
 
@@ -575,11 +698,15 @@ def main(argv=None):
     int
         The exit status.
     """
+    never_refuse()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except UsageError as exc:
+        args.parser.error(str(exc))
+    except KeyboardInterrupt as exc:
+        kept = f" ({exc})" if str(exc) else ""
+        print(f"{PROG}: interrupted{kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `mnist-fast info | head -1`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

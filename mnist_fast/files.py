@@ -1,4 +1,5 @@
-"""Files: writing them all at once (``write_atomic``), finding them."""
+"""Files: writing them all at once (``write_atomic``), checking up front
+that they can be written (``check_writable``), finding them."""
 
 import contextlib
 import os
@@ -23,9 +24,7 @@ def write_atomic(path, write):
     write : callable
         Called once as ``write(f)`` with the open binary file.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                               suffix=".tmp")
+    fd, tmp = _temporary_beside(Path(path))
     try:
         # mkstemp makes the file private (0600): give it the old file's
         # permissions, or those open() gives a new file (the umask's)
@@ -58,6 +57,31 @@ def _chmod_like(fd, path):
     except OSError:
         mode = 0o666 & ~_umask()
     os.fchmod(fd, mode)
+
+
+def _temporary_beside(path):
+    """A new temporary file next to ``path``: ``(fd, name)``; OSError
+    when its folder cannot be written."""
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                            suffix=".tmp")
+
+
+def check_writable(path):
+    """Raise ``OSError`` unless :func:`write_atomic` can write ``path``.
+
+    It creates and removes the temporary file that ``write_atomic`` would
+    write, next to ``path``: permission bits do not tell (root, ACLs,
+    read-only mounts, ``/proc``), and a name too long for its temporary
+    file fails here too.  ``path`` itself is not touched.
+
+    Parameters
+    ----------
+    path : str or path
+        The file to be written; its folder must exist.
+    """
+    fd, tmp = _temporary_beside(Path(path))
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def existing_file(path, kind):

@@ -5,12 +5,15 @@ numerical gradient), ``_backprop`` (backprop and the fused SGD step),
 ``_checks`` (the input checks of :mod:`mnist_fast.validation`) and
 ``_machine`` (facts about the build).  Each kernel module carries its SIMD
 variants inside (src_cython/simd_rows.h) and takes the best this CPU runs
-when it is imported; ``$MNIST_FAST_SIMD`` chooses another.  When they do
-not import, :data:`COMPILED` is False and :data:`IMPORT_ERROR` says why;
-the NumPy engine then runs everything.  :data:`NOT_BUILT` tells an install
-that could not build them (no C compiler: nothing is wrong at run time)
-from kernels that were built but fail to load (a missing shared library),
-which ``backend="auto"`` reports with a warning.
+when it is imported; ``$MNIST_FAST_SIMD`` chooses another (a value that
+is not a variant's name, or a variant this build or CPU has not got, makes
+this import fail with an ``ImportError`` that says so).  When they do not
+import, :data:`COMPILED` is False and :data:`IMPORT_ERROR` says why; the
+NumPy engine then runs everything, unless ``$MNIST_FAST_SIMD`` asked for a
+variant (an ``ImportError`` too).  :data:`NOT_BUILT` tells an install that
+could not build them (no C compiler: nothing is wrong at run time) from
+kernels that were built but fail to load (a missing shared library), which
+``backend="auto"`` reports with a warning.
 
 The OpenMP wait policy must be in the environment before libgomp loads:
 ``mnist_fast/__init__.py`` imports :mod:`mnist_fast.threads`, which sets
@@ -57,6 +60,7 @@ if not COMPILED:
                      .read_text(encoding="utf-8").strip())
     except OSError:
         pass
+
 #: The modules whose row helpers come in SIMD variants.
 KERNEL_MODULES = (forward, numerical, backprop, checks)
 
@@ -81,11 +85,19 @@ def simd_variants():
     return [name for name, runs in forward.simd_variants().items() if runs]
 
 
-if COMPILED and _wanted != "auto":
+if _wanted != "auto":
+    # a variant asked for by name runs, or importing fails saying why:
+    # never the other variant, nor the NumPy code, without a word
+    if not COMPILED:
+        raise ImportError(
+            f"${ENV_SIMD}={_wanted} asks for the compiled kernels, which did "
+            f"not import ({IMPORT_ERROR}); unset it to run the NumPy code")
     try:
         use_simd(_wanted)
     except ValueError as exc:
-        raise ImportError(f"${ENV_SIMD}={_wanted}: {exc}") from None
+        raise ImportError(
+            f"${ENV_SIMD}={_wanted}: {exc}; this machine runs "
+            f"{', '.join(('auto', *simd_variants()))}") from None
 
 
 def openmp_enabled():

@@ -28,6 +28,8 @@ import numpy as np
 from .validation import describe
 
 
+#: The largest integer seed (``np.random.seed`` takes 0 to 2**32 - 1).
+MAX_SEED = 2**32 - 1
 #: The generator objects a seed may be: used as given.
 GENERATORS = (np.random.Generator, np.random.RandomState)
 
