@@ -57,8 +57,9 @@ class History:
     wall_time : float
         Seconds spent in ``train``.
     interrupted : bool
-        True when Ctrl-C stopped the run early (at the end of a block of
-        iterations, see :func:`train`).
+        True when Ctrl-C stopped the run (at the end of the block of
+        iterations it came in, see :func:`train`; in the last block the run
+        is complete, ``iterations == iters_num``, and this is still true).
     """
 
     train_loss_list: list = field(default_factory=list)
@@ -345,4 +346,5 @@ def _run_blocks(run, params, listeners, accuracies, history):
                     "parameters from before that update. Try a smaller "
                     "learning_rate.", i + done, history)
             i += n
-            history.interrupted = stop.is_set() and i < run.iters_num
+            # a Ctrl-C in the last block is still the user's: reported
+            history.interrupted = stop.is_set()

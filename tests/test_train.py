@@ -1,6 +1,8 @@
 """train: misuse is refused before anything changes; divergence keeps the
 last finite parameters."""
 
+import os
+import signal
 import types
 from collections.abc import Mapping, MutableMapping
 
@@ -286,3 +288,20 @@ def test_a_callback_putting_a_wrong_array_is_refused(backend, replace, error,
     with pytest.raises(error, match=pattern(message)):
         train(net, X, T, X, T, iters_num=STEPS + 10, batch_size=8,
               callback=callback)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("at", [3, 9])  # a middle iteration, the last
+def test_ctrl_c_in_any_block_is_reported(backend, at):
+    # a real SIGINT, sent by the callback of iteration `at` (the last
+    # block's too, whose Ctrl-C must not be swallowed)
+    net = tiny_net(backend)
+
+    def press_ctrl_c(history):
+        if history.iterations == at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    history = train(net, X, T, X, T, iters_num=10, batch_size=4, seed=1,
+                    eval_every_epoch=False, callback=press_ctrl_c)
+    assert history.interrupted
+    assert at <= history.iterations <= 10
