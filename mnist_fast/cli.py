@@ -31,7 +31,7 @@ from .info import build_info
 from .kernels import ENV_SIMD, SIMD_CHOICES
 from .mnist import N_CLASSES, load_mnist
 from .seeding import MAX_SEED
-from .threads import ENV_NUM_THREADS, MAX_THREADS
+from .threads import ENV_NUM_THREADS, MAX_THREADS, ThreadsUnavailable
 from .train import GRADIENTS, TrainingDiverged, train
 from .two_layer_net import TwoLayerNet
 from .validation import MAX_INDEX, positive_int, real_number
@@ -711,9 +711,16 @@ def main(argv=None):
     except BrokenPipeError:  # e.g. `mnist-fast info | head -1`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except MemoryError:
-        print(f"{PROG}: error: not enough memory (a smaller --hidden or "
-              "--batch-size needs less)", file=sys.stderr)
+    except MemoryError as exc:
+        what = f" ({exc})" if str(exc) else ""
+        print(f"{PROG}: error: not enough memory{what}: a smaller --hidden or "
+              "--batch-size needs less", file=sys.stderr)
+        return 1
+    except ThreadsUnavailable as exc:
+        # num_threads comes from --threads here: say it as it was typed
+        message = (exc.message(f"--threads {exc.wanted}")
+                   if exc.chosen == "num_threads" else str(exc))
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
     except (UserError, OSError, ValueError, RuntimeError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 that they can be written (``check_writable``), finding them."""
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -14,8 +15,11 @@ def write_atomic(path, write):
     ``write(f)`` fills a temporary file in the same folder (opened ``"wb"``),
     which is flushed to disk and then renamed over ``path``
     (``os.replace``).  The file keeps the permissions of the one it
-    replaces; a new one gets those of ``open()`` (the umask's).  If anything fails or is interrupted (Ctrl-C) on the
-    way, the temporary file is removed and ``path`` is left as it was.
+    replaces; a new one gets those of ``open()`` (the umask's).  If
+    anything fails or is interrupted (Ctrl-C) on the way, the temporary
+    file is removed and ``path`` is left as it was.  A ``path`` that exists
+    and is not a regular file (a device such as ``/dev/null``, a pipe, a
+    folder) is never replaced: ``FileExistsError``.
 
     Parameters
     ----------
@@ -61,7 +65,12 @@ def _chmod_like(fd, path):
 
 def _temporary_beside(path):
     """A new temporary file next to ``path``: ``(fd, name)``; OSError
-    when its folder cannot be written."""
+    when its folder cannot be written, or when ``path`` exists and is not
+    a regular file (renaming over it would replace a device or a pipe)."""
+    if path.exists() and not path.is_file():
+        raise FileExistsError(
+            errno.EEXIST, "exists and is not a regular file (a device, a "
+            "pipe, a folder), which mnist_fast does not replace", str(path))
     return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                             suffix=".tmp")
 

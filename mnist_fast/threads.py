@@ -132,8 +132,9 @@ def _resolved(num_threads):
 
 
 def _requested(num_threads):
-    """The count asked for, and who chose it (``"num_threads=8"``, for
-    messages; None for OpenMP's default); checked as
+    """The count asked for, and who chose it (``"num_threads"`` or
+    ``"$MNIST_FAST_NUM_THREADS"``, for messages; None for OpenMP's
+    default); checked as
     :func:`resolve_num_threads` says, not yet started."""
     chosen = None
     if num_threads is None:
@@ -148,13 +149,13 @@ def _requested(num_threads):
                 ) from None
             n = positive_int(value, f"${ENV_NUM_THREADS}",
                              maximum=MAX_THREADS)
-            chosen = f"${ENV_NUM_THREADS}={n}"
+            chosen = f"${ENV_NUM_THREADS}"
         else:
             # $OMP_NUM_THREADS may ask for more than OpenMP can create
             n = min(kernels.max_threads(), MAX_THREADS)
     else:
         n = positive_int(num_threads, "num_threads", maximum=MAX_THREADS)
-        chosen = f"num_threads={n}"
+        chosen = "num_threads"
     return n, chosen
 
 
@@ -173,7 +174,7 @@ def startable_team(n, chosen=None):
     n : int
         The team size, 1 ... MAX_THREADS.
     chosen : str or None
-        Who chose ``n`` (``"num_threads=8"``), for the message; None for
+        Who chose ``n`` (``"num_threads"``), for the message; None for
         OpenMP's default.
 
     Returns
@@ -185,7 +186,7 @@ def startable_team(n, chosen=None):
 
     Raises
     ------
-    RuntimeError
+    ThreadsUnavailable
         ``chosen`` is given and fewer than ``n`` threads could be started.
     """
     if n == 1:
@@ -198,12 +199,34 @@ def startable_team(n, chosen=None):
     stack = (f"each has the {OMP_STACK_SIZE}-byte stack of $OMP_STACKSIZE/"
              "$GOMP_STACKSIZE"
              if OMP_STACK_SIZE else "each has the default stack, ulimit -s")
-    raise RuntimeError(
-        f"{chosen}: only {started + 1} threads can be started here "
-        f"(creating more failed: {error}; {stack}, and an address-space "
-        f"limit, ulimit -v, or a process limit, ulimit -u, caps them): ask "
-        f"for at most {started + 1}, or set OMP_STACKSIZE smaller"
-    )
+    raise ThreadsUnavailable(
+        chosen, n, started + 1,
+        f"creating more failed: {error}; {stack}, and an address-space "
+        "limit, ulimit -v, or a process limit, ulimit -u, caps them")
+
+
+class ThreadsUnavailable(RuntimeError):
+    """A thread count chosen by the user that cannot be started here.
+
+    Attributes
+    ----------
+    chosen : str
+        Who chose it: ``"num_threads"`` or ``"$MNIST_FAST_NUM_THREADS"``.
+    wanted, startable : int
+        The count chosen, and the most that could be started.
+    """
+
+    def __init__(self, chosen, wanted, startable, why):
+        self.chosen, self.wanted, self.startable = chosen, wanted, startable
+        self._why = why
+        super().__init__(self.message(f"{chosen}={wanted}"))
+
+    def message(self, asked):
+        """The message, with ``asked`` saying how the count was asked for
+        (``"num_threads=8"``; the CLI's ``"--threads 8"``)."""
+        return (f"{asked}: only {self.startable} threads can be started here "
+                f"({self._why}): ask for at most {self.startable}, or set "
+                "OMP_STACKSIZE smaller")
 
 
 def threads_for_rows(num_threads, n_rows):

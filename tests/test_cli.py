@@ -226,3 +226,15 @@ def test_console_script(tmp_path):
     result = subprocess.run([script, "info"], cwd=tmp_path, env=cli_env(),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("mnist_fast ")
+
+
+def test_running_out_of_memory_is_one_line_saying_what(tmp_path):
+    result = run_cli("train", "--hidden", 2_000_000_000, "--iters", 1,
+                     "--no-progress", cwd=tmp_path)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    # NumPy's own account of the allocation, then what to change
+    assert line.startswith("mnist-fast: error: not enough memory (Unable to "
+                           "allocate"), line
+    assert "(784, 2000000000)" in line
+    assert line.endswith(": a smaller --hidden or --batch-size needs less")

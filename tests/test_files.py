@@ -37,3 +37,24 @@ def test_a_replaced_model_file_keeps_its_permissions(tmp_path, mode):
     TwoLayerNet(4, 3, 2, seed=1).save(path)
     assert _mode(path) == mode
     assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
+
+
+@pytest.mark.parametrize("make", ["fifo", "folder", "device"])
+def test_what_is_not_a_regular_file_is_never_replaced(tmp_path, make):
+    if make == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    elif make == "folder":
+        path = tmp_path / "folder"
+        path.mkdir()
+    else:  # a node of /dev/null's device, not /dev/null itself
+        path = tmp_path / "null"
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        except (OSError, AttributeError):
+            pytest.skip("cannot make a device node here (not root)")
+    kind = stat.S_IFMT(os.stat(path).st_mode)
+    with pytest.raises(FileExistsError, match="not a regular file"):
+        TwoLayerNet(4, 3, 2, seed=0).save(path)
+    assert stat.S_IFMT(os.stat(path).st_mode) == kind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

@@ -272,5 +272,7 @@ def test_the_command_line_reports_a_team_that_cannot_start(tmp_path):
     assert run.returncode == 1, run.stderr
     assert "libgomp" not in run.stderr
     (line,) = run.stderr.splitlines()
-    assert line.startswith("mnist-fast: error: ") and "1024" in line
+    # in the words typed: --threads, not the API's num_threads
+    assert line.startswith("mnist-fast: error: --threads 1024: only "), line
     assert re.search(r"only \d+ threads can be started here", line), line
+    assert "num_threads" not in line
