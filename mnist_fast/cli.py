@@ -507,8 +507,9 @@ def cmd_info(args):
               else "no: the kernels run on 1 thread")
     rows = [
         ("compiled kernels", compiled),
-        ("SIMD kernels", f"{info.get('simd') or 'none'} (set ${ENV_SIMD} "
-                         f"to choose: {', '.join(SIMD_CHOICES)})"),
+        ("SIMD kernels", f"{info['simd']} (set ${ENV_SIMD} to choose: "
+                         f"{', '.join(SIMD_CHOICES)})" if info["compiled"]
+                         else "none (not compiled)"),
         ("OpenMP", openmp),
         ("debug build", "yes (bounds checks on, slow)" if info["debug_build"] else "no"),
         ("versions", f"Cython {info['cython_version']}, NumPy "
