@@ -16,6 +16,10 @@ centre.  ``to_mnist`` does the same to any greyscale picture of a digit:
 A picture that already is in MNIST form (28x28, white digit on a black
 border) is used as it is, pixel for pixel (``value / 255`` in float32, as
 ``load_mnist`` does), so it gets exactly the prediction of the MNIST row.
+
+``load_digit`` reads a file's samples by their bit depth (white is the
+largest value the depth holds; floats are 0 to 1) and refuses, from the
+header, a picture larger than ``MAX_PIXELS``.
 """
 
 import struct

@@ -8,7 +8,7 @@ derandomize=True: CI replays the same examples every run.
 """
 
 import io
-import os
+import shutil
 import warnings
 
 import numpy as np
@@ -95,6 +95,7 @@ def test_any_image_file(image_folder, data):
         # Pillow's decompression-bomb warning becomes the ValueError (its
         # warnings about damaged metadata are left as they are)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
         try:
             row = load_digit(path)
         except ValueError as exc:
@@ -112,19 +113,13 @@ VICTIMS = ["t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte"]
 
 
 @pytest.fixture(scope="module")
-def cache_and_mnist(tmp_path_factory):
-    """A warm cache folder, its environment, and the right MNIST arrays."""
-    folder = tmp_path_factory.mktemp("cache")
-    before = os.environ.get(mnist_module.ENV_CACHE_DIR)
-    os.environ[mnist_module.ENV_CACHE_DIR] = str(folder)
-    try:
-        right = load_mnist(normalize=False)
-        yield folder, right
-    finally:
-        if before is None:
-            del os.environ[mnist_module.ENV_CACHE_DIR]
-        else:
-            os.environ[mnist_module.ENV_CACHE_DIR] = before
+def cache_and_mnist(tmp_path_factory, warm_mnist_cache):
+    """A copy of the warm cache, made the cache, and the right MNIST arrays."""
+    folder = tmp_path_factory.mktemp("fuzz") / "cache"
+    shutil.copytree(warm_mnist_cache, folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(mnist_module.ENV_CACHE_DIR, str(folder))
+        yield folder, load_mnist(normalize=False)
 
 
 def npy(arr):

@@ -368,31 +368,13 @@ def test_read_idx_returns_the_header_and_the_array(tmp_path, gz):
 
 # -- the per-user cache, verified on read ---------------------------------------
 
-@pytest.fixture(scope="module")
-def warm_cache(tmp_path_factory):
-    """A folder holding the four cache files ``load_mnist()`` writes."""
-    import os
-
-    folder = tmp_path_factory.mktemp("warm-cache")
-    before = os.environ.get(mnist_module.ENV_CACHE_DIR)
-    os.environ[mnist_module.ENV_CACHE_DIR] = str(folder)
-    try:
-        load_mnist()
-    finally:
-        if before is None:
-            del os.environ[mnist_module.ENV_CACHE_DIR]
-        else:
-            os.environ[mnist_module.ENV_CACHE_DIR] = before
-    return folder
-
-
 @pytest.fixture
-def cache(tmp_path, monkeypatch, warm_cache):
+def cache(tmp_path, monkeypatch, warm_mnist_cache):
     """A copy of the warm cache, made the cache of this test."""
     import shutil
 
     folder = tmp_path / "cache"
-    shutil.copytree(warm_cache, folder)
+    shutil.copytree(warm_mnist_cache, folder)
     monkeypatch.setenv(mnist_module.ENV_CACHE_DIR, str(folder))
     return folder
 
