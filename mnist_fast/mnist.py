@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import math
 import os
+import stat
 import warnings
 import zlib
 from pathlib import Path
@@ -274,15 +275,19 @@ def _read_cache(path, digest):
     The file must be the ``.npy`` of a uint8 array whose IDX file (the
     header rebuilt from its shape, then its data) has the SHA-256
     ``digest``; anything else -- another array, zeros, a truncated or
-    foreign file, a folder -- raises ``_StaleCache``.  The ``.npy`` header
+    foreign file, a folder, a FIFO -- raises ``_StaleCache``.  The ``.npy`` header
     and the file's length are checked before the data is read, so a header
     declaring a huge array allocates nothing.
     """
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # a FIFO would block open()
+            raise _StaleCache("it is a folder" if stat.S_ISDIR(mode)
+                              else "it is not a regular file")
         f = open(path, "rb")
     except FileNotFoundError:
         return None
-    except OSError as exc:  # a folder, no permission ...
+    except OSError as exc:  # no permission, a loop of links ...
         raise _StaleCache(exc.strerror or str(exc)) from None
     with f:
         try:

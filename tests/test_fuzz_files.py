@@ -1,12 +1,14 @@
-"""Fuzzing the files the package reads: image files for ``load_digit`` and
-files in the place of the MNIST cache.
+"""Fuzzing the files the package reads: image files for ``load_digit``,
+files in the place of the MNIST cache, and IDX files, raw and gzip.
 
 Whatever the file holds, ``load_digit`` returns an MNIST row or raises the
 documented ``ValueError`` naming the file, and ``load_mnist`` returns the
-bundled MNIST, rebuilding a cache file that is not what it stands for.
+bundled MNIST, rebuilding a cache file that is not what it stands for;
+``read_idx`` returns the file's bytes or raises ``IDXFormatError`` naming it.
 derandomize=True: CI replays the same examples every run.
 """
 
+import gzip
 import io
 import shutil
 import warnings
@@ -20,7 +22,8 @@ from PIL import Image
 
 from mnist_fast import mnist as mnist_module
 from mnist_fast.image import load_digit
-from mnist_fast.mnist import load_mnist
+from mnist_fast.mnist import IDXFormatError, load_mnist, read_idx
+from test_fuzz import idx_files
 
 FILES_FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                       database=None, suppress_health_check=list(HealthCheck))
@@ -169,3 +172,22 @@ def test_anything_in_the_place_of_a_cache_file(cache_and_mnist, data):
                for w in caught), [str(w.message) for w in caught]
     assert len(caught) == (content != npy(labels))
     assert victim.read_bytes() == npy(labels)  # rebuilt
+
+
+# -- IDX files, raw and gzip -----------------------------------------------------
+
+@FILES_FUZZ
+@given(data=idx_files(), gz=st.sampled_from(["raw", "gzip", "gzip cut"]), cut=st.integers(1, 30))
+def test_any_idx_file(image_folder, data, gz, cut):
+    path = image_folder / ("fuzz.idx" if gz == "raw" else "fuzz.idx.gz")
+    stored = data if gz == "raw" else gzip.compress(data)
+    path.write_bytes(stored[:-cut] if gz == "gzip cut" else stored)
+    try:
+        header, arr = read_idx(path)
+    except IDXFormatError as exc:
+        assert str(exc).startswith(f"{path}: "), str(exc)
+        event(f"{gz}: error")
+    else:
+        event(f"{gz}: read")
+        assert gz != "gzip cut"  # a gzip file cut short is never read
+        assert arr.dtype == np.uint8 and header + arr.tobytes() == data

@@ -504,7 +504,7 @@ def test_folder_in_the_cache_place_warns_and_loads_from_the_package(cache, mnist
     messages = [str(w.message) for w in caught]
     assert len(messages) == 2, messages
     assert messages[0].startswith(f"mnist_fast: the cached MNIST file {victim} is not ")
-    assert "Is a directory" in messages[0]
+    assert "(it is a folder)" in messages[0]
     assert messages[1].startswith(f"mnist_fast: cannot cache MNIST in {cache}: ")
     np.testing.assert_array_equal(t_test, t_right)
     # the folder is left alone, no temporary file is left behind
@@ -523,9 +523,16 @@ def symlink_loop(victim):
     victim.symlink_to(victim.name)
 
 
+def fifo(victim):
+    victim.unlink()
+    os.mkfifo(victim)  # opening it would wait for a writer
+
+
 @pytest.mark.parametrize("spoil, reason", [
     (no_permission, "Permission denied"),
     (symlink_loop, "Too many levels of symbolic links"),
+    pytest.param(fifo, "it is not a regular file",
+                 marks=pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")),
 ])
 def test_unreadable_cache_file_is_rebuilt(cache, mnist, spoil, reason):
     _, (_, t_right) = mnist
