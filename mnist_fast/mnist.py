@@ -305,12 +305,13 @@ def _read_cache(path, digest):
         if left != size:
             raise _StaleCache(f"{left} bytes of data for an array of shape "
                               f"{shape}, expected {size}")
-        data = bytearray(size)  # its length is checked: read it at once
-        if f.readinto(data) != size:
+        # its length is checked: read at once, into memory left unfilled
+        data = np.fromfile(f, dtype=np.uint8, count=size)
+        if data.size != size:
             raise _StaleCache("it changed while being read")
     if _digest(_idx_header(shape), data) != digest:
         raise _StaleCache("its contents are not the bundled file's (SHA-256)")
-    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    return data.reshape(shape)
 
 
 def _load_bundled_file(stem, digest):
