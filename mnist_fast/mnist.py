@@ -275,9 +275,9 @@ def _read_cache(path, digest):
     The file must be the ``.npy`` of a uint8 array whose IDX file (the
     header rebuilt from its shape, then its data) has the SHA-256
     ``digest``; anything else -- another array, zeros, a truncated or
-    foreign file, a folder, a FIFO -- raises ``_StaleCache``.  The ``.npy`` header
-    and the file's length are checked before the data is read, so a header
-    declaring a huge array allocates nothing.
+    foreign file, a folder, a FIFO -- raises ``_StaleCache``.  The ``.npy``
+    header and the file's length are checked before the data is read, so
+    a header declaring a huge array allocates nothing.
     """
     try:
         mode = os.stat(path).st_mode

@@ -56,7 +56,8 @@ def pictures(draw):
     if mode == "F" and draw(st.booleans()):  # mostly in the documented range
         pixels = np.clip(np.nan_to_num(pixels), 0, 1).astype(dtype)
     # Pillow takes the mode of a single-band array from its dtype
-    img = Image.fromarray(pixels, mode) if mode in BANDS or mode == "P" else Image.fromarray(pixels)
+    img = (Image.fromarray(pixels, mode) if mode in BANDS or mode == "P"
+           else Image.fromarray(pixels))
     assert img.mode == mode
     if mode in ("P", "L") and draw(st.booleans()):
         img.info["transparency"] = draw(st.integers(0, 255))
@@ -177,7 +178,8 @@ def test_anything_in_the_place_of_a_cache_file(cache_and_mnist, data):
 # -- IDX files, raw and gzip -----------------------------------------------------
 
 @FILES_FUZZ
-@given(data=idx_files(), gz=st.sampled_from(["raw", "gzip", "gzip cut"]), cut=st.integers(1, 30))
+@given(data=idx_files(), gz=st.sampled_from(["raw", "gzip", "gzip cut"]),
+       cut=st.integers(1, 30))
 def test_any_idx_file(image_folder, data, gz, cut):
     path = image_folder / ("fuzz.idx" if gz == "raw" else "fuzz.idx.gz")
     stored = data if gz == "raw" else gzip.compress(data)

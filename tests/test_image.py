@@ -177,32 +177,43 @@ def rgb(page, channels=3):
     return np.dstack([page] * channels)
 
 
-#: The same 8-bit picture saved in other modes and depths; Pillow opens
-#: each in the mode named (16-bit colour PNGs as 8-bit RGB(A), their high
-#: bytes, which are the 8-bit levels).
+def png16(path, page, color_type):
+    """``page`` as an opaque 16-bit PNG of colour type 2 (RGB), 4 (grey and
+    alpha) or 6 (RGBA)."""
+    bands = {2: rgb(page), 4: page, 6: rgb(page)}[color_type]
+    alpha = [] if color_type == 2 else [np.full(page.shape, 255, np.uint8)]
+    samples = wide(np.dstack([bands, *alpha]), 16)
+    return png_file(path, page.shape[1], page.shape[0], 16, color_type, samples)
+
+
+def image(make):
+    """A saver that writes the Pillow image ``make(page)``."""
+    return lambda page, path: make(page).save(path)
+
+
+#: The same 8-bit picture saved in other modes and depths: file suffix and
+#: how it is written.  Pillow opens each in the mode named (16-bit colour
+#: PNGs as 8-bit RGB(A), their high bytes, which are the 8-bit levels).
 SAVED_AS = {
-    "I;16 png": lambda p, f: Image.fromarray(wide(p, 16).astype(np.uint16)).save(f.with_suffix(".png")),
-    "I;16 tiff": lambda p, f: Image.fromarray(wide(p, 16).astype("<u2")).save(f.with_suffix(".tif")),
-    "I;16B tiff": lambda p, f: Image.fromarray(wide(p, 16).astype(">u2")).save(f.with_suffix(".tif")),
-    "I 32-bit tiff": lambda p, f: Image.fromarray(
-        np.round(p * ((2**31 - 1) / 255)).astype(np.int32)).save(f.with_suffix(".tif")),
-    "I 16-bit pgm": lambda p, f: pgm16(f.with_suffix(".pgm"), p),
-    "F tiff": lambda p, f: Image.fromarray((p / 255).astype(np.float32)).save(f.with_suffix(".tif")),
-    "RGB 16-bit png": lambda p, f: png_file(f.with_suffix(".png"), p.shape[1], p.shape[0],
-                                            16, 2, wide(rgb(p), 16)),
-    "LA 16-bit png": lambda p, f: png_file(f.with_suffix(".png"), p.shape[1], p.shape[0], 16, 4,
-                                           np.dstack([wide(p, 16), np.full(p.shape, 65535)])),
-    "RGBA 16-bit png": lambda p, f: png_file(f.with_suffix(".png"), p.shape[1], p.shape[0], 16, 6,
-                                             np.dstack([wide(rgb(p), 16), np.full(p.shape, 65535)])),
-    "P png": lambda p, f: grey_palette(p).save(f.with_suffix(".png")),
-    "LA png": lambda p, f: Image.fromarray(np.dstack([p, np.full_like(p, 255)]), "LA").save(
-        f.with_suffix(".png")),
-    "RGB png": lambda p, f: Image.fromarray(rgb(p)).save(f.with_suffix(".png")),
-    "RGBA png": lambda p, f: Image.fromarray(rgb(p, 4) | np.array([0, 0, 0, 255], np.uint8)).save(
-        f.with_suffix(".png")),
-    "CMYK tiff": lambda p, f: Image.fromarray(p).convert("CMYK").save(f.with_suffix(".tif")),
-    "L tiff": lambda p, f: Image.fromarray(p).save(f.with_suffix(".tif")),
-    "L bmp": lambda p, f: Image.fromarray(p).save(f.with_suffix(".bmp")),
+    "I;16 png": (".png", image(lambda p: Image.fromarray(wide(p, 16).astype("=u2")))),
+    "I;16 tiff": (".tif", image(lambda p: Image.fromarray(wide(p, 16).astype("<u2")))),
+    "I;16B tiff": (".tif", image(lambda p: Image.fromarray(wide(p, 16).astype(">u2")))),
+    "I 32-bit tiff": (".tif", image(lambda p: Image.fromarray(
+        np.round(p * ((2**31 - 1) / 255)).astype(np.int32)))),
+    "I 16-bit pgm": (".pgm", lambda p, path: pgm16(path, p)),
+    "F tiff": (".tif", image(lambda p: Image.fromarray((p / 255).astype(np.float32)))),
+    "RGB 16-bit png": (".png", lambda p, path: png16(path, p, 2)),
+    "LA 16-bit png": (".png", lambda p, path: png16(path, p, 4)),
+    "RGBA 16-bit png": (".png", lambda p, path: png16(path, p, 6)),
+    "P png": (".png", image(grey_palette)),
+    "LA png": (".png", image(lambda p: Image.fromarray(
+        np.dstack([p, np.full_like(p, 255)]), "LA"))),
+    "RGB png": (".png", image(lambda p: Image.fromarray(rgb(p)))),
+    "RGBA png": (".png", image(lambda p: Image.fromarray(
+        np.dstack([rgb(p), np.full_like(p, 255)])))),
+    "CMYK tiff": (".tif", image(lambda p: Image.fromarray(p).convert("CMYK"))),
+    "L tiff": (".tif", image(Image.fromarray)),
+    "L bmp": (".bmp", image(Image.fromarray)),
 }
 #: What the file is opened as.
 OPENED_AS = {"I;16 png": "I;16", "I;16 tiff": "I;16", "I;16B tiff": "I;16B",
@@ -211,10 +222,12 @@ OPENED_AS = {"I;16 png": "I;16", "I;16 tiff": "I;16", "I;16B tiff": "I;16B",
              "RGBA 16-bit png": "RGBA", "P png": "P", "LA png": "LA",
              "RGB png": "RGB", "RGBA png": "RGBA", "CMYK tiff": "CMYK",
              "L tiff": "L", "L bmp": "L"}
+
+
 def saved(page, tmp_path, kind):
-    stem = tmp_path / kind.replace(" ", "_").replace(";", "")
-    SAVED_AS[kind](page, stem)
-    (path,) = tmp_path.glob(stem.name + ".*")
+    suffix, save = SAVED_AS[kind]
+    path = tmp_path / (kind.replace(" ", "_").replace(";", "") + suffix)
+    save(page, path)
     with Image.open(path) as img:
         assert img.mode == OPENED_AS[kind]
     return path
@@ -285,12 +298,14 @@ def test_samples_beyond_their_depth_are_named(digits, tmp_path, samples, message
     x, _ = digits
     path = tmp_path / "odd.tif"
     Image.fromarray(samples(drawing(x[2]))).save(path)
-    with pytest.raises(ValueError, match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
+    with pytest.raises(ValueError,
+                       match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
         load_digit(path)
 
 
 @pytest.mark.parametrize("pixels, error, message", [
-    (np.full((5, 5), np.nan), ValueError, "pixels must be finite grey levels 0-255, got 25 NaN"),
+    (np.full((5, 5), np.nan), ValueError,
+     "pixels must be finite grey levels 0-255, got 25 NaN"),
     (np.array([[0, 300], [0, 0]]), ValueError, "pixels must be grey levels from 0 to 255, "
                                                "got values from 0 to 300"),
     (np.array([[0, -1.5], [0, 0]]), ValueError, "got values from -1.5 to 0"),

@@ -423,7 +423,8 @@ SPOILED_LABELS = {
     "all zeros": lambda t: npy_bytes(np.zeros_like(t)),
     "shuffled": lambda t: npy_bytes(np.random.default_rng(0).permutation(t)),
     "2-D": lambda t: npy_bytes(t.reshape(100, 100)),
-    "one byte changed": lambda t: npy_bytes(np.where(np.arange(t.size) == 77, (t + 1) % 10, t)),
+    "one label changed": lambda t: npy_bytes(
+        np.where(np.arange(t.size) == 77, (t + 1) % 10, t)),
     "zero bytes": lambda t: b"",
     "truncated": lambda t: npy_bytes(t)[:5000],
     "longer": lambda t: npy_bytes(t) + b"\0",
@@ -457,7 +458,8 @@ def test_cache_that_is_not_the_bundled_file_is_rebuilt(cache, mnist, spoil):
     (lambda x: npy_bytes(x.astype(np.float32) / 255), "holds a float32 array"),
     (lambda x: npy_bytes(x)[:128] + x.tobytes()[:1000],
      "1000 bytes of data for an array of shape (10000, 28, 28), expected 7840000"),
-    (lambda x: npy_bytes(np.zeros_like(x)), "its contents are not the bundled file's (SHA-256)"),
+    (lambda x: npy_bytes(np.zeros_like(x)),
+     "its contents are not the bundled file's (SHA-256)"),
 ])
 def test_cached_images_are_checked_by_shape_dtype_and_digest(cache, mnist, content, reason):
     _, (x_right, _) = mnist
