@@ -16,7 +16,13 @@ centre.  ``to_mnist`` does the same to any greyscale picture of a digit:
 A picture that already is in MNIST form (28x28, white digit on a black
 border) is used as it is, pixel for pixel (``value / 255`` in float32, as
 ``load_mnist`` does), so it gets exactly the prediction of the MNIST row.
+
+``load_digit`` reads a file's samples by their bit depth (white is the
+largest value the depth holds; floats are 0 to 1) and refuses, from the
+header, a picture larger than ``MAX_PIXELS``.
 """
+
+import struct
 
 import numpy as np
 
@@ -28,6 +34,12 @@ BOX = 20
 CENTRE = 14.0
 #: Ink fainter than this (after scaling to [0, 1]) counts as background.
 INK_THRESHOLD = 0.2
+#: The largest picture ``load_digit`` reads, 8192 x 8192 (64 megapixels):
+#: above a camera's ordinary photo (a 48-megapixel phone photo is 8000 x
+#: 6000), below Pillow's decompression-bomb warning.  Checked from the
+#: file's header, before its pixels are decoded.
+MAX_SIDE = 8192
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
 
 def _border(a):
@@ -40,8 +52,9 @@ def to_mnist(pixels):
     Parameters
     ----------
     pixels : array_like of shape (height, width)
-        Grey levels 0 (black) to 255 (white): a dark digit on a light
-        background or a light digit on a dark one.
+        Grey levels 0 (black) to 255 (white), of any integer or float
+        dtype, or a bool mask (True is white, as Pillow's mode ``"1"``): a
+        dark digit on a light background or a light digit on a dark one.
 
     Returns
     -------
@@ -50,8 +63,11 @@ def to_mnist(pixels):
 
     Raises
     ------
+    TypeError
+        ``pixels`` is not of numbers (complex, strings, objects ...).
     ValueError
-        ``pixels`` is not 2-D, or holds no digit (a blank picture).
+        ``pixels`` is not 2-D, holds NaN, infinity or values outside
+        0-255, or holds no digit (a blank picture).
     """
     from PIL import Image
 
@@ -59,6 +75,24 @@ def to_mnist(pixels):
     if a.ndim != 2 or min(a.shape) < 1:
         raise ValueError(
             f"pixels must be a 2-D greyscale picture, got shape {a.shape}"
+        )
+    if a.dtype == np.bool_:
+        a = a * np.uint8(255)
+    elif a.dtype.kind not in "iuf":
+        raise TypeError(
+            f"pixels must be grey levels 0-255 (integers or floats), got "
+            f"dtype {a.dtype}"
+        )
+    bad = a.size - np.count_nonzero(np.isfinite(a))
+    if bad:
+        raise ValueError(
+            f"pixels must be finite grey levels 0-255, got {bad} NaN or "
+            "infinite values"
+        )
+    if a.min() < 0 or a.max() > 255:
+        raise ValueError(
+            f"pixels must be grey levels from 0 to 255, got values from "
+            f"{a.min():g} to {a.max():g}"
         )
     light_background = np.median(_border(a)) >= 128
     if a.shape == (SIZE, SIZE) and not light_background:
@@ -97,21 +131,107 @@ def to_mnist(pixels):
     return field.reshape(1, SIZE * SIZE)
 
 
-def _greyscale(img):
-    """``img`` as 8-bit grey; transparent parts become the background."""
-    from PIL import Image, ImageOps
+def _white_level(img):
+    """The sample value of white in ``img``: the largest its bit depth holds.
 
-    img = ImageOps.exif_transpose(img)
-    if "A" in img.getbands() or "transparency" in img.info:
+    Floats are 0 (black) to 1 (white).  Integer samples are as deep as the
+    mode's type (``I;16``: 16 bits), except mode ``I`` (32-bit integers),
+    which Pillow also fills with shallower samples: as deep as a TIFF file
+    declares them (BitsPerSample, SampleFormat), else 16 bits, the depth
+    Pillow gives PGM/PPM files of more than 8 bits.
+    """
+    from PIL import ImageMode
+
+    dtype = np.dtype(ImageMode.getmode(img.mode).typestr)
+    if dtype.kind == "f":
+        return 1.0
+    bits, signed = 8 * dtype.itemsize, dtype.kind == "i"
+    if img.mode == "I":
+        from PIL.TiffImagePlugin import BITSPERSAMPLE, SAMPLEFORMAT
+
+        tags = getattr(img, "tag_v2", {})
+        bits = np.ravel(tags.get(BITSPERSAMPLE, 16))[0]
+        signed = np.ravel(tags.get(SAMPLEFORMAT, 1))[0] == 2
+    return float(2 ** (int(bits) - signed) - 1)
+
+
+def _grey_and_alpha(img, white):
+    """``img``'s grey levels on the 0-255 scale and its opacity (0-1, or None).
+
+    Images of 8-bit bands (``1``, ``L``, ``P``, RGB, CMYK, with or without
+    alpha ...) are converted by Pillow.  Deeper single-band ones (``I;16``,
+    ``I``, ``F``, whose sample of white is ``white``) are read as 16-bit
+    levels (deeper samples rounded to them: 8-bit levels stored deeper come
+    back exactly), then put on the 0-255 scale.
+    """
+    transparency = img.info.get("transparency")
+    if white == 255:  # uint8 or bool bands: Pillow's conversions
+        if "A" not in img.getbands() and transparency is None:
+            return np.asarray(img.convert("L")), None
         rgba = img.convert("RGBA")
-        grey = np.asarray(rgba.convert("L"), dtype=np.float64)
-        opaque = np.asarray(rgba.getchannel("A")) > 127
-        # light ink goes on black, dark ink on white
-        ink_is_light = opaque.any() and grey[opaque].mean() >= 128
-        background = Image.new("RGBA", img.size,
-                               (0, 0, 0, 255) if ink_is_light else (255,) * 4)
-        img = Image.alpha_composite(background, rgba)
-    return np.asarray(img.convert("L"))
+        return (np.asarray(rgba.convert("L")),
+                np.asarray(rgba.getchannel("A")) / 255.0)
+    samples = np.asarray(img, dtype=np.float64)
+    lo, hi = samples.min(), samples.max()
+    if lo < 0 or hi > white:  # NaN passes, for to_mnist to report
+        raise ValueError(
+            f"a mode {img.mode} image must hold values from 0 (black) to "
+            f"{white:g} (white), got {lo:g} to {hi:g}"
+        )
+    alpha = None
+    if isinstance(transparency, (int, float)):  # one sample value is transparent
+        alpha = (np.asarray(img) != transparency).astype(np.float64)
+    return np.rint(samples * (65535 / white)) / 257.0, alpha
+
+
+def _greyscale(img):
+    """``img`` as grey levels 0-255 (uint8 for 8-bit images, else float64);
+    transparent parts become the background."""
+    from PIL import ImageOps
+
+    white = _white_level(img)  # from the file's header, before any copy
+    grey, alpha = _grey_and_alpha(ImageOps.exif_transpose(img), white)
+    if alpha is None:
+        return grey
+    opaque = alpha > 0.5
+    # light ink goes on black, dark ink on white
+    ink_is_light = opaque.any() and grey[opaque].mean() >= 128
+    background = 0.0 if ink_is_light else 255.0
+    return grey * alpha + background * (1.0 - alpha)
+
+
+def _decoded(path):
+    """The image in ``path``, decoded; ``ValueError`` if Pillow cannot read
+    it or it has more than ``MAX_PIXELS`` pixels (known from its header:
+    then nothing is decoded)."""
+    import warnings
+
+    from PIL import Image
+
+    img = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        width, height = img.size
+        if width * height <= MAX_PIXELS:
+            img.load()
+            return img
+    # what Pillow raises for a file it cannot decode: not an image
+    # (UnidentifiedImageError, an OSError), truncated or damaged data
+    # (OSError, SyntaxError, EOFError, ValueError, struct.error ...), a
+    # header beyond its decompression-bomb limits
+    except (OSError, SyntaxError, EOFError, ValueError, struct.error,
+            IndexError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        if img is not None:
+            img.close()
+        raise ValueError(f"not an image that can be read ({exc})") from None
+    img.close()
+    raise ValueError(
+        f"{width} x {height} pixels, more than the {MAX_PIXELS} "
+        f"({MAX_SIDE} x {MAX_SIDE}) a picture of a digit may have"
+    )
 
 
 def load_digit(path):
@@ -120,9 +240,12 @@ def load_digit(path):
     Parameters
     ----------
     path : str or path
-        An image file Pillow reads (PNG, JPEG, GIF, BMP, ...): one digit,
-        dark on light or light on dark; colour and transparency are
-        allowed.  See :func:`to_mnist` for what is done to it.
+        An image file Pillow reads (PNG, JPEG, GIF, BMP, TIFF, ...): one
+        digit, dark on light or light on dark; colour and transparency
+        are allowed.  Samples are read by their bit depth: 8-bit and
+        16-bit images of one drawing give the same row, and float images
+        (mode ``F``) are 0 (black) to 1 (white).  At most ``MAX_PIXELS``.
+        See :func:`to_mnist` for what is done to it.
 
     Returns
     -------
@@ -134,18 +257,15 @@ def load_digit(path):
     FileNotFoundError
         ``path`` does not exist.
     ValueError
-        ``path`` is not an image Pillow can read, or holds no digit; the
-        message names the file.
+        ``path`` is not an image Pillow can read (damaged, truncated,
+        another kind of file), has more than ``MAX_PIXELS`` pixels, has
+        samples outside its bit depth's range (a float image beyond
+        [0, 1]) or holds no digit; the message names the file.
     """
-    from PIL import Image, UnidentifiedImageError
-
     path = existing_file(path, "image")
     try:
-        with Image.open(path) as img:
+        with _decoded(path) as img:
             pixels = _greyscale(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"{path}: not an image that can be read ({exc})") from None
-    try:
         return to_mnist(pixels)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None

@@ -65,6 +65,19 @@ def mnist():
 
 
 @pytest.fixture(scope="session")
+def warm_mnist_cache(tmp_path_factory):
+    """A folder holding the four MNIST cache files ``load_mnist()`` writes
+    (tests copy it before they change it)."""
+    from mnist_fast.mnist import ENV_CACHE_DIR
+
+    folder = tmp_path_factory.mktemp("warm-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV_CACHE_DIR, str(folder))
+        mnist_fast.load_mnist()
+    return folder
+
+
+@pytest.fixture(scope="session")
 def mnist_batch(mnist):
     """Batches of real MNIST rows: (x, integer labels, one-hot labels)."""
     (x_train, t_train), _ = mnist

@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -265,3 +266,282 @@ def test_data_dir_must_be_a_folder_path(tmp_path):
 def test_options_must_be_true_or_false(option):
     with pytest.raises(TypeError, match=f"{option} must be True or False, got str 'no'"):
         load_mnist(**{option: "no"})
+
+
+# -- decompression bounded by the header ---------------------------------------
+
+def gzip_stream(path, *parts):
+    """Write ``parts`` (bytes, or (byte, count) runs of one byte) as one
+    gzip file, compressing the runs a MiB at a time."""
+    with gzip.open(path, "wb") as f:
+        for part in parts:
+            if isinstance(part, bytes):
+                f.write(part)
+                continue
+            byte, count = part
+            block = byte * (1 << 20)
+            for start in range(0, count, len(block)):
+                f.write(block[:count - start])
+
+
+def peak_python_memory(call):
+    """The exception ``call()`` raises and the peak of Python's allocations
+    meanwhile (tracemalloc: bytes objects, NumPy's buffers)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 -- returned to the test
+        error = exc
+    else:
+        error = None
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return error, peak
+
+
+@pytest.mark.parametrize("zeros", [1, 100 * 2**20])
+def test_gzip_longer_than_its_header_stops_at_the_declared_size(tmp_path, zeros):
+    write_folder(tmp_path, gz=True)
+    path = tmp_path / f"{FILES['train_img']}.gz"
+    header = idx_bytes(np.zeros((5, 4, 4)))
+    gzip_stream(path, header, (b"\0", zeros))  # 80 bytes declared, then more
+    assert path.stat().st_size < 200_000
+    error, peak = peak_python_memory(lambda: load_mnist(data_dir=tmp_path))
+    assert isinstance(error, IDXFormatError)
+    assert str(error) == (f"{path}: has trailing bytes: more than 96 bytes, "
+                          "expected 96 for dimensions (5, 4, 4)")
+    assert peak < 8 * 2**20  # a 100 MiB stream is not decompressed whole
+
+
+@pytest.mark.parametrize("dims", [(2**31 + 1,), (60000, 28, 28, 28, 28),
+                                  (2**32 - 1,) * 3])
+def test_header_declaring_too_much_is_refused_before_reading(tmp_path, dims):
+    write_folder(tmp_path, gz=True)
+    path = tmp_path / f"{FILES['train_img']}.gz"
+    header = bytes([0, 0, 8, len(dims)]) + b"".join(
+        d.to_bytes(4, "big") for d in dims)
+    gzip_stream(path, header, (b"\x07", 50 * 2**20))
+    error, peak = peak_python_memory(lambda: load_mnist(data_dir=tmp_path))
+    assert isinstance(error, IDXFormatError)
+    assert re.fullmatch(
+        re.escape(f"{path}: dimensions {dims} declare ") + r"\d+"
+        + re.escape(f" bytes of data, more than the {2**31} bytes (2 GiB) "
+                    "an IDX file may hold"), str(error))
+    assert peak < 8 * 2**20
+
+
+def test_gzip_shorter_than_its_header_is_truncated(tmp_path):
+    write_folder(tmp_path, gz=True)
+    path = tmp_path / f"{FILES['test_label']}.gz"
+    gzip_stream(path, idx_bytes(np.zeros(3))[:8], (b"\1", 2))  # 3 labels declared
+    with pytest.raises(IDXFormatError, match=re.escape(
+            f"{path}: truncated: 10 bytes, expected 11 for dimensions (3,)")):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_raw_file_length_is_checked_before_reading(tmp_path):
+    # a raw file's length is known: the messages give it, and the data is
+    # read only when it is what the header declares
+    write_folder(tmp_path)
+    path = tmp_path / FILES["test_img"]
+    path.write_bytes(idx_bytes(np.zeros((3, 4, 4))) + bytes(10 * 2**20))
+    error, peak = peak_python_memory(lambda: load_mnist(data_dir=tmp_path))
+    assert str(error) == (f"{path}: has trailing bytes: {64 + 10 * 2**20} "
+                          "bytes, expected 64 for dimensions (3, 4, 4)")
+    assert peak < 2**20
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_returns_the_header_and_the_array(tmp_path, gz):
+    arr = np.arange(60, dtype=np.uint8).reshape(3, 4, 5)
+    path = tmp_path / ("f.gz" if gz else "f")
+    data = idx_bytes(arr)
+    path.write_bytes(gzip.compress(data) if gz else data)
+    header, got = mnist_module.read_idx(path)
+    assert header == data[:16]
+    np.testing.assert_array_equal(got, arr)
+    assert got.dtype == np.uint8
+
+
+# -- the per-user cache, verified on read ---------------------------------------
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch, warm_mnist_cache):
+    """A copy of the warm cache, made the cache of this test."""
+    import shutil
+
+    folder = tmp_path / "cache"
+    shutil.copytree(warm_mnist_cache, folder)
+    monkeypatch.setenv(mnist_module.ENV_CACHE_DIR, str(folder))
+    return folder
+
+
+def cache_file(folder, stem):
+    return next(folder.glob(f"{stem}-*.npy"))
+
+
+def assert_cache_silent(stem):
+    """Reading the cache file of ``stem`` now gives no warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return mnist_module._load_bundled_file(stem, mnist_module._checksums()[stem])
+
+
+def npy_bytes(arr):
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def npz_bytes(arr):
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, labels=arr)
+    return buf.getvalue()
+
+
+def huge_npy(elements, n=16):
+    """A .npy header of uint8 declaring ``elements``, then ``n`` bytes."""
+    small = npy_bytes(np.zeros(1, np.uint8))[:-1]
+    shape = f"({elements},), }}".encode()
+    huge = small.replace(b"(1,), }" + b" " * (len(shape) - 7), shape)
+    assert len(huge) == len(small)
+    return huge + bytes(n)
+
+
+SPOILED_LABELS = {
+    "5 labels for 10,000 images": lambda t: npy_bytes(t[:5]),
+    "other dtype": lambda t: npy_bytes(t.astype(np.int64)),
+    "all zeros": lambda t: npy_bytes(np.zeros_like(t)),
+    "shuffled": lambda t: npy_bytes(np.random.default_rng(0).permutation(t)),
+    "2-D": lambda t: npy_bytes(t.reshape(100, 100)),
+    "one label changed": lambda t: npy_bytes(
+        np.where(np.arange(t.size) == 77, (t + 1) % 10, t)),
+    "zero bytes": lambda t: b"",
+    "truncated": lambda t: npy_bytes(t)[:5000],
+    "longer": lambda t: npy_bytes(t) + b"\0",
+    "npz": lambda t: npz_bytes(t),
+    "text": lambda t: b"not an array\n",
+    "object dtype": lambda t: npy_bytes(np.array([1, 2], np.int64))[:8]
+    + npy_bytes(np.array([1, 2], np.int64))[8:].replace(b"'<i8'", b"'|O' "),
+}
+
+
+@pytest.mark.parametrize("spoil", list(SPOILED_LABELS), ids=list(SPOILED_LABELS))
+def test_cache_that_is_not_the_bundled_file_is_rebuilt(cache, mnist, spoil):
+    _, (_, t_right) = mnist
+    victim = cache_file(cache, "t10k-labels-idx1-ubyte")
+    victim.write_bytes(SPOILED_LABELS[spoil](t_right))
+    with pytest.warns(UserWarning, match=re.escape(
+            f"mnist_fast: the cached MNIST file {victim} is not "
+            "t10k-labels-idx1-ubyte (")) as caught:
+        (_, _), (_, t_test) = load_mnist()
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    np.testing.assert_array_equal(t_test, t_right)
+    # rebuilt: it is read without a word now
+    np.testing.assert_array_equal(assert_cache_silent("t10k-labels-idx1-ubyte"), t_right)
+
+
+@pytest.mark.parametrize("content, reason", [
+    # the digest covers the shape: it is that of the IDX file, header included
+    (lambda x: npy_bytes(x[:, :27]), "its contents are not the bundled file's (SHA-256)"),
+    (lambda x: npy_bytes(np.asfortranarray(x)),
+     "holds a Fortran-order uint8 array of shape (10000, 28, 28)"),
+    (lambda x: npy_bytes(x.astype(np.float32) / 255), "holds a float32 array"),
+    (lambda x: npy_bytes(x)[:128] + x.tobytes()[:1000],
+     "1000 bytes of data for an array of shape (10000, 28, 28), expected 7840000"),
+    (lambda x: npy_bytes(np.zeros_like(x)),
+     "its contents are not the bundled file's (SHA-256)"),
+])
+def test_cached_images_are_checked_by_shape_dtype_and_digest(cache, mnist, content, reason):
+    _, (x_right, _) = mnist
+    victim = cache_file(cache, "t10k-images-idx3-ubyte")
+    raw = (x_right * 255).round().astype(np.uint8).reshape(-1, 28, 28)
+    victim.write_bytes(content(raw))
+    with pytest.warns(UserWarning, match=re.escape(str(victim)) + ".*" + re.escape(reason)):
+        _, (x_test, _) = load_mnist()
+    np.testing.assert_array_equal(x_test, x_right)
+    assert_cache_silent("t10k-images-idx3-ubyte")
+
+
+@pytest.mark.parametrize("elements, reason", [
+    (4_000_000_000, "16 bytes of data for an array of shape (4000000000,), "
+                    "expected 4000000000"),
+    (2**40, "it holds a uint8 array of shape (1099511627776,), not the uint8 "
+            "array of an IDX file"),
+])
+def test_cache_header_declaring_a_huge_array_allocates_nothing(tmp_path, monkeypatch,
+                                                               elements, reason):
+    monkeypatch.setenv(mnist_module.ENV_CACHE_DIR, str(tmp_path))
+    stem = "t10k-labels-idx1-ubyte"
+    digest = mnist_module._checksums()[stem]
+    right = mnist_module._load_bundled_file(stem, digest)
+    victim = cache_file(tmp_path, stem)
+    victim.write_bytes(huge_npy(elements))
+
+    def load():
+        with pytest.warns(UserWarning, match=re.escape(reason)):
+            return mnist_module._load_bundled_file(stem, digest)
+
+    error, peak = peak_python_memory(load)
+    assert error is None and peak < 8 * 2**20
+    np.testing.assert_array_equal(mnist_module._load_bundled_file(stem, digest), right)
+
+
+def test_folder_in_the_cache_place_warns_and_loads_from_the_package(cache, mnist):
+    _, (_, t_right) = mnist
+    victim = cache_file(cache, "t10k-labels-idx1-ubyte")
+    victim.unlink()
+    victim.mkdir()
+    with pytest.warns(UserWarning) as caught:
+        (_, _), (_, t_test) = load_mnist()
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith(f"mnist_fast: the cached MNIST file {victim} is not ")
+    assert "(it is a folder)" in messages[0]
+    assert messages[1].startswith(f"mnist_fast: cannot cache MNIST in {cache}: ")
+    np.testing.assert_array_equal(t_test, t_right)
+    # the folder is left alone, no temporary file is left behind
+    assert victim.is_dir() and not list(victim.iterdir())
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
+
+
+def no_permission(victim):
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        pytest.skip("root reads files whatever their permissions")
+    victim.chmod(0)
+
+
+def symlink_loop(victim):
+    victim.unlink()
+    victim.symlink_to(victim.name)
+
+
+def fifo(victim):
+    victim.unlink()
+    os.mkfifo(victim)  # opening it would wait for a writer
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    (no_permission, "Permission denied"),
+    (symlink_loop, "Too many levels of symbolic links"),
+    pytest.param(fifo, "it is not a regular file",
+                 marks=pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")),
+])
+def test_unreadable_cache_file_is_rebuilt(cache, mnist, spoil, reason):
+    _, (_, t_right) = mnist
+    victim = cache_file(cache, "t10k-labels-idx1-ubyte")
+    spoil(victim)
+    with pytest.warns(UserWarning, match=re.escape(f"{victim} is not "
+                                                   f"t10k-labels-idx1-ubyte ({reason})")):
+        (_, _), (_, t_test) = load_mnist()
+    np.testing.assert_array_equal(t_test, t_right)
+    np.testing.assert_array_equal(assert_cache_silent("t10k-labels-idx1-ubyte"), t_right)
