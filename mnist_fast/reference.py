@@ -2,7 +2,9 @@
 
 These are the book's functions (``common/functions.py``,
 ``common/gradient.py`` and ``two_layer_net.py`` of *Deep Learning from
-Scratch*, ch. 4-5) with the book's numerics: computed in float64, slow and
+Scratch*, ch. 4) and its ch. 5 layers (``common/layers.py``: ``Affine``,
+``Relu``, ``SoftmaxWithLoss``, and the network built from them,
+:class:`LayerNet`) with the book's numerics: computed in float64, slow and
 readable.  Two changes, both from the book's own later chapters, let every
 method take one-hot or integer labels: ``accuracy`` and ``gradient``
 convert the label form they were not written for.
@@ -10,6 +12,8 @@ convert the label form they were not written for.
 Nothing here validates its inputs; the public ``mnist_fast.TwoLayerNet``
 does that before calling in.
 """
+
+from collections import OrderedDict
 
 import numpy as np
 
@@ -22,6 +26,10 @@ __all__ = [
     "cross_entropy_error",
     "numerical_gradient",
     "TwoLayerNet",
+    "Affine",
+    "Relu",
+    "SoftmaxWithLoss",
+    "LayerNet",
 ]
 
 
@@ -87,8 +95,24 @@ def _one_hot(t, n_classes):
     return one_hot
 
 
+def _initial_params(input_size, hidden_size, output_size, weight_init_std,
+                    rng):
+    """The book's initial parameters, drawn as its ``__init__`` draws them."""
+    if rng is None:
+        randn = np.random.randn
+    else:
+        randn = lambda *shape: rng.standard_normal(shape)  # noqa: E731
+    params = {}
+    params["W1"] = weight_init_std * randn(input_size, hidden_size)
+    params["b1"] = np.zeros(hidden_size)
+    params["W2"] = weight_init_std * randn(hidden_size, output_size)
+    params["b2"] = np.zeros(output_size)
+    return params
+
+
 class TwoLayerNet:
-    """The book's two-layer network (sigmoid hidden layer, softmax output).
+    """The book's ch. 4 two-layer network (sigmoid hidden layer, softmax
+    output).
 
     Parameters
     ----------
@@ -102,15 +126,8 @@ class TwoLayerNet:
 
     def __init__(self, input_size, hidden_size, output_size,
                  weight_init_std=0.01, rng=None):
-        if rng is None:
-            randn = np.random.randn
-        else:
-            randn = lambda *shape: rng.standard_normal(shape)  # noqa: E731
-        self.params = {}
-        self.params["W1"] = weight_init_std * randn(input_size, hidden_size)
-        self.params["b1"] = np.zeros(hidden_size)
-        self.params["W2"] = weight_init_std * randn(hidden_size, output_size)
-        self.params["b2"] = np.zeros(output_size)
+        self.params = _initial_params(input_size, hidden_size, output_size,
+                                      weight_init_std, rng)
 
     @classmethod
     def from_params(cls, params):
@@ -169,6 +186,163 @@ class TwoLayerNet:
         dz1 = sigmoid_grad(a1) * da1
         grads["W1"] = np.dot(x.T, dz1)
         grads["b1"] = np.sum(dz1, axis=0)
+        return grads
+
+
+# -- the book's ch. 5: the network built from layers ------------------------
+
+class Relu:
+    """``max(x, 0)``; backward passes ``dout`` where the input was > 0 and
+    0 where it was <= 0."""
+
+    def __init__(self):
+        self.mask = None
+
+    def forward(self, x):
+        self.mask = (x <= 0)
+        out = x.copy()
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout):
+        dout[self.mask] = 0
+        dx = dout
+        return dx
+
+
+class Affine:
+    """``x @ W + b``; backward ``dx = dout @ W.T``, ``dW = x.T @ dout``,
+    ``db = dout.sum(axis=0)``.  ``W`` and ``b`` are used, not copied."""
+
+    def __init__(self, W, b):
+        self.W = W
+        self.b = b
+        self.x = None
+        self.original_x_shape = None
+        self.dW = None
+        self.db = None
+
+    def forward(self, x):
+        self.original_x_shape = x.shape
+        x = x.reshape(x.shape[0], -1)
+        self.x = x
+        out = np.dot(self.x, self.W) + self.b
+        return out
+
+    def backward(self, dout):
+        dx = np.dot(dout, self.W.T)
+        self.dW = np.dot(self.x.T, dout)
+        self.db = np.sum(dout, axis=0)
+        dx = dx.reshape(*self.original_x_shape)
+        return dx
+
+
+class SoftmaxWithLoss:
+    """:func:`softmax`, then :func:`cross_entropy_error` (with its 1e-7
+    guard); backward ``(y - onehot(t)) / batch_size`` (``dout`` unused, as
+    in the book)."""
+
+    def __init__(self):
+        self.loss = None
+        self.y = None
+        self.t = None
+
+    def forward(self, x, t):
+        self.t = t
+        self.y = softmax(x)
+        self.loss = cross_entropy_error(self.y, self.t)
+        return self.loss
+
+    def backward(self, dout=1):
+        batch_size = self.t.shape[0]
+        if self.t.size == self.y.size:  # one-hot labels
+            dx = (self.y - self.t) / batch_size
+        else:
+            dx = self.y.copy()
+            dx[np.arange(batch_size), self.t] -= 1
+            dx = dx / batch_size
+        return dx
+
+
+class LayerNet:
+    """The book's ch. 5 ``TwoLayerNet``: ``Affine`` -> ``Relu`` -> ``Affine``
+    -> ``SoftmaxWithLoss``.
+
+    ``predict`` returns the scores of the last ``Affine`` (no softmax);
+    ``accuracy`` takes their ``argmax``; ``numerical_gradient`` is ch. 4's
+    central difference of ``loss``; ``gradient`` runs forward, then the
+    layers backward from ``dout = 1``.  The layers hold the arrays of
+    :attr:`params` themselves, so updating those in place (the book's
+    training loop) updates the network.
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size, weight_init_std, rng
+        As for :class:`TwoLayerNet` (the same draws).
+    """
+
+    def __init__(self, input_size, hidden_size, output_size,
+                 weight_init_std=0.01, rng=None):
+        self.params = _initial_params(input_size, hidden_size, output_size,
+                                      weight_init_std, rng)
+        self._build_layers()
+
+    @classmethod
+    def from_params(cls, params):
+        """A network whose layers use (do not copy) the dict ``params``."""
+        net = cls.__new__(cls)
+        net.params = params
+        net._build_layers()
+        return net
+
+    def _build_layers(self):
+        self.layers = OrderedDict()
+        self.layers["Affine1"] = Affine(self.params["W1"], self.params["b1"])
+        self.layers["Relu1"] = Relu()
+        self.layers["Affine2"] = Affine(self.params["W2"], self.params["b2"])
+        self.lastLayer = SoftmaxWithLoss()
+
+    def predict(self, x):
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        y = self.predict(x)
+        return self.lastLayer.forward(y, t)
+
+    def accuracy(self, x, t):
+        y = self.predict(x)
+        y = np.argmax(y, axis=1)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        accuracy = np.sum(y == t) / float(x.shape[0])
+        return accuracy
+
+    def numerical_gradient(self, x, t):
+        loss_W = lambda W: self.loss(x, t)  # noqa: E731 (the book's idiom)
+        grads = {}
+        grads["W1"] = numerical_gradient(loss_W, self.params["W1"])
+        grads["b1"] = numerical_gradient(loss_W, self.params["b1"])
+        grads["W2"] = numerical_gradient(loss_W, self.params["W2"])
+        grads["b2"] = numerical_gradient(loss_W, self.params["b2"])
+        return grads
+
+    def gradient(self, x, t):
+        # forward
+        self.loss(x, t)
+        # backward
+        dout = 1
+        dout = self.lastLayer.backward(dout)
+        layers = list(self.layers.values())
+        layers.reverse()
+        for layer in layers:
+            dout = layer.backward(dout)
+        grads = {}
+        grads["W1"] = self.layers["Affine1"].dW
+        grads["b1"] = self.layers["Affine1"].db
+        grads["W2"] = self.layers["Affine2"].dW
+        grads["b2"] = self.layers["Affine2"].db
         return grads
 
 
