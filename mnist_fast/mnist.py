@@ -10,6 +10,7 @@ IDX files are read no further than their headers declare.  Nothing here
 uses the network.
 """
 
+import contextlib
 import gzip
 import hashlib
 import math
@@ -314,6 +315,15 @@ def _read_cache(path, digest):
     return data.reshape(shape)
 
 
+def _remove_special(path):
+    """Remove ``path`` if it is neither a regular file nor a folder (a FIFO,
+    a socket): a cache entry, ours to remove, which write_atomic would not
+    replace (it never replaces such files)."""
+    with contextlib.suppress(OSError):
+        if path.exists() and not (path.is_file() or path.is_dir()):
+            path.unlink()
+
+
 def _load_bundled_file(stem, digest):
     """One bundled file: from the cache, or decoded, verified and cached.
 
@@ -327,6 +337,7 @@ def _load_bundled_file(stem, digest):
         warnings.warn(f"mnist_fast: the cached MNIST file {cached} is not "
                       f"{stem} ({exc}); rebuilding it")
         arr = None
+        _remove_special(cached)
     if arr is not None:
         return arr
     path = BUNDLED_DIR / f"{stem}.gz"
