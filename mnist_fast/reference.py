@@ -264,7 +264,7 @@ class SoftmaxWithLoss:
         return dx
 
 
-class LayerNet:
+class LayerNet(TwoLayerNet):
     """The book's ch. 5 ``TwoLayerNet``: ``Affine`` -> ``Relu`` -> ``Affine``
     -> ``SoftmaxWithLoss``.
 
@@ -311,22 +311,8 @@ class LayerNet:
         y = self.predict(x)
         return self.lastLayer.forward(y, t)
 
-    def accuracy(self, x, t):
-        y = self.predict(x)
-        y = np.argmax(y, axis=1)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
-        accuracy = np.sum(y == t) / float(x.shape[0])
-        return accuracy
-
-    def numerical_gradient(self, x, t):
-        loss_W = lambda W: self.loss(x, t)  # noqa: E731 (the book's idiom)
-        grads = {}
-        grads["W1"] = numerical_gradient(loss_W, self.params["W1"])
-        grads["b1"] = numerical_gradient(loss_W, self.params["b1"])
-        grads["W2"] = numerical_gradient(loss_W, self.params["W2"])
-        grads["b2"] = numerical_gradient(loss_W, self.params["b2"])
-        return grads
+    # accuracy and numerical_gradient: the book's ch. 5 code is ch. 4's,
+    # word for word (TwoLayerNet's, on this class's predict and loss)
 
     def gradient(self, x, t):
         # forward
