@@ -36,18 +36,24 @@ def test_screen_counts_as_the_book(mnist, seed, scale, dtype):
     assert counts(x, t, p, dtype) == (book,) * 4
 
 
-@pytest.mark.parametrize("gap", [0.0, 1e-9, 1e-5])
-def test_screen_leaves_near_ties_to_the_float64_pass(mnist, gap):
-    (x, t), _ = mnist
-    x, t = x[:3000], t[:3000]
+def leading_pair(gap):
+    """Weights whose classes 3 and 4 lead every row, apart by gap * (z @ r):
+    an exact tie (the book's argmax takes 3) or a near one whose winner
+    varies by row."""
     p = trained_params((784, 50, 10), seed=3)
-    # classes 3 and 4 lead every row, apart by gap * (z @ r): an exact tie
-    # (the book's argmax takes 3) or a near one whose winner varies by row
     r = np.random.default_rng(3).standard_normal(50)
     r -= r.mean()  # so that the sign of z @ r varies with the row
     p["W2"][:, 3] = 5 * np.abs(p["W2"][:, 3])
     p["W2"][:, 4] = p["W2"][:, 3] + gap * r
     p["b2"][4] = p["b2"][3]
+    return p
+
+
+@pytest.mark.parametrize("gap", [0.0, 1e-9, 1e-5])
+def test_screen_leaves_near_ties_to_the_float64_pass(mnist, gap):
+    (x, t), _ = mnist
+    x, t = x[:3000], t[:3000]
+    p = leading_pair(gap)
     if gap == 0 and not np.array_equal(*book_logits(p, x)[:, 3:5].T):
         # the OpenBLAS of NumPy 1.25-1.26 sums two equal columns of W2 in
         # different orders: the book's code breaks the tie by rounding
@@ -69,10 +75,7 @@ def test_screen_keeps_an_exact_tie_whatever_numpy_does(mnist):
     # the book's argmax gives to class 3 on every row, on every NumPy.
     (x, t), _ = mnist
     x = x[:3000]
-    p = trained_params((784, 50, 10), seed=3)
-    p["W2"][:, 3] = 5 * np.abs(p["W2"][:, 3])
-    p["W2"][:, 4] = p["W2"][:, 3]
-    p["b2"][4] = p["b2"][3]
+    p = leading_pair(0.0)
     t = np.where(np.arange(3000) % 2 == 0, 3, 4)
     assert counts(x, t, p) == (1500,) * 4
 
