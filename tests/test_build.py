@@ -113,8 +113,13 @@ def test_pytest_on_an_unbuilt_checkout_fails_saying_how_to_build(tmp_path):
 def _package_copy(tmp_path):
     """A copy of the package under test in ``tmp_path/pkg``, to break."""
     copy = tmp_path / "pkg" / "mnist_fast"
-    shutil.copytree(Path(mnist_fast.__file__).resolve().parent, copy,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    package = Path(mnist_fast.__file__).resolve().parent
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    # a repaired wheel's vendored libraries (libgomp), which the modules
+    # find beside the package
+    libs = package.with_name("mnist_fast.libs")
+    if libs.is_dir():
+        shutil.copytree(libs, copy.with_name(libs.name))
     return copy
 
 
