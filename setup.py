@@ -27,6 +27,9 @@ Everything that decides how the Cython extensions are compiled lives here:
   module links them all and, at import, takes the best one the CPU runs
   (src_cython/simd_rows.h); ``MNIST_FAST_SIMD=baseline`` at run time forces
   the baseline.  The Cython code itself is compiled for the baseline.
+  ``MNIST_FAST_PLAIN_C=1`` builds every variant from the plain C loops of
+  simd_rows.c (no GCC/clang vector extensions or builtins: the code MSVC
+  compiles), to test that code with GCC or clang.
 """
 
 import contextlib
@@ -61,6 +64,9 @@ def _env_flag(name):
 
 DEBUG = _env_flag("MNIST_FAST_DEBUG")
 NO_OPENMP = _env_flag("MNIST_FAST_NO_OPENMP")
+PLAIN_C = _env_flag("MNIST_FAST_PLAIN_C")
+#: Macros of every C file that includes simd_rows.h.
+SIMD_MACROS = [("MF_PORTABLE_C", "1")] if PLAIN_C else []
 
 COMPILER_DIRECTIVES = {
     "language_level": 3,
@@ -251,8 +257,8 @@ class BuildExt(build_ext):
                 objects += self.compiler.compile(
                     [SIMD_SOURCE],
                     output_dir=os.path.join(self.build_temp, "simd", variant),
-                    macros=[] if variant == "baseline"
-                    else [(f"MF_VARIANT_{macro}", "1")],
+                    macros=SIMD_MACROS + ([] if variant == "baseline"
+                                          else [(f"MF_VARIANT_{macro}", "1")]),
                     include_dirs=["src_cython"],
                     extra_postargs=opt_args + flags,
                     depends=SIMD_DEPENDS,
@@ -277,7 +283,7 @@ def _extensions():
     macros = [
         ("MNIST_FAST_CYTHON_VERSION", f'"{cython_version}"'),
         ("MNIST_FAST_DEBUG_BUILD", "1" if DEBUG else "0"),
-    ]
+    ] + SIMD_MACROS
     extensions = [
         Extension(f"mnist_fast.{name}", [f"src_cython/{name}.pyx"],
                   include_dirs=["src_cython"], define_macros=macros,

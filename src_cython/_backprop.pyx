@@ -340,10 +340,12 @@ def gradient(
     if n_threads < 1:
         raise ValueError("n_threads must be at least 1")
     cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
-    cdef Py_ssize_t b, k, ld, i0, i1
-    cdef int tid, team
+    # the variables of the parallel region start initialised: OpenMP
+    # copies them in (firstprivate), which compilers warn of otherwise
+    cdef Py_ssize_t b, k = 0, ld, i0 = 0, i1 = 0
+    cdef int tid = 0, team = 1
     cdef Batch s
-    cdef Block* blk
+    cdef Block* blk = NULL
     cdef Arena a
     cdef const floating* xp = &x[0, 0] if N else NULL
     s.nb = n_blocks(N, block_rows(H), n_threads)
@@ -524,7 +526,7 @@ cdef class SGDTrainer:
         updated values that are not finite.  Where the rows of
         ``next_batch`` (if not NULL) start is requested meanwhile."""
         cdef Py_ssize_t B = self.B, H = self.net.H, K = self.net.K
-        cdef Py_ssize_t it, i, b, bad = 0
+        cdef Py_ssize_t it, i, b, n_bad, bad = 0
         cdef double lr = self.lr
         cdef int n_threads = self.n_threads  # no attribute lookup in prange
         cdef Work* w = &self.space.work
@@ -539,10 +541,10 @@ cdef class SGDTrainer:
             if it == 0:
                 batch_sums(w, B, &self.net, &self.oldW2[0, 0], &self.oldb2[0],
                            &self.oldb1[0])
-                bad += mf_update_in_place(&self.W2[0, 0], &self.oldW2[0, 0],
-                                          lr, H * K)
-                bad += mf_update_in_place(&self.b1[0], &self.oldb1[0], lr, H)
-                bad += mf_update_in_place(&self.b2[0], &self.oldb2[0], lr, K)
+                n_bad = (mf_update_in_place(&self.W2[0, 0], &self.oldW2[0, 0],
+                                            lr, H * K)
+                         + mf_update_in_place(&self.b1[0], &self.oldb1[0], lr, H)
+                         + mf_update_in_place(&self.b2[0], &self.oldb2[0], lr, K))
                 if next_batch != NULL:
                     for b in range(B):
                         mf_prefetch(&self.indptr[next_batch[b]], 2,
@@ -554,8 +556,11 @@ cdef class SGDTrainer:
                 combine_rows(cols.vals + cols.start[i], cols.rows + cols.start[i],
                              cols.start[i + 1] - cols.start[i], w.dz1, H,
                              &self.oldW1[it - 1, 0])
-                bad += mf_update_in_place(&self.W1[i, 0],
-                                          &self.oldW1[it - 1, 0], lr, H)
+                n_bad = mf_update_in_place(&self.W1[i, 0],
+                                           &self.oldW1[it - 1, 0], lr, H)
+            # one reduction statement: Cython 3.0-3.1 rejects a reduction
+            # variable updated in both branches of an if in a prange
+            bad += n_bad
         return bad
 
     cdef void _rollback(self) noexcept nogil:

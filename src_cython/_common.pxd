@@ -130,27 +130,33 @@ cdef extern from "simd_rows.h" nogil:
 
 cdef extern from *:
     """
+    /* not every module calls each of these: no unused-function warnings */
+    #if defined(__GNUC__) || defined(__clang__)
+    #define MF_MAYBE_UNUSED __attribute__((unused))
+    #else
+    #define MF_MAYBE_UNUSED
+    #endif
     #ifdef _OPENMP
     #include <omp.h>
-    static inline int mf_team_size(void) { return omp_get_num_threads(); }
-    static inline void mf_barrier(void) {
+    MF_MAYBE_UNUSED static inline int mf_team_size(void) { return omp_get_num_threads(); }
+    MF_MAYBE_UNUSED static inline void mf_barrier(void) {
     #pragma omp barrier
     }
     #else
-    static inline int mf_team_size(void) { return 1; }
-    static inline void mf_barrier(void) {}
+    MF_MAYBE_UNUSED static inline int mf_team_size(void) { return 1; }
+    MF_MAYBE_UNUSED static inline void mf_barrier(void) {}
     #endif
     #if defined(_WIN32)
     #include <malloc.h>
-    static inline void *mf_aligned_alloc(size_t n) { return _aligned_malloc(n ? n : 1, 64); }
-    static inline void mf_aligned_free(void *p) { _aligned_free(p); }
+    MF_MAYBE_UNUSED static inline void *mf_aligned_alloc(size_t n) { return _aligned_malloc(n ? n : 1, 64); }
+    MF_MAYBE_UNUSED static inline void mf_aligned_free(void *p) { _aligned_free(p); }
     #else
     #include <stdlib.h>
-    static inline void *mf_aligned_alloc(size_t n) {
+    MF_MAYBE_UNUSED static inline void *mf_aligned_alloc(size_t n) {
         void *p;
         return posix_memalign(&p, 64, n ? n : 1) ? NULL : p;
     }
-    static inline void mf_aligned_free(void *p) { free(p); }
+    MF_MAYBE_UNUSED static inline void mf_aligned_free(void *p) { free(p); }
     #endif
     """
     # the threads of the parallel region that calls it, and its barrier

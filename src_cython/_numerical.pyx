@@ -74,6 +74,10 @@ cdef struct Libm:
 ctypedef fused Evaluation:
     Series
     Libm
+# The tags passed to choose a case (only their type is read); globals, so
+# that they are initialised (zero) as C compilers want of what is passed.
+cdef Series SERIES
+cdef Libm LIBM
 
 
 cdef inline double expm1_logit(double x, Evaluation how) noexcept nogil:
@@ -164,7 +168,6 @@ cdef inline void libm_row_difference(
     cdef Py_ssize_t tb = f.t[b]
     cdef double qp, qm, ek, w
     cdef const double* wk
-    cdef Libm libm
     while j0 < H:
         n = min(<Py_ssize_t> MF_UNIT_BLOCK, H - j0)
         wk = W2T + tb * H + j0
@@ -192,7 +195,7 @@ cdef inline void libm_row_difference(
             # p' - p = e_t (S em_t - D) / (S (S + D)); r = (p' - p) / (p + eps)
             acc[j0 + j] += row_difference(
                 Pb * (emtp[j] * Sb - Dp[j]) / (Sb + Dp[j]),
-                Pb * (emtm[j] * Sb - Dm[j]) / (Sb + Dm[j]), libm)
+                Pb * (emtm[j] * Sb - Dm[j]) / (Sb + Dm[j]), LIBM)
         j0 += MF_UNIT_BLOCK
 
 
@@ -263,11 +266,9 @@ cdef inline double output_column(
     const double* zcol, Py_ssize_t k, double dp, double dm, const Forward* f,
 ) noexcept nogil:
     """``output_unit`` with the series when |z d| <= |d| <= 2**-10."""
-    cdef Series series
-    cdef Libm libm
     if fabs(dp) <= SERIES_SMALL and fabs(dm) <= SERIES_SMALL:
-        return output_unit(zcol, k, dp, dm, f, series)
-    return output_unit(zcol, k, dp, dm, f, libm)
+        return output_unit(zcol, k, dp, dm, f, SERIES)
+    return output_unit(zcol, k, dp, dm, f, LIBM)
 
 
 cdef inline void applied_steps(

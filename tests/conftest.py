@@ -1,4 +1,5 @@
 import faulthandler
+import math
 import re
 from pathlib import Path
 
@@ -120,6 +121,17 @@ def compiled_net(params, num_threads=None):
                                  num_threads=num_threads)
     net.params = {k: np.array(v) for k, v in params.items()}
     return net
+
+
+def softmax_c_exp(a):
+    """The book's softmax of one row of logits ``a`` with the C library's
+    exp (``math.exp``), summed in order: how the compiled kernels decide a
+    near tie on every NumPy (docs/api.md, What the contract decides)."""
+    e = [math.exp(v - max(a)) for v in a]
+    s = 0.0
+    for v in e:
+        s += v
+    return np.array([v / s for v in e])
 
 
 def reference_net(params):

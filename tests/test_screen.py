@@ -5,7 +5,7 @@ compressed (as ``train`` keeps them) or dense (as ``accuracy`` gets them)."""
 import numpy as np
 import pytest
 
-from mnist_fast import TwoLayerNet, kernels, train
+from mnist_fast import TwoLayerNet, kernels, reference, train
 from mnist_fast.compiled_engine import CompressedRows
 from mnist_fast.screen import LARGEST, screen_for
 from conftest import reference_net, requires_compiled, trained_params
@@ -36,22 +36,48 @@ def test_screen_counts_as_the_book(mnist, seed, scale, dtype):
     assert counts(x, t, p, dtype) == (book,) * 4
 
 
-@pytest.mark.parametrize("gap", [0.0, 1e-9, 1e-5])
-def test_screen_leaves_near_ties_to_the_float64_pass(mnist, gap):
-    (x, t), _ = mnist
-    x, t = x[:3000], t[:3000]
+def leading_pair(gap):
+    """Weights whose classes 3 and 4 lead every row, apart by gap * (z @ r):
+    an exact tie (the book's argmax takes 3) or a near one whose winner
+    varies by row."""
     p = trained_params((784, 50, 10), seed=3)
-    # classes 3 and 4 lead every row, apart by gap * (z @ r): an exact tie
-    # (the book's argmax takes 3) or a near one whose winner varies by row
     r = np.random.default_rng(3).standard_normal(50)
     r -= r.mean()  # so that the sign of z @ r varies with the row
     p["W2"][:, 3] = 5 * np.abs(p["W2"][:, 3])
     p["W2"][:, 4] = p["W2"][:, 3] + gap * r
     p["b2"][4] = p["b2"][3]
+    return p
+
+
+@pytest.mark.parametrize("gap", [0.0, 1e-9, 1e-5])
+def test_screen_leaves_near_ties_to_the_float64_pass(mnist, gap):
+    (x, t), _ = mnist
+    x, t = x[:3000], t[:3000]
+    p = leading_pair(gap)
+    if gap == 0 and not np.array_equal(*book_logits(p, x)[:, 3:5].T):
+        # the OpenBLAS of NumPy 1.25-1.26 sums two equal columns of W2 in
+        # different orders: the book's code breaks the tie by rounding
+        pytest.skip("this NumPy's x @ W2 differs between equal columns "
+                    "(test_screen_keeps_an_exact_tie_whatever_numpy_does)")
     winners = reference_net(p).predict(x).argmax(axis=1)
     assert set(np.unique(winners)) == ({3} if gap == 0 else {3, 4})
     t = np.where(np.arange(3000) % 2 == 0, 3, 4)
     assert counts(x, t, p) == (int(np.sum(winners == t)),) * 4
+
+
+def book_logits(p, x):
+    """The book's logits of ``x``, by its NumPy code."""
+    return reference.sigmoid(x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]
+
+
+def test_screen_keeps_an_exact_tie_whatever_numpy_does(mnist):
+    # Classes 3 and 4 with equal weights lead every row: an exact tie, which
+    # the book's argmax gives to class 3 on every row, on every NumPy.
+    (x, t), _ = mnist
+    x = x[:3000]
+    p = leading_pair(0.0)
+    t = np.where(np.arange(3000) % 2 == 0, 3, 4)
+    assert counts(x, t, p) == (1500,) * 4
 
 
 def test_screen_random_shapes_and_negative_inputs():
