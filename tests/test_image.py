@@ -371,7 +371,8 @@ def test_huge_pictures_are_refused_before_decoding(tmp_path):
               "           if line.startswith('VmHWM:')))\n")
     result = subprocess.run([sys.executable, "-c", script,
                              *sorted(map(str, tmp_path.glob("*.png")))],
-                            env=cli_env(), capture_output=True, text=True, timeout=120)
+                            cwd=tmp_path, env=cli_env(), capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     peak_kib = int(result.stdout)
     # decoded, filled.png alone would take 201 MB

@@ -6,6 +6,7 @@ end of the process."""
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -154,6 +155,7 @@ UNDER_LIMIT = textwrap.dedent("""
     import mnist_fast
     from mnist_fast import TwoLayerNet
 
+    assert mnist_fast.build_info()["compiled"], mnist_fast.__file__
     with open("/proc/self/statm") as f:
         size = int(f.read().split()[0]) * resource.getpagesize()
     resource.setrlimit(resource.RLIMIT_AS,
@@ -174,9 +176,12 @@ UNDER_LIMIT = textwrap.dedent("""
 
 def run_under_limit(body, limit_mb=400, **env):
     code = UNDER_LIMIT.format(limit_mb=limit_mb, body=textwrap.dedent(body))
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, timeout=120,
-                         env=cli_env(OMP_STACKSIZE="8M", **env))
+    # from an empty folder: `python -c` imports from its working folder
+    # first, and a checkout there would give its unbuilt source tree
+    with tempfile.TemporaryDirectory() as cwd:
+        run = subprocess.run([sys.executable, "-c", code], cwd=cwd,
+                             capture_output=True, text=True, timeout=120,
+                             env=cli_env(OMP_STACKSIZE="8M", **env))
     assert run.returncode == 0, run.stderr
     return dict(line.split(" ", 1) for line in run.stdout.splitlines())
 
