@@ -26,14 +26,16 @@
  * one.  The last block also carries the width % 4 leftover units, so
  * a width up to 4 * MF_ACC + 3 (51 with AVX: the book's 50 hidden units)
  * takes a single pass.  Plain C loops on other compilers (and with
- * -DMF_PORTABLE_C, to test them with GCC).  Each out[j] is summed in the
- * order of n, as a plain loop would.
+ * -DMF_PORTABLE_C, to test them with GCC); the screen's float32 sigmoid
+ * there does the vector one's arithmetic lane by lane (mf_sigmoid1).  Each
+ * out[j] is summed in the order of n, as a plain loop would.
  */
 #define MF_IMPLEMENTATION 1
 #include "simd_rows.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #ifdef MF_VARIANT_AVX2
@@ -365,8 +367,37 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
             out[j] += val[n] * M[(ptrdiff_t)idx[n] * width + j];
 }
 
-/* (with libm's expf: within SIGMOID32_ERROR for any libm whose expf is
- * within a few ulp, which the error analysis of mf_sigmoid8 does not cover) */
+/* mf_sigmoid8's arithmetic on one float, operation for operation (the same
+ * clamp, reduction and series, no libm), so that the screen's error bound
+ * (mnist_fast/screen.py) holds for it as for the vector one. */
+static inline float mf_sigmoid1(float a)
+{
+    const float shift = 12582912.0f;  /* 1.5 * 2**23 */
+    float x = -a, kd, r, p, scale;
+    int32_t k, kd_bits, shift_bits, scale_bits;
+    if (x > 88.0f)
+        x = 88.0f;
+    else if (x < -87.0f)
+        x = -87.0f;
+    kd = x * 1.44269504f + shift;
+    memcpy(&kd_bits, &kd, sizeof kd_bits);
+    memcpy(&shift_bits, &shift, sizeof shift_bits);
+    k = kd_bits - shift_bits;
+    kd = kd - shift;
+    r = (x - kd * 0.693359375f) - kd * -2.12194440e-4f;
+    p = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    scale_bits = (k + 127) * (1 << 23);  /* 2**k: k + 127 is 1 ... 254 */
+    memcpy(&scale, &scale_bits, sizeof scale);
+    p = p * scale;
+    return 1.0f / (1.0f + p);
+}
+
 static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
 {
     ptrdiff_t j;
@@ -376,7 +407,7 @@ static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
         if (!(fabsf(v) <= 3.40282347e+38f))
             return INFINITY;
         m = fabsf(v) > m ? fabsf(v) : m;
-        a[j] = 1.0f / (1.0f + expf(-v));
+        a[j] = mf_sigmoid1(v);
     }
     return m;
 }

@@ -189,6 +189,46 @@ def test_float32_sigmoid_within_its_bound():
         kernels.forward.sigmoid32(np.zeros(5, np.float32), np.zeros(5, np.float32))
 
 
+def _sigmoid_steps(a):
+    """The screen's float32 sigmoid (src_cython/simd_rows.c, mf_sigmoid8),
+    step by step in NumPy float32: each operation rounded once, no FMA."""
+    f = np.float32
+    x = np.clip(-a, f(-87.0), f(88.0))
+    shift = f(12582912.0)
+    kd = x * f(1.44269504) + shift
+    k = kd.view(np.int32) - np.array(shift).view(np.int32)
+    kd = kd - shift
+    r = (x - kd * f(0.693359375)) - kd * f(-2.12194440e-4)
+    p = r * f(1.0 / 5040.0) + f(1.0 / 720.0)
+    for c in (1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0):
+        p = p * r + f(c)
+    p = p * ((k + 127) << 23).astype(np.int32).view(np.float32)
+    return f(1.0) / (f(1.0) + p)
+
+
+def test_float32_sigmoid_is_the_analysed_arithmetic(simd_variant):
+    # the error bound of mnist_fast/screen.py is for this arithmetic: the
+    # baseline (and the plain-C build, .ci/matrix) compute it bit for bit;
+    # the avx2 variant may fuse a multiply and an add (FMA), which changes
+    # a result by a few units in the last place, within the bound
+    rng = np.random.default_rng(2)
+    a = np.concatenate([
+        np.linspace(-100, 100, 200_000, dtype=np.float32),
+        rng.integers(0, 2**32, 200_000, dtype=np.uint32).view(np.float32),
+    ])
+    a = a[np.isfinite(a)]
+    a = a[: len(a) // 8 * 8].copy()
+    expected = _sigmoid_steps(a)
+    z = a.copy()
+    kernels.forward.sigmoid32(z, np.zeros_like(z))
+    if simd_variant == "avx2":
+        ulps = np.abs(z.view(np.int32).astype(np.int64)
+                      - expected.view(np.int32).astype(np.int64))
+        assert ulps.max() <= 4, ulps.max()
+    else:
+        np.testing.assert_array_equal(z.view(np.int32), expected.view(np.int32))
+
+
 def test_screen_on_rows_the_float32_pass_gets_wrong():
     """Rows whose two leading logits differ by 1e-9 while the float32 pass
     moves their difference by ~1e-7: a screen without its bound would get
