@@ -37,6 +37,7 @@ import os
 import platform
 import shutil
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import warnings
@@ -276,7 +277,20 @@ class BuildExt(build_ext):
         return objects, macros
 
 
-def _extensions():
+#: The stable ABI: one wheel for CPython 3.11 and later (``abi3``), through
+#: Cython's Limited API (from Cython 3.1; not on free-threaded builds, which
+#: have no stable ABI).  The kernels run as fast (docs/performance.md).
+LIMITED_API_VERSION = (3, 11)
+
+
+def _limited_api(cython_version):
+    """Whether to build for the stable ABI with this Cython and Python."""
+    cython = tuple(int(part) for part in cython_version.split(".")[:2])
+    return (cython >= (3, 1) and sys.version_info >= LIMITED_API_VERSION
+            and not sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def _extensions(limited_api):
     from Cython import __version__ as cython_version
     from Cython.Build import cythonize
 
@@ -284,10 +298,14 @@ def _extensions():
         ("MNIST_FAST_CYTHON_VERSION", f'"{cython_version}"'),
         ("MNIST_FAST_DEBUG_BUILD", "1" if DEBUG else "0"),
     ] + SIMD_MACROS
+    if limited_api:
+        major, minor = LIMITED_API_VERSION
+        macros += [("Py_LIMITED_API", f"0x{major:02X}{minor:02X}0000"),
+                   ("CYTHON_LIMITED_API", "1")]
     extensions = [
         Extension(f"mnist_fast.{name}", [f"src_cython/{name}.pyx"],
                   include_dirs=["src_cython"], define_macros=macros,
-                  depends=SIMD_DEPENDS)
+                  py_limited_api=limited_api, depends=SIMD_DEPENDS)
         for name in MODULES
     ]
     return cythonize(
@@ -300,4 +318,15 @@ def _extensions():
     )
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
+def _setup():
+    from Cython import __version__ as cython_version
+
+    limited_api = _limited_api(cython_version)
+    major, minor = LIMITED_API_VERSION
+    setup(ext_modules=_extensions(limited_api), cmdclass={"build_ext": BuildExt},
+          # the wheel's tag: cp311-abi3, for this and every later CPython
+          options={"bdist_wheel": {"py_limited_api": f"cp{major}{minor}"}}
+          if limited_api else {})
+
+
+_setup()

@@ -177,3 +177,15 @@ def test_plot_is_there_after_import_mnist_fast_without_loading_matplotlib(tmp_pa
             "print(mnist_fast.plot.plot_loss.__name__)\n")
     result = run_python(code, tmp_path)
     assert result.stdout.strip() == "plot_loss", result.stderr
+
+
+@pytest.mark.skipif(not mnist_fast.build_info()["compiled"] or os.name == "nt",
+                    reason="compiled modules named by their ABI (not Windows)")
+def test_the_modules_are_built_for_the_stable_abi_when_cython_can():
+    import sysconfig
+
+    info = mnist_fast.build_info()
+    cython = tuple(int(part) for part in info["cython_version"].split(".")[:2])
+    stable = cython >= (3, 1) and not sysconfig.get_config_var("Py_GIL_DISABLED")
+    for module in kernels.KERNEL_MODULES + (kernels.machine,):
+        assert (".abi3." in Path(module.__file__).name) == stable, module.__file__
