@@ -21,6 +21,7 @@ it, before anything imports this module.
 """
 
 import os
+import warnings
 from importlib import import_module
 from pathlib import Path
 
@@ -132,7 +133,6 @@ def warn_not_loaded():
     if COMPILED or NOT_BUILT is not None or _warned:
         return
     _warned = True
-    import warnings
     warnings.warn(f"mnist_fast: the compiled kernels do not load "
                   f"({IMPORT_ERROR}); backend 'auto' runs the NumPy code, "
                   "much slower", RuntimeWarning, stacklevel=3)

@@ -277,11 +277,11 @@ class _TrainedParams:
 
     They are the checked arrays of ``net.params`` (copies of read-only
     ones), written back into it (replacing it by a dict when it is a
-    mapping that cannot be written or keeps copies).  After every block's callbacks
-    :meth:`follow` looks whether ``net.params`` still holds them; if the
-    mapping or one of its arrays was replaced (or removed), it is checked
-    again as every method checks it, and the next steps update what it
-    holds now.  So the trained network is always the one in
+    mapping that cannot be written or keeps copies).  After every block's
+    callbacks :meth:`follow` looks whether ``net.params`` still holds them;
+    if the mapping or one of its arrays was replaced (or removed), it is
+    checked again as every method checks it, and the next steps update
+    what it holds now.  So the trained network is always the one in
     ``net.params``, and ``History`` describes it.
     """
 
