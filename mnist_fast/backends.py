@@ -2,14 +2,16 @@
 
 from . import kernels
 from .compiled_engine import CompiledEngine
+from .engine import Architecture
 from .numpy_engine import NumpyEngine
 from .validation import one_of
 
 BACKENDS = ("auto", "cython", "numpy")
 
 
-def make_engine(backend, threads):
-    """The engine of ``backend`` (``"auto"``: compiled when built).
+def make_engine(backend, threads, architecture=Architecture()):
+    """The engine of ``backend`` (``"auto"``: compiled when built) for
+    networks of ``architecture``.
 
     Parameters
     ----------
@@ -17,6 +19,8 @@ def make_engine(backend, threads):
     threads : mnist_fast.threads.FixedThreads or AdaptiveThreads
         The network's thread policy
         (:func:`~mnist_fast.threads.thread_policy`).
+    architecture : mnist_fast.engine.Architecture, optional
+        What the network computes (default: the book's ch. 4 network).
 
     Returns
     -------
@@ -34,6 +38,6 @@ def make_engine(backend, threads):
         kernels.warn_not_loaded()
         backend = "cython" if kernels.COMPILED else "numpy"
     if backend == "numpy":
-        return NumpyEngine(threads)
+        return NumpyEngine(threads, architecture)
     kernels.require_compiled()
-    return CompiledEngine(threads)
+    return CompiledEngine(threads, architecture)

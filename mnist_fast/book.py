@@ -16,3 +16,6 @@ ITERS_NUM, BATCH_SIZE, LEARNING_RATE = 10000, 100, 0.1
 H = 1e-4
 #: Added to the probability inside the log of the cross-entropy.
 LOG_GUARD = 1e-7
+#: The hidden layer's activations: ch. 4's sigmoid and ch. 5's ``Relu``
+#: (the compiled kernels know them by their positions here).
+ACTIVATIONS = ("sigmoid", "relu")

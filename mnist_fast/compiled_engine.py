@@ -12,7 +12,7 @@ set kept for training, and the fused SGD step.
 import numpy as np
 
 from . import book
-from .engine import DataSet, Engine
+from .engine import Architecture, DataSet, Engine
 from .kernels import backprop, forward, numerical
 from .numpy_engine import NumpyEngine
 from .screen import screen_for
@@ -70,10 +70,11 @@ class FusedTrainer:
 
     block = STEPS_PER_CALL
 
-    def __init__(self, p, data, batch_size, learning_rate, threads):
+    def __init__(self, p, data, batch_size, learning_rate, threads,
+                 activation):
         self._threads = threads
-        self._steps = backprop.SGDTrainer(data, p, batch_size, learning_rate,
-                                          book.LOG_GUARD)
+        self._steps = backprop.SGDTrainer(data, p, activation, batch_size,
+                                          learning_rate, book.LOG_GUARD)
 
     def run(self, batches, losses):
         return self._threads.run(("train steps", batches.shape),
@@ -92,10 +93,13 @@ class CompiledEngine(Engine):
     name = "cython"
     compiled = True
 
-    def __init__(self, threads):
-        super().__init__(threads)
+    def __init__(self, threads, architecture=Architecture()):
+        super().__init__(threads, architecture)
+        # the kernels' arguments for the architecture
+        self._activation = architecture.activation_code
+        self._scores = architecture.scores
         # the book's loop, for steps too large for the numerical kernel
-        self._book = NumpyEngine(threads)
+        self._book = NumpyEngine(threads, architecture)
 
     def _run(self, method, n_rows, kernel, *args):
         """``kernel(*args, n_threads)`` on ``n_rows`` rows, the count chosen
@@ -106,23 +110,26 @@ class CompiledEngine(Engine):
 
     def predict(self, p, x):
         y = np.empty((x.shape[0], p["b2"].shape[0]))
-        self._run("predict", x.shape[0], forward.predict, x, p, y)
+        self._run("predict", x.shape[0], forward.predict, x, p,
+                  self._activation, self._scores, y)
         return y
 
     def loss(self, p, x, t):
         scratch = np.empty(x.shape[0])
         return self._run("loss", x.shape[0], forward.loss, x, t, p,
-                         book.LOG_GUARD, scratch)
+                         self._activation, book.LOG_GUARD, scratch)
 
     def accuracy(self, p, x, t):
         screen = screen_for(p) if x.shape[0] >= SCREEN_MIN_ROWS else None
         correct = self._run("accuracy", x.shape[0], forward.count_correct,
-                            x.reshape(-1), t, None, p, screen)
+                            x.reshape(-1), t, None, p, self._activation,
+                            self._scores, screen)
         return correct / x.shape[0]
 
     def gradient(self, p, x, t):
         grads = _like(p)
-        self._run("gradient", x.shape[0], backprop.gradient, x, t, p, grads)
+        self._run("gradient", x.shape[0], backprop.gradient, x, t, p,
+                  self._activation, grads)
         return grads
 
     def numerical_gradient(self, p, x, t):
@@ -130,8 +137,8 @@ class CompiledEngine(Engine):
             return self._book.numerical_gradient(p, x, t)
         grads = _like(p)
         self.threads.run(("numerical_gradient", x.shape[0]), self.num_threads,
-                         numerical.numerical_gradient, x, t, p, book.H,
-                         book.LOG_GUARD, grads)
+                         numerical.numerical_gradient, x, t, p,
+                         self._activation, book.H, book.LOG_GUARD, grads)
         return grads
 
     def data_set(self, x, t):
@@ -141,11 +148,12 @@ class CompiledEngine(Engine):
         screen = screen_for(p)  # once for all the sets
         return [self.threads.run(("accuracies", d.t.shape[0]),
                                  self.num_threads, forward.count_correct,
-                                 d.values, d.t, d, p, screen) / d.t.shape[0]
+                                 d.values, d.t, d, p, self._activation,
+                                 self._scores, screen) / d.t.shape[0]
                 for d in data_sets]
 
     def trainer(self, p, data, batch_size, learning_rate, gradient):
         if gradient == "backprop":
             return FusedTrainer(p, data, batch_size, learning_rate,
-                                self.threads)
+                                self.threads, self._activation)
         return super().trainer(p, data, batch_size, learning_rate, gradient)

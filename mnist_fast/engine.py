@@ -10,14 +10,43 @@ network's engine, chosen once per network by
 * :class:`~mnist_fast.compiled_engine.CompiledEngine` runs the compiled
   kernels (:mod:`mnist_fast.kernels`).
 
-Both have the surface of :class:`Engine`.  Its methods take ``p``, the
+An engine computes one :class:`Architecture` (the hidden layer's
+activation, and what ``predict`` returns), fixed when it is made.  Both
+have the surface of :class:`Engine`.  Its methods take ``p``, the
 parameter dict of :func:`~mnist_fast.validation.as_params` (float64
 C-contiguous ``W1, b1, W2, b2``), ``x`` from
 :func:`~mnist_fast.validation.as_inputs` and ``t``, class indices from
 :func:`~mnist_fast.validation.as_labels`; they check nothing again.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from . import book
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a network computes beyond its parameters.
+
+    Attributes
+    ----------
+    activation : {"sigmoid", "relu"}
+        The hidden layer's (:data:`mnist_fast.book.ACTIVATIONS`).
+    scores : bool
+        Whether ``predict`` returns the last layer's scores (the book's
+        ch. 5 class) rather than their softmax probabilities (ch. 4);
+        ``accuracy`` takes the argmax of what ``predict`` returns.
+    """
+
+    activation: str = "sigmoid"
+    scores: bool = False
+
+    @property
+    def activation_code(self):
+        """The activation's code in the compiled kernels."""
+        return book.ACTIVATIONS.index(self.activation)
 
 
 class DataSet:
@@ -34,9 +63,11 @@ class Engine:
     name = None
     compiled = False
 
-    def __init__(self, threads):
+    def __init__(self, threads, architecture=Architecture()):
         #: the thread policy (:mod:`mnist_fast.threads`)
         self.threads = threads
+        #: what the network computes (:class:`Architecture`)
+        self.architecture = architecture
 
     @property
     def num_threads(self):
@@ -44,7 +75,8 @@ class Engine:
         return self.threads.num_threads
 
     def predict(self, p, x):
-        """Class probabilities, ``(n_samples, output_size)`` float64."""
+        """Class probabilities (or the scores, ``architecture.scores``),
+        ``(n_samples, output_size)`` float64."""
         raise NotImplementedError
 
     def loss(self, p, x, t):
@@ -52,7 +84,8 @@ class Engine:
         raise NotImplementedError
 
     def accuracy(self, p, x, t):
-        """Fraction of rows whose most probable class is ``t``."""
+        """Fraction of rows whose most probable class (largest score,
+        ``architecture.scores``) is ``t``."""
         raise NotImplementedError
 
     def gradient(self, p, x, t):

@@ -2,13 +2,18 @@
 the engine surface of :mod:`mnist_fast.engine`."""
 
 from . import reference
-from .engine import Engine
+from .engine import Architecture, Engine
 
 
 class NumpyEngine(Engine):
     """Every method runs the book's ``TwoLayerNet`` on the checked arrays."""
 
     name = "numpy"
+
+    def __init__(self, threads, architecture=Architecture()):
+        if architecture != Architecture():
+            raise NotImplementedError(f"{architecture} is not built")
+        super().__init__(threads, architecture)
 
     def predict(self, p, x):
         return reference.TwoLayerNet.from_params(p).predict(x)

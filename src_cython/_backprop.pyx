@@ -36,7 +36,7 @@ from _common cimport (Block, Grads, Net, block_hidden, block_rows, block_input_g
                       logits_sparse_row, mf_barrier,
                       mf_prefetch, mf_sigmoid_rows, mf_team_size,
                       free_scratch, hidden_ld, mf_update_in_place,
-                      mf_vector_matrix, n_blocks, net_of,
+                      mf_vector_matrix, n_blocks, net_of, sigmoid_only,
                       output_rows, scratch_rows, softmax_row,
                       softmax_rows)
 
@@ -322,6 +322,7 @@ def gradient(
     const floating[:, ::1] x,     # IN  (N, D)
     const Py_ssize_t[::1] t,      # IN  (N,) labels in [0, K)
     dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
+    int activation,               # IN  the hidden layer's (an Activation)
     dict grads,                   # OUT W1, b1, W2, b2 arrays of their shapes
     int n_threads,
 ):
@@ -332,7 +333,8 @@ def gradient(
     deltas; after a barrier, each thread sums x.T @ dz1 for its pixels over
     the blocks in order, and the last one the sums of z.T @ dy, dy and dz1.
     """
-    cdef Net net = net_of(params)
+    cdef Net net = net_of(params, activation)
+    sigmoid_only(&net)
     cdef Grads g = grads_of(grads, &net)
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0]:
@@ -403,6 +405,8 @@ cdef class SGDTrainer:
         class of each row.
     params : dict
         ``W1, b1, W2, b2``: float64 C-contiguous arrays, updated in place.
+    activation : int
+        The hidden layer's (an ``Activation`` of _common.pxd).
     batch_size : int
     learning_rate : float
     guard : float
@@ -433,9 +437,10 @@ cdef class SGDTrainer:
     cdef double[:, ::1] logits, oldW1, oldW2
     cdef double[::1] oldb1, oldb2, row_loss
 
-    def __init__(self, rows, dict params, Py_ssize_t batch_size,
-                 double learning_rate, double guard):
-        self.net = net_of(params)
+    def __init__(self, rows, dict params, int activation,
+                 Py_ssize_t batch_size, double learning_rate, double guard):
+        self.net = net_of(params, activation)
+        sigmoid_only(&self.net)
         self.W1, self.b1 = params["W1"], params["b1"]
         self.W2, self.b2 = params["W2"], params["b2"]
         self.indptr, self.indices, self.labels = rows.indptr, rows.indices, rows.t

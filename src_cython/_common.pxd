@@ -168,15 +168,23 @@ cdef extern from *:
     void free_scratch "mf_aligned_free"(void* p) noexcept nogil
 
 
+cdef enum Activation:
+    # The hidden layer's activation; the codes are the positions of the
+    # names in mnist_fast.book.ACTIVATIONS.
+    SIGMOID = 0             # the book's ch. 4: 1 / (1 + exp(-a))
+    RELU = 1                # the book's ch. 5 Relu: a where a > 0, else 0
+
+
 cdef struct Net:
-    # W1, b1, W2, b2 of one kernel call (float64, C order) and the layer
-    # sizes.  The pointers are into the arrays of the caller's dict, which
-    # holds them for the call.
+    # W1, b1, W2, b2 of one kernel call (float64, C order), the layer
+    # sizes and the hidden layer's activation.  The pointers are into the
+    # arrays of the caller's dict, which holds them for the call.
     const double* W1        # (D, H)
     const double* b1        # (H,)
     const double* W2        # (H, K)
     const double* b2        # (K,)
     Py_ssize_t D, H, K
+    int activation          # an Activation
 
 
 cdef struct Grads:
@@ -187,9 +195,10 @@ cdef struct Grads:
     double* b2
 
 
-cdef inline Net net_of(dict params) except *:
-    """The ``W1, b1, W2, b2`` of ``params`` as a Net; ValueError when their
-    shapes do not fit together."""
+cdef inline Net net_of(dict params, int activation) except *:
+    """The ``W1, b1, W2, b2`` of ``params`` and the ``activation`` code as a
+    Net; ValueError when their shapes do not fit together or the code is
+    not an Activation."""
     cdef const double[:, ::1] W1 = params["W1"]
     cdef const double[::1] b1 = params["b1"]
     cdef const double[:, ::1] W2 = params["W2"]
@@ -202,8 +211,19 @@ cdef inline Net net_of(dict params) except *:
             f"params do not fit together: W1 ({W1.shape[0]}, {W1.shape[1]}), "
             f"b1 ({b1.shape[0]},), W2 ({W2.shape[0]}, {W2.shape[1]}), "
             f"b2 ({b2.shape[0]},)")
+    if activation != SIGMOID and activation != RELU:
+        raise ValueError(f"activation code {activation} is not 0 or 1")
+    net.activation = activation
     net.W1, net.b1, net.W2, net.b2 = &W1[0, 0], &b1[0], &W2[0, 0], &b2[0]
     return net
+
+
+cdef inline int sigmoid_only(const Net* net) except -1:
+    """NotImplementedError for a ReLU network (its kernels are not written
+    yet)."""
+    if net.activation != SIGMOID:
+        raise NotImplementedError("the compiled ReLU kernels are not built")
+    return 0
 
 
 cdef inline Grads grads_of(dict grads, const Net* net) except *:

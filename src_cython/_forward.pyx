@@ -25,7 +25,8 @@ from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
                       mf_output32, mf_pixels_f32, mf_pixels_f64,
                       mf_pixels_times32_f32, mf_pixels_times32_f64, mf_prefetch,
                       mf_row_l1_f32, mf_row_l1_f64, mf_sigmoid32, n_blocks,
-                      net_of, predicted_class, scratch_rows, softmax_rows)
+                      SIGMOID, net_of, predicted_class, scratch_rows,
+                      sigmoid_only, softmax_rows)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -34,11 +35,17 @@ include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 def predict(
     const floating[:, ::1] x,     # IN  (N, D)
     dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
-    double[:, ::1] y,             # OUT (N, K) softmax probabilities
+    int activation,               # IN  the hidden layer's (an Activation)
+    bint scores,                  # IN  the last layer's scores, not softmax
+    double[:, ::1] y,             # OUT (N, K) softmax probabilities, or the
+                                  #     scores
     int n_threads,
 ):
     """The book's predict, by blocks of rows (see _common.Block)."""
-    cdef Net net = net_of(params)
+    cdef Net net = net_of(params, activation)
+    sigmoid_only(&net)
+    if scores:
+        raise NotImplementedError("scores are not built")
     check_rows(x.shape[1], &net)
     if y.shape[0] != x.shape[0] or y.shape[1] != net.K:
         raise ValueError("y must be (len(x), K)")
@@ -61,12 +68,14 @@ def loss(
     const floating[:, ::1] x,     # IN  (N, D)
     const Py_ssize_t[::1] t,      # IN  (N,) class labels in [0, K)
     dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
+    int activation,               # IN  the hidden layer's (an Activation)
     double guard,                 # IN  the book's guard inside the log
     double[::1] row_loss,         # OUT (N,) per-row loss (scratch)
     int n_threads,
 ):
     """Mean cross-entropy; rows are summed in order, whatever the threads."""
-    cdef Net net = net_of(params)
+    cdef Net net = net_of(params, activation)
+    sigmoid_only(&net)
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0] or row_loss.shape[0] != x.shape[0]:
         raise ValueError("t and row_loss need one entry per row of x")
@@ -335,6 +344,10 @@ def count_correct(
     csr,                          # IN  None (dense rows), or the CSR form's
                                   #     indptr, indices and row_l1 (sum |x|)
     dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
+    int activation,               # IN  the hidden layer's (an Activation)
+    bint scores,                  # IN  the class of the largest score (the
+                                  #     book's ch. 5), not of the largest
+                                  #     probability
     screen,                       # IN  a mnist_fast.screen.Screen, or None
     int n_threads,
 ):
@@ -346,7 +359,10 @@ def count_correct(
     without the screen, get the float64 pass.  The count is the same
     either way.
     """
-    cdef Net net = net_of(params)
+    cdef Net net = net_of(params, activation)
+    sigmoid_only(&net)
+    if scores:
+        raise NotImplementedError("scores are not built")
     cdef Py_ssize_t N = t.shape[0], D = net.D, H = net.H, K = net.K
     cdef bint dense = csr is None
     cdef const int64_t[::1] indptr
@@ -425,7 +441,7 @@ def screen_classes(
 ):
     """The screen's class of each row, -1 where it leaves the row to the
     float64 pass (for its tests)."""
-    cdef Net net = net_of(params)
+    cdef Net net = net_of(params, SIGMOID)
     cdef const int64_t[::1] indptr = csr.indptr
     cdef const int[::1] indices = csr.indices
     cdef const double[::1] l1 = csr.row_l1

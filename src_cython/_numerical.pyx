@@ -46,7 +46,7 @@ from libc.math cimport INFINITY, exp, expm1, fabs, log1p
 from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_UNIT_BLOCK, Grads,
                       Net, check_rows, grads_of, hidden_preactivation_row,
                       mf_hidden_row, mf_hidden_row_series, mf_hidden_row_tiny,
-                      net_of, output_row, shifted_exp_row)
+                      net_of, output_row, shifted_exp_row, sigmoid_only)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -316,13 +316,15 @@ def numerical_gradient(
     const floating[:, ::1] x,     # IN  (N, D)
     const Py_ssize_t[::1] t,      # IN  (N,) labels in [0, K)
     dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
+    int activation,               # IN  the hidden layer's (an Activation)
     double h,                     # IN  the book's step
     double guard,                 # IN  the book's guard inside the log
     dict grads,                   # OUT W1, b1, W2, b2 arrays of their shapes
     int n_threads,
 ):
     """The book's numerical gradient of the mean loss, into ``grads``."""
-    cdef Net net = net_of(params)
+    cdef Net net = net_of(params, activation)
+    sigmoid_only(&net)
     cdef Grads g = grads_of(grads, &net)
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0]:

@@ -21,7 +21,7 @@ def counts(x, t, p, dtype=np.float32, num_threads=2):
     t = np.asarray(t, dtype=np.intp)
     data = CompressedRows(x, t, num_threads)
     count = kernels.forward.count_correct
-    return tuple(count(values, t, csr, p, screen, num_threads)
+    return tuple(count(values, t, csr, p, 0, False, screen, num_threads)
                  for values, csr in ((data.values, data), (x.ravel(), None))
                  for screen in (screen_for(p), None))
 
