@@ -36,4 +36,6 @@ def pytest_report_header(config):
     return (f"mnist_fast {info['version']}: compiled={info['compiled']} "
             f"simd={info['simd']} openmp={info['openmp']} "
             f"threads={info['num_threads']} cpus={info['cpu_count']} "
-            f"numpy {info['numpy_version']} cython {info['cython_version']}")
+            f"numpy {info['numpy_version']} cython {info['cython_version']} "
+            "blas " + ", ".join(f"{b['library']} ({b['num_threads']} threads)"
+                                for b in info["blas"]))

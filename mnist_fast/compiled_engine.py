@@ -16,7 +16,6 @@ from .engine import Architecture, DataSet, Engine
 from .kernels import backprop, forward, numerical
 from .numpy_engine import NumpyEngine
 from .screen import screen_for
-from .threads import threads_for_rows
 
 #: Rows from which ``accuracy`` screens them in float32 first: below, the
 #: screen's weights cost more than the screen saves.
@@ -100,13 +99,6 @@ class CompiledEngine(Engine):
         self._scores = architecture.scores
         # the book's loop, for steps too large for the numerical kernel
         self._book = NumpyEngine(threads, architecture)
-
-    def _run(self, method, n_rows, kernel, *args):
-        """``kernel(*args, n_threads)`` on ``n_rows`` rows, the count chosen
-        by the thread policy for this method and size."""
-        return self.threads.run((method, n_rows),
-                                threads_for_rows(self.num_threads, n_rows),
-                                kernel, *args)
 
     def predict(self, p, x):
         y = np.empty((x.shape[0], p["b2"].shape[0]))

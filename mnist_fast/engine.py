@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import book
+from .threads import threads_for_rows
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,14 @@ class Engine:
     def num_threads(self):
         """The most threads a call gets."""
         return self.threads.num_threads
+
+    def _run(self, method, n_rows, kernel, *args):
+        """``kernel(*args, n_threads)`` on ``n_rows`` rows, the count chosen
+        by the thread policy for this method and size (at most
+        :func:`~mnist_fast.threads.threads_for_rows`)."""
+        return self.threads.run((method, n_rows),
+                                threads_for_rows(self.num_threads, n_rows),
+                                kernel, *args)
 
     def predict(self, p, x):
         """Class probabilities (or the scores, ``architecture.scores``),

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from . import __version__, kernels
+from . import __version__, blas, kernels
 from .threads import resolve_num_threads, thread_policy
 
 #: The methods of ``TwoLayerNet(backend="cython")`` that run compiled code.
@@ -35,6 +35,10 @@ def build_info():
         ``"adaptive, ..."`` or ``"fixed, ..."``, see
         :mod:`mnist_fast.threads`); ``debug_build`` (bounds checks
         on); ``cython_version`` (that generated the kernels);
+        ``blas`` (the BLAS libraries NumPy runs and their default thread
+        counts, ``[{"library": ..., "num_threads": ...}]``: the NumPy
+        backend limits them per call to the thread policy's count,
+        :mod:`mnist_fast.blas`);
         ``numpy_version``, ``python_version``, ``platform``, ``machine``,
         ``cpu_count``.
     """
@@ -52,6 +56,7 @@ def build_info():
         "thread_policy": repr(thread_policy(None)),
         "debug_build": compiled and kernels.machine.debug_build(),
         "cython_version": kernels.machine.cython_version() if compiled else None,
+        "blas": blas.info(),
         "numpy_version": np.__version__,
         "python_version": sys.version.split()[0],
         "platform": platform.platform(),

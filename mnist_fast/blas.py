@@ -1,0 +1,49 @@
+"""The threads of NumPy's BLAS during the NumPy backend's calls.
+
+The NumPy engine runs the book's code, whose matrix products go to the BLAS
+NumPy links (OpenBLAS, MKL, Accelerate).  Its threads spin while they
+wait, so on a machine where another program keeps a core busy a
+multithreaded product can take several times longer than on one thread:
+the same effect as OpenMP's in the compiled kernels
+(:mod:`mnist_fast.threads`).  So each call of the NumPy engine runs with
+BLAS limited to the count the network's thread policy gives it, through
+threadpoolctl, and the limit is lifted when the call returns: the rest of
+the user's program keeps its own BLAS settings.
+"""
+
+import threadpoolctl
+
+_blas = None
+
+
+def _controller():
+    """threadpoolctl's controller of the BLAS libraries loaded now (NumPy's
+    is: mnist_fast imports NumPy first), made at the first call."""
+    global _blas
+    if _blas is None:
+        _blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
+def blas_threads(function):
+    """``function`` as a kernel of a thread policy.
+
+    Returns
+    -------
+    callable
+        ``kernel(*args, n)`` runs ``function(*args)`` with at most ``n``
+        BLAS threads and returns its result.
+    """
+    def kernel(*args):
+        *args, n_threads = args
+        with _controller().limit(limits=n_threads):
+            return function(*args)
+    return kernel
+
+
+def info():
+    """The BLAS libraries NumPy runs and their default thread counts, as
+    ``[{"library": "openblas", "num_threads": 2}, ...]`` (for
+    ``build_info``)."""
+    return [{"library": lib["internal_api"], "num_threads": lib["num_threads"]}
+            for lib in _controller().info()]
