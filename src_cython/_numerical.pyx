@@ -18,6 +18,14 @@ changes, and evaluates the *change* of each row's loss directly:
   and every logit k of the row moves by ``dz * W2[j, k]``.
 * ``W2[j, k]`` moves logit k of every row by ``z1[b, j] * d``; ``b2[k]`` by
   ``d``.
+* A ReLU unit (the book's ch. 5) moves by ``dz = da`` where ``a`` and
+  ``a + da`` are both > 0 and by ``relu(a + da) - relu(a)`` where they are
+  not (``mf_relu_move``, simd_rows.h): at and across the kink the
+  difference of the two forward passes, as the book's loop takes it.
+  ReLU moves nothing more than its input (``|relu(u) - relu(w)| <=
+  |u - w|``), so this differs from the book's by no more than the book's
+  pre-activations differ from the kernel's (the rounding of ``x @ W1 +
+  b1`` in another order): kink or not, no case is special.
 * With ``e_k = exp(a2_k - max)``, ``S = sum(e)``, ``p = e_t / S`` and the
   logit moves ``delta_k``: ``em_k = expm1(delta_k)``,
   ``D = sum_k e_k em_k`` (so ``S' = S + D``) and
@@ -43,15 +51,20 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY, exp, expm1, fabs, log1p
 
-from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_UNIT_BLOCK, Grads,
-                      Net, check_rows, grads_of, hidden_preactivation_row,
-                      mf_hidden_row, mf_hidden_row_series, mf_hidden_row_tiny,
-                      net_of, output_row, shifted_exp_row, sigmoid_only)
+from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_UNIT_BLOCK, RELU,
+                      SIGMOID, Grads, Net, check_rows, grads_of,
+                      hidden_preactivation_row, mf_hidden_row,
+                      mf_hidden_row_relu_series, mf_hidden_row_relu_tiny,
+                      mf_hidden_row_series, mf_hidden_row_tiny, mf_relu,
+                      mf_relu_move, net_of, output_row, shifted_exp_row)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
-# |dz| <= DZ_BOUND * |da| while |da| <= Q_SMALL (sigmoid' <= 1/4, margin).
-cdef double DZ_BOUND = 0.2505
+# |dz| <= DZ_BOUND * |da|: a sigmoid unit's while |da| <= Q_SMALL
+# (sigmoid' <= 1/4, margin), a ReLU unit's for any da (mf_relu_move
+# returns da or less, and |fl(x d)| <= |x d| (1 + 2**-53); margin).
+cdef double SIGMOID_DZ_BOUND = 0.2505
+cdef double RELU_DZ_BOUND = 1.0005
 # Bounds on the arguments for which each series is exact (see below).
 cdef double Q_SMALL = 0.000244140625          # 2**-12 on |da|
 cdef double SERIES_SMALL = 0.0009765625       # 2**-10 on a logit move
@@ -62,6 +75,8 @@ cdef double TINY_SMALL = 0.00000762939453125  # 2**-17 on a logit move
 #   Tiny    every logit move |delta| <= 2**-17 and |da| <= 2**-12
 #   Series  every logit move |delta| <= 2**-10 and |da| <= 2**-12
 #   Libm    anything else.
+# (|da| <= 2**-12 is the series of a sigmoid unit's q = expm1(-da); a ReLU
+# unit's move takes no series.)
 # With |delta| <= B the ratios below obey |r+-| <= 2B / (1 - B) and
 # |(r+ - r-) / (1 + r-)| <= 4.02 B, inside the log1p series' range (the
 # series: simd_rows.h).  A W1 or b1 column's rows run their Tiny and Series
@@ -122,14 +137,15 @@ cdef inline double hidden_move(
 cdef struct Forward:
     # The one forward pass the kernel keeps, of the batch's N rows.
     const double* a         # (N, H) a1
-    const double* s         # (N, H) sigmoid(a1)
-    const double* c         # (N, H) 1 - sigmoid(a1)
+    const double* z         # (N, H) z1: sigmoid(a1) or relu(a1)
+    const double* c         # (N, H) 1 - sigmoid(a1) (sigmoid only)
     const double* e         # (N, K) exp(a2 - max a2)
     const double* S         # (N,)   sum of e per row
     const double* P         # (N,)   p_t / (p_t + guard) per row
     const Py_ssize_t* t     # (N,)   labels
     const double* W2T       # (K, H) W2 transposed
     Py_ssize_t N, H, K
+    int activation          # the hidden layer's (an Activation)
 
 
 cdef struct Steps:
@@ -138,6 +154,40 @@ cdef struct Steps:
     const double* dm        # (H,) applied -h
     double vmax_series      # |x| up to which the Series case holds
     double vmax_tiny        # |x| up to which the Tiny case holds
+
+
+cdef inline double unit_move(
+    const Forward* f,       # IN  the kept forward pass
+    Py_ssize_t i,           # IN  the unit: b H + j
+    double da,              # IN  the move of its pre-activation a1[b, j]
+) noexcept nogil:
+    """How hidden unit i moves when its pre-activation moves by da, for any
+    move, by the network's activation."""
+    if f.activation == RELU:
+        return mf_relu_move(f.a[i], da)
+    return hidden_move(f.a[i], da, f.z[i], f.c[i], expm1(-da))
+
+
+cdef inline double dz_bound(int activation) noexcept nogil:
+    """The largest |dz| / |da| of a unit's move within the series' range."""
+    return RELU_DZ_BOUND if activation == RELU else SIGMOID_DZ_BOUND
+
+
+cdef inline void hidden_units(
+    const double* a,        # IN  (H,) a1 of a row
+    Py_ssize_t H,
+    int activation,         # IN  the hidden layer's
+    double* z,              # OUT (H,) z1: sigmoid(a1) or relu(a1)
+    double* c,              # OUT (H,) 1 - sigmoid(a1) (sigmoid only)
+) noexcept nogil:
+    """The hidden layer of a row, and what a sigmoid unit's moves need."""
+    cdef Py_ssize_t j
+    for j in range(H):
+        if activation == RELU:
+            z[j] = mf_relu(a[j])
+        else:
+            c[j] = 1.0 / (1.0 + exp(a[j]))
+            z[j] = 1.0 / (1.0 + exp(-a[j]))
 
 
 cdef inline void libm_row_difference(
@@ -159,26 +209,19 @@ cdef inline void libm_row_difference(
     cdef Py_ssize_t H = f.H, K = f.K, j0 = 0, j, k, n
     cdef const double* dp = st.dp
     cdef const double* dm = st.dm
-    cdef const double* ab = f.a + b * H
-    cdef const double* sb = f.s + b * H
-    cdef const double* cb = f.c + b * H
     cdef const double* eb = f.e + b * K
     cdef const double* W2T = f.W2T
     cdef double Sb = f.S[b], Pb = f.P[b]
     cdef Py_ssize_t tb = f.t[b]
-    cdef double qp, qm, ek, w
+    cdef double ek, w
     cdef const double* wk
     while j0 < H:
         n = min(<Py_ssize_t> MF_UNIT_BLOCK, H - j0)
         wk = W2T + tb * H + j0
         for j in range(n):
             # hidden unit j moves by dz when a1[b, j] moves by v * d
-            qp = expm1(-(v * dp[j0 + j]))
-            qm = expm1(-(v * dm[j0 + j]))
-            dzp[j] = hidden_move(ab[j0 + j], v * dp[j0 + j], sb[j0 + j],
-                                 cb[j0 + j], qp)
-            dzm[j] = hidden_move(ab[j0 + j], v * dm[j0 + j], sb[j0 + j],
-                                 cb[j0 + j], qm)
+            dzp[j] = unit_move(f, b * H + j0 + j, v * dp[j0 + j])
+            dzm[j] = unit_move(f, b * H + j0 + j, v * dm[j0 + j])
             emtp[j] = expm1(dzp[j] * wk[j])
             emtm[j] = expm1(dzm[j] * wk[j])
             Dp[j] = 0.0
@@ -197,6 +240,24 @@ cdef inline void libm_row_difference(
                 Pb * (emtp[j] * Sb - Dp[j]) / (Sb + Dp[j]),
                 Pb * (emtm[j] * Sb - Dm[j]) / (Sb + Dm[j]), LIBM)
         j0 += MF_UNIT_BLOCK
+
+
+cdef inline void series_row(
+    const mf_hidden_row* row,   # IN  the row and the column's moves
+    bint tiny,                  # IN  whether the Tiny case holds
+    int activation,             # IN  the hidden layer's
+    double* acc,                # IN/OUT (H,) += L+ - L- of the row
+) noexcept nogil:
+    """The dispatched C of a row within the series' range (simd_rows.c)."""
+    if activation == RELU:
+        if tiny:
+            mf_hidden_row_relu_tiny(row, acc)
+        else:
+            mf_hidden_row_relu_series(row, acc)
+    elif tiny:
+        mf_hidden_row_tiny(row, acc)
+    else:
+        mf_hidden_row_series(row, acc)
 
 
 cdef inline void hidden_column(
@@ -223,12 +284,9 @@ cdef inline void hidden_column(
         b = rows[i]
         v = vals[i]
         if fabs(v) <= st.vmax_series:
-            row.v, row.s, row.c, row.e = v, f.s + b * H, f.c + b * H, f.e + b * K
-            row.S, row.P, row.t = f.S[b], f.P[b], f.t[b]
-            if fabs(v) <= st.vmax_tiny:
-                mf_hidden_row_tiny(&row, acc)
-            else:
-                mf_hidden_row_series(&row, acc)
+            row.v, row.s, row.c, row.a = v, f.z + b * H, f.c + b * H, f.a + b * H
+            row.e, row.S, row.P, row.t = f.e + b * K, f.S[b], f.P[b], f.t[b]
+            series_row(&row, fabs(v) <= st.vmax_tiny, f.activation, acc)
         else:
             libm_row_difference(v, st, f, b, acc)
 
@@ -239,7 +297,7 @@ cdef inline double output_unit(
     double dp,              # IN  applied perturbation +h
     double dm,              # IN  applied perturbation -h
     const Forward* f,       # IN  the kept forward pass
-    Evaluation how,         # IN  Series when |d| is small (0 <= z <= 1)
+    Evaluation how,         # IN  Series when |z d| is small for every z
 ) noexcept nogil:
     """Sum over rows of L+ - L- when only logit k moves by z * d."""
     cdef Py_ssize_t b, K = f.K
@@ -263,10 +321,13 @@ cdef inline double output_unit(
 
 
 cdef inline double output_column(
-    const double* zcol, Py_ssize_t k, double dp, double dm, const Forward* f,
+    const double* zcol, double zmax, Py_ssize_t k, double dp, double dm,
+    const Forward* f,
 ) noexcept nogil:
-    """``output_unit`` with the series when |z d| <= |d| <= 2**-10."""
-    if fabs(dp) <= SERIES_SMALL and fabs(dm) <= SERIES_SMALL:
+    """``output_unit`` with the series when every |z d| <= zmax |d| <=
+    2**-10 (``zmax``: the largest z of the column; a sigmoid's z <= 1, a
+    ReLU's has no bound but the column's)."""
+    if zmax * max(fabs(dp), fabs(dm)) <= SERIES_SMALL:
         return output_unit(zcol, k, dp, dm, f, SERIES)
     return output_unit(zcol, k, dp, dm, f, LIBM)
 
@@ -283,32 +344,35 @@ cdef inline void applied_steps(
 
 cdef inline Steps steps_of(
     const double* dp, const double* dm, Py_ssize_t H, double w2max,
+    int activation,
 ) noexcept nogil:
     """The perturbations ``dp``, ``dm`` and the |x| bounds of their cases."""
     cdef Steps st
     st.dp, st.dm = dp, dm
-    st.vmax_series = input_bound(dp, dm, H, w2max, SERIES_SMALL)
-    st.vmax_tiny = input_bound(dp, dm, H, w2max, TINY_SMALL)
+    st.vmax_series = input_bound(dp, dm, H, w2max, SERIES_SMALL, activation)
+    st.vmax_tiny = input_bound(dp, dm, H, w2max, TINY_SMALL, activation)
     return st
 
 
 cdef inline double input_bound(
     const double* dp, const double* dm, Py_ssize_t H, double w2max,
-    double logit_bound,
+    double logit_bound, int activation,
 ) noexcept nogil:
     """Largest |x| that keeps a column's moves within the series' range.
 
-    |da| = |x d| <= 2**-12 and |dz W2| <= DZ_BOUND |x d| max|W2| <= bound.
+    |dz W2| <= dz_bound |x d| max|W2| <= logit_bound, and for a sigmoid
+    |da| = |x d| <= 2**-12.
     """
     cdef Py_ssize_t j
-    cdef double dmax = 0.0, bound
+    cdef double dmax = 0.0, bound = INFINITY
     for j in range(H):
         dmax = max(dmax, max(fabs(dp[j]), fabs(dm[j])))
     if dmax == 0.0:
         return INFINITY
-    bound = Q_SMALL / dmax
+    if activation == SIGMOID:
+        bound = Q_SMALL / dmax
     if w2max > 0.0:
-        bound = min(bound, logit_bound / (DZ_BOUND * dmax * w2max))
+        bound = min(bound, logit_bound / (dz_bound(activation) * dmax * w2max))
     return bound
 
 
@@ -324,7 +388,6 @@ def numerical_gradient(
 ):
     """The book's numerical gradient of the mean loss, into ``grads``."""
     cdef Net net = net_of(params, activation)
-    sigmoid_only(&net)
     cdef Grads g = grads_of(grads, &net)
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0]:
@@ -340,9 +403,10 @@ def numerical_gradient(
             nnz += x[b, i] != 0.0
     # Scratch of the one kept forward pass, O(N (H + K) + nnz(x)).
     cdef double[:, ::1] a = np.empty((N, H))       # a1
-    cdef double[:, ::1] s = np.empty((N, H))       # sigmoid(a1)
+    cdef double[:, ::1] z = np.empty((N, H))       # z1
     cdef double[:, ::1] c = np.empty((N, H))       # 1 - sigmoid(a1)
-    cdef double[:, ::1] zT = np.empty((H, N))      # sigmoid(a1) transposed
+    cdef double[:, ::1] zT = np.empty((H, N))      # z1 transposed
+    cdef double[::1] zmax = np.zeros(H)            # max of each column of z1
     cdef double[:, ::1] e = np.empty((N, K))       # exp(a2 - max a2)
     cdef double[::1] S = np.empty(N)               # sum of e
     cdef double[::1] P = np.empty(N)               # p_t / (p_t + guard)
@@ -360,19 +424,19 @@ def numerical_gradient(
     cdef double[::1] row_vals = np.empty(D)         # a row's nonzeros
     cdef int[::1] row_cols = np.empty(D, dtype=np.intc)
     cdef Forward f
-    f.a, f.s, f.c, f.e = &a[0, 0], &s[0, 0], &c[0, 0], &e[0, 0]
+    f.a, f.z, f.c, f.e = &a[0, 0], &z[0, 0], &c[0, 0], &e[0, 0]
     f.S, f.P, f.t, f.W2T = &S[0], &P[0], &t[0], &W2T[0, 0]
-    f.N, f.H, f.K = N, H, K
+    f.N, f.H, f.K, f.activation = N, H, K, net.activation
 
     with nogil:
         for b in range(N):
             hidden_preactivation_row(&x[b, 0], &net, &a[b, 0], &row_vals[0],
                                      &row_cols[0])
+            hidden_units(&a[b, 0], H, net.activation, &z[b, 0], &c[b, 0])
             for j in range(H):
-                c[b, j] = 1.0 / (1.0 + exp(a[b, j]))
-                s[b, j] = 1.0 / (1.0 + exp(-a[b, j]))
-                zT[j, b] = s[b, j]
-            output_row(&s[b, 0], &net, &e[b, 0])
+                zT[j, b] = z[b, j]
+                zmax[j] = max(zmax[j], z[b, j])
+            output_row(&z[b, 0], &net, &e[b, 0])
             S[b] = shifted_exp_row(&e[b, 0], K)
             p = e[b, t[b]] / S[b]
             P[b] = p / (p + guard)
@@ -392,7 +456,7 @@ def numerical_gradient(
                         num_threads=n_threads):
             buf = &steps[threadid(), 0]
             applied_steps(net.W1 + i * H, H, h, buf, buf + H)
-            st = steps_of(buf, buf + H, H, w2max)
+            st = steps_of(buf, buf + H, H, w2max, net.activation)
             hidden_column(&col_vals[col_start[i]], &col_rows[col_start[i]],
                           col_start[i + 1] - col_start[i], &st, &f,
                           g.W1 + i * H)
@@ -401,7 +465,7 @@ def numerical_gradient(
 
         # b1: the same with x = 1 in every row.
         applied_steps(net.b1, H, h, &db[0], &db[H])
-        st = steps_of(&db[0], &db[H], H, w2max)
+        st = steps_of(&db[0], &db[H], H, w2max, net.activation)
         hidden_column(&ones[0], &all_rows[0], N, &st, &f, g.b1)
         for j in range(H):
             g.b1[j] = g.b1[j] * scale
@@ -410,9 +474,9 @@ def numerical_gradient(
         for j in prange(H, schedule="static", num_threads=n_threads):
             for k in range(K):
                 g.W2[j * K + k] = scale * output_column(
-                    &zT[j, 0], k, (net.W2[j * K + k] + h) - net.W2[j * K + k],
+                    &zT[j, 0], zmax[j], k, (net.W2[j * K + k] + h) - net.W2[j * K + k],
                     (net.W2[j * K + k] - h) - net.W2[j * K + k], &f)
         for k in range(K):
             g.b2[k] = scale * output_column(
-                &ones[0], k, (net.b2[k] + h) - net.b2[k],
+                &ones[0], 1.0, k, (net.b2[k] + h) - net.b2[k],
                 (net.b2[k] - h) - net.b2[k], &f)
