@@ -120,6 +120,7 @@ cdef extern from "simd_rows.h" nogil:
         const double* s
         const double* c
         const double* a
+        const Py_ssize_t* units
         const double* e
         double S, P
         Py_ssize_t t

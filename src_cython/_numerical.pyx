@@ -48,7 +48,7 @@ are bit-identical whatever the number of threads.
 import numpy as np
 
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport prange
 from libc.math cimport INFINITY, exp, expm1, fabs, log1p
 
 from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_UNIT_BLOCK, RELU,
@@ -69,6 +69,10 @@ cdef double RELU_DZ_BOUND = 1.0005
 cdef double Q_SMALL = 0.000244140625          # 2**-12 on |da|
 cdef double SERIES_SMALL = 0.0009765625       # 2**-10 on a logit move
 cdef double TINY_SMALL = 0.00000762939453125  # 2**-17 on a logit move
+# Columns of W1 a member of the team sums in a run: every team-th run is
+# its (MNIST's pixels are nonzero in the middle of the picture).
+cdef enum:
+    COLUMN_RUN = 4
 
 
 # How expm1 and log1p are evaluated, by the size of the moves:
@@ -152,8 +156,6 @@ cdef struct Steps:
     # The perturbations of one column of W1 (or of b1), per hidden unit j.
     const double* dp        # (H,) applied +h: fl(theta + h) - theta
     const double* dm        # (H,) applied -h
-    double vmax_series      # |x| up to which the Series case holds
-    double vmax_tiny        # |x| up to which the Tiny case holds
 
 
 cdef inline double unit_move(
@@ -260,35 +262,110 @@ cdef inline void series_row(
         mf_hidden_row_series(row, acc)
 
 
-cdef inline void hidden_column(
-    const double* vals,     # IN  (n,)  x[b, i] of the rows that change
-    const Py_ssize_t* rows, # IN  (n,)  those rows b
-    Py_ssize_t n,
-    const Steps* st,        # IN  the perturbations of the column
-    const Forward* f,       # IN  the kept forward pass
-    double* acc,            # OUT (H,)  sum over rows of L+ - L-
-) noexcept nogil:
-    """Central differences of the rows' losses for one input pixel (or b1).
+cdef struct Pixels:
+    # The batch's nonzero pixels row by row (CSR), each row's ending with
+    # b1 as pixel D (1 in every row), and what a column's steps are.
+    const Py_ssize_t* start     # (N + 1,) row b's: start[b] ... start[b + 1] - 1
+    const Py_ssize_t* cols      # their pixels i (D for b1)
+    const double* vals          # their values x[b, i] (1 for b1)
+    const double* steps         # (D + 1, 2 H) each column's dp, then dm
+    const double* vmax_series   # (D + 1,) each column's Steps bounds
+    const double* vmax_tiny
+    const double* dead_below    # (N,) a ReLU unit of row b at or below
+                                #      this no step moves
+    Py_ssize_t D
 
-    A row whose moves are small enough for the series (``|x|`` within the
+
+cdef inline bint owns(Py_ssize_t i, Py_ssize_t member,
+                      Py_ssize_t team) noexcept nogil:
+    """Whether team member ``member`` of ``team`` sums column i of W1 (or
+    b1, i = D): every team-th run of COLUMN_RUN columns."""
+    return (i // COLUMN_RUN) % team == member
+
+
+cdef inline double* column_out(const Grads* g, Py_ssize_t i, Py_ssize_t D,
+                               Py_ssize_t H) noexcept nogil:
+    """The output of column i: row i of W1's gradient, b1's for i = D."""
+    return g.W1 + i * H if i < D else g.b1
+
+
+cdef inline void row_of(
+    const Forward* f,       # IN  the kept forward pass
+    Py_ssize_t b,           # IN  the row
+    double dead_below,      # IN  a ReLU unit's a1 at or below: unmoved
+    double* W2Tc,           # scratch (K, H) the row's columns of W2T
+    Py_ssize_t* units,      # scratch (H,) the row's units
+    mf_hidden_row* row,     # OUT the row's part of the series rows
+) noexcept nogil:
+    """Row b as the series rows take it: a ReLU row with only the units a
+    step can move (the others add exactly 0), their columns of W2T side by
+    side; a sigmoid row with every unit."""
+    cdef Py_ssize_t j, k, n = 0, H = f.H, K = f.K
+    cdef const double* ab = f.a + b * H
+    row.s, row.c, row.a = f.z + b * H, f.c + b * H, ab
+    row.e, row.S, row.P, row.t, row.K = f.e + b * K, f.S[b], f.P[b], f.t[b], K
+    if f.activation == RELU:
+        for j in range(H):
+            if not ab[j] <= dead_below:
+                units[n] = j
+                n = n + 1
+        for k in range(K):
+            for j in range(n):
+                W2Tc[k * n + j] = f.W2T[k * H + units[j]]
+        row.W2T, row.units, row.H = W2Tc, units, n
+    else:
+        row.W2T, row.units, row.H = f.W2T, NULL, H
+
+
+cdef inline void hidden_rows(
+    const Forward* f,       # IN  the kept forward pass
+    const Pixels* px,       # IN  the batch's pixels and the columns' steps
+    Py_ssize_t member,      # IN  this member of the team
+    Py_ssize_t team,
+    double scale,           # IN  1 / (2 h N)
+    double* W2Tc,           # scratch (K, H)
+    Py_ssize_t* units,      # scratch (H,)
+    const Grads* g,         # OUT the member's rows of W1's gradient, b1's
+) noexcept nogil:
+    """Central differences for the columns of W1 and b1 the member owns.
+
+    Row by row, each row's pixels in turn: every output is summed over the
+    rows in order, whichever member owns it and however many there are.  A
+    row whose moves are small enough for the series (``|x|`` within the
     column's bounds) runs in the dispatched C (simd_rows.c), the others in
     ``libm_row_difference``.
     """
-    cdef Py_ssize_t i, b, j, H = f.H, K = f.K
+    cdef Py_ssize_t b, n, i, j, H = f.H, D = px.D
     cdef double v
+    cdef double* acc
+    cdef Steps st
     cdef mf_hidden_row row
-    row.dp, row.dm, row.W2T, row.H, row.K = st.dp, st.dm, f.W2T, H, K
-    for j in range(H):
-        acc[j] = 0.0
-    for i in range(n):
-        b = rows[i]
-        v = vals[i]
-        if fabs(v) <= st.vmax_series:
-            row.v, row.s, row.c, row.a = v, f.z + b * H, f.c + b * H, f.a + b * H
-            row.e, row.S, row.P, row.t = f.e + b * K, f.S[b], f.P[b], f.t[b]
-            series_row(&row, fabs(v) <= st.vmax_tiny, f.activation, acc)
-        else:
-            libm_row_difference(v, st, f, b, acc)
+    for i in range(D + 1):
+        if owns(i, member, team):
+            acc = column_out(g, i, D, H)
+            for j in range(H):
+                acc[j] = 0.0
+    for b in range(f.N):
+        row_of(f, b, px.dead_below[b], W2Tc, units, &row)
+        for n in range(px.start[b], px.start[b + 1]):
+            i = px.cols[n]
+            if not owns(i, member, team):
+                continue
+            v = px.vals[n]
+            acc = column_out(g, i, D, H)
+            st.dp = px.steps + i * 2 * H
+            st.dm = st.dp + H
+            if fabs(v) <= px.vmax_series[i]:
+                row.v, row.dp, row.dm = v, st.dp, st.dm
+                series_row(&row, fabs(v) <= px.vmax_tiny[i], f.activation,
+                           acc)
+            else:
+                libm_row_difference(v, &st, f, b, acc)
+    for i in range(D + 1):
+        if owns(i, member, team):
+            acc = column_out(g, i, D, H)
+            for j in range(H):
+                acc[j] = acc[j] * scale
 
 
 cdef inline double output_unit(
@@ -342,31 +419,38 @@ cdef inline void applied_steps(
         dm[j] = (theta[j] - h) - theta[j]
 
 
-cdef inline Steps steps_of(
-    const double* dp, const double* dm, Py_ssize_t H, double w2max,
+cdef inline double column_steps(
+    const double* theta,    # IN  (H,) a row of W1, or b1
+    Py_ssize_t H,
+    double h,
+    double w2max,           # IN  max |W2|
     int activation,
+    double* steps,          # OUT (2 H,) dp, then dm
+    double* vmax_series,    # OUT the |x| bounds of their cases
+    double* vmax_tiny,
 ) noexcept nogil:
-    """The perturbations ``dp``, ``dm`` and the |x| bounds of their cases."""
-    cdef Steps st
-    st.dp, st.dm = dp, dm
-    st.vmax_series = input_bound(dp, dm, H, w2max, SERIES_SMALL, activation)
-    st.vmax_tiny = input_bound(dp, dm, H, w2max, TINY_SMALL, activation)
-    return st
+    """A column's perturbations and the |x| bounds of their cases; returns
+    the largest |step|."""
+    cdef Py_ssize_t j
+    cdef double dmax = 0.0
+    applied_steps(theta, H, h, steps, steps + H)
+    for j in range(2 * H):
+        dmax = max(dmax, fabs(steps[j]))
+    vmax_series[0] = input_bound(dmax, w2max, SERIES_SMALL, activation)
+    vmax_tiny[0] = input_bound(dmax, w2max, TINY_SMALL, activation)
+    return dmax
 
 
 cdef inline double input_bound(
-    const double* dp, const double* dm, Py_ssize_t H, double w2max,
-    double logit_bound, int activation,
+    double dmax, double w2max, double logit_bound, int activation,
 ) noexcept nogil:
-    """Largest |x| that keeps a column's moves within the series' range.
+    """Largest |x| that keeps a column's moves within the series' range,
+    for steps of at most ``dmax``.
 
     |dz W2| <= dz_bound |x d| max|W2| <= logit_bound, and for a sigmoid
     |da| = |x d| <= 2**-12.
     """
-    cdef Py_ssize_t j
-    cdef double dmax = 0.0, bound = INFINITY
-    for j in range(H):
-        dmax = max(dmax, max(fabs(dp[j]), fabs(dm[j])))
+    cdef double bound = INFINITY
     if dmax == 0.0:
         return INFINITY
     if activation == SIGMOID:
@@ -393,10 +477,10 @@ def numerical_gradient(
     if t.shape[0] != x.shape[0]:
         raise ValueError("t needs one label per row of x")
     cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
-    cdef Py_ssize_t b, i, j, k, nnz = 0
-    cdef double p, w2max = 0.0, scale = 1.0 / (N * 2.0 * h)
-    cdef double* buf
-    cdef Steps st
+    cdef Py_ssize_t team = max(n_threads, 1)
+    cdef Py_ssize_t b, i, j, k, member, nnz = 0
+    cdef double p, vmax, w2max = 0.0, dmax = 0.0
+    cdef double scale = 1.0 / (N * 2.0 * h)
 
     for b in range(N):
         for i in range(D):
@@ -411,22 +495,31 @@ def numerical_gradient(
     cdef double[::1] S = np.empty(N)               # sum of e
     cdef double[::1] P = np.empty(N)               # p_t / (p_t + guard)
     cdef double[::1] ones = np.ones(N)
-    cdef Py_ssize_t[::1] all_rows = np.arange(N, dtype=np.intp)
     cdef double[:, ::1] W2T = np.ascontiguousarray(
         np.asarray(params["W2"]).T)
-    # The batch's pixels column by column (CSC): the rows where x != 0.
-    cdef Py_ssize_t[::1] col_start = np.zeros(D + 1, dtype=np.intp)
-    cdef Py_ssize_t[::1] col_rows = np.empty(nnz + 1, dtype=np.intp)
-    cdef double[::1] col_vals = np.empty(nnz + 1)
-    cdef double[::1] db = np.empty(2 * H)           # b1's perturbations
-    # each thread's W1 perturbations (allocated here: MemoryError, not NULL)
-    cdef double[:, ::1] steps = np.empty((max(n_threads, 1), 2 * H))
+    # The batch's pixels row by row (CSR), b1 last in each row, and the
+    # columns' steps (see Pixels).
+    cdef Py_ssize_t[::1] px_start = np.empty(N + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] px_cols = np.empty(nnz + N, dtype=np.intp)
+    cdef double[::1] px_vals = np.empty(nnz + N)
+    cdef double[:, ::1] steps = np.empty((D + 1, 2 * H))
+    cdef double[::1] vmax_series = np.empty(D + 1)
+    cdef double[::1] vmax_tiny = np.empty(D + 1)
+    cdef double[::1] dead_below = np.empty(N)
+    # each member's row of W2T's columns, and of units (allocated here:
+    # MemoryError, not NULL)
+    cdef double[:, ::1] W2Tc = np.empty((team, K * H))
+    cdef Py_ssize_t[:, ::1] units = np.empty((team, H), dtype=np.intp)
     cdef double[::1] row_vals = np.empty(D)         # a row's nonzeros
     cdef int[::1] row_cols = np.empty(D, dtype=np.intc)
     cdef Forward f
+    cdef Pixels px
     f.a, f.z, f.c, f.e = &a[0, 0], &z[0, 0], &c[0, 0], &e[0, 0]
     f.S, f.P, f.t, f.W2T = &S[0], &P[0], &t[0], &W2T[0, 0]
     f.N, f.H, f.K, f.activation = N, H, K, net.activation
+    px.start, px.cols, px.vals = &px_start[0], &px_cols[0], &px_vals[0]
+    px.steps, px.vmax_series = &steps[0, 0], &vmax_series[0]
+    px.vmax_tiny, px.dead_below, px.D = &vmax_tiny[0], &dead_below[0], D
 
     with nogil:
         for b in range(N):
@@ -440,35 +533,34 @@ def numerical_gradient(
             S[b] = shifted_exp_row(&e[b, 0], K)
             p = e[b, t[b]] / S[b]
             P[b] = p / (p + guard)
-        nnz = 0
-        for i in range(D):
-            for b in range(N):
-                if x[b, i] != 0.0:
-                    col_rows[nnz] = b
-                    col_vals[nnz] = x[b, i]
-                    nnz = nnz + 1
-            col_start[i + 1] = nnz
         for j in range(H * K):
             w2max = max(w2max, fabs(net.W2[j]))
+        for i in range(D + 1):
+            dmax = max(dmax, column_steps(
+                net.W1 + i * H if i < D else net.b1, H, h, w2max,
+                net.activation, &steps[i, 0], &vmax_series[i], &vmax_tiny[i]))
+        nnz = 0
+        for b in range(N):
+            px_start[b] = nnz
+            vmax = 1.0
+            for i in range(D):
+                if x[b, i] != 0.0:
+                    px_cols[nnz] = i
+                    px_vals[nnz] = x[b, i]
+                    vmax = max(vmax, fabs(px_vals[nnz]))
+                    nnz = nnz + 1
+            px_cols[nnz] = D
+            px_vals[nnz] = 1.0
+            nnz = nnz + 1
+            # every move |fl(x d)| < 2 vmax dmax: a unit below -2 vmax dmax
+            # stays below 0
+            dead_below[b] = -2.0 * vmax * dmax
+        px_start[N] = nnz
 
-        # W1: one input pixel i per task; its rows are the column's nonzeros.
-        for i in prange(D, schedule="dynamic", chunksize=4,
-                        num_threads=n_threads):
-            buf = &steps[threadid(), 0]
-            applied_steps(net.W1 + i * H, H, h, buf, buf + H)
-            st = steps_of(buf, buf + H, H, w2max, net.activation)
-            hidden_column(&col_vals[col_start[i]], &col_rows[col_start[i]],
-                          col_start[i + 1] - col_start[i], &st, &f,
-                          g.W1 + i * H)
-            for j in range(H):
-                g.W1[i * H + j] = g.W1[i * H + j] * scale
-
-        # b1: the same with x = 1 in every row.
-        applied_steps(net.b1, H, h, &db[0], &db[H])
-        st = steps_of(&db[0], &db[H], H, w2max, net.activation)
-        hidden_column(&ones[0], &all_rows[0], N, &st, &f, g.b1)
-        for j in range(H):
-            g.b1[j] = g.b1[j] * scale
+        # W1 and b1: each member of the team its columns, row by row.
+        for member in prange(team, schedule="static", num_threads=team):
+            hidden_rows(&f, &px, member, team, scale, &W2Tc[member, 0],
+                        &units[member, 0], &g)
 
         # W2[j, k] moves logit k by z1[:, j] d; b2[k] by d.
         for j in prange(H, schedule="static", num_threads=n_threads):

@@ -1600,9 +1600,10 @@ static void mf_logit_sums_deg##DEGREE(const struct mf_hidden_row *r,          \
 MF_DEFINE_LOGIT_SUMS(3)
 MF_DEFINE_LOGIT_SUMS(5)
 
-/* The moves zp, zm of hidden unit i of row r when its pre-activation moves
- * by v dp[i] and v dm[i]: a sigmoid unit's by the exact algebra (the
- * ReLU unit's: at the end of this file). */
+/* The moves zp, zm of the row's unit i when its pre-activation moves by
+ * v dp[i] and v dm[i]: a sigmoid unit's by the exact algebra, and the
+ * place of unit i in acc (a ReLU unit's: at the end of this file). */
+#define MF_SIGMOID_UNIT(r, i) (i)
 #define MF_SIGMOID_MOVES(r, i, zp, zm) do {                                   \
     const double qp = MF_EXPM1_DEG5(-((r)->v * (r)->dp[i]));                   \
     const double qm = MF_EXPM1_DEG5(-((r)->v * (r)->dm[i]));                   \
@@ -1611,7 +1612,7 @@ MF_DEFINE_LOGIT_SUMS(5)
     (zm) = -sc * qm / (1.0 + (r)->c[i] * qm);                                  \
 } while (0)
 
-#define MF_DEFINE_HIDDEN_ROW(NAME, EXPM1_DEG, LOG1P, MOVES)                   \
+#define MF_DEFINE_HIDDEN_ROW(NAME, EXPM1_DEG, LOG1P, MOVES, UNIT)             \
 static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
 {                                                                              \
     double dz[2 * MF_UNIT_BLOCK], D[2 * MF_UNIT_BLOCK];                        \
@@ -1639,20 +1640,25 @@ static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
             const double rp = P * (emtp[j] * S - Dp[j]) / (S + Dp[j]);         \
             const double rm = P * (emtm[j] * S - Dm[j]) / (S + Dm[j]);         \
             const double ratio = (rp - rm) / (1.0 + rm);                       \
-            acc[j0 + j] += -LOG1P(ratio);                                      \
+            acc[UNIT(r, j0 + j)] += -LOG1P(ratio);                             \
         }                                                                      \
     }                                                                          \
 }
-MF_DEFINE_HIDDEN_ROW(tiny, 3, MF_LOG1P_DEG4, MF_SIGMOID_MOVES)
-MF_DEFINE_HIDDEN_ROW(series, 5, MF_LOG1P_DEG8, MF_SIGMOID_MOVES)
+MF_DEFINE_HIDDEN_ROW(tiny, 3, MF_LOG1P_DEG4, MF_SIGMOID_MOVES, MF_SIGMOID_UNIT)
+MF_DEFINE_HIDDEN_ROW(series, 5, MF_LOG1P_DEG8, MF_SIGMOID_MOVES,
+                     MF_SIGMOID_UNIT)
 
-/* ... of a ReLU network: its units move by mf_relu_move (simd_rows.h). */
+/* ... of a ReLU network: the row's units (r->units) move by mf_relu_move
+ * (simd_rows.h). */
+#define MF_RELU_UNIT(r, i) ((r)->units[i])
 #define MF_RELU_MOVES(r, i, zp, zm) do {                                      \
-    (zp) = mf_relu_move((r)->a[i], (r)->v * (r)->dp[i]);                       \
-    (zm) = mf_relu_move((r)->a[i], (r)->v * (r)->dm[i]);                       \
+    const ptrdiff_t u = (r)->units[i];                                         \
+    (zp) = mf_relu_move((r)->a[u], (r)->v * (r)->dp[u]);                       \
+    (zm) = mf_relu_move((r)->a[u], (r)->v * (r)->dm[u]);                       \
 } while (0)
-MF_DEFINE_HIDDEN_ROW(relu_tiny, 3, MF_LOG1P_DEG4, MF_RELU_MOVES)
-MF_DEFINE_HIDDEN_ROW(relu_series, 5, MF_LOG1P_DEG8, MF_RELU_MOVES)
+MF_DEFINE_HIDDEN_ROW(relu_tiny, 3, MF_LOG1P_DEG4, MF_RELU_MOVES, MF_RELU_UNIT)
+MF_DEFINE_HIDDEN_ROW(relu_series, 5, MF_LOG1P_DEG8, MF_RELU_MOVES,
+                     MF_RELU_UNIT)
 
 /* The table of this compilation (see simd_rows.h). */
 MF_HIDDEN const struct mf_ops MF_OPS = {

@@ -74,12 +74,16 @@ static inline double mf_relu_move(double a, double da)
 #define MF_UNIT_BLOCK 16
 
 /* One row of the numerical gradient's central differences for a column of
- * W1 (or b1): its pre-activations move by v * dp[j] and v * dm[j]. */
+ * W1 (or b1): its pre-activations move by v * dp[j] and v * dm[j].  A
+ * ReLU row takes only the H units units[0 ... H - 1] of the network (the
+ * others no step moves), W2T their columns of W2 transposed. */
 struct mf_hidden_row {
     double v;               /* x[b, i] (1 for b1) */
     const double *dp, *dm;  /* (H,) the applied perturbations +h, -h */
     const double *s, *c;    /* (H,) sigmoid(a1[b]), 1 - sigmoid(a1[b]) */
-    const double *a;        /* (H,) a1[b] (ReLU: s and c unused) */
+    const double *a;        /* a1[b] (ReLU: s and c unused) */
+    const ptrdiff_t *units; /* (H,) ReLU: the units, indices into a, dp,
+                             * dm and acc */
     const double *e;        /* (K,) exp(a2[b] - max a2[b]) */
     double S, P;            /* sum of e, p_t / (p_t + guard) */
     ptrdiff_t t;            /* the row's label */
