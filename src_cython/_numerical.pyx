@@ -25,7 +25,9 @@ changes, and evaluates the *change* of each row's loss directly:
   ReLU moves nothing more than its input (``|relu(u) - relu(w)| <=
   |u - w|``), so this differs from the book's by no more than the book's
   pre-activations differ from the kernel's (the rounding of ``x @ W1 +
-  b1`` in another order): kink or not, no case is special.
+  b1`` in another order): kink or not, no case is special.  A unit
+  further below 0 than any step moves it stays at 0 and adds exactly 0:
+  a ReLU row takes only the other units (``row_of``).
 * With ``e_k = exp(a2_k - max)``, ``S = sum(e)``, ``p = e_t / S`` and the
   logit moves ``delta_k``: ``em_k = expm1(delta_k)``,
   ``D = sum_k e_k em_k`` (so ``S' = S + D``) and
@@ -41,8 +43,9 @@ small arguments are evaluated by their series to full double precision
 (truncation below 1e-17 relative) so that the loops vectorise; arguments
 outside the proven range take libm's ``expm1``/``log1p``.
 
-Each output element is computed by one thread in a fixed order: results
-are bit-identical whatever the number of threads.
+Each output element is computed by one thread in a fixed order (W1's
+and b1's summed over the rows in order, ``hidden_rows``): results are
+bit-identical whatever the number of threads.
 """
 
 import numpy as np
@@ -60,9 +63,10 @@ from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_UNIT_BLOCK, RELU,
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
-# |dz| <= DZ_BOUND * |da|: a sigmoid unit's while |da| <= Q_SMALL
-# (sigmoid' <= 1/4, margin), a ReLU unit's for any da (mf_relu_move
-# returns da or less, and |fl(x d)| <= |x d| (1 + 2**-53); margin).
+# A unit's move |dz| <= bound * |x d|: a sigmoid unit's while
+# |da| <= Q_SMALL (sigmoid' <= 1/4, margin), a ReLU unit's for any move
+# (mf_relu_move returns da = fl(x d) or less, and |fl(x d)| <=
+# |x d| (1 + 2**-53); margin).
 cdef double SIGMOID_DZ_BOUND = 0.2505
 cdef double RELU_DZ_BOUND = 1.0005
 # Bounds on the arguments for which each series is exact (see below).
@@ -269,8 +273,8 @@ cdef struct Pixels:
     const Py_ssize_t* cols      # their pixels i (D for b1)
     const double* vals          # their values x[b, i] (1 for b1)
     const double* steps         # (D + 1, 2 H) each column's dp, then dm
-    const double* vmax_series   # (D + 1,) each column's Steps bounds
-    const double* vmax_tiny
+    const double* vmax_series   # (D + 1,) each column's |x| bound of the
+    const double* vmax_tiny     #          Series case, of the Tiny case
     const double* dead_below    # (N,) a ReLU unit of row b at or below
                                 #      this no step moves
     Py_ssize_t D
