@@ -79,11 +79,13 @@ static inline double mf_relu_move(double a, double da)
  * others no step moves), W2T their columns of W2 transposed. */
 struct mf_hidden_row {
     double v;               /* x[b, i] (1 for b1) */
-    const double *dp, *dm;  /* (H,) the applied perturbations +h, -h */
+    const double *dp, *dm;  /* the applied perturbations +h, -h, per unit
+                             * (ReLU: of all the network's units) */
     const double *s, *c;    /* (H,) sigmoid(a1[b]), 1 - sigmoid(a1[b]) */
-    const double *a;        /* a1[b] (ReLU: s and c unused) */
-    const ptrdiff_t *units; /* (H,) ReLU: the units, indices into a, dp,
-                             * dm and acc */
+    const double *a;        /* ReLU: a1[b], all the network's units (s and
+                             * c unused) */
+    const ptrdiff_t *units; /* (H,) ReLU: the row's units, indices into a,
+                             * dp, dm and acc */
     const double *e;        /* (K,) exp(a2[b] - max a2[b]) */
     double S, P;            /* sum of e, p_t / (p_t + guard) */
     ptrdiff_t t;            /* the row's label */
