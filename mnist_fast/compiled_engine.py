@@ -29,22 +29,45 @@ MAX_LOGIT_MOVE = 1.0
 STEPS_PER_CALL = 64
 
 
-def compiled_numerical_gradient_fits(p, x):
+def compiled_numerical_gradient_fits(p, x, activation="sigmoid"):
     """Whether every perturbation moves every logit by <= MAX_LOGIT_MOVE.
 
     A step of ``W1`` or ``b1`` moves a pre-activation by at most
     ``max|x| * step`` (``x = 1`` for ``b1``), a hidden unit by a quarter
-    of that (sigmoid' <= 1/4, and never more than 1), a logit by that
-    times ``max|W2|``; a step of ``W2`` or ``b2`` moves a logit by at most
-    the step.  The applied step ``fl(theta + h) - theta`` is at most
-    ``h`` plus the spacing of the largest parameter.
+    of that for a sigmoid (sigmoid' <= 1/4, and never more than 1) and by
+    all of it for a ReLU (ReLU' <= 1; a ReLU unit is not bounded), a logit
+    by that times ``max|W2|``.  A step of ``W2`` moves a logit by at most
+    the step times the largest hidden unit: 1 for a sigmoid, for a ReLU
+    ``|a1| <= max(sum|x|) * max|W1| + max|b1|`` over the rows; a step of
+    ``b2`` by the step.  The applied step ``fl(theta + h) - theta`` is at
+    most ``h`` plus the spacing of the largest parameter.
+
+    Parameters
+    ----------
+    p : dict
+        The parameters ``W1, b1, W2, b2``.
+    x : numpy.ndarray
+        The checked rows.
+    activation : {"sigmoid", "relu"}
+        The hidden layer's (:data:`mnist_fast.book.ACTIVATIONS`).
     """
     def step(*arrays):
         return book.H + np.spacing(max(np.abs(a).max() for a in arrays))
 
+    if activation not in book.ACTIVATIONS:
+        raise ValueError(f"activation must be one of {book.ACTIVATIONS}, "
+                         f"got {activation!r}")
     w2 = np.abs(p["W2"]).max()
-    dz = min(1.0, max(np.abs(x).max(), 1.0) * step(p["W1"], p["b1"]) / 4)
-    return max(dz * w2, step(p["W2"], p["b2"])) <= MAX_LOGIT_MOVE
+    da = max(np.abs(x).max(), 1.0) * step(p["W1"], p["b1"])
+    if activation == "relu":
+        dz = da
+        z_max = (np.abs(x).sum(axis=1, dtype=np.float64).max()
+                 * np.abs(p["W1"]).max() + np.abs(p["b1"]).max())
+    else:
+        dz = min(1.0, da / 4)
+        z_max = 1.0
+    return (max(dz * w2, max(z_max, 1.0) * step(p["W2"], p["b2"]))
+            <= MAX_LOGIT_MOVE)
 
 
 def _like(p):
@@ -125,7 +148,8 @@ class CompiledEngine(Engine):
         return grads
 
     def numerical_gradient(self, p, x, t):
-        if not compiled_numerical_gradient_fits(p, x):
+        if not compiled_numerical_gradient_fits(p, x,
+                                                self.architecture.activation):
             return self._book.numerical_gradient(p, x, t)
         grads = _like(p)
         self.threads.run(("numerical_gradient", x.shape[0]), self.num_threads,

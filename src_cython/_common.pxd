@@ -119,6 +119,8 @@ cdef extern from "simd_rows.h" nogil:
         const double* dm
         const double* s
         const double* c
+        const double* a
+        const Py_ssize_t* units
         const double* e
         double S, P
         Py_ssize_t t
@@ -126,6 +128,12 @@ cdef extern from "simd_rows.h" nogil:
         Py_ssize_t H, K
     void mf_hidden_row_tiny(const mf_hidden_row* r, double* acc)
     void mf_hidden_row_series(const mf_hidden_row* r, double* acc)
+    void mf_hidden_row_relu_tiny(const mf_hidden_row* r, double* acc)
+    void mf_hidden_row_relu_series(const mf_hidden_row* r, double* acc)
+    # the book's ReLU (a NaN stays NaN), and how a ReLU unit moves when its
+    # pre-activation a moves by da (see the header)
+    double mf_relu(double a)
+    double mf_relu_move(double a, double da)
 
 
 cdef extern from *:

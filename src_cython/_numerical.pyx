@@ -18,6 +18,16 @@ changes, and evaluates the *change* of each row's loss directly:
   and every logit k of the row moves by ``dz * W2[j, k]``.
 * ``W2[j, k]`` moves logit k of every row by ``z1[b, j] * d``; ``b2[k]`` by
   ``d``.
+* A ReLU unit (the book's ch. 5) moves by ``dz = da`` where ``a`` and
+  ``a + da`` are both > 0 and by ``relu(a + da) - relu(a)`` where they are
+  not (``mf_relu_move``, simd_rows.h): at and across the kink the
+  difference of the two forward passes, as the book's loop takes it.
+  ReLU moves nothing more than its input (``|relu(u) - relu(w)| <=
+  |u - w|``), so this differs from the book's by no more than the book's
+  pre-activations differ from the kernel's (the rounding of ``x @ W1 +
+  b1`` in another order): kink or not, no case is special.  A unit
+  further below 0 than any step moves it stays at 0 and adds exactly 0:
+  a ReLU row takes only the other units (``row_of``).
 * With ``e_k = exp(a2_k - max)``, ``S = sum(e)``, ``p = e_t / S`` and the
   logit moves ``delta_k``: ``em_k = expm1(delta_k)``,
   ``D = sum_k e_k em_k`` (so ``S' = S + D``) and
@@ -33,35 +43,48 @@ small arguments are evaluated by their series to full double precision
 (truncation below 1e-17 relative) so that the loops vectorise; arguments
 outside the proven range take libm's ``expm1``/``log1p``.
 
-Each output element is computed by one thread in a fixed order: results
-are bit-identical whatever the number of threads.
+Each output element is computed by one thread in a fixed order (W1's
+and b1's summed over the rows in order, ``hidden_rows``): results are
+bit-identical whatever the number of threads.
 """
 
 import numpy as np
 
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport prange
 from libc.math cimport INFINITY, exp, expm1, fabs, log1p
 
-from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_UNIT_BLOCK, Grads,
-                      Net, check_rows, grads_of, hidden_preactivation_row,
-                      mf_hidden_row, mf_hidden_row_series, mf_hidden_row_tiny,
-                      net_of, output_row, shifted_exp_row, sigmoid_only)
+from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_UNIT_BLOCK, RELU,
+                      SIGMOID, Grads, Net, check_rows, grads_of,
+                      hidden_preactivation_row, mf_hidden_row,
+                      mf_hidden_row_relu_series, mf_hidden_row_relu_tiny,
+                      mf_hidden_row_series, mf_hidden_row_tiny, mf_relu,
+                      mf_relu_move, net_of, output_row, shifted_exp_row)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
-# |dz| <= DZ_BOUND * |da| while |da| <= Q_SMALL (sigmoid' <= 1/4, margin).
-cdef double DZ_BOUND = 0.2505
+# A unit's move |dz| <= bound * |x d|: a sigmoid unit's while
+# |da| <= Q_SMALL (sigmoid' <= 1/4, margin), a ReLU unit's for any move
+# (mf_relu_move returns da = fl(x d) or less, and |fl(x d)| <=
+# |x d| (1 + 2**-53); margin).
+cdef double SIGMOID_DZ_BOUND = 0.2505
+cdef double RELU_DZ_BOUND = 1.0005
 # Bounds on the arguments for which each series is exact (see below).
 cdef double Q_SMALL = 0.000244140625          # 2**-12 on |da|
 cdef double SERIES_SMALL = 0.0009765625       # 2**-10 on a logit move
 cdef double TINY_SMALL = 0.00000762939453125  # 2**-17 on a logit move
+# Columns of W1 a member of the team sums in a run: every team-th run is
+# its (MNIST's pixels are nonzero in the middle of the picture).
+cdef enum:
+    COLUMN_RUN = 4
 
 
 # How expm1 and log1p are evaluated, by the size of the moves:
 #   Tiny    every logit move |delta| <= 2**-17 and |da| <= 2**-12
 #   Series  every logit move |delta| <= 2**-10 and |da| <= 2**-12
 #   Libm    anything else.
+# (|da| <= 2**-12 is the series of a sigmoid unit's q = expm1(-da); a ReLU
+# unit's move takes no series.)
 # With |delta| <= B the ratios below obey |r+-| <= 2B / (1 - B) and
 # |(r+ - r-) / (1 + r-)| <= 4.02 B, inside the log1p series' range (the
 # series: simd_rows.h).  A W1 or b1 column's rows run their Tiny and Series
@@ -122,22 +145,55 @@ cdef inline double hidden_move(
 cdef struct Forward:
     # The one forward pass the kernel keeps, of the batch's N rows.
     const double* a         # (N, H) a1
-    const double* s         # (N, H) sigmoid(a1)
-    const double* c         # (N, H) 1 - sigmoid(a1)
+    const double* z         # (N, H) z1: sigmoid(a1) or relu(a1)
+    const double* c         # (N, H) 1 - sigmoid(a1) (sigmoid only)
     const double* e         # (N, K) exp(a2 - max a2)
     const double* S         # (N,)   sum of e per row
     const double* P         # (N,)   p_t / (p_t + guard) per row
     const Py_ssize_t* t     # (N,)   labels
     const double* W2T       # (K, H) W2 transposed
     Py_ssize_t N, H, K
+    int activation          # the hidden layer's (an Activation)
 
 
 cdef struct Steps:
     # The perturbations of one column of W1 (or of b1), per hidden unit j.
     const double* dp        # (H,) applied +h: fl(theta + h) - theta
     const double* dm        # (H,) applied -h
-    double vmax_series      # |x| up to which the Series case holds
-    double vmax_tiny        # |x| up to which the Tiny case holds
+
+
+cdef inline double unit_move(
+    const Forward* f,       # IN  the kept forward pass
+    Py_ssize_t i,           # IN  the unit: b H + j
+    double da,              # IN  the move of its pre-activation a1[b, j]
+) noexcept nogil:
+    """How hidden unit i moves when its pre-activation moves by da, for any
+    move, by the network's activation."""
+    if f.activation == RELU:
+        return mf_relu_move(f.a[i], da)
+    return hidden_move(f.a[i], da, f.z[i], f.c[i], expm1(-da))
+
+
+cdef inline double dz_bound(int activation) noexcept nogil:
+    """The largest |dz| / |da| of a unit's move within the series' range."""
+    return RELU_DZ_BOUND if activation == RELU else SIGMOID_DZ_BOUND
+
+
+cdef inline void hidden_units(
+    const double* a,        # IN  (H,) a1 of a row
+    Py_ssize_t H,
+    int activation,         # IN  the hidden layer's
+    double* z,              # OUT (H,) z1: sigmoid(a1) or relu(a1)
+    double* c,              # OUT (H,) 1 - sigmoid(a1) (sigmoid only)
+) noexcept nogil:
+    """The hidden layer of a row, and what a sigmoid unit's moves need."""
+    cdef Py_ssize_t j
+    for j in range(H):
+        if activation == RELU:
+            z[j] = mf_relu(a[j])
+        else:
+            c[j] = 1.0 / (1.0 + exp(a[j]))
+            z[j] = 1.0 / (1.0 + exp(-a[j]))
 
 
 cdef inline void libm_row_difference(
@@ -159,26 +215,19 @@ cdef inline void libm_row_difference(
     cdef Py_ssize_t H = f.H, K = f.K, j0 = 0, j, k, n
     cdef const double* dp = st.dp
     cdef const double* dm = st.dm
-    cdef const double* ab = f.a + b * H
-    cdef const double* sb = f.s + b * H
-    cdef const double* cb = f.c + b * H
     cdef const double* eb = f.e + b * K
     cdef const double* W2T = f.W2T
     cdef double Sb = f.S[b], Pb = f.P[b]
     cdef Py_ssize_t tb = f.t[b]
-    cdef double qp, qm, ek, w
+    cdef double ek, w
     cdef const double* wk
     while j0 < H:
         n = min(<Py_ssize_t> MF_UNIT_BLOCK, H - j0)
         wk = W2T + tb * H + j0
         for j in range(n):
             # hidden unit j moves by dz when a1[b, j] moves by v * d
-            qp = expm1(-(v * dp[j0 + j]))
-            qm = expm1(-(v * dm[j0 + j]))
-            dzp[j] = hidden_move(ab[j0 + j], v * dp[j0 + j], sb[j0 + j],
-                                 cb[j0 + j], qp)
-            dzm[j] = hidden_move(ab[j0 + j], v * dm[j0 + j], sb[j0 + j],
-                                 cb[j0 + j], qm)
+            dzp[j] = unit_move(f, b * H + j0 + j, v * dp[j0 + j])
+            dzm[j] = unit_move(f, b * H + j0 + j, v * dm[j0 + j])
             emtp[j] = expm1(dzp[j] * wk[j])
             emtm[j] = expm1(dzm[j] * wk[j])
             Dp[j] = 0.0
@@ -199,38 +248,128 @@ cdef inline void libm_row_difference(
         j0 += MF_UNIT_BLOCK
 
 
-cdef inline void hidden_column(
-    const double* vals,     # IN  (n,)  x[b, i] of the rows that change
-    const Py_ssize_t* rows, # IN  (n,)  those rows b
-    Py_ssize_t n,
-    const Steps* st,        # IN  the perturbations of the column
-    const Forward* f,       # IN  the kept forward pass
-    double* acc,            # OUT (H,)  sum over rows of L+ - L-
+cdef inline void series_row(
+    const mf_hidden_row* row,   # IN  the row and the column's moves
+    bint tiny,                  # IN  whether the Tiny case holds
+    int activation,             # IN  the hidden layer's
+    double* acc,                # IN/OUT (H,) += L+ - L- of the row
 ) noexcept nogil:
-    """Central differences of the rows' losses for one input pixel (or b1).
+    """The dispatched C of a row within the series' range (simd_rows.c)."""
+    if activation == RELU:
+        if tiny:
+            mf_hidden_row_relu_tiny(row, acc)
+        else:
+            mf_hidden_row_relu_series(row, acc)
+    elif tiny:
+        mf_hidden_row_tiny(row, acc)
+    else:
+        mf_hidden_row_series(row, acc)
 
-    A row whose moves are small enough for the series (``|x|`` within the
+
+cdef struct Pixels:
+    # The batch's nonzero pixels row by row (CSR), each row's ending with
+    # b1 as pixel D (1 in every row), and what a column's steps are.
+    const Py_ssize_t* start     # (N + 1,) row b's: start[b] ... start[b + 1] - 1
+    const Py_ssize_t* cols      # their pixels i (D for b1)
+    const double* vals          # their values x[b, i] (1 for b1)
+    const double* steps         # (D + 1, 2 H) each column's dp, then dm
+    const double* vmax_series   # (D + 1,) each column's |x| bound of the
+    const double* vmax_tiny     #          Series case, of the Tiny case
+    const double* dead_below    # (N,) a ReLU unit of row b at or below
+                                #      this no step moves
+    Py_ssize_t D
+
+
+cdef inline bint owns(Py_ssize_t i, Py_ssize_t member,
+                      Py_ssize_t team) noexcept nogil:
+    """Whether team member ``member`` of ``team`` sums column i of W1 (or
+    b1, i = D): every team-th run of COLUMN_RUN columns."""
+    return (i // COLUMN_RUN) % team == member
+
+
+cdef inline double* column_out(const Grads* g, Py_ssize_t i, Py_ssize_t D,
+                               Py_ssize_t H) noexcept nogil:
+    """The output of column i: row i of W1's gradient, b1's for i = D."""
+    return g.W1 + i * H if i < D else g.b1
+
+
+cdef inline void row_of(
+    const Forward* f,       # IN  the kept forward pass
+    Py_ssize_t b,           # IN  the row
+    double dead_below,      # IN  a ReLU unit's a1 at or below: unmoved
+    double* W2Tc,           # scratch (K, H) the row's columns of W2T
+    Py_ssize_t* units,      # scratch (H,) the row's units
+    mf_hidden_row* row,     # OUT the row's part of the series rows
+) noexcept nogil:
+    """Row b as the series rows take it: a ReLU row with only the units a
+    step can move (the others add exactly 0), their columns of W2T side by
+    side; a sigmoid row with every unit."""
+    cdef Py_ssize_t j, k, n = 0, H = f.H, K = f.K
+    cdef const double* ab = f.a + b * H
+    row.s, row.c, row.a = f.z + b * H, f.c + b * H, ab
+    row.e, row.S, row.P, row.t, row.K = f.e + b * K, f.S[b], f.P[b], f.t[b], K
+    if f.activation == RELU:
+        for j in range(H):
+            if not ab[j] <= dead_below:
+                units[n] = j
+                n = n + 1
+        for k in range(K):
+            for j in range(n):
+                W2Tc[k * n + j] = f.W2T[k * H + units[j]]
+        row.W2T, row.units, row.H = W2Tc, units, n
+    else:
+        row.W2T, row.units, row.H = f.W2T, NULL, H
+
+
+cdef inline void hidden_rows(
+    const Forward* f,       # IN  the kept forward pass
+    const Pixels* px,       # IN  the batch's pixels and the columns' steps
+    Py_ssize_t member,      # IN  this member of the team
+    Py_ssize_t team,
+    double scale,           # IN  1 / (2 h N)
+    double* W2Tc,           # scratch (K, H)
+    Py_ssize_t* units,      # scratch (H,)
+    const Grads* g,         # OUT the member's rows of W1's gradient, b1's
+) noexcept nogil:
+    """Central differences for the columns of W1 and b1 the member owns.
+
+    Row by row, each row's pixels in turn: every output is summed over the
+    rows in order, whichever member owns it and however many there are.  A
+    row whose moves are small enough for the series (``|x|`` within the
     column's bounds) runs in the dispatched C (simd_rows.c), the others in
     ``libm_row_difference``.
     """
-    cdef Py_ssize_t i, b, j, H = f.H, K = f.K
+    cdef Py_ssize_t b, n, i, j, H = f.H, D = px.D
     cdef double v
+    cdef double* acc
+    cdef Steps st
     cdef mf_hidden_row row
-    row.dp, row.dm, row.W2T, row.H, row.K = st.dp, st.dm, f.W2T, H, K
-    for j in range(H):
-        acc[j] = 0.0
-    for i in range(n):
-        b = rows[i]
-        v = vals[i]
-        if fabs(v) <= st.vmax_series:
-            row.v, row.s, row.c, row.e = v, f.s + b * H, f.c + b * H, f.e + b * K
-            row.S, row.P, row.t = f.S[b], f.P[b], f.t[b]
-            if fabs(v) <= st.vmax_tiny:
-                mf_hidden_row_tiny(&row, acc)
+    for i in range(D + 1):
+        if owns(i, member, team):
+            acc = column_out(g, i, D, H)
+            for j in range(H):
+                acc[j] = 0.0
+    for b in range(f.N):
+        row_of(f, b, px.dead_below[b], W2Tc, units, &row)
+        for n in range(px.start[b], px.start[b + 1]):
+            i = px.cols[n]
+            if not owns(i, member, team):
+                continue
+            v = px.vals[n]
+            acc = column_out(g, i, D, H)
+            st.dp = px.steps + i * 2 * H
+            st.dm = st.dp + H
+            if fabs(v) <= px.vmax_series[i]:
+                row.v, row.dp, row.dm = v, st.dp, st.dm
+                series_row(&row, fabs(v) <= px.vmax_tiny[i], f.activation,
+                           acc)
             else:
-                mf_hidden_row_series(&row, acc)
-        else:
-            libm_row_difference(v, st, f, b, acc)
+                libm_row_difference(v, &st, f, b, acc)
+    for i in range(D + 1):
+        if owns(i, member, team):
+            acc = column_out(g, i, D, H)
+            for j in range(H):
+                acc[j] = acc[j] * scale
 
 
 cdef inline double output_unit(
@@ -239,7 +378,7 @@ cdef inline double output_unit(
     double dp,              # IN  applied perturbation +h
     double dm,              # IN  applied perturbation -h
     const Forward* f,       # IN  the kept forward pass
-    Evaluation how,         # IN  Series when |d| is small (0 <= z <= 1)
+    Evaluation how,         # IN  Series when |z d| is small for every z
 ) noexcept nogil:
     """Sum over rows of L+ - L- when only logit k moves by z * d."""
     cdef Py_ssize_t b, K = f.K
@@ -263,10 +402,13 @@ cdef inline double output_unit(
 
 
 cdef inline double output_column(
-    const double* zcol, Py_ssize_t k, double dp, double dm, const Forward* f,
+    const double* zcol, double zmax, Py_ssize_t k, double dp, double dm,
+    const Forward* f,
 ) noexcept nogil:
-    """``output_unit`` with the series when |z d| <= |d| <= 2**-10."""
-    if fabs(dp) <= SERIES_SMALL and fabs(dm) <= SERIES_SMALL:
+    """``output_unit`` with the series when every |z d| <= zmax |d| <=
+    2**-10 (``zmax``: the largest z of the column; a sigmoid's z <= 1, a
+    ReLU's has no bound but the column's)."""
+    if zmax * max(fabs(dp), fabs(dm)) <= SERIES_SMALL:
         return output_unit(zcol, k, dp, dm, f, SERIES)
     return output_unit(zcol, k, dp, dm, f, LIBM)
 
@@ -281,34 +423,44 @@ cdef inline void applied_steps(
         dm[j] = (theta[j] - h) - theta[j]
 
 
-cdef inline Steps steps_of(
-    const double* dp, const double* dm, Py_ssize_t H, double w2max,
+cdef inline double column_steps(
+    const double* theta,    # IN  (H,) a row of W1, or b1
+    Py_ssize_t H,
+    double h,
+    double w2max,           # IN  max |W2|
+    int activation,
+    double* steps,          # OUT (2 H,) dp, then dm
+    double* vmax_series,    # OUT the |x| bounds of their cases
+    double* vmax_tiny,
 ) noexcept nogil:
-    """The perturbations ``dp``, ``dm`` and the |x| bounds of their cases."""
-    cdef Steps st
-    st.dp, st.dm = dp, dm
-    st.vmax_series = input_bound(dp, dm, H, w2max, SERIES_SMALL)
-    st.vmax_tiny = input_bound(dp, dm, H, w2max, TINY_SMALL)
-    return st
+    """A column's perturbations and the |x| bounds of their cases; returns
+    the largest |step|."""
+    cdef Py_ssize_t j
+    cdef double dmax = 0.0
+    applied_steps(theta, H, h, steps, steps + H)
+    for j in range(2 * H):
+        dmax = max(dmax, fabs(steps[j]))
+    vmax_series[0] = input_bound(dmax, w2max, SERIES_SMALL, activation)
+    vmax_tiny[0] = input_bound(dmax, w2max, TINY_SMALL, activation)
+    return dmax
 
 
 cdef inline double input_bound(
-    const double* dp, const double* dm, Py_ssize_t H, double w2max,
-    double logit_bound,
+    double dmax, double w2max, double logit_bound, int activation,
 ) noexcept nogil:
-    """Largest |x| that keeps a column's moves within the series' range.
+    """Largest |x| that keeps a column's moves within the series' range,
+    for steps of at most ``dmax``.
 
-    |da| = |x d| <= 2**-12 and |dz W2| <= DZ_BOUND |x d| max|W2| <= bound.
+    |dz W2| <= dz_bound |x d| max|W2| <= logit_bound, and for a sigmoid
+    |da| = |x d| <= 2**-12.
     """
-    cdef Py_ssize_t j
-    cdef double dmax = 0.0, bound
-    for j in range(H):
-        dmax = max(dmax, max(fabs(dp[j]), fabs(dm[j])))
+    cdef double bound = INFINITY
     if dmax == 0.0:
         return INFINITY
-    bound = Q_SMALL / dmax
+    if activation == SIGMOID:
+        bound = Q_SMALL / dmax
     if w2max > 0.0:
-        bound = min(bound, logit_bound / (DZ_BOUND * dmax * w2max))
+        bound = min(bound, logit_bound / (dz_bound(activation) * dmax * w2max))
     return bound
 
 
@@ -324,95 +476,103 @@ def numerical_gradient(
 ):
     """The book's numerical gradient of the mean loss, into ``grads``."""
     cdef Net net = net_of(params, activation)
-    sigmoid_only(&net)
     cdef Grads g = grads_of(grads, &net)
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0]:
         raise ValueError("t needs one label per row of x")
     cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
-    cdef Py_ssize_t b, i, j, k, nnz = 0
-    cdef double p, w2max = 0.0, scale = 1.0 / (N * 2.0 * h)
-    cdef double* buf
-    cdef Steps st
+    cdef Py_ssize_t team = max(n_threads, 1)
+    cdef Py_ssize_t b, i, j, k, member, nnz = 0
+    cdef double p, vmax, w2max = 0.0, dmax = 0.0
+    cdef double scale = 1.0 / (N * 2.0 * h)
 
     for b in range(N):
         for i in range(D):
             nnz += x[b, i] != 0.0
     # Scratch of the one kept forward pass, O(N (H + K) + nnz(x)).
     cdef double[:, ::1] a = np.empty((N, H))       # a1
-    cdef double[:, ::1] s = np.empty((N, H))       # sigmoid(a1)
+    cdef double[:, ::1] z = np.empty((N, H))       # z1
     cdef double[:, ::1] c = np.empty((N, H))       # 1 - sigmoid(a1)
-    cdef double[:, ::1] zT = np.empty((H, N))      # sigmoid(a1) transposed
+    cdef double[:, ::1] zT = np.empty((H, N))      # z1 transposed
+    cdef double[::1] zmax = np.zeros(H)            # max of each column of z1
     cdef double[:, ::1] e = np.empty((N, K))       # exp(a2 - max a2)
     cdef double[::1] S = np.empty(N)               # sum of e
     cdef double[::1] P = np.empty(N)               # p_t / (p_t + guard)
     cdef double[::1] ones = np.ones(N)
-    cdef Py_ssize_t[::1] all_rows = np.arange(N, dtype=np.intp)
     cdef double[:, ::1] W2T = np.ascontiguousarray(
         np.asarray(params["W2"]).T)
-    # The batch's pixels column by column (CSC): the rows where x != 0.
-    cdef Py_ssize_t[::1] col_start = np.zeros(D + 1, dtype=np.intp)
-    cdef Py_ssize_t[::1] col_rows = np.empty(nnz + 1, dtype=np.intp)
-    cdef double[::1] col_vals = np.empty(nnz + 1)
-    cdef double[::1] db = np.empty(2 * H)           # b1's perturbations
-    # each thread's W1 perturbations (allocated here: MemoryError, not NULL)
-    cdef double[:, ::1] steps = np.empty((max(n_threads, 1), 2 * H))
+    # The batch's pixels row by row (CSR), b1 last in each row, and the
+    # columns' steps (see Pixels).
+    cdef Py_ssize_t[::1] px_start = np.empty(N + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] px_cols = np.empty(nnz + N, dtype=np.intp)
+    cdef double[::1] px_vals = np.empty(nnz + N)
+    cdef double[:, ::1] steps = np.empty((D + 1, 2 * H))
+    cdef double[::1] vmax_series = np.empty(D + 1)
+    cdef double[::1] vmax_tiny = np.empty(D + 1)
+    cdef double[::1] dead_below = np.empty(N)
+    # each member's row of W2T's columns, and of units (allocated here:
+    # MemoryError, not NULL)
+    cdef double[:, ::1] W2Tc = np.empty((team, K * H))
+    cdef Py_ssize_t[:, ::1] units = np.empty((team, H), dtype=np.intp)
     cdef double[::1] row_vals = np.empty(D)         # a row's nonzeros
     cdef int[::1] row_cols = np.empty(D, dtype=np.intc)
     cdef Forward f
-    f.a, f.s, f.c, f.e = &a[0, 0], &s[0, 0], &c[0, 0], &e[0, 0]
+    cdef Pixels px
+    f.a, f.z, f.c, f.e = &a[0, 0], &z[0, 0], &c[0, 0], &e[0, 0]
     f.S, f.P, f.t, f.W2T = &S[0], &P[0], &t[0], &W2T[0, 0]
-    f.N, f.H, f.K = N, H, K
+    f.N, f.H, f.K, f.activation = N, H, K, net.activation
+    px.start, px.cols, px.vals = &px_start[0], &px_cols[0], &px_vals[0]
+    px.steps, px.vmax_series = &steps[0, 0], &vmax_series[0]
+    px.vmax_tiny, px.dead_below, px.D = &vmax_tiny[0], &dead_below[0], D
 
     with nogil:
         for b in range(N):
             hidden_preactivation_row(&x[b, 0], &net, &a[b, 0], &row_vals[0],
                                      &row_cols[0])
+            hidden_units(&a[b, 0], H, net.activation, &z[b, 0], &c[b, 0])
             for j in range(H):
-                c[b, j] = 1.0 / (1.0 + exp(a[b, j]))
-                s[b, j] = 1.0 / (1.0 + exp(-a[b, j]))
-                zT[j, b] = s[b, j]
-            output_row(&s[b, 0], &net, &e[b, 0])
+                zT[j, b] = z[b, j]
+                zmax[j] = max(zmax[j], z[b, j])
+            output_row(&z[b, 0], &net, &e[b, 0])
             S[b] = shifted_exp_row(&e[b, 0], K)
             p = e[b, t[b]] / S[b]
             P[b] = p / (p + guard)
-        nnz = 0
-        for i in range(D):
-            for b in range(N):
-                if x[b, i] != 0.0:
-                    col_rows[nnz] = b
-                    col_vals[nnz] = x[b, i]
-                    nnz = nnz + 1
-            col_start[i + 1] = nnz
         for j in range(H * K):
             w2max = max(w2max, fabs(net.W2[j]))
+        for i in range(D + 1):
+            dmax = max(dmax, column_steps(
+                net.W1 + i * H if i < D else net.b1, H, h, w2max,
+                net.activation, &steps[i, 0], &vmax_series[i], &vmax_tiny[i]))
+        nnz = 0
+        for b in range(N):
+            px_start[b] = nnz
+            vmax = 1.0
+            for i in range(D):
+                if x[b, i] != 0.0:
+                    px_cols[nnz] = i
+                    px_vals[nnz] = x[b, i]
+                    vmax = max(vmax, fabs(px_vals[nnz]))
+                    nnz = nnz + 1
+            px_cols[nnz] = D
+            px_vals[nnz] = 1.0
+            nnz = nnz + 1
+            # every move |fl(x d)| < 2 vmax dmax: a unit below -2 vmax dmax
+            # stays below 0
+            dead_below[b] = -2.0 * vmax * dmax
+        px_start[N] = nnz
 
-        # W1: one input pixel i per task; its rows are the column's nonzeros.
-        for i in prange(D, schedule="dynamic", chunksize=4,
-                        num_threads=n_threads):
-            buf = &steps[threadid(), 0]
-            applied_steps(net.W1 + i * H, H, h, buf, buf + H)
-            st = steps_of(buf, buf + H, H, w2max)
-            hidden_column(&col_vals[col_start[i]], &col_rows[col_start[i]],
-                          col_start[i + 1] - col_start[i], &st, &f,
-                          g.W1 + i * H)
-            for j in range(H):
-                g.W1[i * H + j] = g.W1[i * H + j] * scale
-
-        # b1: the same with x = 1 in every row.
-        applied_steps(net.b1, H, h, &db[0], &db[H])
-        st = steps_of(&db[0], &db[H], H, w2max)
-        hidden_column(&ones[0], &all_rows[0], N, &st, &f, g.b1)
-        for j in range(H):
-            g.b1[j] = g.b1[j] * scale
+        # W1 and b1: each member of the team its columns, row by row.
+        for member in prange(team, schedule="static", num_threads=team):
+            hidden_rows(&f, &px, member, team, scale, &W2Tc[member, 0],
+                        &units[member, 0], &g)
 
         # W2[j, k] moves logit k by z1[:, j] d; b2[k] by d.
         for j in prange(H, schedule="static", num_threads=n_threads):
             for k in range(K):
                 g.W2[j * K + k] = scale * output_column(
-                    &zT[j, 0], k, (net.W2[j * K + k] + h) - net.W2[j * K + k],
+                    &zT[j, 0], zmax[j], k, (net.W2[j * K + k] + h) - net.W2[j * K + k],
                     (net.W2[j * K + k] - h) - net.W2[j * K + k], &f)
         for k in range(K):
             g.b2[k] = scale * output_column(
-                &ones[0], k, (net.b2[k] + h) - net.b2[k],
+                &ones[0], 1.0, k, (net.b2[k] + h) - net.b2[k],
                 (net.b2[k] - h) - net.b2[k], &f)

@@ -1525,7 +1525,8 @@ MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
  * expm1 of degree 3, log1p of degree 4) and Series (<= 2**-10: degrees 5
  * and 8).  Per block of MF_UNIT_BLOCK hidden units j:
  *
- *   q = expm1(-v d),  dz = -s c q / (1 + c q)       (the unit's move)
+ *   q = expm1(-v d),  dz = -s c q / (1 + c q)       (the unit's move;
+ *                     a ReLU unit's: mf_relu_move(a, v d))
  *   D = sum_k e_k expm1(dz W2[j, k])                 (S' = S + D)
  *   r = P (S expm1(dz W2[j, t]) - D) / (S + D)       ((p' - p) / (p + eps))
  *   acc[j] += -log1p((r+ - r-) / (1 + r-))
@@ -1599,7 +1600,19 @@ static void mf_logit_sums_deg##DEGREE(const struct mf_hidden_row *r,          \
 MF_DEFINE_LOGIT_SUMS(3)
 MF_DEFINE_LOGIT_SUMS(5)
 
-#define MF_DEFINE_HIDDEN_ROW(NAME, EXPM1_DEG, LOG1P)                          \
+/* The moves zp, zm of the row's unit i when its pre-activation moves by
+ * v dp[i] and v dm[i]: a sigmoid unit's by the exact algebra, and the
+ * place of unit i in acc (a ReLU unit's: at the end of this file). */
+#define MF_SIGMOID_UNIT(r, i) (i)
+#define MF_SIGMOID_MOVES(r, i, zp, zm) do {                                   \
+    const double qp = MF_EXPM1_DEG5(-((r)->v * (r)->dp[i]));                   \
+    const double qm = MF_EXPM1_DEG5(-((r)->v * (r)->dm[i]));                   \
+    const double sc = (r)->s[i] * (r)->c[i];                                   \
+    (zp) = -sc * qp / (1.0 + (r)->c[i] * qp);                                  \
+    (zm) = -sc * qm / (1.0 + (r)->c[i] * qm);                                  \
+} while (0)
+
+#define MF_DEFINE_HIDDEN_ROW(NAME, EXPM1_DEG, LOG1P, MOVES, UNIT)             \
 static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
 {                                                                              \
     double dz[2 * MF_UNIT_BLOCK], D[2 * MF_UNIT_BLOCK];                        \
@@ -1607,20 +1620,14 @@ static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
     double *dzp = dz, *dzm = dz + MF_UNIT_BLOCK;                               \
     double *Dp = D, *Dm = D + MF_UNIT_BLOCK;                                   \
     const ptrdiff_t H = r->H;                                                  \
-    const double v = r->v, S = r->S, P = r->P;                                 \
+    const double S = r->S, P = r->P;                                           \
     ptrdiff_t j0, j, n;                                                        \
     for (j0 = 0; j0 < H; j0 += MF_UNIT_BLOCK) {                                \
         const double *wt = r->W2T + r->t * H + j0;                             \
-        const double *s = r->s + j0, *c = r->c + j0;                           \
-        const double *dp = r->dp + j0, *dm = r->dm + j0;                       \
         n = H - j0 < MF_UNIT_BLOCK ? H - j0 : MF_UNIT_BLOCK;                   \
         for (j = 0; j < n; j++) {                                              \
-            const double qp = MF_EXPM1_DEG5(-(v * dp[j]));                     \
-            const double qm = MF_EXPM1_DEG5(-(v * dm[j]));                     \
-            const double sc = s[j] * c[j];                                     \
             double x;                                                          \
-            dzp[j] = -sc * qp / (1.0 + c[j] * qp);                             \
-            dzm[j] = -sc * qm / (1.0 + c[j] * qm);                             \
+            MOVES(r, j0 + j, dzp[j], dzm[j]);                                  \
             x = dzp[j] * wt[j];                                                \
             emtp[j] = MF_EXPM1_DEG##EXPM1_DEG(x);                              \
             x = dzm[j] * wt[j];                                                \
@@ -1633,12 +1640,25 @@ static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
             const double rp = P * (emtp[j] * S - Dp[j]) / (S + Dp[j]);         \
             const double rm = P * (emtm[j] * S - Dm[j]) / (S + Dm[j]);         \
             const double ratio = (rp - rm) / (1.0 + rm);                       \
-            acc[j0 + j] += -LOG1P(ratio);                                      \
+            acc[UNIT(r, j0 + j)] += -LOG1P(ratio);                             \
         }                                                                      \
     }                                                                          \
 }
-MF_DEFINE_HIDDEN_ROW(tiny, 3, MF_LOG1P_DEG4)
-MF_DEFINE_HIDDEN_ROW(series, 5, MF_LOG1P_DEG8)
+MF_DEFINE_HIDDEN_ROW(tiny, 3, MF_LOG1P_DEG4, MF_SIGMOID_MOVES, MF_SIGMOID_UNIT)
+MF_DEFINE_HIDDEN_ROW(series, 5, MF_LOG1P_DEG8, MF_SIGMOID_MOVES,
+                     MF_SIGMOID_UNIT)
+
+/* ... of a ReLU network: the row's units (r->units) move by mf_relu_move
+ * (simd_rows.h). */
+#define MF_RELU_UNIT(r, i) ((r)->units[i])
+#define MF_RELU_MOVES(r, i, zp, zm) do {                                      \
+    const ptrdiff_t u = (r)->units[i];                                         \
+    (zp) = mf_relu_move((r)->a[u], (r)->v * (r)->dp[u]);                       \
+    (zm) = mf_relu_move((r)->a[u], (r)->v * (r)->dm[u]);                       \
+} while (0)
+MF_DEFINE_HIDDEN_ROW(relu_tiny, 3, MF_LOG1P_DEG4, MF_RELU_MOVES, MF_RELU_UNIT)
+MF_DEFINE_HIDDEN_ROW(relu_series, 5, MF_LOG1P_DEG8, MF_RELU_MOVES,
+                     MF_RELU_UNIT)
 
 /* The table of this compilation (see simd_rows.h). */
 MF_HIDDEN const struct mf_ops MF_OPS = {
@@ -1672,4 +1692,6 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_all_finite_f64,
     mf_hidden_row_tiny,
     mf_hidden_row_series,
+    mf_hidden_row_relu_tiny,
+    mf_hidden_row_relu_series,
 };

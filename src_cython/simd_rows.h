@@ -54,16 +54,38 @@
     * (0.25 - (x) * (0.2 - (x) * (1.0 / 6.0 - (x) * (1.0 / 7.0 - (x) * 0.125))))))))
 #define MF_LOG1P_DEG4(x) ((x) * (1.0 - (x) * (0.5 - (x) * (1.0 / 3.0 - (x) * 0.25))))
 
+/* The book's ReLU (ch. 5: a where a > 0, else 0; a NaN stays NaN). */
+static inline double mf_relu(double a) { return a <= 0.0 ? 0.0 : a; }
+
+/* How a ReLU unit moves when its pre-activation a moves by da (the
+ * numerical gradient's, src_cython/_numerical.pyx): da itself where a and
+ * a + da are both > 0, else relu(a + da) - relu(a), the difference of
+ * the two forward passes at the kink.  |result| <= |da|. */
+static inline double mf_relu_move(double a, double da)
+{
+    const double moved = a + da;
+    if (a > 0.0 && moved > 0.0)
+        return da;
+    return mf_relu(moved) - mf_relu(a);
+}
+
 /* Hidden units of a row the numerical gradient moves together: its
  * temporaries are local arrays of this size. */
 #define MF_UNIT_BLOCK 16
 
 /* One row of the numerical gradient's central differences for a column of
- * W1 (or b1): its pre-activations move by v * dp[j] and v * dm[j]. */
+ * W1 (or b1): its pre-activations move by v * dp[j] and v * dm[j].  A
+ * ReLU row takes only the H units units[0 ... H - 1] of the network (the
+ * others no step moves), W2T their columns of W2 transposed. */
 struct mf_hidden_row {
     double v;               /* x[b, i] (1 for b1) */
-    const double *dp, *dm;  /* (H,) the applied perturbations +h, -h */
+    const double *dp, *dm;  /* the applied perturbations +h, -h, per unit
+                             * (ReLU: of all the network's units) */
     const double *s, *c;    /* (H,) sigmoid(a1[b]), 1 - sigmoid(a1[b]) */
+    const double *a;        /* ReLU: a1[b], all the network's units (s and
+                             * c unused) */
+    const ptrdiff_t *units; /* (H,) ReLU: the row's units, indices into a,
+                             * dp, dm and acc */
     const double *e;        /* (K,) exp(a2[b] - max a2[b]) */
     double S, P;            /* sum of e, p_t / (p_t + guard) */
     ptrdiff_t t;            /* the row's label */
@@ -142,6 +164,9 @@ struct mf_ops {
     int (*all_finite_f64)(const void *x, ptrdiff_t n);
     void (*hidden_row_tiny)(const struct mf_hidden_row *r, double *acc);
     void (*hidden_row_series)(const struct mf_hidden_row *r, double *acc);
+    void (*hidden_row_relu_tiny)(const struct mf_hidden_row *r, double *acc);
+    void (*hidden_row_relu_series)(const struct mf_hidden_row *r,
+                                   double *acc);
 };
 
 extern MF_HIDDEN const struct mf_ops mf_ops_baseline;
@@ -339,6 +364,18 @@ static inline void mf_hidden_row_series(const struct mf_hidden_row *r,
                                         double *acc)
 {
     mf_active->hidden_row_series(r, acc);
+}
+
+static inline void mf_hidden_row_relu_tiny(const struct mf_hidden_row *r,
+                                           double *acc)
+{
+    mf_active->hidden_row_relu_tiny(r, acc);
+}
+
+static inline void mf_hidden_row_relu_series(const struct mf_hidden_row *r,
+                                             double *acc)
+{
+    mf_active->hidden_row_relu_series(r, acc);
 }
 
 /* Ask for the cache lines of n items of size bytes at p (a hint: no SIMD,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mnist_fast
-from mnist_fast import kernels, reference
+from mnist_fast import book, kernels, reference
 from mnist_fast.validation import PARAM_NAMES
 
 faulthandler.enable()
@@ -246,6 +246,49 @@ def assert_compiled_like_book(params, x, t, methods, num_threads=None):
     for labels in (t, one_hot(t, params["W2"].shape[1])):
         assert_matches_reference(net, x, labels, methods)
 
+
+
+def book_loop_entries(net, x, t, key, indices):
+    """The book's numerical_gradient loop on ``net`` (a reference network),
+    run for some entries of ``net.params[key]`` only (each restored)."""
+    arr, h = net.params[key], book.H
+    out = []
+    for idx in indices:
+        tmp_val = arr[idx]
+        arr[idx] = float(tmp_val) + h
+        fxh1 = net.loss(x, t)
+        arr[idx] = tmp_val - h
+        fxh2 = net.loss(x, t)
+        out.append((fxh1 - fxh2) / (2 * h))
+        arr[idx] = tmp_val
+    return np.array(out)
+
+
+def sampled_entries(x, rng, n_w1, H=50, K=10):
+    """Entries of each parameter array of a (D, H, K) network to check (the
+    book's full loop takes ~25 s per batch at 784-50-10), always including
+    W1 rows whose pixel is zero in every row of ``x`` and rows that are
+    not."""
+    zero_cols = np.flatnonzero((x == 0).all(axis=0))
+    live_cols = np.flatnonzero((x != 0).any(axis=0))
+    rows = np.concatenate([rng.choice(zero_cols, 4) if zero_cols.size else [],
+                           rng.choice(live_cols, n_w1 - 4)]).astype(int)
+    return {
+        "W1": list(zip(rows, rng.integers(0, H, rows.size))),
+        "b1": [(j,) for j in rng.choice(H, 10, replace=False)],
+        "W2": list(zip(rng.integers(0, H, 20), rng.integers(0, K, 20))),
+        "b2": [(k,) for k in range(K)],
+    }
+
+
+def assert_entries_like_book(got, net, x, t, picks):
+    """The numerical gradient ``got`` at the entries ``picks`` (as
+    :func:`sampled_entries` returns) is the book's loop on ``net`` within
+    ``ATOL["numerical_gradient"]``."""
+    for key, indices in picks.items():
+        expected = book_loop_entries(net, x, t, key, indices)
+        actual = np.array([got[key][idx] for idx in indices])
+        assert np.abs(actual - expected).max() <= ATOL["numerical_gradient"], key
 
 # -- model files as anyone may write them --------------------------------------
 

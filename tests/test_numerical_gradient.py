@@ -3,16 +3,15 @@
 import numpy as np
 import pytest
 
-from mnist_fast import TwoLayerNet, book
+from mnist_fast import TwoLayerNet
 from mnist_fast.compiled_engine import compiled_numerical_gradient_fits
-from conftest import (ATOL as TOLERANCES, KEYS, assert_compiled_like_book,
-                      compiled_net, one_hot, reference_net, requires_compiled,
+from conftest import (KEYS, assert_compiled_like_book,
+                      assert_entries_like_book, compiled_net, one_hot,
+                      reference_net, requires_compiled, sampled_entries,
                       trained_params)
 
 # every test here runs once per SIMD variant of the kernels
 pytestmark = [requires_compiled, pytest.mark.usefixtures("simd_variant")]
-
-ATOL = TOLERANCES["numerical_gradient"]  # max |difference| from the book
 
 
 def compiled_grad(params, x, t, num_threads=None):
@@ -23,48 +22,20 @@ def compiled_grad(params, x, t, num_threads=None):
     return grads
 
 
-def book_entries(params, x, t, key, indices):
-    """The book's numerical_gradient loop, run for some entries only."""
-    net = reference_net(params)
-    arr, h = net.params[key], book.H
-    out = []
-    for idx in indices:
-        tmp_val = arr[idx]
-        arr[idx] = float(tmp_val) + h
-        fxh1 = net.loss(x, t)
-        arr[idx] = tmp_val - h
-        fxh2 = net.loss(x, t)
-        out.append((fxh1 - fxh2) / (2 * h))
-        arr[idx] = tmp_val
-    return np.array(out)
-
-
 def check_full(params, x, t):
     """Every entry against the book's loop (small networks)."""
     assert_compiled_like_book(params, x, t, ("numerical_gradient",))
 
 
 def check_sampled(params, x, t, n_w1=60, seed=0):
-    """At 784-50-10, entries sampled from each parameter array (the book's
-    full loop takes ~25 s per batch), always including W1 rows whose pixel
-    is zero in every row and rows that are not."""
+    """At 784-50-10, entries sampled from each parameter array
+    (:func:`conftest.sampled_entries`) against the book's loop."""
     rng = np.random.default_rng(seed)
     got = compiled_grad(params, x, one_hot(t, 10))
-    zero_cols = np.flatnonzero((x == 0).all(axis=0))
-    live_cols = np.flatnonzero((x != 0).any(axis=0))
-    rows = np.concatenate([rng.choice(zero_cols, 4) if zero_cols.size else [],
-                           rng.choice(live_cols, n_w1 - 4)]).astype(int)
-    picks = {
-        "W1": list(zip(rows, rng.integers(0, 50, rows.size))),
-        "b1": [(j,) for j in rng.choice(50, 10, replace=False)],
-        "W2": list(zip(rng.integers(0, 50, 20), rng.integers(0, 10, 20))),
-        "b2": [(k,) for k in range(10)],
-    }
-    for key, indices in picks.items():
-        expected = book_entries(params, x, t, key, indices)
-        actual = np.array([got[key][idx] for idx in indices])
-        assert np.abs(actual - expected).max() <= ATOL, key
-    assert (got["W1"][zero_cols] == 0).all()  # untouched pixels: exactly 0
+    assert_entries_like_book(got, reference_net(params), x, t,
+                             sampled_entries(x, rng, n_w1))
+    # untouched pixels: exactly 0
+    assert (got["W1"][(x == 0).all(axis=0)] == 0).all()
 
 
 @pytest.mark.parametrize("batch", [1, 3, 100])
