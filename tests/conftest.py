@@ -274,7 +274,8 @@ def model_members(net):
     sizes = [net.input_size, net.hidden_size, net.output_size]
     arrays = {"format": np.array(model_file.FORMAT),
               "format_version": np.array(model_file.FORMAT_VERSION),
-              "layer_sizes": np.array(sizes, dtype=np.int64), **net.params}
+              "layer_sizes": np.array(sizes, dtype=np.int64),
+              "activation": np.array(net.activation), **net.params}
     return {k: npy_bytes(v) for k, v in arrays.items()}
 
 
