@@ -187,6 +187,18 @@ def run_cli(*args, cwd, timeout=300, **popen):
         **popen)
 
 
+def run_cli_relu(*args, cwd):
+    """:func:`run_cli` of a command that runs a ReLU network; a
+    NotImplementedError (as :data:`relu_kernels_pending` expects) when it
+    failed for want of the compiled ReLU kernels."""
+    result = run_cli(*args, cwd=cwd)
+    if result.returncode == 1 and re.search(
+            r"^mnist-fast: error: (the compiled ReLU kernels|scores) are not "
+            r"built$", result.stderr, re.M):
+        raise NotImplementedError(result.stderr)
+    return result
+
+
 def png_size(path):
     """(width, height) of a PNG file, after checking that it is one."""
     import struct

@@ -84,7 +84,8 @@ def test_the_command_prints_what_the_books_script_prints(tmp_path):
 # -- ch. 5: the scripts on mnist_fast.ch05.TwoLayerNet, against the book's
 #    ch. 5 classes (reference.LayerNet)
 
-from conftest import (RELU_BACKENDS, relu_kernels_pending,  # noqa: E402
+from conftest import (COMPILED, RELU_BACKENDS,  # noqa: E402
+                      relu_kernels_pending, relu_kernels_pending_if,
                       requires_compiled)
 
 
@@ -141,3 +142,23 @@ def test_variants_name_the_chapter_and_backend_they_run():
                              backend="numpy")
     with pytest.raises(ValueError, match="does not import exactly one"):
         book_scripts.chapter_of("import numpy as np\n")
+
+
+@relu_kernels_pending_if(COMPILED)  # the command runs the compiled backend
+def test_the_relu_command_prints_the_accuracies_of_the_books_ch05_script(
+        tmp_path):
+    # mnist-fast train --activation relu --seed s is the book's ch. 5 script
+    # after np.random.seed(s): the same batches, the same accuracies
+    from conftest import run_cli_relu
+
+    result = run_cli_relu("train", "--activation", "relu", "--seed", 3,
+                          "--iters", 601, "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    prefix = "train acc, test acc | "
+    printed = [tuple(map(float, line[len(prefix):].split(", ")))
+               for line in result.stdout.splitlines() if line.startswith(prefix)]
+    _, book_names = run(tmp_path, "ch05_train_neuralnet", classes="book",
+                        seed=3, iters_num=601)
+    assert len(printed) == 2
+    assert printed == list(zip(book_names["train_acc_list"],
+                               book_names["test_acc_list"]))

@@ -11,23 +11,12 @@ from PIL import Image
 import mnist_fast
 from mnist_fast import TwoLayerNet, train
 from conftest import (COMPILED, RELU_BACKENDS, png_size,
-                      relu_kernels_pending_if, run_cli)
+                      relu_kernels_pending_if, run_cli, run_cli_relu)
 
 #: A short run whose epochs are short: 60 iterations of 1000 rows each,
 #: evaluations after iterations 0, 60 and 120.
 SHORT = ("--iters", 121, "--batch-size", 1000, "--seed", 0, "--no-progress")
 EPOCH = re.compile(r"^train acc, test acc \| (0\.\d+|1\.0), (0\.\d+|1\.0)$")
-
-
-def run_relu(*args, cwd):
-    """``mnist-fast ARGS``; a NotImplementedError, as the xfail marks of
-    the compiled ReLU cases expect, when it failed for want of them."""
-    result = run_cli(*args, cwd=cwd)
-    if result.returncode == 1 and re.search(
-            r"^mnist-fast: error: (the compiled ReLU kernels|scores) are not "
-            r"built$", result.stderr, re.M):
-        raise NotImplementedError(result.stderr)
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +33,7 @@ def reference_run(mnist):
 @pytest.mark.parametrize("backend", RELU_BACKENDS)
 def test_train_relu_is_the_reference_run(tmp_path, backend, reference_run):
     net, history = reference_run
-    result = run_relu("train", "--activation", "relu", "--backend", backend,
+    result = run_cli_relu("train", "--activation", "relu", "--backend", backend,
                       *SHORT, "--save", tmp_path / "relu.npz", "--plot-dir",
                       tmp_path / "plots", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -83,7 +72,7 @@ def test_predict_reads_digits_with_a_relu_model_file(tmp_path, backend, mnist,
         paths.append(tmp_path / f"digit{i}.png")
         Image.fromarray((x_test[i].reshape(28, 28) * 255).round()
                         .astype(np.uint8)).save(paths[-1])
-    result = run_relu("predict", relu_model, *paths, "--top", 2, "--backend",
+    result = run_cli_relu("predict", relu_model, *paths, "--top", 2, "--backend",
                       backend, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     net = TwoLayerNet.load(relu_model, backend="numpy")
@@ -98,7 +87,7 @@ def test_predict_reads_digits_with_a_relu_model_file(tmp_path, backend, mnist,
 
 @pytest.mark.parametrize("backend", RELU_BACKENDS)
 def test_show_says_the_model_files_activation(tmp_path, backend, relu_model):
-    result = run_relu("show", relu_model, "--backend", backend, cwd=tmp_path)
+    result = run_cli_relu("show", relu_model, "--backend", backend, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{relu_model}: 784-50-10, relu hidden "
                                     "layer, test accuracy 0.")
@@ -106,7 +95,7 @@ def test_show_says_the_model_files_activation(tmp_path, backend, relu_model):
 
 @pytest.mark.parametrize("backend", RELU_BACKENDS)
 def test_gradcheck_relu(tmp_path, backend):
-    result = run_relu("gradcheck", "--activation", "relu", "--hidden", 5,
+    result = run_cli_relu("gradcheck", "--activation", "relu", "--hidden", 5,
                       "--backend", backend, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (f"network 784-5-10, seed 0, backend {backend}, relu hidden layer; "
@@ -120,7 +109,7 @@ def test_gradcheck_relu(tmp_path, backend):
 
 @relu_kernels_pending_if(COMPILED)  # bench times every backend it has
 def test_bench_relu_json(tmp_path):
-    result = run_relu("bench", "--activation", "relu", "--json", "--repeats", 1,
+    result = run_cli_relu("bench", "--activation", "relu", "--json", "--repeats", 1,
                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     r = json.loads(result.stdout)
