@@ -11,7 +11,7 @@ holds, and is read back without pickle (safe on untrusted files):
 ``W1 b1 W2 b2``     the parameters, float64
 ==================  ==========================================================
 
-Version 1 files (mnist_fast 0.2 and before) have no ``activation``: they
+Version 1 files (mnist_fast 0.1) have no ``activation``: they
 hold sigmoid networks, and load as such.  A reader of version 1 refuses a
 version 2 file, rather than read a ReLU network as a sigmoid one.
 
