@@ -47,6 +47,7 @@ def test_train_relu_is_the_reference_run(tmp_path, backend, reference_run):
                for line in epochs]
     assert printed == list(zip(history.train_acc_list, history.test_acc_list))
     assert history.test_acc_list[-1] > 0.7  # it learnt (chance is 0.1)
+    assert history.activation == "relu"
     saved = TwoLayerNet.load(tmp_path / "relu.npz", backend="numpy")
     assert saved.activation == "relu"
     for key in ("W1", "b1", "W2", "b2"):
