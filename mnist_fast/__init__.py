@@ -4,7 +4,9 @@ Public API
 ----------
 TwoLayerNet
     The book's network; ``backend="cython"`` runs compiled kernels,
-    ``backend="numpy"`` the book's NumPy code (``mnist_fast.reference``).
+    ``backend="numpy"`` the book's NumPy code (``mnist_fast.reference``);
+    ``activation="relu"`` gives ch. 5's hidden layer (``mnist_fast.ch05``
+    holds ch. 5's own class, whose ``predict`` returns the scores).
 load_mnist
     The bundled MNIST data set, offline, with the book's signature.
 train, History, TrainingDiverged

@@ -24,6 +24,7 @@ import numpy as np
 from . import kernels, reference
 from .info import build_info
 from .mnist import load_mnist
+from .numpy_engine import REFERENCE_NETS
 from .threads import resolve_num_threads, thread_policy
 from .two_layer_net import TwoLayerNet
 from .validation import positive_int
@@ -58,7 +59,7 @@ def median_time(fn, repeats):
 def _subset_estimate(net, x, t, repeats):
     """Seconds for the reference numerical gradient, from ``SUBSET`` parameters."""
     params = {k: v.copy() for k, v in net.checked_params().items()}
-    ref = reference.TwoLayerNet.from_params(params)
+    ref = REFERENCE_NETS[net.engine.architecture].from_params(params)
     n_params = sum(v.size for v in params.values())
     rows = max(1, SUBSET // net.hidden_size)
     subset = params["W1"][:rows]  # a view: the real weights are perturbed
@@ -79,7 +80,7 @@ def peak_rss_mib():
 
 
 def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
-              batch_size=100):
+              batch_size=100, activation="sigmoid"):
     """Time both gradients on one batch of MNIST rows, on every backend.
 
     Parameters
@@ -94,6 +95,8 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
         Threads of the compiled kernels (``TwoLayerNet(num_threads=...)``).
     hidden_size, batch_size : int
         The book's 50 and 100 by default.
+    activation : {"sigmoid", "relu"}, default "sigmoid"
+        The network's hidden layer (``TwoLayerNet(activation=...)``).
 
     Returns
     -------
@@ -102,7 +105,8 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
         ``estimated`` and ``params_timed``, and ``compiled``; ``speedups``
         (``backprop_vs_numerical`` per backend, ``cython_vs_numpy`` per
         method when both backends exist); ``layer_sizes``, ``n_params``,
-        ``batch_size``, ``repeats``, ``full``, ``num_threads`` (the most
+        ``batch_size``, ``activation``, ``repeats``, ``full``,
+        ``num_threads`` (the most
         threads) and ``thread_policy`` (how they are chosen),
         ``build_info`` and ``peak_rss_mib``.
     """
@@ -115,7 +119,7 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
     results = {}
     for backend in backends:
         net = TwoLayerNet(x.shape[1], hidden_size, 10, backend=backend, seed=0,
-                          num_threads=num_threads)
+                          num_threads=num_threads, activation=activation)
         n_params = sum(v.size for v in net.params.values())
         results[backend] = {}
         compiled = net.engine.compiled
@@ -140,7 +144,8 @@ def benchmark(*, repeats=5, full=False, num_threads=None, hidden_size=50,
     info = build_info()
     return {
         "layer_sizes": [x.shape[1], hidden_size, 10], "n_params": n_params,
-        "batch_size": batch_size, "repeats": repeats, "full": full,
+        "batch_size": batch_size, "activation": activation,
+        "repeats": repeats, "full": full,
         "num_threads": resolve_num_threads(num_threads),
         "thread_policy": repr(thread_policy(num_threads)),
         "results": results, "speedups": speedups, "build_info": info,

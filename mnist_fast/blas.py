@@ -25,20 +25,18 @@ def _controller():
     return _blas
 
 
-def blas_threads(function):
-    """``function`` as a kernel of a thread policy.
+def run(function, *args):
+    """``function(*args[:-1])`` with at most ``args[-1]`` BLAS threads: a
+    kernel of a thread policy (called as ``kernel(*args, n_threads)``).
 
     Returns
     -------
-    callable
-        ``kernel(*args, n)`` runs ``function(*args)`` with at most ``n``
-        BLAS threads and returns its result.
+    object
+        What ``function`` returns.
     """
-    def kernel(*args):
-        *args, n_threads = args
-        with _controller().limit(limits=n_threads):
-            return function(*args)
-    return kernel
+    *args, n_threads = args
+    with _controller().limit(limits=n_threads):
+        return function(*args)
 
 
 def info():

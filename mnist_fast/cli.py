@@ -109,6 +109,11 @@ def _sizes(net):
     return f"{net.input_size}-{net.hidden_size}-{net.output_size}"
 
 
+def _hidden(net):
+    """Which network it is, in the words of ``--activation``."""
+    return f"{net.activation} hidden layer"
+
+
 def _machine(info, thread_policy=None):
     """One line about the machine and build, from ``build_info()``."""
     policy = thread_policy or info["thread_policy"]
@@ -121,8 +126,8 @@ def _machine(info, thread_policy=None):
 
 def _mnist_net(args, x_train, seed):
     return TwoLayerNet(x_train.shape[1], args.hidden, N_CLASSES,
-                       backend=args.backend, seed=seed,
-                       num_threads=getattr(args, "threads", None))
+                       activation=args.activation, backend=args.backend,
+                       seed=seed, num_threads=getattr(args, "threads", None))
 
 
 # -- train ----------------------------------------------------------------------
@@ -251,8 +256,9 @@ def _save(args, net):
 def _plots(net, history, plot_dir, test_set):
     from .plot import plot_accuracy, plot_loss
 
-    plot_loss(history, plot_dir / "loss.png")
-    plot_accuracy(history, plot_dir / "accuracy.png")
+    title = f"{_sizes(net)}, {_hidden(net)}, seed {history.seed}"
+    plot_loss(history, plot_dir / "loss.png", title=title)
+    plot_accuracy(history, plot_dir / "accuracy.png", title=title)
     pictures = _network_pictures(net, *test_set, plot_dir)
     _say(f"wrote {plot_dir / 'loss.png'}, {plot_dir / 'accuracy.png'}, "
          + ", ".join(map(str, pictures)))
@@ -272,7 +278,8 @@ def cmd_train(args):
     epoch = max(x_train.shape[0] // args.batch_size, 1)
     _say(f"{PROG} train: {_sizes(net)}, {args.iters} iterations, batch "
          f"{args.batch_size}, lr {args.lr:g}, {args.gradient} gradient",
-         f"backend {net.backend}, seed {seed} (repeat with --seed {seed}); "
+         f"{_hidden(net)}, backend {net.backend}, seed {seed} (repeat with "
+         f"--seed {seed}); "
          f"{x_train.shape[0]} training images, an epoch is {epoch} iterations")
     bar = not args.no_progress and sys.stdout.isatty()
     saved = False
@@ -325,8 +332,9 @@ def cmd_gradcheck(args):
     elapsed = time.perf_counter() - start
     _say(f"gradient check: numerical gradient (central differences, h = {book.H:g}) "
          "vs backprop",
-         f"network {_sizes(net)}, seed {args.seed}, backend {net.backend}; the "
-         f"first {args.samples} training image(s); {_seconds(elapsed)}",
+         f"network {_sizes(net)}, seed {args.seed}, backend {net.backend}, "
+         f"{_hidden(net)}; the first {args.samples} training image(s); "
+         f"{_seconds(elapsed)}",
          "",
          f"{'param':<6} {'mean |diff|':>12} {'max |diff|':>12} "
          f"{'max rel err':>12}  result")
@@ -351,7 +359,8 @@ def _bench_table(r):
     lines = [
         f"numerical vs backprop gradient: time per batch of {r['batch_size']} "
         f"MNIST rows, {'-'.join(map(str, r['layer_sizes']))} "
-        f"({r['n_params']:,} parameters), median of {r['repeats']}",
+        f"({r['n_params']:,} parameters), {r['activation']} hidden layer, "
+        f"median of {r['repeats']}",
         "",
         f"{'backend':<16}{'numerical_gradient':>{width}}{'gradient':>{width}}"
         f"{'backprop speed-up':>{width}}",
@@ -398,7 +407,8 @@ def _learners_table(r):
         f"{_times(pc['book'][c] / pc['mnist_fast'][c]):>12}" for c in CALLS))
     if r["script"]:
         s = r["script"]
-        lines += ["", "the book's ch. 4 script (backprop, np.random.seed(0)), whole: "
+        lines += ["", f"the book's {r['script_name']}.py (backprop, "
+                  "np.random.seed(0)), whole: "
                   f"mnist_fast {_seconds(s['mnist_fast'])}, the book's classes "
                   f"{_seconds(s['book'])} ({_times(s['book'] / s['mnist_fast'])}); "
                   "printed lines " + ("the same" if r["script_lines_equal"]
@@ -418,12 +428,13 @@ def cmd_bench(args):
             _say("timing the book's calls and script (about a minute)...")
         learners = learners_benchmark(loaded=args.loaded,
                                       num_threads=args.threads,
-                                      repeats=args.repeats)
+                                      repeats=args.repeats,
+                                      activation=args.activation)
     if not args.json:
         _say("timing (a few seconds)..." if not args.full else
              "timing every parameter (--full): this takes minutes...")
     result = benchmark(repeats=args.repeats, full=args.full,
-                       num_threads=args.threads)
+                       num_threads=args.threads, activation=args.activation)
     if args.book or args.loaded:
         result["learners"] = learners
     if args.json:
@@ -474,7 +485,8 @@ def cmd_show(args):
     _, (x_test, t_test) = load_mnist()
     counts = confusion_matrix(net, x_test, t_test)
     correct = int(np.trace(counts))
-    _say(f"{args.model}: {_sizes(net)}, test accuracy {correct / len(t_test):.4f} "
+    _say(f"{args.model}: {_sizes(net)}, {_hidden(net)}, test accuracy "
+         f"{correct / len(t_test):.4f} "
          f"({correct} of {len(t_test)} test images)", "",
          "per class: " + ", ".join(
              f"{k} {counts[k, k] / counts[k].sum():.1%}" for k in range(N_CLASSES)),
@@ -497,7 +509,10 @@ def cmd_info(args):
         print(json.dumps(info, indent=2))
         return 0
     if info["compiled"]:
-        compiled = f"yes: {', '.join(info['compiled_methods'])}"
+        by_activation = info["compiled_methods_by_activation"]
+        compiled = "yes: " + "; ".join(
+            f"{', '.join(methods) or 'nothing'} ({activation} net)"
+            for activation, methods in by_activation.items())
     else:
         compiled = (f"no: every method runs the NumPy reference "
                     f"({info['not_compiled']})")
@@ -524,10 +539,17 @@ def cmd_info(args):
 
 # -- the parser -------------------------------------------------------------------
 
+def _add_activation_option(p):
+    p.add_argument("--activation", choices=book.ACTIVATIONS, default="sigmoid",
+                   help="the hidden layer: 'sigmoid' (the book's ch. 4 "
+                        "network) or 'relu' (ch. 5's)")
+
+
 def _add_network_options(p, seed_default):
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="'cython' (compiled), 'numpy' (the book's code) or "
                         "'auto' (compiled when built)")
+    _add_activation_option(p)
     p.add_argument("--hidden", type=_count("hidden"), default=book.HIDDEN_SIZE,
                    metavar="N", help="hidden layer size")
     p.add_argument("--seed", type=_count("seed", minimum=0, maximum=MAX_SEED),
@@ -640,10 +662,11 @@ def build_parser():
     p.add_argument("--book", action="store_true",
                    help="also time gradient, loss, predict and accuracy per "
                         "call and the book's training script, beside the "
-                        "book's own classes")
+                        "book's own classes (ch. 5's with --activation relu)")
     p.add_argument("--loaded", action="store_true",
                    help="as --book, with one other CPU-bound process running "
                         "(started and stopped by the benchmark)")
+    _add_activation_option(p)
     _add_threads_option(p)
     p.add_argument("--json", action="store_true",
                    help="print the results as JSON")

@@ -5,10 +5,15 @@ holds, and is read back without pickle (safe on untrusted files):
 
 ==================  ==========================================================
 ``format``          the string ``"mnist_fast.TwoLayerNet"``
-``format_version``  the integer ``FORMAT_VERSION`` (1)
+``format_version``  the integer ``FORMAT_VERSION`` (2)
 ``layer_sizes``     ``[input_size, hidden_size, output_size]``, int64
+``activation``      the hidden layer's, ``"sigmoid"`` or ``"relu"``
 ``W1 b1 W2 b2``     the parameters, float64
 ==================  ==========================================================
+
+Version 1 files (mnist_fast 0.1) have no ``activation``: they
+hold sigmoid networks, and load as such.  A reader of version 1 refuses a
+version 2 file, rather than read a ReLU network as a sigmoid one.
 
 It is written atomically (a temporary file in the same folder, then
 ``os.replace``): an interrupted save leaves the previous file, never half a
@@ -25,8 +30,8 @@ what the model needs (:func:`load_model`):
 * a deflated member may declare at most :data:`DEFLATE_MAX_RATIO` times its
   compressed bytes (deflate cannot expand more), so a small file cannot
   declare a huge array, and inflating stops at what the header declares;
-* ``format``, ``format_version`` and ``layer_sizes`` hold at most
-  :data:`SMALL_MEMBER_BYTES` bytes each;
+* ``format``, ``format_version``, ``layer_sizes`` and ``activation`` hold
+  at most :data:`SMALL_MEMBER_BYTES` bytes each;
 * ``layer_sizes`` obey the constructor's rule
   (:func:`~mnist_fast.validation.layer_sizes`) and the four parameter
   headers declare float arrays of exactly the shapes those sizes need --
@@ -45,19 +50,30 @@ import zlib
 
 import numpy as np
 
+from . import book
 from .files import existing_file, write_atomic
 from .validation import (PARAM_NAMES, as_params, check_param_form,
                          layer_sizes, param_shapes)
 
 FORMAT = "mnist_fast.TwoLayerNet"
-FORMAT_VERSION = 1
+#: The version :func:`save_model` writes.
+FORMAT_VERSION = 2
+#: The versions :func:`load_model` reads.
+READ_VERSIONS = (1, 2)
 HEADER_KEYS = ("format", "format_version", "layer_sizes")
-KEYS = HEADER_KEYS + PARAM_NAMES
+#: The member of the hidden layer's activation (from version 2).
+ACTIVATION_KEY = "activation"
+#: The activation of every version 1 file.
+VERSION_1_ACTIVATION = "sigmoid"
+#: What :func:`save_model` writes.
+KEYS = HEADER_KEYS + (ACTIVATION_KEY,) + PARAM_NAMES
+#: What a file of every version has.
+REQUIRED_KEYS = HEADER_KEYS + PARAM_NAMES
 #: Most bytes a deflated member may declare per compressed byte: deflate's
 #: own limit (a 258-byte match costs at least 2 bits).
 DEFLATE_MAX_RATIO = 1032
-#: Most data bytes of each of ``HEADER_KEYS`` (a string of 22 characters,
-#: one or three integers).
+#: Most data bytes of each of ``HEADER_KEYS`` and ``activation`` (a string
+#: of 22 characters, one or three integers, a string of at most 7).
 SMALL_MEMBER_BYTES = 1024
 #: The .npy format versions np.save writes for these arrays.
 NPY_VERSIONS = ((1, 0), (2, 0))
@@ -68,7 +84,8 @@ _DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
 
 
 def save_model(net, path):
-    """Write ``net``'s layer sizes and parameters to the model file ``path``.
+    """Write ``net``'s layer sizes, activation and parameters to the model
+    file ``path``.
 
     Parameters
     ----------
@@ -84,6 +101,7 @@ def save_model(net, path):
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
         "layer_sizes": np.array(sizes, dtype=np.int64),
+        ACTIVATION_KEY: np.array(net.activation),
         **params,
     }
     write_atomic(path, lambda f: np.savez(f, **arrays))
@@ -206,27 +224,56 @@ class _Archive:
             raise self.damaged(f"array {key!r}: {exc}") from None
 
 
+def _read_small(archive, key):
+    """Array ``key`` of the archive, at most SMALL_MEMBER_BYTES long."""
+    shape, _, dtype = archive.header(key)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > SMALL_MEMBER_BYTES:
+        raise ValueError(
+            f"{archive.path}: array {key!r} has {nbytes} bytes (shape "
+            f"{shape}, dtype {dtype}); in a model file it has at most "
+            f"{SMALL_MEMBER_BYTES}"
+        )
+    return archive.read(key)
+
+
 def _read_header_arrays(archive):
     """``format``, ``format_version`` and ``layer_sizes``, each at most
     SMALL_MEMBER_BYTES long."""
-    arrays = {}
-    for key in HEADER_KEYS:
-        shape, _, dtype = archive.header(key)
-        nbytes = math.prod(shape) * dtype.itemsize
-        if nbytes > SMALL_MEMBER_BYTES:
+    return {key: _read_small(archive, key) for key in HEADER_KEYS}
+
+
+def _read_activation(archive, version, cls):
+    """The activation of a model file of format ``version``, one that
+    networks of class ``cls`` have; ValueError naming the file if not."""
+    path = archive.path
+    if version == 1:
+        activation = VERSION_1_ACTIVATION
+    elif archive.missing([ACTIVATION_KEY]):
+        raise ValueError(
+            f"{path}: not a complete mnist_fast model file: missing "
+            f"{ACTIVATION_KEY} (a version {version} file names its hidden "
+            f"layer's activation)")
+    else:
+        array = _read_small(archive, ACTIVATION_KEY)
+        activation = str(array) if (array.shape == ()
+                                    and array.dtype.kind == "U") else None
+        if activation not in book.ACTIVATIONS:
             raise ValueError(
-                f"{archive.path}: array {key!r} has {nbytes} bytes (shape "
-                f"{shape}, dtype {dtype}); in a model file it has at most "
-                f"{SMALL_MEMBER_BYTES}"
-            )
-        arrays[key] = archive.read(key)
-    return arrays
+                f"{path}: activation must be one of "
+                f"{', '.join(map(repr, book.ACTIVATIONS))}, got {array!r}")
+    if activation not in cls.ACTIVATIONS:
+        raise ValueError(
+            f"{path}: the model file holds a {activation} network; "
+            f"{cls.__module__}.{cls.__qualname__} has a "
+            f"{' or '.join(cls.ACTIVATIONS)} hidden layer")
+    return activation
 
 
 def _check_header(arrays, path):
-    """The layer sizes of a model file whose ``format``, ``format_version``
-    and ``layer_sizes`` are ``arrays``; ValueError naming ``path`` if they
-    are not a supported model file's."""
+    """The format version and layer sizes of a model file whose ``format``,
+    ``format_version`` and ``layer_sizes`` are ``arrays``; ValueError
+    naming ``path`` if they are not a supported model file's."""
     fmt, version = arrays["format"], arrays["format_version"]
     if fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
         raise ValueError(
@@ -237,11 +284,13 @@ def _check_header(arrays, path):
         raise ValueError(
             f"{path}: format_version must be an integer, got {version!r}"
         )
-    if int(version) != FORMAT_VERSION:
+    version = int(version)
+    if version not in READ_VERSIONS:
         newer = " (written by a newer mnist_fast?)" if version > FORMAT_VERSION else ""
         raise ValueError(
-            f"{path}: model file format version {int(version)} is not "
-            f"supported{newer}; this mnist_fast reads version {FORMAT_VERSION}"
+            f"{path}: model file format version {version} is not "
+            f"supported{newer}; this mnist_fast reads versions "
+            f"{', '.join(map(str, READ_VERSIONS[:-1]))} and {READ_VERSIONS[-1]}"
         )
     sizes = arrays["layer_sizes"]
     expected = (f"{path}: layer_sizes must be 3 integers [input >= 1, "
@@ -249,7 +298,7 @@ def _check_header(arrays, path):
     if sizes.shape != (3,) or sizes.dtype.kind not in "iu":
         raise ValueError(expected)
     try:
-        return layer_sizes(*sizes.tolist())
+        return version, layer_sizes(*sizes.tolist())
     except ValueError as exc:  # the constructor's rule, in the file's words
         raise ValueError(f"{expected}: {exc}") from None
 
@@ -266,7 +315,8 @@ def _check_param_headers(archive, sizes):
 
 
 def load_model(cls, path, **kwargs):
-    """A network of class ``cls`` with the layer sizes and parameters of ``path``.
+    """A network of class ``cls`` with the layer sizes, activation and
+    parameters of ``path``.
 
     Every header is checked (see the module's docstring) before the network
     is built and its parameters are read.
@@ -274,11 +324,13 @@ def load_model(cls, path, **kwargs):
     Parameters
     ----------
     cls : type
-        ``TwoLayerNet`` (or a subclass).
+        ``TwoLayerNet`` (or a subclass: its ``ACTIVATIONS`` are those its
+        networks may have).
     path : str or path
         A model file written by :func:`save_model`.
     **kwargs
-        Passed to ``cls`` (e.g. ``backend``, ``num_threads``).
+        Passed to ``cls`` (e.g. ``backend``, ``num_threads``); not
+        ``activation``, which is the file's.
 
     Returns
     -------
@@ -290,8 +342,11 @@ def load_model(cls, path, **kwargs):
         ``path`` does not exist.
     ValueError
         ``path`` is not a model file, is damaged, has another format
-        version, declares arrays its members do not hold, or misses or
-        has wrong arrays; the message names the file and what is wrong.
+        version, declares arrays its members do not hold, misses or has
+        wrong arrays, or holds an activation ``cls`` has not got; the
+        message names the file and what is wrong.
+    TypeError
+        ``activation`` among ``kwargs``.
     OSError
         ``path`` cannot be read (``PermissionError`` ...), as ``open``
         raises it.
@@ -299,18 +354,23 @@ def load_model(cls, path, **kwargs):
         The file really holds a network too large for the memory; the
         message names the file.
     """
+    if ACTIVATION_KEY in kwargs:
+        raise TypeError(f"{cls.__qualname__}.load takes the activation from "
+                        "the model file, not as an argument")
     path = existing_file(path, "model file")
     with _Archive(path) as archive:
-        missing = archive.missing(KEYS)
+        missing = archive.missing(REQUIRED_KEYS)
         if missing:
             raise ValueError(
                 f"{path}: not a complete mnist_fast model file: missing "
-                f"{', '.join(missing)} (expected {', '.join(KEYS)})"
+                f"{', '.join(missing)} (expected {', '.join(REQUIRED_KEYS)}, "
+                f"and {ACTIVATION_KEY} from version 2)"
             )
-        sizes = _check_header(_read_header_arrays(archive), path)
+        version, sizes = _check_header(_read_header_arrays(archive), path)
+        activation = _read_activation(archive, version, cls)
         _check_param_headers(archive, sizes)
         try:
-            net = cls(*sizes, **kwargs)
+            net = cls(*sizes, activation=activation, **kwargs)
             params = {k: archive.read(k) for k in PARAM_NAMES}
         except MemoryError:
             raise MemoryError(

@@ -117,7 +117,7 @@ def smooth_curve(values, window):
     return (sums[stop] - sums[start]) / (stop - start)
 
 
-def plot_loss(histories, path=None, *, labels=None, smooth=None):
+def plot_loss(histories, path=None, *, labels=None, smooth=None, title=None):
     """The loss of each iteration, as the book's second figure.
 
     Parameters
@@ -134,6 +134,8 @@ def plot_loss(histories, path=None, *, labels=None, smooth=None):
     smooth : int >= 1, optional
         Plot the trailing moving average over this many iterations
         (:func:`smooth_curve`) instead of the raw losses; the title says so.
+    title : str, optional
+        The figure's title (which run it is, say), before the smoothing's.
 
     Returns
     -------
@@ -155,11 +157,20 @@ def plot_loss(histories, path=None, *, labels=None, smooth=None):
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_ylim(0, 3)
+    titles = [_title(title)] if title is not None else []
     if smooth is not None:
-        ax.set_title(f"train loss, trailing mean over {smooth} iterations")
+        titles.append(f"train loss, trailing mean over {smooth} iterations")
+    if titles:
+        ax.set_title("; ".join(titles))
     if labels is not None or len(histories) > 1:
         ax.legend(loc="upper right")
     return _finish(fig, path)
+
+
+def _title(title):
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {describe(title)}")
+    return title
 
 
 def _label(labels, histories, i, single):
@@ -168,7 +179,7 @@ def _label(labels, histories, i, single):
     return single if len(histories) == 1 else f"run {i + 1}"
 
 
-def plot_accuracy(histories, path=None, *, labels=None):
+def plot_accuracy(histories, path=None, *, labels=None, title=None):
     """Train and test accuracy per epoch, as the book's first figure.
 
     Parameters
@@ -182,6 +193,8 @@ def plot_accuracy(histories, path=None, *, labels=None):
         A name for each history: its curves are "<label> train acc" and
         "<label> test acc" in the legend (several histories without labels
         are named "run 1", "run 2" ...).
+    title : str, optional
+        The figure's title (which run it is, say).
 
     Returns
     -------
@@ -207,6 +220,8 @@ def plot_accuracy(histories, path=None, *, labels=None):
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.0)
     ax.legend(loc="lower right")
+    if title is not None:
+        ax.set_title(_title(title))
     return _finish(fig, path)
 
 

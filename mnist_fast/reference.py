@@ -30,6 +30,7 @@ __all__ = [
     "Relu",
     "SoftmaxWithLoss",
     "LayerNet",
+    "SoftmaxLayerNet",
 ]
 
 
@@ -330,6 +331,23 @@ class LayerNet(TwoLayerNet):
         grads["W2"] = self.layers["Affine2"].dW
         grads["b2"] = self.layers["Affine2"].db
         return grads
+
+
+class SoftmaxLayerNet(LayerNet):
+    """Not the book's class: ch. 4's network with ch. 5's ``Relu``.
+
+    :class:`LayerNet` (the same layers, ``loss`` and ``gradient``) whose
+    ``predict`` returns the softmax probabilities of the scores, as ch. 4's
+    :class:`TwoLayerNet` does; ``accuracy`` (ch. 4's) takes their argmax.
+    The twin of ``mnist_fast.TwoLayerNet(..., activation="relu")``.
+    """
+
+    def predict(self, x):
+        return softmax(LayerNet.predict(self, x))
+
+    def loss(self, x, t):
+        y = LayerNet.predict(self, x)  # the scores, as SoftmaxWithLoss takes
+        return self.lastLayer.forward(y, t)
 
 
 # -- not the book's: the NumPy twins of the compiled input checks -----------

@@ -60,6 +60,9 @@ class History:
         True when Ctrl-C stopped the run (at the end of the block of
         iterations it came in, see :func:`train`; in the last block the run
         is complete, ``iterations == iters_num``, and this is still true).
+    backend, activation, gradient, batch_size, learning_rate, iters_num, seed
+        What ran: the network's backend and activation (``"sigmoid"`` or
+        ``"relu"``), and ``train``'s arguments.
     """
 
     train_loss_list: list = field(default_factory=list)
@@ -70,6 +73,7 @@ class History:
     wall_time: float = 0.0
     interrupted: bool = False
     backend: str = ""
+    activation: str = ""
     gradient: str = ""
     batch_size: int = 0
     learning_rate: float = 0.0
@@ -253,7 +257,8 @@ def train(net, x_train, t_train, x_test, t_test, *, iters_num=book.ITERS_NUM,
         p, train_set, run.batch_size, run.learning_rate, run.gradient))
     history = History(
         iter_per_epoch=max(run.x_train.shape[0] // run.batch_size, 1),
-        backend=engine.name, gradient=run.gradient, batch_size=run.batch_size,
+        backend=engine.name, activation=net.activation,
+        gradient=run.gradient, batch_size=run.batch_size,
         learning_rate=run.learning_rate, iters_num=run.iters_num,
         seed=run.seed,
     )

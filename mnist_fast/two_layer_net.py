@@ -2,20 +2,22 @@
 
 import numpy as np
 
-from . import reference
+from . import book, reference
 from .backends import BACKENDS, make_engine
+from .engine import Architecture
 from .model_file import load_model, save_model
 from .seeding import random_source
 from .threads import thread_policy
 from .validation import (as_inputs, as_labels, as_params, layer_sizes,
-                         param_shapes, real_number)
+                         one_of, param_shapes, real_number)
 
 
 class TwoLayerNet:
-    """The book's two-layer network: 784-50-10, sigmoid, softmax.
+    """The book's two-layer network: 784-50-10, sigmoid (or ReLU), softmax.
 
-    ``a1 = x @ W1 + b1, z1 = sigmoid(a1), y = softmax(z1 @ W2 + b2)``, with
-    the loss ``mean(-log(y[t] + 1e-7))`` of the book.
+    ``a1 = x @ W1 + b1, z1 = h(a1), y = softmax(z1 @ W2 + b2)``, with the
+    loss ``mean(-log(y[t] + 1e-7))`` of the book; the hidden layer ``h`` is
+    ch. 4's ``sigmoid`` or ch. 5's ``Relu`` (``activation``).
 
     Every method checks its arguments and :attr:`params` first and raises
     ``TypeError`` or ``ValueError`` naming the argument; what is accepted is
@@ -30,6 +32,12 @@ class TwoLayerNet:
     weight_init_std : float, default 0.01
         Standard deviation of the Gaussian initial weights; the biases
         start at zero.
+    activation : {"sigmoid", "relu"}, default "sigmoid"
+        The hidden layer: ch. 4's sigmoid, or ch. 5's ``Relu`` (``max(a1,
+        0)``; its gradient passes where ``a1 > 0`` and is 0 where ``a1 <=
+        0``, the book's mask).  Either way ``predict`` returns the softmax
+        probabilities (for ch. 5's class, whose ``predict`` returns the
+        scores, see :mod:`mnist_fast.ch05`).
     backend : {"auto", "cython", "numpy"}, default "auto"
         ``"cython"`` runs the compiled kernels (``RuntimeError`` if they
         were not built), ``"numpy"`` the book's NumPy code
@@ -56,6 +64,9 @@ class TwoLayerNet:
         ``b1`` (hidden,), ``W2`` (hidden, output), ``b2`` (output,).  Update
         it in place (``net.params[k] -= lr * grad[k]``) or assign new arrays
         of the same shapes; every method reads it afresh.
+    activation : str
+        ``"sigmoid"`` or ``"relu"``, as given (read-only: the parameters
+        were made for it).
     backend : str
         ``"cython"`` or ``"numpy"``: the backend that runs.  Setting it
         (to any name the constructor takes) switches the engine.
@@ -66,16 +77,24 @@ class TwoLayerNet:
         :func:`mnist_fast.train`; see :mod:`mnist_fast.engine`).
     """
 
+    #: Whether ``predict`` returns the scores rather than the probabilities
+    #: (:class:`mnist_fast.engine.Architecture`): ch. 5's class does.
+    _scores = False
+    #: The activations a network of this class may have.
+    ACTIVATIONS = book.ACTIVATIONS
+
     def __init__(self, input_size, hidden_size, output_size,
-                 weight_init_std=0.01, *, backend="auto", seed=None,
-                 num_threads=None):
+                 weight_init_std=0.01, *, activation="sigmoid", backend="auto",
+                 seed=None, num_threads=None):
         self.input_size, self.hidden_size, self.output_size = layer_sizes(
             input_size, hidden_size, output_size)
         weight_init_std = real_number(weight_init_std, "weight_init_std",
                                       minimum=0.0)
+        self._architecture = Architecture(
+            one_of(activation, "activation", self.ACTIVATIONS), self._scores)
         self._num_threads = num_threads
         self._threads = thread_policy(num_threads)
-        self.engine = make_engine(backend, self._threads)
+        self.engine = self._engine(backend)
         rng = random_source(seed)
         self._check_addressable()
         with np.errstate(over="raise"):
@@ -102,7 +121,18 @@ class TwoLayerNet:
 
     def __repr__(self):
         return (f"TwoLayerNet({self.input_size}, {self.hidden_size}, "
-                f"{self.output_size}, backend={self.backend!r})")
+                f"{self.output_size}, activation={self.activation!r}, "
+                f"backend={self.backend!r})")
+
+    def _engine(self, backend):
+        """The engine of ``backend`` for this network's architecture and
+        thread policy: every way a network gets one (construction, a new
+        backend or thread count, a model file's load) comes here."""
+        return make_engine(backend, self._threads, self._architecture)
+
+    @property
+    def activation(self):
+        return self._architecture.activation
 
     @property
     def backend(self):
@@ -110,7 +140,7 @@ class TwoLayerNet:
 
     @backend.setter
     def backend(self, backend):
-        self.engine = make_engine(backend, self._threads)
+        self.engine = self._engine(backend)
 
     @property
     def num_threads(self):
@@ -120,7 +150,7 @@ class TwoLayerNet:
     def num_threads(self, num_threads):
         self._threads = thread_policy(num_threads)
         self._num_threads = num_threads
-        self.engine = make_engine(self.engine.name, self._threads)
+        self.engine = self._engine(self.engine.name)
 
     @property
     def param_shapes(self):
@@ -134,7 +164,8 @@ class TwoLayerNet:
         return as_params(self.params, self.param_shapes)
 
     def save(self, path):
-        """Save the layer sizes and parameters to a model file (``.npz``).
+        """Save the layer sizes, activation and parameters to a model file
+        (``.npz``).
 
         Written atomically: an interrupted save leaves the previous file.
         The format is described in :mod:`mnist_fast.model_file`.
@@ -150,7 +181,9 @@ class TwoLayerNet:
     def load(cls, path, **kwargs):
         """A network read from a model file written by :meth:`save`.
 
-        Read without pickle, so safe on files from anyone.
+        Read without pickle, so safe on files from anyone.  The network has
+        the file's activation (files of format version 1, from before
+        there was a choice, hold sigmoid networks).
 
         Parameters
         ----------
@@ -168,7 +201,7 @@ class TwoLayerNet:
             ``path`` does not exist.
         ValueError
             Not a model file, damaged, another format version, missing or
-            wrong arrays, or headers that declare more than the file holds
+            wrong arrays, an activation this class does not have, or headers that declare more than the file holds
             (checked before anything of that size is allocated: see
             :mod:`mnist_fast.model_file`); the message names the file and
             what is wrong.
@@ -193,7 +226,8 @@ class TwoLayerNet:
     # -- the book's methods ----------------------------------------------------
 
     def predict(self, x):
-        """Class probabilities ``softmax(sigmoid(x @ W1 + b1) @ W2 + b2)``.
+        """Class probabilities ``softmax(h(x @ W1 + b1) @ W2 + b2)``, ``h``
+        the :attr:`activation`.
 
         Parameters
         ----------
@@ -274,7 +308,7 @@ class TwoLayerNet:
         """Backpropagation gradient of :meth:`loss`, as in the book.
 
         ``dy = (softmax - onehot(t)) / N``, then the chain rule through the
-        sigmoid layer.  As in the book it ignores the loss's 1e-7 guard, so
+        hidden layer (for ReLU the book's mask: 0 where ``a1 <= 0``).  As in the book it ignores the loss's 1e-7 guard, so
         it differs from :meth:`numerical_gradient` by about ``1e-7 / y_t``
         relative besides the O(h^2) of central differences.
 

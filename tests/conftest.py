@@ -8,6 +8,8 @@ import pytest
 
 import mnist_fast
 from mnist_fast import book, kernels, reference
+from mnist_fast.engine import Architecture
+from mnist_fast.numpy_engine import REFERENCE_NETS
 from mnist_fast.validation import PARAM_NAMES
 
 faulthandler.enable()
@@ -38,6 +40,20 @@ KEYS = PARAM_NAMES
 requires_compiled = pytest.mark.skipif(
     not COMPILED, reason="the compiled kernels are not built",
 )
+def relu_kernels_pending_if(condition):
+    """The mark of a case that runs compiled ReLU kernels when
+    ``condition``, until those are merged."""
+    return pytest.mark.xfail(
+        condition, raises=NotImplementedError, strict=True,
+        reason="compiled ReLU kernels land with the relu-kernels branch")
+
+
+#: The cases that run compiled ReLU kernels, until those are merged.
+relu_kernels_pending = relu_kernels_pending_if(True)
+#: :data:`BACKENDS` for the ReLU networks: the cython cases marked
+#: :data:`relu_kernels_pending`.
+RELU_BACKENDS = [pytest.param(b, marks=relu_kernels_pending)
+                 if b == "cython" else b for b in BACKENDS]
 
 #: The SIMD variants of the kernels that this build has and this CPU runs.
 SIMD_VARIANTS = kernels.simd_variants()
@@ -134,9 +150,10 @@ def softmax_c_exp(a):
     return np.array([v / s for v in e])
 
 
-def reference_net(params):
-    """The book's network on a deep copy of ``params``."""
-    return reference.TwoLayerNet.from_params(
+def reference_net(params, architecture=Architecture()):
+    """The book's network of ``architecture`` (ch. 4's by default) on a
+    deep copy of ``params``."""
+    return REFERENCE_NETS[architecture].from_params(
         {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     )
 
@@ -168,6 +185,18 @@ def run_cli(*args, cwd, timeout=300, **popen):
         [sys.executable, "-m", "mnist_fast", *map(str, args)], cwd=cwd,
         env=cli_env(), capture_output=True, text=True, timeout=timeout,
         **popen)
+
+
+def run_cli_relu(*args, cwd):
+    """:func:`run_cli` of a command that runs a ReLU network; a
+    NotImplementedError (as :data:`relu_kernels_pending` expects) when it
+    failed for want of the compiled ReLU kernels."""
+    result = run_cli(*args, cwd=cwd)
+    if result.returncode == 1 and re.search(
+            r"^mnist-fast: error: (the compiled ReLU kernels|scores) are not "
+            r"built$", result.stderr, re.M):
+        raise NotImplementedError(result.stderr)
+    return result
 
 
 def png_size(path):
@@ -211,12 +240,13 @@ def assert_matches_reference(net, x, t, methods=METHODS):
     """Every method of ``net`` on ``(x, t)`` gives the book's answer.
 
     The oracle loop of the suite, as bottleneck's tests run each function
-    against its ``bn.slow`` twin: the reference runs in float64 on copies
-    of ``net.params``, with integer class labels or float one-hot rows;
+    against its ``bn.slow`` twin: the reference (the book's class of the
+    network's architecture) runs in float64 on copies of ``net.params``,
+    with integer class labels or float one-hot rows;
     results have the reference's shapes and float64 dtype, are within
     ``ATOL[method]`` (accuracy equal), and no method changes ``net.params``.
     """
-    ref = reference_net(net.params)
+    ref = reference_net(net.params, net.engine.architecture)
     before = {k: np.array(v) for k, v in net.params.items()}
     x_ref = np.asarray(x, dtype=np.float64)
     t_ref = np.asarray(t)
@@ -317,7 +347,8 @@ def model_members(net):
     sizes = [net.input_size, net.hidden_size, net.output_size]
     arrays = {"format": np.array(model_file.FORMAT),
               "format_version": np.array(model_file.FORMAT_VERSION),
-              "layer_sizes": np.array(sizes, dtype=np.int64), **net.params}
+              "layer_sizes": np.array(sizes, dtype=np.int64),
+              "activation": np.array(net.activation), **net.params}
     return {k: npy_bytes(v) for k, v in arrays.items()}
 
 

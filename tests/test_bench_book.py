@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mnist_fast.bench_book import CALLS, competing_process, learners_benchmark
-from conftest import requires_compiled
+from conftest import relu_kernels_pending, requires_compiled
 
 
 def cpu_seconds(pid):
@@ -37,3 +37,19 @@ def test_learners_benchmark_times_both_classes_loaded():
     for classes in ("mnist_fast", "book"):
         assert set(r["per_call"][classes]) == set(CALLS)
         assert all(0 < s < 60 for s in r["per_call"][classes].values())
+
+
+@requires_compiled
+@relu_kernels_pending
+def test_learners_benchmark_of_relu_times_ch05s_classes():
+    r = learners_benchmark(script=False, repeats=1, activation="relu")
+    assert r["activation"] == "relu"
+    assert r["script_name"] == "ch05_train_neuralnet"
+    for classes in ("mnist_fast", "book"):
+        assert set(r["per_call"][classes]) == set(CALLS)
+
+
+def test_learners_benchmark_names_a_wrong_activation():
+    with pytest.raises(ValueError, match="activation must be one of 'sigmoid', "
+                                         "'relu', got 'tanh'"):
+        learners_benchmark(script=False, activation="tanh")

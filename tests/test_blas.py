@@ -7,7 +7,7 @@ import pytest
 import threadpoolctl
 
 from mnist_fast import kernels
-from mnist_fast.blas import blas_threads, info
+from mnist_fast.blas import info, run
 from mnist_fast.numpy_engine import NumpyEngine
 from mnist_fast.threads import FixedThreads
 
@@ -34,13 +34,13 @@ class Watched(np.ndarray):
 @needs_blas
 def test_a_kernel_runs_on_the_count_and_the_settings_come_back():
     before = blas_counts()
-    assert blas_threads(blas_counts)(1) == [1] * len(before)
+    assert run(blas_counts, 1) == [1] * len(before)
     assert blas_counts() == before
 
     def fails():
         raise ZeroDivisionError
     with pytest.raises(ZeroDivisionError):
-        blas_threads(fails)(1)
+        run(fails, 1)
     assert blas_counts() == before
 
 

@@ -79,3 +79,86 @@ def test_the_command_prints_what_the_books_script_prints(tmp_path):
     lines = [line for line in result.stdout.splitlines()
              if line.startswith("train acc, test acc | ")]
     assert lines == book_lines
+
+
+# -- ch. 5: the scripts on mnist_fast.ch05.TwoLayerNet, against the book's
+#    ch. 5 classes (reference.LayerNet)
+
+from conftest import (COMPILED, RELU_BACKENDS,  # noqa: E402
+                      relu_kernels_pending, relu_kernels_pending_if,
+                      requires_compiled)
+
+
+@pytest.mark.parametrize("backend", RELU_BACKENDS)
+def test_the_ch05_training_script_prints_the_books_lines(tmp_path, backend):
+    # 601 iterations: the evaluations after iterations 0 and 600; the NumPy
+    # backend runs the book's code itself, so 1 (its weights, batch, one
+    # evaluation) shows that it is wired to it
+    iters_num = 601 if backend == "cython" else 1
+    lines, names = run(tmp_path, "ch05_train_neuralnet", seed=0,
+                       iters_num=iters_num, backend=backend)
+    book_lines, book_names = run(tmp_path, "ch05_train_neuralnet",
+                                 classes="book", seed=0, iters_num=iters_num)
+    assert len(lines) == (2 if backend == "cython" else 1)
+    assert all(len(line.split()) == 2 and line.startswith("0.")
+               for line in lines)
+    assert lines == book_lines  # every digit of every accuracy
+    assert names["train_acc_list"] == book_names["train_acc_list"]
+    assert names["test_acc_list"] == book_names["test_acc_list"]
+    np.testing.assert_allclose(names["train_loss_list"],
+                               book_names["train_loss_list"], rtol=0, atol=1e-9)
+    if backend == "cython":
+        assert names["test_acc_list"][-1] > 0.85  # it learnt
+    for key in ("train_acc_list", "train_loss_list"):  # np.float64, as the book's
+        assert type(names[key][0]) is type(book_names[key][0])
+
+
+@requires_compiled  # the NumPy backend's numerical gradient is the book's loop
+@relu_kernels_pending
+def test_the_gradient_check_on_ch05s_class_prints_the_books_differences(
+        tmp_path):
+    lines, _ = run(tmp_path, "ch05_gradient_check", chapter="ch05", seed=0)
+    book_lines, _ = run(tmp_path, "ch05_gradient_check", chapter="ch05",
+                        classes="book", seed=0)
+    assert [line.split(":")[0] for line in lines] == ["W1", "b1", "W2", "b2"]
+    for line, book_line in zip(lines, book_lines):
+        ours, book = float(line.split(":")[1]), float(book_line.split(":")[1])
+        assert 0 < ours < 1e-6
+        assert abs(ours - book) <= 1e-10
+
+
+def test_variants_name_the_chapter_and_backend_they_run():
+    text = book_scripts.variant("ch05_gradient_check", chapter="ch05",
+                                backend="numpy")
+    assert "from mnist_fast.ch05 import TwoLayerNet\n" in text
+    assert "output_size=10, backend='numpy')" in text
+    assert book_scripts.chapter_of(text) == "ch05"
+    assert book_scripts.chapter_of(book_scripts.source(
+        "ch05_train_neuralnet")) == "ch05"
+    book_text = book_scripts.variant("ch05_train_neuralnet", classes="book")
+    assert "from mnist_fast.reference import LayerNet as TwoLayerNet\n" in book_text
+    with pytest.raises(ValueError, match="backend is an argument of mnist_fast"):
+        book_scripts.variant("ch05_train_neuralnet", classes="book",
+                             backend="numpy")
+    with pytest.raises(ValueError, match="does not import exactly one"):
+        book_scripts.chapter_of("import numpy as np\n")
+
+
+@relu_kernels_pending_if(COMPILED)  # the command runs the compiled backend
+def test_the_relu_command_prints_the_accuracies_of_the_books_ch05_script(
+        tmp_path):
+    # mnist-fast train --activation relu --seed s is the book's ch. 5 script
+    # after np.random.seed(s): the same batches, the same accuracies
+    from conftest import run_cli_relu
+
+    result = run_cli_relu("train", "--activation", "relu", "--seed", 3,
+                          "--iters", 601, "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    prefix = "train acc, test acc | "
+    printed = [tuple(map(float, line[len(prefix):].split(", ")))
+               for line in result.stdout.splitlines() if line.startswith(prefix)]
+    _, book_names = run(tmp_path, "ch05_train_neuralnet", classes="book",
+                        seed=3, iters_num=601)
+    assert len(printed) == 2
+    assert printed == list(zip(book_names["train_acc_list"],
+                               book_names["test_acc_list"]))

@@ -15,6 +15,7 @@ def _arrays(net):
         "format": np.array(model_file.FORMAT),
         "format_version": np.array(model_file.FORMAT_VERSION),
         "layer_sizes": np.array([net.input_size, net.hidden_size, net.output_size]),
+        "activation": np.array(net.activation),
         **net.params,
     }
 
@@ -105,8 +106,8 @@ def test_truncated_archive(tmp_path, net):
 @pytest.mark.parametrize("change, message", [
     (lambda a: a.pop("W2"), r"missing W2 \(expected format, format_version, "),
     (lambda a: a.update(format=np.array("something.else")), "format is"),
-    (lambda a: a.update(format_version=np.array(2)),
-     "format version 2 is not supported .*newer.*reads version 1"),
+    (lambda a: a.update(format_version=np.array(3)),
+     "format version 3 is not supported .*newer.*reads versions 1 and 2"),
     (lambda a: a.update(format_version=np.array(0.5)), "format_version must be an integer"),
     (lambda a: a.update(layer_sizes=np.array([20, 7])), "layer_sizes must be 3 integers"),
     (lambda a: a.update(layer_sizes=np.array([20, 7, 1])), "output >= 2"),

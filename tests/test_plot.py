@@ -338,3 +338,18 @@ def test_a_figure_shows_itself_as_png_in_jupyter(history):
     # backend has registered a formatter (no %matplotlib inline)
     png = plot_loss(history)._repr_png_()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_a_title_says_which_run_it_is(history, tmp_path):
+    # what mnist-fast train --plot-dir writes: which network ran
+    title = "784-50-10, relu hidden layer, seed 0"
+    assert plot_loss(history, title=title).axes[0].get_title() == title
+    assert plot_loss(history, smooth=5, title=title).axes[0].get_title() == (
+        f"{title}; train loss, trailing mean over 5 iterations")
+    fig = plot_accuracy(history, tmp_path / "accuracy.png", title=title)
+    assert fig.axes[0].get_title() == title
+    assert png_size(tmp_path / "accuracy.png") == (640, 480)
+    assert plot_accuracy(history).axes[0].get_title() == ""  # the book's
+    for plot in (plot_loss, plot_accuracy):
+        with pytest.raises(TypeError, match="title must be a str, got int 3"):
+            plot(history, title=3)

@@ -3,12 +3,16 @@
 * ``ch04_train_neuralnet.py``: ch. 4's training loop (numerical gradient on,
   as printed; the backprop line below it);
 * ``ch05_gradient_check.py``: ch. 5's check of backprop against the
-  numerical gradient.
+  numerical gradient (on ch. 4's class; ``variant(..., chapter="ch05")``
+  runs it on ch. 5's, as the book does);
+* ``ch05_train_neuralnet.py``: ch. 5's training loop (ch. 4's, backprop
+  on) on ch. 5's class, :mod:`mnist_fast.ch05`.
 
 Run one as it is, ``python -m mnist_fast.book_scripts.ch05_gradient_check``,
 or copy it out of this folder.  :func:`variant` makes the versions the tests
 and benchmarks run: the book's own classes instead of mnist_fast's, a seed,
-the other gradient line, fewer iterations -- each edit one a learner makes.
+the other gradient line, fewer iterations, another backend -- each edit
+one a learner makes.
 """
 
 import contextlib
@@ -17,13 +21,22 @@ import runpy
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("ch04_train_neuralnet", "ch05_gradient_check")
-#: The imports of every script here, and those of the book's classes.
+SCRIPTS = ("ch04_train_neuralnet", "ch05_gradient_check",
+           "ch05_train_neuralnet")
+#: The imports of a script on each chapter's ``TwoLayerNet``: mnist_fast's
+#: (those of the scripts here), and the book's code.
 IMPORTS = {
-    "mnist_fast": "from mnist_fast import load_mnist, TwoLayerNet\n",
-    "book": ("from mnist_fast import load_mnist\n"
-             "from mnist_fast.reference import TwoLayerNet\n"),
+    "ch04": {"mnist_fast": "from mnist_fast import load_mnist, TwoLayerNet\n",
+             "book": ("from mnist_fast import load_mnist\n"
+                      "from mnist_fast.reference import TwoLayerNet\n")},
+    "ch05": {"mnist_fast": ("from mnist_fast import load_mnist\n"
+                            "from mnist_fast.ch05 import TwoLayerNet\n"),
+             "book": ("from mnist_fast import load_mnist\n"
+                      "from mnist_fast.reference import LayerNet as "
+                      "TwoLayerNet\n")},
 }
+#: The line of every script here that makes the network.
+NETWORK_LINE = "network = TwoLayerNet(input_size=784, hidden_size=50, output_size=10)"
 GRADIENT_LINES = {
     "numerical": "    grad = network.numerical_gradient(x_batch, t_batch)\n",
     "backprop": "    grad = network.gradient(x_batch, t_batch)\n",
@@ -43,8 +56,19 @@ def _replace_once(text, old, new):
     return text.replace(old, new)
 
 
-def variant(name, *, classes="mnist_fast", seed=None, gradient=None,
-            iters_num=None):
+def chapter_of(text):
+    """The chapter (a key of :data:`IMPORTS`) whose mnist_fast class the
+    script ``text`` imports."""
+    found = [ch for ch, imports in IMPORTS.items()
+             if imports["mnist_fast"] in text]
+    if len(found) != 1:
+        raise ValueError("the script does not import exactly one chapter's "
+                         "TwoLayerNet from mnist_fast")
+    return found[0]
+
+
+def variant(name, *, classes="mnist_fast", chapter=None, seed=None,
+            gradient=None, iters_num=None, backend=None):
     """Script ``name`` edited as a learner edits it.
 
     Parameters
@@ -52,14 +76,29 @@ def variant(name, *, classes="mnist_fast", seed=None, gradient=None,
     classes : {"mnist_fast", "book"}
         Whose ``TwoLayerNet`` it imports: mnist_fast's, or the book's code
         (:mod:`mnist_fast.reference`).
+    chapter : {"ch04", "ch05"}, optional
+        Which chapter's ``TwoLayerNet`` (default: the script's own).
     seed : int, optional
         Adds ``np.random.seed(seed)`` after ``import numpy as np``.
     gradient : {"numerical", "backprop"}, optional
         For ch. 4: which ``grad =`` line is on (the other is commented).
     iters_num : int, optional
-        For ch. 4: the ``iters_num = 10000`` line with another count.
+        For the training scripts: the ``iters_num = 10000`` line with
+        another count.
+    backend : str, optional
+        With mnist_fast's classes: ``backend=...`` added to the network's
+        constructor.
     """
-    text = _replace_once(source(name), IMPORTS["mnist_fast"], IMPORTS[classes])
+    text = source(name)
+    own = chapter_of(text)
+    text = _replace_once(text, IMPORTS[own]["mnist_fast"],
+                         IMPORTS[chapter or own][classes])
+    if backend is not None:
+        if classes != "mnist_fast":
+            raise ValueError("backend is an argument of mnist_fast's classes, "
+                             f"not of the {classes!r} ones")
+        text = _replace_once(text, NETWORK_LINE,
+                             f"{NETWORK_LINE[:-1]}, backend={backend!r})")
     if seed is not None:
         text = _replace_once(text, "import numpy as np\n",
                              f"import numpy as np\nnp.random.seed({int(seed)})\n")
