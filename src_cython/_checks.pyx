@@ -83,14 +83,15 @@ cdef inline Py_ssize_t onehot_row(const floating* row,
     """The column of the 1 of ``row[:K]``, or -1 unless it holds only 0s
     and exactly one 1 (NaN is neither)."""
     cdef Py_ssize_t k, cls = 0, ones = 0
-    cdef bint other = False
     cdef double v
-    for k in range(K):  # without branches, so that it vectorises
+    for k in range(K):  # branches: the 0s are predicted, which is faster
         v = row[k]
-        ones += v == 1.0
-        other |= (v != 1.0) & (v != 0.0)
-        cls = k if v == 1.0 else cls
-    return cls if ones == 1 and not other else -1
+        if v == 1.0:
+            ones += 1
+            cls = k
+        elif v != 0.0:
+            return -1
+    return cls if ones == 1 else -1
 
 
 cdef Py_ssize_t onehot_rows(const floating* t, Py_ssize_t N, Py_ssize_t K,
