@@ -7,6 +7,14 @@ or dtype) or ``ValueError`` (wrong shape or value) whose message names the
 argument and says what was expected and what was got.  What is accepted is
 written once, in docs/api.md ("Inputs and errors"); these functions are
 that contract.
+
+Every call checks its arguments as they are then: nothing is remembered
+between calls, so arrays written in place, replaced, reshaped or given
+another dtype are seen.  For the arrays of the book's loop the three
+boundary checks (:func:`as_inputs`, :func:`as_labels`, :func:`as_params`)
+are each one compiled call (``_checks.ready_*``) that passes only what the
+full check below would pass unchanged; anything else goes through the
+full check, which words every error.
 """
 
 import numbers
