@@ -7,6 +7,14 @@ or dtype) or ``ValueError`` (wrong shape or value) whose message names the
 argument and says what was expected and what was got.  What is accepted is
 written once, in docs/api.md ("Inputs and errors"); these functions are
 that contract.
+
+Every call checks its arguments as they are then: nothing is remembered
+between calls, so arrays written in place, replaced, reshaped or given
+another dtype are seen.  For the arrays of the book's loop the three
+boundary checks (:func:`as_inputs`, :func:`as_labels`, :func:`as_params`)
+are each one compiled call (``_checks.ready_*``) that passes only what the
+full check below would pass unchanged; anything else goes through the
+full check, which words every error.
 """
 
 import numbers
@@ -20,6 +28,11 @@ from . import kernels, reference
 #: The finiteness and one-hot scans: compiled (one GIL-free pass) when the
 #: kernels are built, else their NumPy twins; the same answers.
 _scans = kernels.checks if kernels.COMPILED else reference
+#: The fast paths of as_inputs, as_labels and as_params when compiled: one
+#: call that passes what these checks would pass unchanged (the arrays of
+#: the book's loop) and answers "not ready" for anything else, which the
+#: full checks below then decide.  None without the kernels.
+_ready = kernels.checks if kernels.COMPILED else None
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 _FLOAT64 = np.dtype(np.float64)
@@ -188,6 +201,9 @@ def as_inputs(x, n_features, name="x", num_threads=1):
         C-contiguous float32 or float64 array (``x`` itself when it already
         is one).
     """
+    if _ready is not None and _ready.ready_inputs(x, n_features, MAX_INDEX,
+                                                  num_threads):
+        return x
     arr = _as_array(x, name)
     kind = arr.dtype.kind
     if kind not in "biuf" or arr.dtype.names is not None:
@@ -241,6 +257,10 @@ def as_labels(t, n_samples, n_classes, name="t", x_name="x"):
     numpy.ndarray
         C-contiguous ``np.intp`` class indices of shape (n_samples,).
     """
+    if _ready is not None:
+        classes = _ready.ready_labels(t, n_samples, n_classes)
+        if classes is not None:
+            return classes
     arr = _as_array(t, name)
     kind = arr.dtype.kind
     if kind not in "iuf" or arr.dtype.names is not None:
@@ -317,6 +337,10 @@ def as_params(params, shapes):
         ``W1, b1, W2, b2`` as C-contiguous float64 arrays (the user's own
         arrays when they already are).
     """
+    if _ready is not None:
+        checked = _ready.ready_params(params, PARAM_NAMES, shapes)
+        if checked is not None:
+            return checked
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict, got {describe(params)}")
     missing = [k for k in PARAM_NAMES if k not in params]
