@@ -139,7 +139,8 @@ cdef struct Work:
     double* W2T             # (K, H) W2 transposed
     double* z               # (B, H) activation(a1), rows ld apart
     double* dy              # (B, K) (softmax(a2) - onehot(t)) / B
-    double* dz1             # (B, H) activation'(a1) * (dy @ W2.T), rows ld apart
+    double* dz1             # (B, H) activation'(a1) * (dy @ W2.T), rows ld
+                            #        apart
     Py_ssize_t ld           # H, or more to start each row on a cache line
     double* dyT             # (K, B) scratch
     double* gW2T            # (K, H) scratch

@@ -521,7 +521,8 @@ cdef inline Py_ssize_t predicted_class(
     return best
 
 
-cdef inline Py_ssize_t score_class(const double* a, Py_ssize_t K) noexcept nogil:
+cdef inline Py_ssize_t score_class(const double* a,
+                                   Py_ssize_t K) noexcept nogil:
     """numpy.argmax of a row of scores: the first of the largest, or the
     first NaN when there is one (numpy's argmax takes NaN as the largest)."""
     cdef Py_ssize_t k, best = 0

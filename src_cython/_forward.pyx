@@ -342,7 +342,8 @@ cdef inline Py_ssize_t block_correct(
         z = w + block_rows(net.H) * hidden_ld(net.H) + D
         block_logits(x, D, k, nb, N, net, w, z, K)
         for b in range(k * N // nb, (k + 1) * N // nb):
-            correct += row_class_of(z + (b - k * N // nb) * K, K, scores) == t[b]
+            correct += row_class_of(z + (b - k * N // nb) * K, K,
+                                    scores) == t[b]
         return correct
     rows, Hp = screen_rows(sc), sc.Hp
     a1f = <float*> w
