@@ -18,6 +18,7 @@ from mnist_fast import book, kernels, reference
 from mnist_fast.compiled_engine import CompressedRows
 from mnist_fast.screen import screen_for
 from conftest import ATOL, KEYS, requires_compiled, trained_params
+from test_screen import leading_pair  # classes 3 and 4 (nearly) tied
 
 # every test here runs once per SIMD variant of the kernels
 pytestmark = [requires_compiled, pytest.mark.usefixtures("simd_variant")]
@@ -231,18 +232,6 @@ def test_counts_at_the_kink(mnist):
     (x, t), _ = mnist
     x, t = x[:1000], t[:1000]
     assert_counts_like_book(kinked_params(x[:50], seed=9), x, t)
-
-
-def leading_pair(gap):
-    """Weights whose classes 3 and 4 lead every row, apart by gap * (z @ r):
-    an exact tie or a near one whose winner varies by row."""
-    p = trained_params((784, 50, 10), seed=3)
-    r = np.random.default_rng(3).standard_normal(50)
-    r -= r.mean()
-    p["W2"][:, 3] = 5 * np.abs(p["W2"][:, 3])
-    p["W2"][:, 4] = p["W2"][:, 3] + gap * r
-    p["b2"][4] = p["b2"][3]
-    return p
 
 
 @pytest.mark.parametrize("gap", [0.0, 1e-9, 1e-5])
