@@ -122,12 +122,13 @@ def kinked_params(x, seed):
     rng = np.random.default_rng(seed)
     D, H, K = x.shape[1], 30, 10
     W1 = rng.integers(-8, 9, (D, H)) * 2.0**-8
+    W1[:, 0] = -0.0
     exact = np.asarray(x, dtype=np.float64) @ W1
     rows = rng.integers(0, x.shape[0], H)
     b1 = -exact[rows, np.arange(H)]
     near = np.arange(H) % 3 == 1
     b1[near] += rng.uniform(-1e-4, 1e-4, near.sum())
-    W1[:, 0], b1[0] = -0.0, -0.0
+    b1[0] = -0.0
     a1 = exact + b1
     assert (a1 == 0).sum() >= H // 3
     assert (np.abs(a1[rows[near], np.arange(H)[near]]) < 1e-4).all()
@@ -147,7 +148,7 @@ def test_pre_activations_at_the_kink(mnist, batch):
 
 def test_the_gradient_uses_the_books_mask(mnist):
     """At a pre-activation of exactly 0 the gradient passes nothing (the
-    book's ``x <= 0``): ``x >= 0`` or ``x > 0`` on the kernel's side would
+    book's mask ``x <= 0``): a mask ``x < 0``, which would pass it, would
     differ from the book's layers here by far more than 1e-12."""
     (x_train, t_train), _ = mnist
     x, t = x_train[:1], t_train[:1].astype(np.intp)
@@ -285,6 +286,9 @@ def large_hidden_units(rows=40, seed=11):
 
 
 def test_screen_bound_scales_with_the_hidden_units():
+    """The ReLU's bound grows with the row's hidden units: on these rows
+    the sigmoid's coefficients would let the screen decide a quarter of
+    them wrongly; the ReLU's leave them to the float64 pass."""
     p, x, winners = large_hidden_units()
     for t in (winners, winners ^ 1):  # right, then wrong labels
         assert_counts_like_book(p, x, t, threads=(1,))
