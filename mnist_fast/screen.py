@@ -4,15 +4,20 @@ sure, from a float32 forward pass.
 ``accuracy`` needs, for each row, the class of the largest logit of the
 float64 forward pass (the book's ``argmax``).  The compiled kernel first
 runs the row's forward pass in float32 (half the bytes and half the vector
-operations of float64: ``x @ W1``, the sigmoid and ``z @ W2``) and takes
+operations of float64: ``x @ W1``, the hidden layer and ``z @ W2``) and takes
 the class it gives when the largest logit leads the others by more than
 twice a rigorous bound on how far the float32 logits can be from the
 float64 ones; otherwise it runs the float64 pass.  The count is therefore
 the float64 one, row for row.
 
-The bound, for a row with ``n`` nonzeros ``x`` (``S = sum |x|``), unit
-roundoffs ``u = 2**-24`` (float32) and ``v = 2**-53`` (float64), ``H``
-hidden units (``Hp`` padded) and ``gamma(m) = m u / (1 - m u)``:
+The bound depends on the hidden layer's activation: :func:`screen_for`
+gives the screen of the sigmoid (the book's ch. 4) or of the ReLU (ch. 5)
+network, and the kernel refuses a screen made for the other one.
+
+The sigmoid's bound, for a row with ``n`` nonzeros ``x`` (``S = sum
+|x|``), unit roundoffs ``u = 2**-24`` (float32) and ``v = 2**-53``
+(float64), ``H`` hidden units (``Hp`` padded) and ``gamma(m) = m u / (1 -
+m u)``:
 
 * ``|a1_32[j] - a1_64[j]| <= c S M[j] + (n (1 + max M) + S) 2**-150`` with
   ``c = 1.001 (n + 4) u / (1 - (n + 4) u)``, ``M[j] = max_i |W1[i, j]|``:
@@ -55,11 +60,55 @@ that pass).  Rows of more than ``max_nnz`` nonzeros, where ``(n + 4) u``
 would exceed 2**-10, skip the screen, so that ``c <= n4s_c (n + 4)`` with
 the constant ``n4s_c = 1.001 u / (1 - 2**-10)``.  Weights of ``LARGEST`` or
 more turn the screen off (float32 holds up to 3.4e38).
+
+The ReLU's bound, for the same row: ``x @ W1`` is the same float32 sum
+as the sigmoid's, so the first item above holds as it is (call it
+``A[j]``).  Then:
+
+* ``z = relu(t)`` is exact in either precision (a comparison and a
+  choice) and 1-Lipschitz: ``|z_32[j] - z_64[j]| <= |t_32[j] - t_64[j]|``
+  with ``t_32 = fl32(a1_32 + fl32(b1))`` and ``t_64 = fl64(a1_64 + b1)``:
+  no ``SIGMOID32_ERROR`` term, and no 1/4.  That difference is at most
+  the float32 rounding of the sum, ``u |t_32[j]| <= u big`` (``big`` is
+  the row's largest ``|t_32|``, which the pass measures, as the
+  sigmoid's; a sum whose result is subnormal is exact), that of ``b1``
+  (``u max |b1| + 2**-150``), ``A[j]``, and the float64 rounding of the
+  sum, ``v |t_64[j]| <= v (big + E[j])``: so ``E[j] = |t_32[j] -
+  t_64[j]| <= ((u + v) big + u max |b1| + 2**-150 + A[j]) / (1 - v)``.
+* ``z`` is no longer within [0, 1], and the output layer's rounding
+  scales with it: the float32 ``z`` are at most ``big`` (``relu(t) <=
+  |t|``), the float64 ones at most ``big + E[j]``.  (``big`` takes the
+  place of the a-priori bound ``max_j (S M[j] + |b1[j]|)`` on ``|t|``,
+  which it can exceed by the rounding only, and is usually far below.)
+  With ``r = 2 (H + 2) v``,
+  ``|a2_32[k] - a2_64[k]|`` is at most ``(1 + r) sum_j |W2[j, k]| E[j]``
+  (the z errors, through the float64 sum too), plus ``(u + gamma(Hp + 1)
+  (1 + u) + r) (big sum_j |W2[j, k]| + |b2[k]|)`` (the float32 pass's
+  rounding of ``W2``, ``b2`` and of its sum, and the float64 pass's
+  sum), plus ``2 (Hp + 1) 2**-150 (1 + big)`` (float32 underflow of
+  ``W2`` rounded, of the products and of ``b2``, doubled to cover the
+  sum's rounding of them).
+* Over the classes, ``sum_j |W2[j, k]| + |b2[k]| <= amax``, ``sum_j
+  |W2[j, k]| M[j] <= vmax`` and ``big sum_j |W2[j, k]| + |b2[k]| <= (big
+  + 1) amax``: the per-row form above, with ``f = (1 + r) / (1 - v)``,
+  ``n4s = f n4s_c vmax``, ``per_n = f (1 + max M) 2**-150 amax``, ``per_s
+  = f 2**-150 amax``, ``per_big = f (u + v) amax + o`` and ``const = f (u
+  max |b1| + 2**-150) amax + o``, ``o = (u + gamma(Hp + 1) (1 + u) + r)
+  amax + 2 (Hp + 1) 2**-150`` (each rounded up by ``UP``).
+
+For the scores' argmax (``count_correct(..., scores=True)``, the book's
+ch. 5 ``accuracy``) the float32 leader's class is the float64 argmax
+whenever it leads the next by more than ``2 delta``: the float64 scores
+are then finite and the leader's strictly the largest, whatever ties the
+others have.  The kernel drops ``tie`` there: it serves the
+probabilities' rule only.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from .book import ACTIVATIONS
 
 #: Weights of this size or more turn the screen off (float32 overflows).
 LARGEST = 1e30
@@ -80,12 +129,15 @@ UP = 1.0 + 1e-12
 @dataclass(frozen=True)
 class Screen:
     """The float32 weights and the per-row bound's coefficients (see the
-    module docstring), as the kernel ``count_correct`` reads them."""
+    module docstring), as the kernel ``count_correct`` reads them; the
+    bound is for the hidden layer ``activation`` (its kernel code, the
+    position in :data:`mnist_fast.book.ACTIVATIONS`)."""
 
     W1: np.ndarray      # (D, Hp) float32
     b1: np.ndarray      # (Hp,)
     W2: np.ndarray      # (Hp, Kp)
     b2: np.ndarray      # (Kp,)
+    activation: int
     n4s: float
     per_n: float
     per_s: float
@@ -102,9 +154,13 @@ def _padded(a, shape):
     return out
 
 
-def screen_for(p):
-    """The :class:`Screen` of the parameters ``p``, or None (screen off)
-    when a weight is too large for float32."""
+def screen_for(p, activation="sigmoid"):
+    """The :class:`Screen` of the parameters ``p`` for the hidden layer
+    ``activation`` (a name of :data:`mnist_fast.book.ACTIVATIONS`), or None
+    (screen off) when a weight is too large for float32."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got "
+                         f"{activation!r}")
     W1, b1, W2, b2 = p["W1"], p["b1"], p["W2"], p["b2"]
     D, H = W1.shape
     K = W2.shape[1]
@@ -119,6 +175,17 @@ def screen_for(p):
     amax = float((np.abs(W2).sum(axis=0) + np.abs(b2)).max()) * UP
     Hp, Kp = -(-H // 8) * 8, -(-K // 8) * 8
     gamma = (Hp + 1) * U32 / (1.0 - (Hp + 1) * U32)
+    n4s_c = 1.001 * U32 / (1.0 - 2.0**-10)
+    bound = _relu_bound if activation == "relu" else _sigmoid_bound
+    return Screen(
+        _padded(W1, (D, Hp)), _padded(b1, (Hp,)), _padded(W2, (Hp, Kp)),
+        _padded(b2, (Kp,)), ACTIVATIONS.index(activation),
+        **bound(H=H, Hp=Hp, mmax=mmax, bmax=bmax, vmax=vmax, amax=amax,
+                gamma=gamma, n4s_c=n4s_c))
+
+
+def _sigmoid_bound(H, Hp, mmax, bmax, vmax, amax, gamma, n4s_c):
+    """The coefficients of the sigmoid's per-row bound (module docstring)."""
     # the float32 pass's z errors (sigmoid, rounding a + b and b1) and its
     # output layer (W2, b2 rounded, a sum of Hp + 1 terms, underflow)
     z_error = SIGMOID32_ERROR + 0.225 * U32 + (U32 * bmax + 2 * TINY32) / 4
@@ -127,13 +194,28 @@ def screen_for(p):
     # the float64 pass's rounding of its input (5e-16 with the sigmoid's)
     # and of z @ W2 + b2
     const = (5e-16 + 2.0 * (H + 2) * U64) * amax * UP + tail
-    n4s_c = 1.001 * U32 / (1.0 - 2.0**-10)
-    return Screen(
-        _padded(W1, (D, Hp)), _padded(b1, (Hp,)), _padded(W2, (Hp, Kp)),
-        _padded(b2, (Kp,)),
+    return dict(
         n4s=n4s_c / 4.0 * (1.0 + U64) * vmax * UP,
         per_n=(1.0 + mmax) * TINY32 * amax * UP,
         per_s=TINY32 * amax * UP,
         per_big=U64 * amax * UP,
         const=const,
+    )
+
+
+def _relu_bound(H, Hp, mmax, bmax, vmax, amax, gamma, n4s_c):
+    """The coefficients of the ReLU's per-row bound (module docstring)."""
+    r = 2.0 * (H + 2) * U64
+    # the z errors E[j] through the output layers, per unit of their terms
+    f = (1.0 + r) / (1.0 - U64) * UP
+    # the output layers' rounding per unit of big sum |W2| + |b2|, and
+    # float32 underflow there (per unit of 1 + big)
+    output = (U32 + gamma * (1.0 + U32) + r) * amax
+    underflow = 2.0 * (Hp + 1) * TINY32
+    return dict(
+        n4s=f * n4s_c * vmax,
+        per_n=f * (1.0 + mmax) * TINY32 * amax,
+        per_s=f * TINY32 * amax,
+        per_big=(f * (U32 + U64) * amax + output + underflow) * UP,
+        const=(f * (U32 * bmax + TINY32) * amax + output + underflow) * UP,
     )

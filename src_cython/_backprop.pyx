@@ -7,7 +7,8 @@ The arithmetic is the book's ``TwoLayerNet.gradient``::
 
     dy = (softmax(a2) - onehot(t)) / N
     gW2 = z1.T @ dy,  gb2 = sum(dy),  da1 = dy @ W2.T
-    dz1 = (1 - sigmoid(a1)) * sigmoid(a1) * da1
+    dz1 = (1 - sigmoid(a1)) * sigmoid(a1) * da1     (ch. 4)
+       or 0 where a1 <= 0, else da1                 (ch. 5's Relu)
     gW1 = x.T @ dz1,  gb1 = sum(dz1)
 
 with x @ W1 and x.T @ dz1 computed over the nonzero pixels only: by blocks
@@ -30,13 +31,14 @@ from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
-from _common cimport (Block, Grads, Net, block_hidden, block_rows, block_input_gradient,
+from _common cimport (RELU, Block, Grads, Net, activate_rows, block_hidden,
+                      block_rows, block_input_gradient,
                       block_masks, check_rows, combine_rows, count_nonzeros,
                       cross_entropy_row, gather_nonzeros, grads_of,
                       logits_sparse_row, mf_barrier,
-                      mf_prefetch, mf_sigmoid_rows, mf_team_size,
+                      mf_prefetch, mf_team_size,
                       free_scratch, hidden_ld, mf_update_in_place,
-                      mf_vector_matrix, n_blocks, net_of, sigmoid_only,
+                      mf_vector_matrix, n_blocks, net_of,
                       output_rows, scratch_rows, softmax_row,
                       softmax_rows)
 
@@ -65,18 +67,24 @@ cdef inline void probability_delta_row(
 
 
 cdef inline void hidden_delta_row(
-    const double* z,        # IN  (H,)   sigmoid(a1) of one row
+    const double* z,        # IN  (H,)   the hidden layer of one row
     const double* dy,       # IN  (K,)   its dy
     const double* W2T,      # IN  (K, H) W2 transposed
-    Py_ssize_t H,
-    Py_ssize_t K,
-    double* dz1,            # OUT (H,)   sigmoid'(a1) * (dy @ W2.T)
+    const Net* net,         # IN  H, K and the activation
+    double* dz1,            # OUT (H,)   activation'(a1) * (dy @ W2.T)
 ) noexcept nogil:
-    """One row of dz1 = (1 - z) z (dy @ W2.T)."""
-    cdef Py_ssize_t j
-    mf_vector_matrix(dy, K, W2T, H, H, dz1)
-    for j in range(H):
-        dz1[j] = ((1.0 - z[j]) * z[j]) * dz1[j]
+    """One row of dz1 from da1 = dy @ W2.T: (1 - z) z da1 for the
+    sigmoid; for the ReLU the book's mask, 0 where a1 <= 0 and da1 where
+    not -- where z = relu(a1) <= 0, as z is 0 exactly where a1 <= 0 (and
+    NaN where a1 is: the book's mask passes da1 there)."""
+    cdef Py_ssize_t j, H = net.H
+    mf_vector_matrix(dy, net.K, W2T, H, H, dz1)
+    if net.activation == RELU:
+        for j in range(H):
+            dz1[j] = 0.0 if z[j] <= 0.0 else dz1[j]
+    else:
+        for j in range(H):
+            dz1[j] = ((1.0 - z[j]) * z[j]) * dz1[j]
 
 
 cdef inline void batch_sums(
@@ -129,9 +137,10 @@ cdef struct Csr:
 cdef struct Work:
     # The forward and backward pass of a batch of B rows.
     double* W2T             # (K, H) W2 transposed
-    double* z               # (B, H) sigmoid(a1), rows ld apart
+    double* z               # (B, H) activation(a1), rows ld apart
     double* dy              # (B, K) (softmax(a2) - onehot(t)) / B
-    double* dz1             # (B, H) sigmoid'(a1) * (dy @ W2.T), rows ld apart
+    double* dz1             # (B, H) activation'(a1) * (dy @ W2.T), rows ld
+                            #        apart
     Py_ssize_t ld           # H, or more to start each row on a cache line
     double* dyT             # (K, B) scratch
     double* gW2T            # (K, H) scratch
@@ -256,7 +265,7 @@ cdef void forward_and_columns(
                               indptr[row + 1] - indptr[row], net,
                               w.z + b * H, w.dy + b * K)
             output_delta_row(w.dy + b * K, K, csr.labels[row], <double> B)
-            hidden_delta_row(w.z + b * H, w.dy + b * K, w.W2T, H, K,
+            hidden_delta_row(w.z + b * H, w.dy + b * K, w.W2T, net,
                              w.dz1 + b * H)
 
 
@@ -307,15 +316,15 @@ cdef inline void batch_layout(
 cdef inline void block_deltas(
     Work* w, const Block* blk, const Net* net, const Py_ssize_t* t, double n,
 ) noexcept nogil:
-    """A block's rows of z = sigmoid(a1 + b1) (a1 in z), dy and dz1."""
+    """A block's rows of z = activation(a1 + b1) (a1 in z), dy and dz1."""
     cdef Py_ssize_t b, f = blk.first
-    mf_sigmoid_rows(w.z + f * w.ld, w.ld, blk.n, net.b1, net.H)
+    activate_rows(w.z + f * w.ld, w.ld, blk.n, net)
     output_rows(w.z + f * w.ld, w.ld, blk.n, net, w.dy + f * net.K, net.K)
     softmax_rows(w.dy + f * net.K, blk.n, net.K)
     for b in range(f, f + blk.n):
         probability_delta_row(w.dy + b * net.K, net.K, t[b], n)
-        hidden_delta_row(w.z + b * w.ld, w.dy + b * net.K, w.W2T, net.H,
-                         net.K, w.dz1 + b * w.ld)
+        hidden_delta_row(w.z + b * w.ld, w.dy + b * net.K, w.W2T, net,
+                         w.dz1 + b * w.ld)
 
 
 def gradient(
@@ -334,7 +343,6 @@ def gradient(
     the blocks in order, and the last one the sums of z.T @ dy, dy and dz1.
     """
     cdef Net net = net_of(params, activation)
-    sigmoid_only(&net)
     cdef Grads g = grads_of(grads, &net)
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0]:
@@ -440,7 +448,6 @@ cdef class SGDTrainer:
     def __init__(self, rows, dict params, int activation,
                  Py_ssize_t batch_size, double learning_rate, double guard):
         self.net = net_of(params, activation)
-        sigmoid_only(&self.net)
         self.W1, self.b1 = params["W1"], params["b1"]
         self.W2, self.b2 = params["W2"], params["b2"]
         self.indptr, self.indices, self.labels = rows.indptr, rows.indices, rows.t

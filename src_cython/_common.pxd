@@ -4,7 +4,8 @@
 # object and never fails, so it can run inside ``prange`` without the GIL.
 # The formulas are the book's, written out per element:
 #
-#   a1 = x @ W1 + b1,  z1 = sigmoid(a1) = 1 / (1 + exp(-a1)),
+#   a1 = x @ W1 + b1,  z1 = sigmoid(a1) = 1 / (1 + exp(-a1))  (ch. 4)
+#                      or z1 = relu(a1) = 0 where a1 <= 0, else a1  (ch. 5),
 #   a2 = z1 @ W2 + b2, y = softmax(a2) (max-shifted),
 #   loss = -log(y[t] + guard)   (the book's guard, 1e-7: mnist_fast/book.py).
 #
@@ -234,6 +235,47 @@ cdef inline int sigmoid_only(const Net* net) except -1:
     return 0
 
 
+cdef inline void relu_bias(
+    double* z,              # IN/OUT (n,) x @ W1 in, relu(x @ W1 + b) out
+    const double* b,        # IN  (n,)
+    Py_ssize_t n,
+) noexcept nogil:
+    """The book's Relu of a + b: 0 where it is <= 0 (-0.0 too), else
+    itself (a NaN stays NaN, as the book's mask leaves it)."""
+    cdef Py_ssize_t j
+    cdef double a
+    for j in range(n):
+        a = z[j] + b[j]
+        z[j] = 0.0 if a <= 0.0 else a
+
+
+cdef inline void activate_bias(
+    double* z,              # IN/OUT (n,) x @ W1 in, the hidden layer out
+    const Net* net,         # IN  b1 (n = H) and the activation
+) noexcept nogil:
+    """The hidden layer of one row: z = activation(z + b1)."""
+    if net.activation == RELU:
+        relu_bias(z, net.b1, net.H)
+    else:
+        mf_sigmoid_bias(z, net.b1, net.H)
+
+
+cdef inline void activate_rows(
+    double* z,              # IN/OUT (rows, H) x @ W1 in, the hidden layer
+    Py_ssize_t ld,          #     out, rows ld >= H rounded up to 4 apart
+    Py_ssize_t rows,
+    const Net* net,         # IN  b1 and the activation
+) noexcept nogil:
+    """``activate_bias`` of several rows (the sigmoid's exps in one
+    stream, see simd_rows.c)."""
+    cdef Py_ssize_t r
+    if net.activation == RELU:
+        for r in range(rows):
+            relu_bias(z + r * ld, net.b1, net.H)
+    else:
+        mf_sigmoid_rows(z, ld, rows, net.b1, net.H)
+
+
 cdef inline Grads grads_of(dict grads, const Net* net) except *:
     """The output arrays ``W1, b1, W2, b2`` of ``grads`` as Grads;
     ValueError when they are not shaped like ``net``."""
@@ -357,12 +399,12 @@ cdef inline void logits_sparse_row(
     const int* idx,         # IN  (nnz,) their columns
     Py_ssize_t nnz,
     const Net* net,         # IN  the parameters
-    double* z1,             # OUT (H,) sigmoid(x @ W1 + b1)
+    double* z1,             # OUT (H,) activation(x @ W1 + b1)
     double* a2,             # OUT (K,) z1 @ W2 + b2
 ) noexcept nogil:
     """The forward pass of one row given as (value, column) pairs."""
     combine_rows(val, idx, nnz, net.W1, net.H, z1)
-    mf_sigmoid_bias(z1, net.b1, net.H)
+    activate_bias(z1, net)
     output_row(z1, net, a2)
 
 
@@ -485,6 +527,32 @@ cdef inline Py_ssize_t predicted_class(
             softmax_row_libm(a, K)
             return first_max(a, K)
     return best
+
+
+cdef inline Py_ssize_t score_class(const double* a,
+                                   Py_ssize_t K) noexcept nogil:
+    """numpy.argmax of a row of scores: the first of the largest, or the
+    first NaN when there is one (numpy's argmax takes NaN as the largest)."""
+    cdef Py_ssize_t k, best = 0
+    for k in range(K):
+        if a[k] != a[k]:
+            return k
+        if a[k] > a[best]:
+            best = k
+    return best
+
+
+cdef inline Py_ssize_t row_class_of(
+    double* a,              # IN/OUT (K,) logits (see predicted_class)
+    Py_ssize_t K,
+    bint scores,            # IN  the class of the largest score (the book's
+                            #     ch. 5), not of the largest probability
+) noexcept nogil:
+    """The book's class of a row of logits: argmax of the scores, or of
+    their softmax probabilities."""
+    if scores:
+        return score_class(a, K)
+    return predicted_class(a, K)
 
 
 cdef inline double cross_entropy_row(
@@ -633,5 +701,5 @@ cdef inline void block_logits(
     blk.mask = <unsigned long long*> (scratch + block_rows(net.H) * ld)
     block_masks(x, ldx, &blk, k, nb, N, net.D)
     block_hidden(x, ldx, &blk, net, a, ld)
-    mf_sigmoid_rows(a, ld, blk.n, net.b1, net.H)
+    activate_rows(a, ld, blk.n, net)
     output_rows(a, ld, blk.n, net, out, ldo)

@@ -16,7 +16,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.float cimport DBL_EPSILON
 from libc.math cimport INFINITY, fabs, isfinite, log
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t
+from libc.string cimport memcpy
 
 from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
                       block_masks, block_rows, block_scratch, check_rows,
@@ -25,8 +26,8 @@ from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
                       mf_output32, mf_pixels_f32, mf_pixels_f64,
                       mf_pixels_times32_f32, mf_pixels_times32_f64, mf_prefetch,
                       mf_row_l1_f32, mf_row_l1_f64, mf_sigmoid32, n_blocks,
-                      SIGMOID, net_of, predicted_class, scratch_rows,
-                      sigmoid_only, softmax_rows)
+                      RELU, net_of, row_class_of, scratch_rows,
+                      softmax_rows)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -43,9 +44,6 @@ def predict(
 ):
     """The book's predict, by blocks of rows (see _common.Block)."""
     cdef Net net = net_of(params, activation)
-    sigmoid_only(&net)
-    if scores:
-        raise NotImplementedError("scores are not built")
     check_rows(x.shape[1], &net)
     if y.shape[0] != x.shape[0] or y.shape[1] != net.K:
         raise ValueError("y must be (len(x), K)")
@@ -58,8 +56,9 @@ def predict(
                         num_threads=n_threads):
             block_logits(&x[0, 0], net.D, k, nb, N, &net,
                          buf + threadid() * width, &y[k * N // nb, 0], K)
-            softmax_rows(&y[k * N // nb, 0], (k + 1) * N // nb - k * N // nb,
-                         K)
+            if not scores:
+                softmax_rows(&y[k * N // nb, 0],
+                             (k + 1) * N // nb - k * N // nb, K)
     finally:
         free_scratch(buf)
 
@@ -75,7 +74,6 @@ def loss(
 ):
     """Mean cross-entropy; rows are summed in order, whatever the threads."""
     cdef Net net = net_of(params, activation)
-    sigmoid_only(&net)
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0] or row_loss.shape[0] != x.shape[0]:
         raise ValueError("t and row_loss need one entry per row of x")
@@ -108,36 +106,52 @@ def loss(
 cdef struct Screen:
     # The float32 screen (mnist_fast/screen.py, which holds its bound):
     # W1, b1, W2, b2 in float32, padded to Hp hidden units and Kp classes,
-    # and the coefficients of the per-row bound.
+    # the hidden layer's activation (its bound's) and the coefficients of
+    # the per-row bound.
     const float* W1f          # (D, Hp)
     const float* b1f          # (Hp,)
     const float* W2f          # (Hp, Kp)
     const float* b2f          # (Kp,)
     Py_ssize_t Hp, Kp, max_nnz
+    int activation            # an Activation
     double n4s, per_n, per_s, per_big, const, tie
 
 
 cdef class ScreenArrays:
-    """A ``mnist_fast.screen.Screen`` as a Screen struct, its arrays held."""
+    """A ``mnist_fast.screen.Screen`` as a Screen struct, its arrays held
+    (made by ``screen_arrays``)."""
 
     cdef const float[:, ::1] W1f, W2f
     cdef const float[::1] b1f, b2f
     cdef Screen sc
 
-    def __init__(self, screen, Py_ssize_t D, Py_ssize_t H, Py_ssize_t K):
-        self.W1f, self.b1f = screen.W1, screen.b1
-        self.W2f, self.b2f = screen.W2, screen.b2
-        cdef Py_ssize_t Hp = self.W1f.shape[1], Kp = self.W2f.shape[1]
-        if not (self.W1f.shape[0] == D and Hp >= H and Hp % 8 == 0
-                and self.b1f.shape[0] == Hp and self.W2f.shape[0] == Hp
-                and Kp >= K and Kp % 8 == 0 and self.b2f.shape[0] == Kp):
-            raise ValueError("the screen does not fit the network")
-        cdef Screen* sc = &self.sc
-        sc.W1f, sc.b1f = &self.W1f[0, 0], &self.b1f[0]
-        sc.W2f, sc.b2f = &self.W2f[0, 0], &self.b2f[0]
-        sc.Hp, sc.Kp, sc.max_nnz = Hp, Kp, screen.max_nnz
-        sc.n4s, sc.per_n, sc.per_s = screen.n4s, screen.per_n, screen.per_s
-        sc.per_big, sc.const, sc.tie = screen.per_big, screen.const, screen.tie
+
+cdef ScreenArrays screen_arrays(screen, const Net* net, bint scores):
+    """The Screen of ``screen`` for the network ``net`` and its class rule
+    ``scores``; ValueError when it was made for other shapes or another
+    activation.  The near-tie margin ``tie`` serves the probabilities'
+    rule (see ``predicted_class``); the scores' argmax has none (0)."""
+    cdef ScreenArrays held = ScreenArrays.__new__(ScreenArrays)
+    held.W1f, held.b1f = screen.W1, screen.b1
+    held.W2f, held.b2f = screen.W2, screen.b2
+    cdef Py_ssize_t Hp = held.W1f.shape[1], Kp = held.W2f.shape[1]
+    if not (held.W1f.shape[0] == net.D and Hp >= net.H and Hp % 8 == 0
+            and held.b1f.shape[0] == Hp and held.W2f.shape[0] == Hp
+            and Kp >= net.K and Kp % 8 == 0 and held.b2f.shape[0] == Kp):
+        raise ValueError("the screen does not fit the network")
+    if screen.activation != net.activation:
+        raise ValueError(
+            f"the screen's bound is for activation code {screen.activation}, "
+            f"the network's is {net.activation}")
+    cdef Screen* sc = &held.sc
+    sc.W1f, sc.b1f = &held.W1f[0, 0], &held.b1f[0]
+    sc.W2f, sc.b2f = &held.W2f[0, 0], &held.b2f[0]
+    sc.Hp, sc.Kp, sc.max_nnz = Hp, Kp, screen.max_nnz
+    sc.activation = net.activation
+    sc.n4s, sc.per_n, sc.per_s = screen.n4s, screen.per_n, screen.per_s
+    sc.per_big, sc.const = screen.per_big, screen.const
+    sc.tie = 0.0 if scores else screen.tie
+    return held
 
 
 cdef inline Py_ssize_t screen_floats(const Screen* sc, Py_ssize_t D) noexcept nogil:
@@ -175,6 +189,7 @@ cdef inline Py_ssize_t row_class(
     double s,                 # IN  l1_bound of the row (when screened)
     const Screen* sc,         # IN  the float32 screen to try first, or NULL
     const Net* net,           # IN  the parameters
+    bint scores,              # IN  argmax of the scores, not probabilities
     double* z,                # scratch (H + K,)
     float* f,                 # scratch (nnz + Hp + Kp,) floats (screened)
 ) noexcept nogil:
@@ -185,7 +200,7 @@ cdef inline Py_ssize_t row_class(
         cls = screened_class(values, indices, nnz, s, sc, net.K, f)
     if cls < 0:
         logits_sparse_row(values, indices, nnz, net, z, z + net.H)
-        cls = predicted_class(z + net.H, net.K)
+        cls = row_class_of(z + net.H, net.K, scores)
     return cls
 
 
@@ -216,9 +231,36 @@ cdef inline Py_ssize_t screened_class(
     return screen_decision(zf, nnz, s, sc, K, a2f)
 
 
+cdef inline float relu32(
+    float* a,                 # IN/OUT (n,) x @ W1 in, relu(x @ W1 + b) out
+    const float* b,           # IN  (n,)
+    Py_ssize_t n,
+) noexcept nogil:
+    """The screen's float32 ReLU (exact, as the book's of the rounded sum
+    a + b); returns max |a + b|, or inf when one is not finite.
+
+    The largest |a + b| is taken on its bits, whose order as integers is
+    the order of floats >= 0, inf and NaN above every finite one: an
+    integer max, which the compiler vectorises (a float one it may not, for
+    NaN's sake)."""
+    cdef Py_ssize_t j
+    cdef float v, big
+    cdef uint32_t bits, most = 0
+    for j in range(n):
+        v = a[j] + b[j]
+        memcpy(&bits, &v, sizeof(float))
+        bits = bits & 0x7fffffffu
+        most = bits if bits > most else most
+        a[j] = <float> 0.0 if v <= <float> 0.0 else v
+    if most >= 0x7f800000u:  # inf or NaN
+        return INFINITY
+    memcpy(&big, &most, sizeof(float))
+    return big
+
+
 cdef inline Py_ssize_t screen_decision(
     float* zf,                # IN/OUT (Hp,) the row's float32 x @ W1 in,
-                              #     its sigmoid out
+                              #     its hidden layer out
     Py_ssize_t nnz,           # IN  the row's nonzeros
     double s,                 # IN  sum |x| over the row (at least)
     const Screen* sc,         # IN  the screen's weights and bound
@@ -229,7 +271,10 @@ cdef inline Py_ssize_t screen_decision(
     decides it for sure, or -1 (see ``mnist_fast/screen.py``)."""
     cdef Py_ssize_t k, best = 0
     cdef double big, delta, first = -INFINITY, second = -INFINITY
-    big = mf_sigmoid32(zf, sc.b1f, sc.Hp)
+    if sc.activation == RELU:
+        big = relu32(zf, sc.b1f, sc.Hp)
+    else:
+        big = mf_sigmoid32(zf, sc.b1f, sc.Hp)
     if not big < INFINITY:
         return -1
     mf_output32(zf, sc.Hp, sc.W2f, sc.Kp, sc.b2f, a2f)
@@ -271,6 +316,7 @@ cdef inline Py_ssize_t block_correct(
     const Py_ssize_t* t,      # IN  (N,) their labels
     const Screen* sc,         # IN  the float32 screen to try first, or NULL
     const Net* net,           # IN  the parameters
+    bint scores,              # IN  argmax of the scores, not probabilities
     double* w,                # scratch (block_width(sc, net),) on a cache line
 ) noexcept nogil:
     """How many rows of block k have the book's class ``t``.
@@ -296,7 +342,8 @@ cdef inline Py_ssize_t block_correct(
         z = w + block_rows(net.H) * hidden_ld(net.H) + D
         block_logits(x, D, k, nb, N, net, w, z, K)
         for b in range(k * N // nb, (k + 1) * N // nb):
-            correct += predicted_class(z + (b - k * N // nb) * K, K) == t[b]
+            correct += row_class_of(z + (b - k * N // nb) * K, K,
+                                    scores) == t[b]
         return correct
     rows, Hp = screen_rows(sc), sc.Hp
     a1f = <float*> w
@@ -332,7 +379,7 @@ cdef inline Py_ssize_t block_correct(
         if cls < 0:
             nnz = gather_nonzeros(x + b * D, D, val, idx)
             logits_sparse_row(val, idx, nnz, net, z, z + net.H)
-            cls = predicted_class(z + net.H, K)
+            cls = row_class_of(z + net.H, K, scores)
         correct += cls == t[b]
     return correct
 
@@ -351,7 +398,8 @@ def count_correct(
     screen,                       # IN  a mnist_fast.screen.Screen, or None
     int n_threads,
 ):
-    """Number of rows whose most probable class is the label.
+    """Number of rows whose class (the most probable, or the largest
+    score's) is the label.
 
     A dense row's nonzeros are gathered first.  With the screen each row
     first goes through a float32 forward pass, whose class is taken when
@@ -360,9 +408,6 @@ def count_correct(
     either way.
     """
     cdef Net net = net_of(params, activation)
-    sigmoid_only(&net)
-    if scores:
-        raise NotImplementedError("scores are not built")
     cdef Py_ssize_t N = t.shape[0], D = net.D, H = net.H, K = net.K
     cdef bint dense = csr is None
     cdef const int64_t[::1] indptr
@@ -378,7 +423,7 @@ def count_correct(
                 or indices.shape[0] != values.shape[0]):
             raise ValueError("the CSR arrays do not fit together")
     cdef ScreenArrays held = (None if screen is None
-                              else ScreenArrays(screen, D, H, K))
+                              else screen_arrays(screen, &net, scores))
     cdef const Screen* sc = NULL if held is None else &held.sc
     # rows by pointer: an empty last row starts past the end of the arrays
     cdef floating no_value = 0
@@ -399,7 +444,7 @@ def count_correct(
             for k in prange(nb, nogil=True, schedule="static",
                             num_threads=n_threads):
                 correct += block_correct(vals, k, nb, N, &t[0], sc, &net,
-                                         buf + threadid() * width)
+                                         scores, buf + threadid() * width)
         finally:
             free_scratch(buf)
         return correct
@@ -413,7 +458,7 @@ def count_correct(
             correct += row_class(
                 vals + indptr[b], cols + indptr[b],
                 indptr[b + 1] - indptr[b], l1[b] if sc != NULL else 0, sc,
-                &net, w, <float*> (w + H + K + 1)) == t[b]
+                &net, scores, w, <float*> (w + H + K + 1)) == t[b]
     finally:
         free_scratch(buf)
     return correct
@@ -438,15 +483,18 @@ def screen_classes(
     csr,                          # IN  its indptr, indices and row_l1
     dict params,                  # IN  W1, b1, W2, b2 (their shapes)
     screen,                       # IN  a mnist_fast.screen.Screen
+    bint scores=False,            # IN  for the scores' argmax (no near-tie
+                                  #     margin), not the probabilities'
 ):
     """The screen's class of each row, -1 where it leaves the row to the
-    float64 pass (for its tests)."""
-    cdef Net net = net_of(params, SIGMOID)
+    float64 pass (for its tests); the network's activation is the
+    screen's."""
+    cdef Net net = net_of(params, screen.activation)
     cdef const int64_t[::1] indptr = csr.indptr
     cdef const int[::1] indices = csr.indices
     cdef const double[::1] l1 = csr.row_l1
     cdef Py_ssize_t N = indptr.shape[0] - 1, b
-    cdef ScreenArrays held = ScreenArrays(screen, net.D, net.H, net.K)
+    cdef ScreenArrays held = screen_arrays(screen, &net, scores)
     cdef const Screen* sc = &held.sc
     if l1.shape[0] != N or values.shape[0] != indptr[N]:
         raise ValueError("row_l1 or values do not fit indptr")
