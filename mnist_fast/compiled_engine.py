@@ -135,7 +135,8 @@ class CompiledEngine(Engine):
                          self._activation, book.LOG_GUARD, scratch)
 
     def accuracy(self, p, x, t):
-        screen = screen_for(p) if x.shape[0] >= SCREEN_MIN_ROWS else None
+        screen = (screen_for(p, self.architecture.activation)
+                  if x.shape[0] >= SCREEN_MIN_ROWS else None)
         correct = self._run("accuracy", x.shape[0], forward.count_correct,
                             x.reshape(-1), t, None, p, self._activation,
                             self._scores, screen)
@@ -161,7 +162,8 @@ class CompiledEngine(Engine):
         return CompressedRows(x, t, self.num_threads)
 
     def accuracies(self, p, data_sets):
-        screen = screen_for(p)  # once for all the sets
+        # once for all the sets
+        screen = screen_for(p, self.architecture.activation)
         return [self.threads.run(("accuracies", d.t.shape[0]),
                                  self.num_threads, forward.count_correct,
                                  d.values, d.t, d, p, self._activation,

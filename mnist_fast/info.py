@@ -1,6 +1,5 @@
 """What was built and what runs, for people and bug reports: ``build_info()``."""
 
-import functools
 import os
 import platform
 import sys
@@ -8,63 +7,13 @@ import sys
 import numpy as np
 
 from . import __version__, blas, book, kernels
-from .engine import Architecture
 from .threads import resolve_num_threads, thread_policy
 
-#: What ``TwoLayerNet(backend="cython")`` may run compiled: its methods,
-#: and ``train``'s fused SGD step.
+#: What ``TwoLayerNet(backend="cython")`` runs compiled, for either
+#: activation (and ``mnist_fast.ch05``'s network): its methods, and
+#: ``train``'s fused SGD step.
 COMPILED_METHODS = ("predict", "loss", "accuracy", "numerical_gradient",
                     "gradient", "train")
-#: The architectures of the public networks of each activation:
-#: ``TwoLayerNet(activation=...)``, and for ReLU ``mnist_fast.ch05``'s too.
-NETWORKS = {
-    "sigmoid": (Architecture("sigmoid"),),
-    "relu": (Architecture("relu"), Architecture("relu", scores=True)),
-}
-
-
-def _runs_compiled(engine, method):
-    """Whether ``method`` of the compiled ``engine`` runs on a 1-1-2
-    network and one row, rather than raise the NotImplementedError of a
-    kernel not built for its architecture."""
-    p = {"W1": np.ones((1, 1)), "b1": np.zeros(1), "W2": np.ones((1, 2)),
-         "b2": np.zeros(2)}
-    x, t = np.ones((1, 1)), np.zeros(1, dtype=np.intp)
-    try:
-        if method == "train":
-            engine.trainer(p, engine.data_set(x, t), 1, book.LEARNING_RATE,
-                           "backprop").run(np.zeros((1, 1), dtype=np.intp),
-                                           np.empty(1))
-        elif method == "predict":
-            engine.predict(p, x)
-        else:
-            getattr(engine, method)(p, x, t)
-    except NotImplementedError:
-        return False
-    return True
-
-
-@functools.cache
-def compiled_methods(activation):
-    """What runs compiled for the networks of ``activation`` (one of
-    :data:`NETWORKS`), found by calling each of :data:`COMPILED_METHODS`
-    of the compiled engine once on a tiny network: a method counts when it
-    runs compiled for every network of the activation.  Empty when the
-    kernels are not compiled.  (Its values are small enough for the
-    compiled numerical gradient, which is not then replaced by the book's
-    loop.)
-
-    Returns
-    -------
-    tuple of str
-    """
-    if not kernels.COMPILED:
-        return ()
-    from .compiled_engine import CompiledEngine
-
-    engines = [CompiledEngine(thread_policy(1), a) for a in NETWORKS[activation]]
-    return tuple(m for m in COMPILED_METHODS
-                 if all(_runs_compiled(e, m) for e in engines))
 
 
 def build_info():
@@ -106,9 +55,10 @@ def build_info():
         "compiled": compiled,
         "import_error": kernels.IMPORT_ERROR,
         "not_compiled": kernels.not_compiled_reason(),
-        "compiled_methods": list(compiled_methods("sigmoid")),
+        "compiled_methods": list(COMPILED_METHODS) if compiled else [],
         "compiled_methods_by_activation": {
-            a: list(compiled_methods(a)) for a in NETWORKS},
+            a: list(COMPILED_METHODS) if compiled else []
+            for a in book.ACTIVATIONS},
         "simd": kernels.simd(),
         "openmp": kernels.openmp_enabled(),
         "max_threads": kernels.max_threads(),

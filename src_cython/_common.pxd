@@ -227,14 +227,6 @@ cdef inline Net net_of(dict params, int activation) except *:
     return net
 
 
-cdef inline int sigmoid_only(const Net* net) except -1:
-    """NotImplementedError for a ReLU network (its kernels are not written
-    yet)."""
-    if net.activation != SIGMOID:
-        raise NotImplementedError("the compiled ReLU kernels are not built")
-    return 0
-
-
 cdef inline void relu_bias(
     double* z,              # IN/OUT (n,) x @ W1 in, relu(x @ W1 + b) out
     const double* b,        # IN  (n,)
@@ -243,10 +235,8 @@ cdef inline void relu_bias(
     """The book's Relu of a + b: 0 where it is <= 0 (-0.0 too), else
     itself (a NaN stays NaN, as the book's mask leaves it)."""
     cdef Py_ssize_t j
-    cdef double a
     for j in range(n):
-        a = z[j] + b[j]
-        z[j] = 0.0 if a <= 0.0 else a
+        z[j] = mf_relu(z[j] + b[j])
 
 
 cdef inline void activate_bias(

@@ -40,21 +40,6 @@ KEYS = PARAM_NAMES
 requires_compiled = pytest.mark.skipif(
     not COMPILED, reason="the compiled kernels are not built",
 )
-def relu_kernels_pending_if(condition):
-    """The mark of a case that runs compiled ReLU kernels when
-    ``condition``, until those are merged."""
-    return pytest.mark.xfail(
-        condition, raises=NotImplementedError, strict=True,
-        reason="compiled ReLU kernels land with the relu-kernels branch")
-
-
-#: The cases that run compiled ReLU kernels, until those are merged.
-relu_kernels_pending = relu_kernels_pending_if(True)
-#: :data:`BACKENDS` for the ReLU networks: the cython cases marked
-#: :data:`relu_kernels_pending`.
-RELU_BACKENDS = [pytest.param(b, marks=relu_kernels_pending)
-                 if b == "cython" else b for b in BACKENDS]
-
 #: The SIMD variants of the kernels that this build has and this CPU runs.
 SIMD_VARIANTS = kernels.simd_variants()
 
@@ -185,18 +170,6 @@ def run_cli(*args, cwd, timeout=300, **popen):
         [sys.executable, "-m", "mnist_fast", *map(str, args)], cwd=cwd,
         env=cli_env(), capture_output=True, text=True, timeout=timeout,
         **popen)
-
-
-def run_cli_relu(*args, cwd):
-    """:func:`run_cli` of a command that runs a ReLU network; a
-    NotImplementedError (as :data:`relu_kernels_pending` expects) when it
-    failed for want of the compiled ReLU kernels."""
-    result = run_cli(*args, cwd=cwd)
-    if result.returncode == 1 and re.search(
-            r"^mnist-fast: error: (the compiled ReLU kernels|scores) are not "
-            r"built$", result.stderr, re.M):
-        raise NotImplementedError(result.stderr)
-    return result
 
 
 def png_size(path):

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mnist_fast.bench_book import CALLS, competing_process, learners_benchmark
-from conftest import relu_kernels_pending, requires_compiled
+from conftest import requires_compiled
 
 
 def cpu_seconds(pid):
@@ -40,7 +40,6 @@ def test_learners_benchmark_times_both_classes_loaded():
 
 
 @requires_compiled
-@relu_kernels_pending
 def test_learners_benchmark_of_relu_times_ch05s_classes():
     r = learners_benchmark(script=False, repeats=1, activation="relu")
     assert r["activation"] == "relu"

@@ -10,8 +10,7 @@ from PIL import Image
 
 import mnist_fast
 from mnist_fast import TwoLayerNet, train
-from conftest import (COMPILED, RELU_BACKENDS, png_size,
-                      relu_kernels_pending_if, run_cli, run_cli_relu)
+from conftest import BACKENDS, COMPILED, png_size, run_cli
 
 #: A short run whose epochs are short: 60 iterations of 1000 rows each,
 #: evaluations after iterations 0, 60 and 120.
@@ -30,10 +29,10 @@ def reference_run(mnist):
     return net, history
 
 
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_train_relu_is_the_reference_run(tmp_path, backend, reference_run):
     net, history = reference_run
-    result = run_cli_relu("train", "--activation", "relu", "--backend", backend,
+    result = run_cli("train", "--activation", "relu", "--backend", backend,
                       *SHORT, "--save", tmp_path / "relu.npz", "--plot-dir",
                       tmp_path / "plots", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -64,7 +63,7 @@ def relu_model(tmp_path_factory, reference_run):
     return folder / "relu.npz"
 
 
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_predict_reads_digits_with_a_relu_model_file(tmp_path, backend, mnist,
                                                      relu_model):
     _, (x_test, _) = mnist
@@ -73,7 +72,7 @@ def test_predict_reads_digits_with_a_relu_model_file(tmp_path, backend, mnist,
         paths.append(tmp_path / f"digit{i}.png")
         Image.fromarray((x_test[i].reshape(28, 28) * 255).round()
                         .astype(np.uint8)).save(paths[-1])
-    result = run_cli_relu("predict", relu_model, *paths, "--top", 2, "--backend",
+    result = run_cli("predict", relu_model, *paths, "--top", 2, "--backend",
                       backend, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     net = TwoLayerNet.load(relu_model, backend="numpy")
@@ -86,17 +85,17 @@ def test_predict_reads_digits_with_a_relu_model_file(tmp_path, backend, mnist,
     assert result.stdout.splitlines() == want
 
 
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_show_says_the_model_files_activation(tmp_path, backend, relu_model):
-    result = run_cli_relu("show", relu_model, "--backend", backend, cwd=tmp_path)
+    result = run_cli("show", relu_model, "--backend", backend, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{relu_model}: 784-50-10, relu hidden "
                                     "layer, test accuracy 0.")
 
 
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_gradcheck_relu(tmp_path, backend):
-    result = run_cli_relu("gradcheck", "--activation", "relu", "--hidden", 5,
+    result = run_cli("gradcheck", "--activation", "relu", "--hidden", 5,
                       "--backend", backend, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (f"network 784-5-10, seed 0, backend {backend}, relu hidden layer; "
@@ -108,9 +107,8 @@ def test_gradcheck_relu(tmp_path, backend):
     assert result.stdout.splitlines()[-1].startswith("PASS")
 
 
-@relu_kernels_pending_if(COMPILED)  # bench times every backend it has
 def test_bench_relu_json(tmp_path):
-    result = run_cli_relu("bench", "--activation", "relu", "--json", "--repeats", 1,
+    result = run_cli("bench", "--activation", "relu", "--json", "--repeats", 1,
                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     r = json.loads(result.stdout)
@@ -126,6 +124,7 @@ def test_info_says_what_runs_compiled_per_activation(tmp_path):
     if COMPILED:
         assert {"predict", "loss", "accuracy", "gradient", "numerical_gradient",
                 "train"} == set(info["compiled_methods"])
+        assert by_activation["relu"] == by_activation["sigmoid"]
     else:
         assert by_activation == {"sigmoid": [], "relu": []}
     human = run_cli("info", cwd=tmp_path).stdout

@@ -7,9 +7,8 @@ import pytest
 
 from mnist_fast import TwoLayerNet, book, ch05, reference
 from mnist_fast.engine import Architecture
-from conftest import (BACKENDS, KEYS, METHODS, RELU_BACKENDS,
-                      assert_matches_reference, one_hot, pattern,
-                      reference_net, relu_kernels_pending, requires_compiled,
+from conftest import (BACKENDS, KEYS, METHODS, assert_matches_reference,
+                      one_hot, pattern, reference_net, requires_compiled,
                       trained_params)
 
 #: The two ReLU networks: (class, keyword arguments, architecture).
@@ -34,7 +33,7 @@ def check_both_label_forms(net, x, t):
 
 
 @pytest.mark.parametrize("kind", RELU_NETS)
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n", [1, 3, 100])
 def test_mnist_rows_match_the_book(kind, backend, n, mnist_batch):
     x, t, _ = mnist_batch(n)
@@ -45,7 +44,7 @@ def test_mnist_rows_match_the_book(kind, backend, n, mnist_batch):
 
 
 @pytest.mark.parametrize("kind", RELU_NETS)
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_mnist_rows_numerical_gradient_matches_the_books(kind, backend,
                                                          mnist_batch):
     # a narrow hidden layer: the book's loop takes two passes per parameter
@@ -55,7 +54,7 @@ def test_mnist_rows_numerical_gradient_matches_the_books(kind, backend,
 
 
 @pytest.mark.parametrize("kind", RELU_NETS)
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("shape", [(1, 1, 2), (7, 5, 3), (20, 13, 4)])
 @pytest.mark.parametrize("n", [1, 3, 100])
 def test_random_shapes_match_the_book(kind, backend, shape, n):
@@ -84,7 +83,7 @@ KINKS = [0.0, 2.0**-15, -2.0**-15, 2.0**-14, -2.0**-14, 2.0**-12, -2.0**-12,
 
 
 @pytest.mark.parametrize("kind", RELU_NETS)
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_pre_activations_at_and_near_the_kink(kind, backend):
     rng = np.random.default_rng(5)
     x = rng.integers(-2, 3, (3, 6)).astype(np.float64)
@@ -109,7 +108,7 @@ def test_pre_activations_at_and_near_the_kink(kind, backend):
         np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_predict_is_probabilities_and_ch05_predict_the_scores(backend,
                                                               mnist_batch):
     x, t, _ = mnist_batch(10)
@@ -175,7 +174,7 @@ def test_ch05_draws_the_books_weights_from_the_global_generator(backend):
 
 
 @pytest.mark.parametrize("kind", RELU_NETS)
-@pytest.mark.parametrize("backend", RELU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_the_books_update_trains_it(kind, backend, mnist_batch):
     x, t, t_hot = mnist_batch(100)
     cls, kwargs, _ = RELU_NETS[kind]
@@ -198,7 +197,6 @@ def test_architectures_no_public_network_has_are_refused():
 
 
 @requires_compiled
-@relu_kernels_pending
 def test_the_cython_backend_runs_relu_kernels_not_the_numpy_code():
     net = TwoLayerNet(4, 3, 2, activation="relu", backend="cython")
     assert net.engine.compiled

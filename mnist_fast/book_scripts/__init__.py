@@ -3,8 +3,8 @@
 * ``ch04_train_neuralnet.py``: ch. 4's training loop (numerical gradient on,
   as printed; the backprop line below it);
 * ``ch05_gradient_check.py``: ch. 5's check of backprop against the
-  numerical gradient (on ch. 4's class; ``variant(..., chapter="ch05")``
-  runs it on ch. 5's, as the book does);
+  numerical gradient, on ch. 5's class (``variant(..., chapter="ch04")``
+  runs it on ch. 4's);
 * ``ch05_train_neuralnet.py``: ch. 5's training loop (ch. 4's, backprop
   on) on ch. 5's class, :mod:`mnist_fast.ch05`.
 

@@ -4,7 +4,8 @@
 import sys, os
 sys.path.append(os.pardir)  # the book's setting for imports from the parent folder
 import numpy as np
-from mnist_fast import load_mnist, TwoLayerNet
+from mnist_fast import load_mnist
+from mnist_fast.ch05 import TwoLayerNet
 
 # read the data
 (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, one_hot_label=True)
