@@ -15,16 +15,24 @@ N_PARAMS = 784 * 50 + 50 + 50 * 10 + 10
 SUBSET = 200
 
 
+#: The hidden layers: the book's ch. 4 network and its ch. 5 one.
+ACTIVATIONS = ["sigmoid", "relu"]
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
-def test_gradient_backprop(benchmark, batch, backend):
+def test_gradient_backprop(benchmark, batch, backend, activation):
     benchmark.group = "gradient per batch of 100 (784-50-10)"
-    net = TwoLayerNet(784, 50, 10, backend=backend, seed=0)
+    net = TwoLayerNet(784, 50, 10, activation=activation, backend=backend,
+                      seed=0)
     benchmark(net.gradient, *batch)
 
 
-def test_numerical_gradient_cython(benchmark, batch):
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_numerical_gradient_cython(benchmark, batch, activation):
     benchmark.group = "gradient per batch of 100 (784-50-10)"
-    net = TwoLayerNet(784, 50, 10, backend="cython", seed=0)
+    net = TwoLayerNet(784, 50, 10, activation=activation, backend="cython",
+                      seed=0)
     benchmark.pedantic(net.numerical_gradient, args=batch, rounds=15,
                        warmup_rounds=2)
     benchmark.extra_info["parameters"] = N_PARAMS

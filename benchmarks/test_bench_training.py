@@ -11,17 +11,22 @@ from mnist_fast import TwoLayerNet, load_mnist, train
 from conftest import slow
 
 
-def fused_trainer(mnist):
+#: The hidden layers: the book's ch. 4 network and its ch. 5 one.
+ACTIVATIONS = ["sigmoid", "relu"]
+
+
+def fused_trainer(mnist, activation="sigmoid"):
     (x_train, t_train), _ = mnist
-    net = TwoLayerNet(784, 50, 10, seed=0)
+    net = TwoLayerNet(784, 50, 10, activation=activation, seed=0)
     data = net.engine.data_set(x_train, t_train.astype(np.intp))
     return net.engine.trainer(net.params, data, 100, 0.1, "backprop")
 
 
-def test_sgd_step_batch100(benchmark, mnist):
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_sgd_step_batch100(benchmark, mnist, activation):
     """One fused step: forward, backward, update, post-update loss."""
     benchmark.group = "one SGD step, batch 100"
-    trainer = fused_trainer(mnist)
+    trainer = fused_trainer(mnist, activation)
     batches = np.random.default_rng(0).choice(60000, (1000, 1, 100))
     losses = np.empty(1)
     it = iter(range(10**9))
@@ -43,26 +48,27 @@ def test_sgd_64_steps_batch100(benchmark, mnist):
     benchmark(run)
 
 
-def run_seed(gradient):
+def run_seed(gradient, activation="sigmoid"):
     """The book's script: data loaded, 10,000 iterations, 17 evaluations."""
     (x_train, t_train), (x_test, t_test) = load_mnist()
-    net = TwoLayerNet(784, 50, 10, seed=0)
+    net = TwoLayerNet(784, 50, 10, activation=activation, seed=0)
     return train(net, x_train, t_train, x_test, t_test, iters_num=10000,
                  batch_size=100, learning_rate=0.1, gradient=gradient, seed=0)
 
 
-def full_run(benchmark, gradient, rounds):
+def full_run(benchmark, gradient, rounds, activation="sigmoid"):
     benchmark.group = "the book's full run (10,000 iterations, batch 100)"
-    history = benchmark.pedantic(run_seed, args=(gradient,), rounds=rounds,
-                                 warmup_rounds=0)
+    history = benchmark.pedantic(run_seed, args=(gradient, activation),
+                                 rounds=rounds, warmup_rounds=0)
     benchmark.extra_info["final_train_acc"] = history.train_acc_list[-1]
     benchmark.extra_info["final_test_acc"] = history.test_acc_list[-1]
     benchmark.extra_info["train_wall_s"] = round(history.wall_time, 3)
     assert history.test_acc_list[-1] > 0.93
 
 
-def test_full_run_backprop(benchmark):
-    full_run(benchmark, "backprop", rounds=3)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_full_run_backprop(benchmark, activation):
+    full_run(benchmark, "backprop", rounds=3, activation=activation)
 
 
 @slow
