@@ -502,6 +502,14 @@ def cmd_show(args):
 
 # -- info -----------------------------------------------------------------------
 
+def _grouped(by_activation):
+    """``{activation: methods}`` as ``{methods: [activations]}``, in order."""
+    groups = {}
+    for activation, methods in by_activation.items():
+        groups.setdefault(", ".join(methods), []).append(activation)
+    return groups
+
+
 def cmd_info(args):
     """``mnist-fast info``: ``build_info()`` for people."""
     info = build_info()
@@ -511,8 +519,8 @@ def cmd_info(args):
     if info["compiled"]:
         by_activation = info["compiled_methods_by_activation"]
         compiled = "yes: " + "; ".join(
-            f"{', '.join(methods) or 'nothing'} ({activation} net)"
-            for activation, methods in by_activation.items())
+            f"{methods or 'nothing'} ({' and '.join(nets)} nets)"
+            for methods, nets in _grouped(by_activation).items())
     else:
         compiled = (f"no: every method runs the NumPy reference "
                     f"({info['not_compiled']})")
@@ -527,6 +535,9 @@ def cmd_info(args):
                          else "none (not compiled)"),
         ("OpenMP", openmp),
         ("debug build", "yes (bounds checks on, slow)" if info["debug_build"] else "no"),
+        ("BLAS", ", ".join(f"{b['library']} ({b['num_threads']} threads by "
+                           "default; the NumPy backend follows the thread "
+                           "policy)" for b in info["blas"]) or "none found"),
         ("versions", f"Cython {info['cython_version']}, NumPy "
                      f"{info['numpy_version']}, Python {info['python_version']}"),
         ("platform", f"{info['platform']} ({info['machine']}), "

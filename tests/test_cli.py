@@ -211,6 +211,8 @@ def test_info(tmp_path):
     assert ("compiled kernels  yes: predict" if info["compiled"] else
             "compiled kernels  no") in human.stdout
     assert f"NumPy {info['numpy_version']}" in human.stdout
+    for lib in info["blas"]:
+        assert f"{lib['library']} ({lib['num_threads']} threads" in human.stdout
     as_json = json.loads(run_cli("info", "--json", cwd=tmp_path).stdout)
     assert as_json == info
 
