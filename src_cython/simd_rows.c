@@ -21,11 +21,12 @@
  *
  * Written with GCC/Clang vector extensions (no intrinsics, no -march): the
  * accumulators of a block of units live in vector registers while one pass
- * streams over the n; the compiler lowers the 4-double vectors to SSE2
- * pairs in the baseline compilation and to AVX2+FMA registers in the avx2
- * one.  The last block also carries the width % 4 leftover units, so
- * a width up to 4 * MF_ACC + 3 (51 with AVX: the book's 50 hidden units)
- * takes a single pass.  Plain C loops on other compilers (and with
+ * streams over the n.  The row passes are written in the native vector of
+ * the compilation (mf_vn: 2 doubles in SSE2 registers in the baseline one,
+ * 4 in AVX2+FMA registers in the avx2 one): GCC lowers a vector wider than
+ * the registers into pieces on the stack.  The last block also carries
+ * the leftover units, so a width up to 13 native vectors less one unit
+ * (51 with AVX: the book's 50 hidden units) takes a single pass.  Plain C loops on other compilers (and with
  * -DMF_PORTABLE_C, to test them with GCC); the screen's float32 sigmoid
  * there does the vector one's arithmetic lane by lane (mf_sigmoid1).  Each
  * out[j] is summed in the order of n, as a plain loop would.
@@ -53,7 +54,7 @@
  * float32 sigmoid (mf_sigmoid8 on vectors, mf_sigmoid1 on one float: one
  * arithmetic, analysed in mnist_fast/screen.py) */
 #define MF_EXP_SERIES32(r) ((((((((r) * (1.0f / 5040.0f) + 1.0f / 720.0f)       \
-    * (r) + 1.0f / 120.0f) * (r) + 1.0f / 24.0f) * (r) + 1.0f / 6.0f) * (r)   \
+    * (r) + 1.0f / 120.0f) * (r) + 1.0f / 24.0f) * (r) + 1.0f / 6.0f) * (r)    \
     + 0.5f) * (r) + 1.0f) * (r) + 1.0f)
 
 #if MF_VECTOR_EXTENSIONS
@@ -79,73 +80,15 @@ typedef mf_v2d mf_vn;
  * turn their zeroing and storing into memset/memcpy calls through memory) */
 #define MF_UNROLL _Pragma("GCC unroll 16")
 
-/* MF_ACC accumulator vectors of 4 doubles per block: as many as the vector
- * registers hold next to the leftover accumulators (16 ymm with AVX, 16
- * xmm = 8 pairs without). */
-#ifdef __AVX__
-#define MF_ACC 12
-#else
-#define MF_ACC 4
-#endif
-#define MF_BLOCK (4 * MF_ACC)
-
-/* One pass over the n for units j0 ... j0 + 4 nv + rem - 1 (nv <= MF_ACC,
- * rem < 4); nv and rem are constants after inlining (see MF_CASE).  The
- * sums start from 0, or from out (a = 1: the sums go on from there). */
-#define MF_DEFINE_PASS(SUFFIX, VAL_T)                                         \
-struct mf_combine_##SUFFIX {                                                   \
-    const VAL_T *val;                                                          \
-    const int *idx;                                                            \
-    ptrdiff_t nnz;                                                             \
-    const double *M;                                                           \
-    ptrdiff_t ld;                                                              \
-    int add;                                                                   \
-    double *out;                                                               \
-};                                                                             \
-MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,          \
-                                ptrdiff_t j0, const int nv, const int rem)    \
-{                                                                              \
-    const VAL_T *val = p->val;                                                 \
-    const int *idx = p->idx;                                                   \
-    const double *M = p->M;                                                    \
-    const ptrdiff_t nnz = p->nnz, ld = p->ld;                                  \
-    double *out = p->out;                                                      \
-    mf_v4d acc[MF_ACC];                                                        \
-    mf_v2d acc2 = {0.0, 0.0};                                                  \
-    double acc1 = 0.0;                                                         \
-    ptrdiff_t n;                                                               \
-    int a;                                                                     \
-    MF_UNROLL                                                                  \
-    for (a = 0; a < nv; a++)                                                   \
-        acc[a] = p->add ? *(const mf_v4d *)(out + j0 + 4 * a)                  \
-                        : (mf_v4d){0.0, 0.0, 0.0, 0.0};                        \
-    if (p->add && (rem & 2))                                                   \
-        acc2 = *(const mf_v2d *)(out + j0 + 4 * nv);                           \
-    if (p->add && (rem & 1))                                                   \
-        acc1 = out[j0 + 4 * nv + (rem & 2)];                                   \
-    for (n = 0; n < nnz; n++) {                                                \
-        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld + j0;         \
-        const double v = (double)val[n];                                       \
-        MF_UNROLL                                                              \
-        for (a = 0; a < nv; a++)                                               \
-            acc[a] += v * *(const mf_v4d *)(m + 4 * a);                        \
-        if (rem & 2)                                                           \
-            acc2 += v * *(const mf_v2d *)(m + 4 * nv);                         \
-        if (rem & 1)                                                           \
-            acc1 += v * m[4 * nv + (rem & 2)];                                 \
-    }                                                                          \
-    MF_UNROLL                                                                  \
-    for (a = 0; a < nv; a++)                                                   \
-        *(mf_v4d *)(out + j0 + 4 * a) = acc[a];                                \
-    if (rem & 2)                                                               \
-        *(mf_v2d *)(out + j0 + 4 * nv) = acc2;                                 \
-    if (rem & 1)                                                               \
-        out[j0 + 4 * nv + (rem & 2)] = acc1;                                   \
-}
-
-/* The passes over `width` units: blocks of MF_ACC vectors, the last one
- * also carrying the width % 4 leftover units; PASS(&args, j0, nv, rem)
- * with nv and rem as constants. */
+/* The passes over `width` units in native vectors (MF_VN doubles; the
+ * leftover units, fewer than MF_VN, are rem): blocks of NACC vectors, the
+ * last one also carrying the leftover units.  A pass holds its NACC
+ * accumulators in vector registers: 12 of the 16 leaves room for the
+ * leftover sums, the broadcast value and a loaded row, and 6 for the
+ * passes that hold two rows of W in registers.  Native vectors, not 4
+ * doubles everywhere: without AVX, GCC lowers a 4-double vector into
+ * pairs that it keeps on the stack, and broadcasts a scalar into one
+ * through memory (a store and a wider load, which stalls). */
 #define MF_CASE(PASS, NV)                                                      \
     case NV:                                                                   \
         switch (rem) {                                                         \
@@ -155,29 +98,6 @@ MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,          \
         default: PASS(&args, j0, NV, 3);                                       \
         }                                                                      \
         break;
-#ifdef __AVX__
-#define MF_WIDE_CASES(PASS)                                                    \
-    MF_CASE(PASS, 5) MF_CASE(PASS, 6) MF_CASE(PASS, 7) MF_CASE(PASS, 8)        \
-    MF_CASE(PASS, 9) MF_CASE(PASS, 10) MF_CASE(PASS, 11) MF_CASE(PASS, 12)
-#else
-#define MF_WIDE_CASES(PASS)
-#endif
-#define MF_PASSES(PASS, width)                                                 \
-    do {                                                                       \
-        ptrdiff_t j0 = 0;                                                      \
-        int rem;                                                               \
-        for (; (width) - j0 > MF_BLOCK + 3; j0 += MF_BLOCK)                    \
-            PASS(&args, j0, MF_ACC, 0);                                        \
-        rem = (int)(((width) - j0) & 3);                                       \
-        switch (((width) - j0) >> 2) {                                         \
-            MF_CASE(PASS, 0) MF_CASE(PASS, 1) MF_CASE(PASS, 2)                 \
-            MF_CASE(PASS, 3) MF_CASE(PASS, 4) MF_WIDE_CASES(PASS)              \
-        }                                                                      \
-    } while (0)
-
-/* The same in native vectors (MF_VN doubles; the leftover units, fewer
- * than MF_VN, are rem): blocks of 12 vectors, or 6 for the passes that
- * hold two rows of W in registers (16 vector registers). */
 #define MF_CASES_6(PASS)                                                       \
     MF_CASE(PASS, 0) MF_CASE(PASS, 1) MF_CASE(PASS, 2) MF_CASE(PASS, 3)        \
     MF_CASE(PASS, 4) MF_CASE(PASS, 5) MF_CASE(PASS, 6)
@@ -194,50 +114,108 @@ MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,          \
         switch (((width) - j0) / MF_VN) { MF_CASES_##NACC(PASS) }              \
     } while (0)
 
-#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
+/* One pass over the n for units j0 ... j0 + MF_VN nv + rem - 1 (nv <= 12,
+ * rem < MF_VN); nv and rem are constants after inlining (see MF_CASE).
+ * The sums start from 0, or from out (add: the sums go on from there). */
+#define MF_DEFINE_PASS(SUFFIX, VAL_T)                                          \
+struct mf_combine_##SUFFIX {                                                   \
+    const VAL_T *val;                                                          \
+    const int *idx;                                                            \
+    ptrdiff_t nnz;                                                             \
+    const double *M;                                                           \
+    ptrdiff_t ld;                                                              \
+    int add;                                                                   \
+    double *out;                                                               \
+};                                                                             \
+MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,           \
+                                ptrdiff_t j0, const int nv, const int rem)     \
+{                                                                              \
+    const VAL_T *val = p->val;                                                 \
+    const int *idx = p->idx;                                                   \
+    const double *M = p->M;                                                    \
+    const ptrdiff_t nnz = p->nnz, ld = p->ld;                                  \
+    double *out = p->out + j0;                                                 \
+    mf_vn acc[12];                                                             \
+    mf_v2d acc2 = {0.0, 0.0};                                                  \
+    double acc1 = 0.0;                                                         \
+    ptrdiff_t n;                                                               \
+    int a;                                                                     \
+    MF_UNROLL                                                                  \
+    for (a = 0; a < nv; a++)                                                   \
+        acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                    \
+                        : (mf_vn)MF_BROADCAST(0.0);                            \
+    if (p->add && (rem & 2))                                                   \
+        acc2 = *(const mf_v2d *)(out + MF_VN * nv);                            \
+    if (p->add && (rem & 1))                                                   \
+        acc1 = out[MF_VN * nv + (rem & 2)];                                    \
+    for (n = 0; n < nnz; n++) {                                                \
+        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld + j0;         \
+        const double v = (double)val[n];                                       \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++)                                               \
+            acc[a] += v * *(const mf_vn *)(m + MF_VN * a);                     \
+        if (rem & 2)                                                           \
+            acc2 += v * *(const mf_v2d *)(m + MF_VN * nv);                     \
+        if (rem & 1)                                                           \
+            acc1 += v * m[MF_VN * nv + (rem & 2)];                             \
+    }                                                                          \
+    MF_UNROLL                                                                  \
+    for (a = 0; a < nv; a++)                                                   \
+        *(mf_vn *)(out + MF_VN * a) = acc[a];                                  \
+    if (rem & 2)                                                               \
+        *(mf_v2d *)(out + MF_VN * nv) = acc2;                                  \
+    if (rem & 1)                                                               \
+        out[MF_VN * nv + (rem & 2)] = acc1;                                    \
+}
+
+#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                       \
 MF_DEFINE_PASS(SUFFIX, VAL_T)                                                  \
-MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
-                                   ptrdiff_t nnz, const double *M,            \
-                                   ptrdiff_t ld, ptrdiff_t width, int add,    \
-                                   double *out)                               \
+MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,           \
+                                   ptrdiff_t nnz, const double *M,             \
+                                   ptrdiff_t ld, ptrdiff_t width, int add,     \
+                                   double *out)                                \
 {                                                                              \
     const struct mf_combine_##SUFFIX args = {val, idx, nnz, M, ld, add, out};  \
-    MF_PASSES(mf_pass_##SUFFIX, width);                                        \
+    MF_NATIVE_PASSES(mf_pass_##SUFFIX, width, 12);                             \
 }
 
 /* Float32 rows for the accuracy screen: out[j] = sum_n val[n] M[idx[n], j]
- * in float32 for j < width, a multiple of 8 (M's rows are padded), 8 units
- * per vector, MF_ACC8 vectors per pass. */
+ * in float32 for j < width, a multiple of 8 (M's rows are padded), in
+ * passes of at most 12 native vectors of MF_VNF floats (8 with AVX, else
+ * 4: as for the double passes, GCC keeps an 8-float vector's halves on
+ * the stack without AVX). */
 typedef float mf_v8f __attribute__((vector_size(32), aligned(4), may_alias));
 #ifdef __AVX__
-#define MF_ACC8 12
+typedef mf_v8f mf_vnf;
+#define MF_VNF 8
 #else
-#define MF_ACC8 6
+typedef float mf_vnf __attribute__((vector_size(16), aligned(4), may_alias));
+#define MF_VNF 4
 #endif
 
 MF_INLINE void mf_pass32(const float *val, const int *idx, ptrdiff_t nnz,
                          const float *M, ptrdiff_t ld, ptrdiff_t j0,
                          const int nv, float *out)
 {
-    mf_v8f acc[MF_ACC8];
+    mf_vnf acc[12];
     ptrdiff_t n;
     int a;
     MF_UNROLL
     for (a = 0; a < nv; a++)
-        acc[a] = (mf_v8f){0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        acc[a] = (mf_vnf){0.0f};
     for (n = 0; n < nnz; n++) {
         const float *m = M + (ptrdiff_t)idx[n] * ld + j0;
         const float v = val[n];
         MF_UNROLL
         for (a = 0; a < nv; a++)
-            acc[a] += v * *(const mf_v8f *)(m + 8 * a);
+            acc[a] += v * *(const mf_vnf *)(m + MF_VNF * a);
     }
     MF_UNROLL
     for (a = 0; a < nv; a++)
-        *(mf_v8f *)(out + j0 + 8 * a) = acc[a];
+        *(mf_vnf *)(out + j0 + MF_VNF * a) = acc[a];
 }
 
-#define MF_CASE32(NV) \
+#define MF_CASE32(NV)                                                          \
     case NV: mf_pass32(val, idx, nnz, M, width, j0, NV, out); break;
 
 static inline void mf_combine_rows32(const float *val, const int *idx,
@@ -245,15 +223,12 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
                                      ptrdiff_t width, float *out)
 {
     ptrdiff_t j0 = 0;
-    for (; width - j0 > 8 * MF_ACC8; j0 += 8 * MF_ACC8)
-        mf_pass32(val, idx, nnz, M, width, j0, MF_ACC8, out);
-    switch ((width - j0) / 8) {
+    for (; width - j0 > 12 * MF_VNF; j0 += 12 * MF_VNF)
+        mf_pass32(val, idx, nnz, M, width, j0, 12, out);
+    switch ((width - j0) / MF_VNF) {
         MF_CASE32(1) MF_CASE32(2) MF_CASE32(3) MF_CASE32(4) MF_CASE32(5)
-        MF_CASE32(6)
-#if MF_ACC8 > 6
-        MF_CASE32(7) MF_CASE32(8) MF_CASE32(9) MF_CASE32(10) MF_CASE32(11)
-        MF_CASE32(12)
-#endif
+        MF_CASE32(6) MF_CASE32(7) MF_CASE32(8) MF_CASE32(9) MF_CASE32(10)
+        MF_CASE32(11) MF_CASE32(12)
     }
 }
 
@@ -339,11 +314,11 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 
 #define MF_INLINE static inline
 #define MF_UNROLL
-#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
-MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
-                                   ptrdiff_t nnz, const double *M,            \
-                                   ptrdiff_t ld, ptrdiff_t width, int add,    \
-                                   double *out)                               \
+#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                       \
+MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,           \
+                                   ptrdiff_t nnz, const double *M,             \
+                                   ptrdiff_t ld, ptrdiff_t width, int add,     \
+                                   double *out)                                \
 {                                                                              \
     ptrdiff_t j, n;                                                            \
     for (j = 0; j < width && !add; j++)                                        \
@@ -438,7 +413,7 @@ MF_DEFINE_COMBINE(f32, float)
  * the pixels (the first) or of the rows (the second), as one plain loop
  * would.  The rows come from the mask (lowest bit first) and the values
  * from x: no sorted copy of the nonzeros is made. */
-#define MF_DEFINE_PIXELS(SUFFIX, VAL_T)                                       \
+#define MF_DEFINE_PIXELS(SUFFIX, VAL_T)                                        \
 struct mf_pixels_args_##SUFFIX {                                               \
     const struct mf_pixels_##SUFFIX *c;                                        \
     ptrdiff_t i0, i1;                                                          \
@@ -449,8 +424,8 @@ struct mf_pixels_args_##SUFFIX {                                               \
     int add;                                                                   \
 };                                                                             \
                                                                                \
-/* mask[i] of mf_pixels_* for the n <= 64 rows at x, ldx apart, i < D:    \
- * eight rows per pass over the masks, in loops the compiler vectorises. */  \
+/* mask[i] of mf_pixels_* for the n <= 64 rows at x, ldx apart, i < D:         \
+ * eight rows per pass over the masks, in loops the compiler vectorises. */    \
 static void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,       \
                                    ptrdiff_t D, unsigned long long *mask)      \
 {                                                                              \
@@ -497,7 +472,7 @@ static void mf_pixels_t_times_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
 
 #if MF_VECTOR_EXTENSIONS
 /* the passes over units j0 ... j0 + MF_VN nv + rem - 1 (see MF_NATIVE_PASSES) */
-#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                       \
+#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                        \
 MF_INLINE void mf_times_pass_##SUFFIX(                                         \
     const struct mf_pixels_args_##SUFFIX *p, ptrdiff_t j0, const int nv,       \
     const int rem)                                                             \
@@ -511,18 +486,18 @@ MF_INLINE void mf_times_pass_##SUFFIX(                                         \
     for (i = p->i0; i < p->i1; i++) {                                          \
         const double *m = p->M + i * p->ldm + j0;                              \
         unsigned long long rows = mask[i];                                     \
-        mf_vn w[12];                                                      \
+        mf_vn w[12];                                                           \
         mf_v2d w2 = {0.0, 0.0};                                                \
         double w1 = 0.0;                                                       \
         if (!rows)                                                             \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            w[a] = *(const mf_vn *)(m + MF_VN * a);                               \
+            w[a] = *(const mf_vn *)(m + MF_VN * a);                            \
         if (rem & 2)                                                           \
-            w2 = *(const mf_v2d *)(m + MF_VN * nv);                                \
+            w2 = *(const mf_v2d *)(m + MF_VN * nv);                            \
         if (rem & 1)                                                           \
-            w1 = m[MF_VN * nv + (rem & 2)];                                        \
+            w1 = m[MF_VN * nv + (rem & 2)];                                    \
         do {                                                                   \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
             double *out = A + r * ldo;                                         \
@@ -530,19 +505,19 @@ MF_INLINE void mf_times_pass_##SUFFIX(                                         \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++)                                           \
-                *(mf_vn *)(out + MF_VN * a) += v * w[a];                          \
+                *(mf_vn *)(out + MF_VN * a) += v * w[a];                       \
             if (rem & 2)                                                       \
-                *(mf_v2d *)(out + MF_VN * nv) += v * w2;                           \
+                *(mf_v2d *)(out + MF_VN * nv) += v * w2;                       \
             if (rem & 1)                                                       \
-                out[MF_VN * nv + (rem & 2)] += v * w1;                             \
+                out[MF_VN * nv + (rem & 2)] += v * w1;                         \
         } while (rows);                                                        \
     }                                                                          \
 }                                                                              \
                                                                                \
-/* Two pixels at a time: each row of their union takes both products in  \
- * one load and store of its a1 (a row that is 0 at one of the pixels      \
- * takes 0 * W[i, j] there, which changes nothing: a1 is never -0.0, and   \
- * the weights are finite; the book's x @ W1 adds every such term). */     \
+/* Two pixels at a time: each row of their union takes both products in        \
+ * one load and store of its a1 (a row that is 0 at one of the pixels          \
+ * takes 0 * W[i, j] there, which changes nothing: a1 is never -0.0, and       \
+ * the weights are finite; the book's x @ W1 adds every such term). */         \
 MF_INLINE void mf_pair_times_pass_##SUFFIX(                                    \
     const struct mf_pixels_args_##SUFFIX *p, ptrdiff_t j0, const int nv,       \
     const int rem)                                                             \
@@ -556,23 +531,23 @@ MF_INLINE void mf_pair_times_pass_##SUFFIX(                                    \
     for (i = p->i0; i + 1 < p->i1; i += 2) {                                   \
         const double *m = p->M + i * p->ldm + j0, *n = m + p->ldm;             \
         unsigned long long rows = mask[i] | mask[i + 1];                       \
-        mf_vn w[6], u[6];                                 \
+        mf_vn w[6], u[6];                                                      \
         mf_v2d w2 = {0.0, 0.0}, u2 = {0.0, 0.0};                               \
         double w1 = 0.0, u1 = 0.0;                                             \
         if (!rows)                                                             \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++) {                                             \
-            w[a] = *(const mf_vn *)(m + MF_VN * a);                               \
-            u[a] = *(const mf_vn *)(n + MF_VN * a);                               \
+            w[a] = *(const mf_vn *)(m + MF_VN * a);                            \
+            u[a] = *(const mf_vn *)(n + MF_VN * a);                            \
         }                                                                      \
         if (rem & 2) {                                                         \
-            w2 = *(const mf_v2d *)(m + MF_VN * nv);                                \
-            u2 = *(const mf_v2d *)(n + MF_VN * nv);                                \
+            w2 = *(const mf_v2d *)(m + MF_VN * nv);                            \
+            u2 = *(const mf_v2d *)(n + MF_VN * nv);                            \
         }                                                                      \
         if (rem & 1) {                                                         \
-            w1 = m[MF_VN * nv + (rem & 2)];                                        \
-            u1 = n[MF_VN * nv + (rem & 2)];                                        \
+            w1 = m[MF_VN * nv + (rem & 2)];                                    \
+            u1 = n[MF_VN * nv + (rem & 2)];                                    \
         }                                                                      \
         do {                                                                   \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
@@ -582,19 +557,19 @@ MF_INLINE void mf_pair_times_pass_##SUFFIX(                                    \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++) {                                         \
-                mf_vn t = *(mf_vn *)(out + MF_VN * a);                           \
+                mf_vn t = *(mf_vn *)(out + MF_VN * a);                         \
                 t += v * w[a];                                                 \
-                *(mf_vn *)(out + MF_VN * a) = t + y * u[a];                       \
+                *(mf_vn *)(out + MF_VN * a) = t + y * u[a];                    \
             }                                                                  \
             if (rem & 2) {                                                     \
-                mf_v2d t = *(mf_v2d *)(out + MF_VN * nv);                          \
+                mf_v2d t = *(mf_v2d *)(out + MF_VN * nv);                      \
                 t += v * w2;                                                   \
-                *(mf_v2d *)(out + MF_VN * nv) = t + y * u2;                        \
+                *(mf_v2d *)(out + MF_VN * nv) = t + y * u2;                    \
             }                                                                  \
             if (rem & 1) {                                                     \
-                double t = out[MF_VN * nv + (rem & 2)];                            \
+                double t = out[MF_VN * nv + (rem & 2)];                        \
                 t += v * w1;                                                   \
-                out[MF_VN * nv + (rem & 2)] = t + y * u1;                          \
+                out[MF_VN * nv + (rem & 2)] = t + y * u1;                      \
             }                                                                  \
         } while (rows);                                                        \
     }                                                                          \
@@ -618,19 +593,19 @@ MF_INLINE void mf_t_times_pass_##SUFFIX(                                       \
     for (i = p->i0; i < p->i1; i++) {                                          \
         double *out = p->O + i * p->ldo + j0;                                  \
         unsigned long long rows = mask[i];                                     \
-        mf_vn acc[12];                                                    \
+        mf_vn acc[12];                                                         \
         mf_v2d acc2 = {0.0, 0.0};                                              \
         double acc1 = 0.0;                                                     \
         if (!rows && p->add)                                                   \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                   \
-                            : (mf_vn)MF_BROADCAST(0.0);                    \
+            acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                \
+                            : (mf_vn)MF_BROADCAST(0.0);                        \
         if (p->add && (rem & 2))                                               \
-            acc2 = *(const mf_v2d *)(out + MF_VN * nv);                            \
+            acc2 = *(const mf_v2d *)(out + MF_VN * nv);                        \
         if (p->add && (rem & 1))                                               \
-            acc1 = out[MF_VN * nv + (rem & 2)];                                    \
+            acc1 = out[MF_VN * nv + (rem & 2)];                                \
         while (rows) {                                                         \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
             const double *m = M + r * ldm;                                     \
@@ -638,19 +613,19 @@ MF_INLINE void mf_t_times_pass_##SUFFIX(                                       \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++)                                           \
-                acc[a] += v * *(const mf_vn *)(m + MF_VN * a);                    \
+                acc[a] += v * *(const mf_vn *)(m + MF_VN * a);                 \
             if (rem & 2)                                                       \
-                acc2 += v * *(const mf_v2d *)(m + MF_VN * nv);                     \
+                acc2 += v * *(const mf_v2d *)(m + MF_VN * nv);                 \
             if (rem & 1)                                                       \
-                acc1 += v * m[MF_VN * nv + (rem & 2)];                             \
+                acc1 += v * m[MF_VN * nv + (rem & 2)];                         \
         }                                                                      \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            *(mf_vn *)(out + MF_VN * a) = acc[a];                                 \
+            *(mf_vn *)(out + MF_VN * a) = acc[a];                              \
         if (rem & 2)                                                           \
-            *(mf_v2d *)(out + MF_VN * nv) = acc2;                                  \
+            *(mf_v2d *)(out + MF_VN * nv) = acc2;                              \
         if (rem & 1)                                                           \
-            out[MF_VN * nv + (rem & 2)] = acc1;                                    \
+            out[MF_VN * nv + (rem & 2)] = acc1;                                \
     }                                                                          \
 }
 
@@ -671,8 +646,8 @@ static inline int mf_lowest_bit(unsigned long long m)
 #define MF_NATIVE_PASSES(PASS, width, NACC) PASS(&args, 0, (int)(width), 0)
 #define mf_pair_times_pass_f32 mf_times_pass_f32
 #define mf_pair_times_pass_f64 mf_times_pass_f64
-#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                       \
-static void mf_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p,   \
+#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                        \
+static void mf_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p,    \
                                    ptrdiff_t j0, int width, int rem)           \
 {                                                                              \
     const struct mf_pixels_##SUFFIX *c = p->c;                                 \
@@ -690,7 +665,7 @@ static void mf_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p,   \
     }                                                                          \
 }                                                                              \
                                                                                \
-static void mf_t_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p, \
+static void mf_t_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p,  \
                                      ptrdiff_t j0, int width, int rem)         \
 {                                                                              \
     const struct mf_pixels_##SUFFIX *c = p->c;                                 \
@@ -726,8 +701,16 @@ MF_DEFINE_PIXELS(f64, double)
  * error bound (mnist_fast/screen.py) holds for any order of the sum and
  * either rounding of its products; the 0 * W[i, j] terms are exact. */
 #if MF_VECTOR_EXTENSIONS
-#define MF_PAIR8 7  /* vectors of 8 floats per pass */
-#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                     \
+/* MF_PAIR native vectors of MF_VNF floats per pass: two rows of W in
+ * registers (2 MF_PAIR of the 16) beside a vector of A and the two
+ * broadcast values; with AVX, 7 take the book's 56 padded units in one
+ * pass. */
+#ifdef __AVX__
+#define MF_PAIR 7
+#else
+#define MF_PAIR 6
+#endif
+#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                      \
 MF_INLINE void mf_times32_pass_##SUFFIX(                                       \
     const struct mf_pixels_##SUFFIX *c, ptrdiff_t i0, ptrdiff_t i1,            \
     const float *W, ptrdiff_t ldw, float *A, ptrdiff_t lda, const int nv)      \
@@ -741,13 +724,13 @@ MF_INLINE void mf_times32_pass_##SUFFIX(                                       \
         const int two = i + 1 < i1;                                            \
         const float *m = W + i * ldw, *n = two ? m + ldw : m;                  \
         unsigned long long rows = mask[i] | (two ? mask[i + 1] : 0);           \
-        mf_v8f w[MF_PAIR8], u[MF_PAIR8];                                       \
+        mf_vnf w[MF_PAIR], u[MF_PAIR];                                         \
         if (!rows)                                                             \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++) {                                             \
-            w[a] = *(const mf_v8f *)(m + 8 * a);                               \
-            u[a] = *(const mf_v8f *)(n + 8 * a);                               \
+            w[a] = *(const mf_vnf *)(m + MF_VNF * a);                          \
+            u[a] = *(const mf_vnf *)(n + MF_VNF * a);                          \
         }                                                                      \
         do {                                                                   \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
@@ -757,9 +740,9 @@ MF_INLINE void mf_times32_pass_##SUFFIX(                                       \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++) {                                         \
-                mf_v8f t = *(mf_v8f *)(out + 8 * a);                           \
+                mf_vnf t = *(mf_vnf *)(out + MF_VNF * a);                      \
                 t += v * w[a];                                                 \
-                *(mf_v8f *)(out + 8 * a) = t + y * u[a];                       \
+                *(mf_vnf *)(out + MF_VNF * a) = t + y * u[a];                  \
             }                                                                  \
         } while (rows);                                                        \
     }                                                                          \
@@ -772,22 +755,23 @@ static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
                                        ptrdiff_t lda)                          \
 {                                                                              \
     ptrdiff_t j0;                                                              \
-    for (j0 = 0; j0 < width; j0 += 8 * MF_PAIR8) {                             \
+    for (j0 = 0; j0 < width; j0 += MF_VNF * MF_PAIR) {                         \
         const float *Wj = W + j0;                                              \
         float *Aj = A + j0;                                                    \
-        switch ((width - j0) / 8 < MF_PAIR8 ? (width - j0) / 8 : MF_PAIR8) {   \
+        switch ((width - j0) / MF_VNF < MF_PAIR ? (width - j0) / MF_VNF        \
+                : MF_PAIR) {                                                   \
         case 1: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 1); break;\
         case 2: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 2); break;\
         case 3: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 3); break;\
         case 4: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 4); break;\
         case 5: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 5); break;\
         case 6: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 6); break;\
-        default: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 7);     \
+        default: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, MF_PAIR);\
         }                                                                      \
     }                                                                          \
 }
 #else
-#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                     \
+#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                      \
 static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
                                        ptrdiff_t i0, ptrdiff_t i1,             \
                                        const float *W, ptrdiff_t ldw,          \
@@ -814,10 +798,10 @@ MF_DEFINE_PIXELS32(f64, double)
  * double values), their number of nonzeros to *nnz; a loop without
  * branches. */
 #if MF_VECTOR_EXTENSIONS
-#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                \
-static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                        \
+static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz)  \
 {                                                                              \
-    const mf_v4i magnitude = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL,     \
+    const mf_v4i magnitude = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL,      \
                               0x7fffffffffffffffLL, 0x7fffffffffffffffLL};     \
     mf_v4d s[4] = {{0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0},                 \
                    {0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0}};                \
@@ -828,7 +812,7 @@ static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
         MF_UNROLL                                                              \
         for (q = 0; q < 4; q++) {                                              \
             const VAL_T *c = x + i + 4 * q;                                    \
-            const mf_v4d v = {(double)c[0], (double)c[1], (double)c[2],       \
+            const mf_v4d v = {(double)c[0], (double)c[1], (double)c[2],        \
                               (double)c[3]};                                   \
             s[q] += (mf_v4d)((mf_v4i)v & magnitude);                           \
             n -= v != 0.0;                                                     \
@@ -843,8 +827,8 @@ static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
     return (s[0][0] + s[0][1]) + (s[0][2] + s[0][3]);                          \
 }
 #else
-#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                \
-static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                        \
+static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz)  \
 {                                                                              \
     double s = 0.0;                                                            \
     ptrdiff_t i, n = 0;                                                        \
@@ -1373,7 +1357,7 @@ static inline ptrdiff_t mf_gather_nonzeros_f64(const double *x, ptrdiff_t D,
 #endif
 
 #ifndef MF_PACKED_GATHER
-#define MF_DEFINE_GATHER(SUFFIX, VAL_T, CHUNK, MASK)                          \
+#define MF_DEFINE_GATHER(SUFFIX, VAL_T, CHUNK, MASK)                           \
 /* whether x[0 ... CHUNK-1] holds a nonzero (-0.0 is zero) */                  \
 static inline int mf_chunk_nonzero_##SUFFIX(const VAL_T *x)                    \
 {                                                                              \
@@ -1413,7 +1397,7 @@ MF_DEFINE_GATHER(f64, double, 4, 0x7fffffffffffffffULL)
 
 /* How many nonzeros a dense row has: a loop the compiler vectorises (a
  * compare per pixel, no branch). */
-#define MF_DEFINE_COUNT(SUFFIX, VAL_T)                                        \
+#define MF_DEFINE_COUNT(SUFFIX, VAL_T)                                         \
 static inline ptrdiff_t mf_count_nonzeros_##SUFFIX(const VAL_T *x,             \
                                                    ptrdiff_t D)                \
 {                                                                              \
@@ -1472,7 +1456,7 @@ static ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
 #endif
 typedef unsigned int mf_scan32 __attribute__((vector_size(MF_SCAN_BYTES), aligned(4), may_alias));
 typedef unsigned long long mf_scan64 __attribute__((vector_size(MF_SCAN_BYTES), aligned(8), may_alias));
-#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, VEC, LANES, EXP, UNIT, TOP)        \
+#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, VEC, LANES, EXP, UNIT, TOP)         \
 static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
 {                                                                              \
     const UINT *u = (const UINT *)x;                                           \
@@ -1503,7 +1487,7 @@ MF_DEFINE_ALL_FINITE(f32, unsigned int, mf_scan32, MF_SCAN_BYTES / 4,
 MF_DEFINE_ALL_FINITE(f64, unsigned long long, mf_scan64, MF_SCAN_BYTES / 8,
                      0x7ff0000000000000ull, 0x0010000000000000ull, 63)
 #else  /* portable C */
-#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, EXP, UNIT, TOP)                    \
+#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, EXP, UNIT, TOP)                     \
 static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
 {                                                                              \
     const UINT *u = (const UINT *)x;                                           \
@@ -1535,7 +1519,7 @@ MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
 /* 2 MF_VN units at a time in vectors of the native width (GCC lowers the
  * broadcast of ek into a 4-double vector through memory without AVX),
  * the leftover units one by one */
-#define MF_LOGIT_SUMS_BODY(DEGREE)                                            \
+#define MF_LOGIT_SUMS_BODY(DEGREE)                                             \
     ptrdiff_t j0 = 0, j, k;                                                    \
     for (; j0 + 2 * MF_VN <= n; j0 += 2 * MF_VN) {                             \
         mf_vn p0 = *(const mf_vn *)(Dp + j0);                                  \
@@ -1572,7 +1556,7 @@ MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
         Dm[j] = m;                                                             \
     }
 #else
-#define MF_LOGIT_SUMS_BODY(DEGREE)                                            \
+#define MF_LOGIT_SUMS_BODY(DEGREE)                                             \
     ptrdiff_t j, k;                                                            \
     double x;                                                                  \
     for (k = 0; k < K; k++)                                                    \
@@ -1585,10 +1569,10 @@ MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
 #endif
 /* ... for the n units from unit `first` of row r, the unit moves dz (dzp
  * then dzm, MF_UNIT_BLOCK apart) into D (Dp then Dm, the same). */
-#define MF_DEFINE_LOGIT_SUMS(DEGREE)                                          \
-static void mf_logit_sums_deg##DEGREE(const struct mf_hidden_row *r,          \
-                                      ptrdiff_t first, ptrdiff_t n,           \
-                                      const double *dz, double *D)            \
+#define MF_DEFINE_LOGIT_SUMS(DEGREE)                                           \
+static void mf_logit_sums_deg##DEGREE(const struct mf_hidden_row *r,           \
+                                      ptrdiff_t first, ptrdiff_t n,            \
+                                      const double *dz, double *D)             \
 {                                                                              \
     const double *e = r->e, *W2T = r->W2T + first;                             \
     const ptrdiff_t H = r->H, K = r->K;                                        \
@@ -1599,8 +1583,8 @@ static void mf_logit_sums_deg##DEGREE(const struct mf_hidden_row *r,          \
 MF_DEFINE_LOGIT_SUMS(3)
 MF_DEFINE_LOGIT_SUMS(5)
 
-#define MF_DEFINE_HIDDEN_ROW(NAME, EXPM1_DEG, LOG1P)                          \
-static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
+#define MF_DEFINE_HIDDEN_ROW(NAME, EXPM1_DEG, LOG1P)                           \
+static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc)   \
 {                                                                              \
     double dz[2 * MF_UNIT_BLOCK], D[2 * MF_UNIT_BLOCK];                        \
     double emtp[MF_UNIT_BLOCK], emtm[MF_UNIT_BLOCK];                           \
