@@ -874,14 +874,17 @@ static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
  * place in a group (the leftover rows take the same pass with fewer
  * rows), so a row's result does not depend on how the rows are cut. */
 #if MF_VECTOR_EXTENSIONS
+/* In native vectors (see MF_NATIVE_PASSES); the widest width of the
+ * side-by-side passes is MF_ROWS_NV vectors and MF_VN - 1 leftover units a
+ * row (the book's 10 classes: 2 vectors and 2 units with AVX, 5 vectors
+ * without), the accumulators of the MF_ROWS rows in registers. */
 #ifdef __AVX__
 #define MF_ROWS 4
+#define MF_ROWS_NV 3
 #else
 #define MF_ROWS 2
+#define MF_ROWS_NV 6
 #endif
-/* the widest width of the side-by-side passes: 3 vectors and 3 leftover
- * units a row (the book's 10 classes: 2 and 2) */
-#define MF_ROWS_NV 3
 struct mf_rows_args {
     const double *z;
     ptrdiff_t ldz, n;
@@ -896,7 +899,7 @@ MF_INLINE void mf_rows_pass(const struct mf_rows_args *p, ptrdiff_t r0,
     const double *z = p->z + r0 * p->ldz, *M = p->M;
     const ptrdiff_t n = p->n, ldz = p->ldz, w = p->width;
     double *out = p->out + r0 * p->ldo;
-    mf_v4d acc[MF_ROWS][MF_ROWS_NV];
+    mf_vn acc[MF_ROWS][MF_ROWS_NV];
     mf_v2d acc2[MF_ROWS];
     double acc1[MF_ROWS];
     ptrdiff_t i;
@@ -905,7 +908,7 @@ MF_INLINE void mf_rows_pass(const struct mf_rows_args *p, ptrdiff_t r0,
     for (r = 0; r < nr; r++) {
         MF_UNROLL
         for (a = 0; a < nv; a++)
-            acc[r][a] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
+            acc[r][a] = (mf_vn)MF_BROADCAST(0.0);
         acc2[r] = (mf_v2d){0.0, 0.0};
         acc1[r] = 0.0;
     }
@@ -916,11 +919,11 @@ MF_INLINE void mf_rows_pass(const struct mf_rows_args *p, ptrdiff_t r0,
             const double v = z[r * ldz + i];
             MF_UNROLL
             for (a = 0; a < nv; a++)
-                acc[r][a] += v * *(const mf_v4d *)(m + 4 * a);
+                acc[r][a] += v * *(const mf_vn *)(m + MF_VN * a);
             if (rem & 2)
-                acc2[r] += v * *(const mf_v2d *)(m + 4 * nv);
+                acc2[r] += v * *(const mf_v2d *)(m + MF_VN * nv);
             if (rem & 1)
-                acc1[r] += v * m[4 * nv + (rem & 2)];
+                acc1[r] += v * m[MF_VN * nv + (rem & 2)];
         }
     }
     MF_UNROLL
@@ -928,27 +931,39 @@ MF_INLINE void mf_rows_pass(const struct mf_rows_args *p, ptrdiff_t r0,
         double *o = out + r * p->ldo;
         MF_UNROLL
         for (a = 0; a < nv; a++)
-            *(mf_v4d *)(o + 4 * a) = acc[r][a];
+            *(mf_vn *)(o + MF_VN * a) = acc[r][a];
         if (rem & 2)
-            *(mf_v2d *)(o + 4 * nv) = acc2[r];
+            *(mf_v2d *)(o + MF_VN * nv) = acc2[r];
         if (rem & 1)
-            o[4 * nv + (rem & 2)] = acc1[r];
+            o[MF_VN * nv + (rem & 2)] = acc1[r];
     }
 }
 
+#if MF_VN > 2
+#define MF_ROWS_REM_WIDE(NR, NV)                                               \
+    case 2: mf_rows_pass(&args, r0, NR, NV, 2); break;                         \
+    case 3: mf_rows_pass(&args, r0, NR, NV, 3); break;
+#else
+#define MF_ROWS_REM_WIDE(NR, NV)
+#endif
 #define MF_ROWS_REM(NR, NV)                                                    \
     switch (rem) {                                                             \
     case 0: mf_rows_pass(&args, r0, NR, NV, 0); break;                         \
-    case 1: mf_rows_pass(&args, r0, NR, NV, 1); break;                         \
-    case 2: mf_rows_pass(&args, r0, NR, NV, 2); break;                         \
-    default: mf_rows_pass(&args, r0, NR, NV, 3);                               \
+    MF_ROWS_REM_WIDE(NR, NV)                                                   \
+    default: mf_rows_pass(&args, r0, NR, NV, 1);                               \
     }
+#define MF_ROWS_CASE(NR, NV) case NV: MF_ROWS_REM(NR, NV) break;
+#if MF_ROWS_NV > 3
+#define MF_ROWS_WIDE(NR)                                                       \
+    MF_ROWS_CASE(NR, 3) MF_ROWS_CASE(NR, 4) MF_ROWS_CASE(NR, 5)
+#else
+#define MF_ROWS_WIDE(NR)
+#endif
 #define MF_ROWS_NR(NR)                                                         \
-    switch (width >> 2) {                                                      \
-    case 0: MF_ROWS_REM(NR, 0) break;                                          \
-    case 1: MF_ROWS_REM(NR, 1) break;                                          \
-    case 2: MF_ROWS_REM(NR, 2) break;                                          \
-    default: MF_ROWS_REM(NR, 3)                                                \
+    switch (width / MF_VN) {                                                   \
+    MF_ROWS_CASE(NR, 0) MF_ROWS_CASE(NR, 1) MF_ROWS_CASE(NR, 2)                \
+    MF_ROWS_WIDE(NR)                                                           \
+    default: MF_ROWS_REM(NR, MF_ROWS_NV)                                       \
     }
 
 static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
@@ -956,9 +971,9 @@ static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
                           double *out, ptrdiff_t ldo)
 {
     const struct mf_rows_args args = {z, ldz, n, M, width, out, ldo};
-    const int rem = (int)(width & 3);
+    const int rem = (int)(width % MF_VN);
     ptrdiff_t r0;
-    if (width > 4 * MF_ROWS_NV + 3) {  /* too wide for side by side */
+    if (width > MF_VN * (MF_ROWS_NV + 1) - 1) {  /* too wide for side by side */
         for (r0 = 0; r0 < rows; r0++)
             mf_vector_matrix(z + r0 * ldz, n, M, width, width,
                              out + r0 * ldo);
@@ -970,7 +985,10 @@ static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
         MF_ROWS_NR(1)
 }
 #undef MF_ROWS_NR
+#undef MF_ROWS_WIDE
+#undef MF_ROWS_CASE
 #undef MF_ROWS_REM
+#undef MF_ROWS_REM_WIDE
 
 #else  /* portable C */
 
@@ -988,41 +1006,50 @@ static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
 #if MF_VECTOR_EXTENSIONS
 
 
-/* Vectors of 4 doubles that mf_exp4 takes at a time: side by side, their
- * series are independent chains of multiply-adds. */
+/* Native vectors (MF_VN doubles, see MF_NATIVE_PASSES) that mf_expn takes
+ * at a time: side by side, their series are independent chains of
+ * multiply-adds. */
 #define MF_EXP_BATCH 4
+#ifdef __AVX__
+typedef mf_v4i mf_vni;
+typedef mf_v4u mf_vnu;
+#define MF_LANES {0, 1, 2, 3}
+#else
+typedef long long mf_vni __attribute__((vector_size(16), aligned(8), may_alias));
+typedef unsigned long long mf_vnu __attribute__((vector_size(16), aligned(8), may_alias));
+#define MF_LANES {0, 1}
+#endif
 
-/* exp of nv <= MF_EXP_BATCH vectors of 4 doubles: exp(x) = 2**k exp(r),
+/* exp of nv <= MF_EXP_BATCH native vectors: exp(x) = 2**k exp(r),
  * x = k ln2 + r, |r| <= ln2 / 2; exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
  * applied as two factors so that no intermediate over- or underflows.
  * k is rounded by adding 1.5 * 2**52, which leaves it as an integer in the
  * low bits of the sum (AVX2 has no vector double -> int64 conversion).
  * Beyond the double range: inf above 709.78, 0 below -745.14. */
-MF_INLINE void mf_exp4(mf_v4d *v, const int nv)
+MF_INLINE void mf_expn(mf_vn *v, const int nv)
 {
     const double ln2_hi = 6.93147180369123816490e-01;  /* 32 bits: k ln2_hi exact */
     const double ln2_lo = 1.90821492927058770002e-10;
     const double shifter = 6755399441055744.0;         /* 1.5 * 2**52: rounds */
-    const mf_v4d top = {709.8, 709.8, 709.8, 709.8};
-    const mf_v4d bottom = {-745.2, -745.2, -745.2, -745.2};
-    mf_v4i over[MF_EXP_BATCH], under[MF_EXP_BATCH], k[MF_EXP_BATCH];
-    mf_v4d kd[MF_EXP_BATCH], r[MF_EXP_BATCH], p[MF_EXP_BATCH];
+    const mf_vn top = MF_BROADCAST(709.8), bottom = MF_BROADCAST(-745.2);
+    const mf_vn shift = MF_BROADCAST(shifter);
+    mf_vni over[MF_EXP_BATCH], under[MF_EXP_BATCH], k[MF_EXP_BATCH];
+    mf_vn kd[MF_EXP_BATCH], r[MF_EXP_BATCH], p[MF_EXP_BATCH];
     int q;
     MF_UNROLL
     for (q = 0; q < nv; q++) {
-        const mf_v4d x = v[q];
-        mf_v4d xc;
-        mf_v4i hi, lo;
+        const mf_vn x = v[q];
+        mf_vn xc;
+        mf_vni hi, lo;
         over[q] = x > 709.782712893384;
         under[q] = x < -745.1332191019412;
         /* clamp; NaN passes through (both compares false) */
         hi = x > top;
         lo = x < bottom;
-        xc = (mf_v4d)((hi & (mf_v4i)top) | (lo & (mf_v4i)bottom)
-                      | (~(hi | lo) & (mf_v4i)x));
+        xc = (mf_vn)((hi & (mf_vni)top) | (lo & (mf_vni)bottom)
+                     | (~(hi | lo) & (mf_vni)x));
         kd[q] = xc * 1.4426950408889634 + shifter;  /* k in the low bits */
-        k[q] = (mf_v4i)kd[q]
-               - (mf_v4i)((mf_v4d){shifter, shifter, shifter, shifter});
+        k[q] = (mf_vni)kd[q] - (mf_vni)shift;
         kd[q] = kd[q] - shifter;
         r[q] = (xc - kd[q] * ln2_hi) - kd[q] * ln2_lo;
         p[q] = r[q] * (1.0 / 6227020800.0) + 1.0 / 479001600.0;  /* 1/13!, 1/12! */
@@ -1050,58 +1077,59 @@ MF_INLINE void mf_exp4(mf_v4d *v, const int nv)
         /* k = k1 + k2, both in range; k1 = floor(k / 2), as k >> 1, by a
          * logical shift of k + 2048 > 0 (AVX2 has no 64-bit arithmetic
          * one) */
-        const mf_v4i k1 = (mf_v4i)((mf_v4u)(k[q] + 2048) >> 1) - 1024;
-        const mf_v4i k2 = k[q] - k1;
-        const mf_v4d s1 = (mf_v4d)((k1 + 1023) << 52);
-        const mf_v4d s2 = (mf_v4d)((k2 + 1023) << 52);
-        mf_v4d y = p[q] * s1 * s2;
-        y = (mf_v4d)((~over[q] & (mf_v4i)y)
-                     | (over[q] & (mf_v4i)(mf_v4d){INFINITY, INFINITY, INFINITY, INFINITY}));
-        v[q] = (mf_v4d)(~under[q] & (mf_v4i)y);
+        const mf_vni k1 = (mf_vni)((mf_vnu)(k[q] + 2048) >> 1) - 1024;
+        const mf_vni k2 = k[q] - k1;
+        const mf_vn s1 = (mf_vn)((k1 + 1023) << 52);
+        const mf_vn s2 = (mf_vn)((k2 + 1023) << 52);
+        const mf_vn inf = MF_BROADCAST(INFINITY);
+        mf_vn y = p[q] * s1 * s2;
+        y = (mf_vn)((~over[q] & (mf_vni)y) | (over[q] & (mf_vni)inf));
+        v[q] = (mf_vn)(~under[q] & (mf_vni)y);
     }
 }
 
-/* z = sigmoid(z + b), MF_EXP_BATCH vectors of 4 units at a time, the last
- * n % 4 units in one vector too */
+/* z = sigmoid(z + b), MF_EXP_BATCH native vectors at a time, the last
+ * n % MF_VN units in one vector too */
 static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 {
-    mf_v4d e[MF_EXP_BATCH];
+    mf_vn e[MF_EXP_BATCH];
     ptrdiff_t j = 0, k;
     int q;
-    for (; j + 4 * MF_EXP_BATCH <= n; j += 4 * MF_EXP_BATCH) {
+    for (; j + MF_VN * MF_EXP_BATCH <= n; j += MF_VN * MF_EXP_BATCH) {
         MF_UNROLL
         for (q = 0; q < MF_EXP_BATCH; q++)
-            e[q] = -(*(const mf_v4d *)(z + j + 4 * q)
-                     + *(const mf_v4d *)(b + j + 4 * q));
-        mf_exp4(e, MF_EXP_BATCH);
+            e[q] = -(*(const mf_vn *)(z + j + MF_VN * q)
+                     + *(const mf_vn *)(b + j + MF_VN * q));
+        mf_expn(e, MF_EXP_BATCH);
         MF_UNROLL
         for (q = 0; q < MF_EXP_BATCH; q++)
-            *(mf_v4d *)(z + j + 4 * q) = 1.0 / (1.0 + e[q]);
+            *(mf_vn *)(z + j + MF_VN * q) = 1.0 / (1.0 + e[q]);
     }
-    for (; j < n; j += 4) {
-        e[0] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
-        for (k = 0; k < 4 && j + k < n; k++)
+    for (; j < n; j += MF_VN) {
+        e[0] = (mf_vn)MF_BROADCAST(0.0);
+        for (k = 0; k < MF_VN && j + k < n; k++)
             e[0][k] = -(z[j + k] + b[j + k]);
-        mf_exp4(e, 1);
+        mf_expn(e, 1);
         e[0] = 1.0 / (1.0 + e[0]);
-        for (k = 0; k < 4 && j + k < n; k++)
+        for (k = 0; k < MF_VN && j + k < n; k++)
             z[j + k] = e[0][k];
     }
 }
 
 /* z[r, :n] = sigmoid(z[r, :n] + b) for `rows` rows ld apart, ld at least
- * n rounded up to 4 (the lanes from n on become 0.5): the rows' vectors of
- * 4 units as one stream, MF_EXP_BATCH at a time, so that every mf_exp4
- * has its chains side by side (a row alone leaves its last batch nearly
- * empty).  The exp is per lane: each unit's value is mf_sigmoid_bias's. */
+ * n rounded up to MF_VN (the lanes from n on become 0.5): the rows'
+ * native vectors as one stream, MF_EXP_BATCH at a time, so that every
+ * mf_expn has its chains side by side (a row alone leaves its last batch
+ * nearly empty).  The exp is per lane: each unit's value is
+ * mf_sigmoid_bias's. */
 static void mf_sigmoid_rows(double *z, ptrdiff_t ld, ptrdiff_t rows,
                             const double *b, ptrdiff_t n)
 {
-    const ptrdiff_t full = n / 4 * 4;
-    mf_v4d e[MF_EXP_BATCH], btail = {0.0, 0.0, 0.0, 0.0};
-    const mf_v4i lane = {0, 1, 2, 3}, every = {-1, -1, -1, -1};
-    const mf_v4i tail = lane < (long long)(n - full);
-    const ptrdiff_t total = rows * ((n + 3) / 4);
+    const ptrdiff_t full = n / MF_VN * MF_VN;
+    mf_vn e[MF_EXP_BATCH], btail = MF_BROADCAST(0.0);
+    const mf_vni lane = MF_LANES, every = MF_BROADCAST(-1LL);
+    const mf_vni tail = lane < (long long)(n - full);
+    const ptrdiff_t total = rows * ((n + MF_VN - 1) / MF_VN);
     double *dst[MF_EXP_BATCH];
     ptrdiff_t r = 0, j = 0, v0;
     int q;
@@ -1112,11 +1140,11 @@ static void mf_sigmoid_rows(double *z, ptrdiff_t ld, ptrdiff_t rows,
         for (q = 0; q < MF_EXP_BATCH; q++) {
             if (v0 + q < total) {
                 const int whole = j < full;
-                const mf_v4d bj = whole ? *(const mf_v4d *)(b + j) : btail;
+                const mf_vn bj = whole ? *(const mf_vn *)(b + j) : btail;
                 dst[q] = z + r * ld + j;
-                e[q] = (mf_v4d)((mf_v4i)(-(*(const mf_v4d *)dst[q] + bj))
-                                & (whole ? every : tail));
-                j += 4;
+                e[q] = (mf_vn)((mf_vni)(-(*(const mf_vn *)dst[q] + bj))
+                               & (whole ? every : tail));
+                j += MF_VN;
                 if (j >= n) {
                     j = 0;
                     r++;
@@ -1126,31 +1154,32 @@ static void mf_sigmoid_rows(double *z, ptrdiff_t ld, ptrdiff_t rows,
                 e[q] = e[q - 1];
             }
         }
-        mf_exp4(e, MF_EXP_BATCH);
+        mf_expn(e, MF_EXP_BATCH);
         MF_UNROLL
         for (q = 0; q < MF_EXP_BATCH; q++)
-            *(mf_v4d *)dst[q] = 1.0 / (1.0 + e[q]);
+            *(mf_vn *)dst[q] = 1.0 / (1.0 + e[q]);
     }
 }
 
-/* exp(a[k] - m) in place for k < K, MF_EXP_BATCH vectors of 4 at a time;
- * returns their sum, summed in the order of k. */
+/* exp(a[k] - m) in place for k < K, MF_EXP_BATCH native vectors at a
+ * time; returns their sum, summed in the order of k. */
 static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
 {
-    mf_v4d v[MF_EXP_BATCH];
+    mf_vn v[MF_EXP_BATCH];
     ptrdiff_t k0, k;
     double s = 0.0;
     int q;
-    for (k0 = 0; k0 < K; k0 += 4 * MF_EXP_BATCH) {
-        const ptrdiff_t n = K - k0 < 4 * MF_EXP_BATCH ? K - k0 : 4 * MF_EXP_BATCH;
+    for (k0 = 0; k0 < K; k0 += MF_VN * MF_EXP_BATCH) {
+        const ptrdiff_t n = K - k0 < MF_VN * MF_EXP_BATCH ? K - k0
+                                                          : MF_VN * MF_EXP_BATCH;
         MF_UNROLL
         for (q = 0; q < MF_EXP_BATCH; q++)
-            v[q] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
+            v[q] = (mf_vn)MF_BROADCAST(0.0);
         for (k = 0; k < n; k++)
-            v[k / 4][k % 4] = a[k0 + k] - m;
-        mf_exp4(v, MF_EXP_BATCH);
+            v[k / MF_VN][k % MF_VN] = a[k0 + k] - m;
+        mf_expn(v, MF_EXP_BATCH);
         for (k = 0; k < n; k++) {
-            a[k0 + k] = v[k / 4][k % 4];
+            a[k0 + k] = v[k / MF_VN][k % MF_VN];
             s += a[k0 + k];
         }
     }
