@@ -51,7 +51,7 @@
 #endif
 
 /* exp(r) by its series to r**7 / 7!, Horner's rule, for the screen's
- * float32 sigmoid (mf_sigmoid8 on vectors, mf_sigmoid1 on one float: one
+ * float32 sigmoid (mf_sigmoid_vnf on vectors, mf_sigmoid1 on one float: one
  * arithmetic, analysed in mnist_fast/screen.py) */
 #define MF_EXP_SERIES32(r) ((((((((r) * (1.0f / 5040.0f) + 1.0f / 720.0f)       \
     * (r) + 1.0f / 120.0f) * (r) + 1.0f / 24.0f) * (r) + 1.0f / 6.0f) * (r)    \
@@ -66,15 +66,23 @@ typedef unsigned long long mf_v4u __attribute__((vector_size(32), aligned(8), ma
 #define MF_INLINE static inline __attribute__((always_inline))
 /* The native vector of the compilation: 4 doubles with AVX, else 2 (GCC
  * lowers a 4-double vector into pairs without AVX, and their broadcasts
- * through memory). */
+ * through memory); mf_vni and mf_vnu hold its lanes as integers (masks,
+ * exponent bits), MF_LANES their indices.  Every helper the baseline runs
+ * often is written in it. */
 #ifdef __AVX__
 typedef mf_v4d mf_vn;
+typedef mf_v4i mf_vni;
+typedef mf_v4u mf_vnu;
 #define MF_VN 4
 #define MF_BROADCAST(c) {c, c, c, c}
+#define MF_LANES {0, 1, 2, 3}
 #else
 typedef mf_v2d mf_vn;
+typedef long long mf_vni __attribute__((vector_size(16), aligned(8), may_alias));
+typedef unsigned long long mf_vnu __attribute__((vector_size(16), aligned(8), may_alias));
 #define MF_VN 2
 #define MF_BROADCAST(c) {c, c}
+#define MF_LANES {0, 1}
 #endif
 /* Unroll the loops over the accumulators completely (GCC would otherwise
  * turn their zeroing and storing into memset/memcpy calls through memory) */
@@ -236,29 +244,35 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
 /* The screen's float32 hidden and output layers (error bounds: see
  * mnist_fast/screen.py).
  *
- * mf_sigmoid8: sigmoid(a) = 1 / (1 + exp(-a)) of 8 floats in place, exp(x) = 2**k
- * exp(r) with x clamped to [-87, 88] (beyond, the sigmoid is within 2e-38
+ * mf_sigmoid_vnf: sigmoid(a) = 1 / (1 + exp(-a)) of a native vector of
+ * MF_VNF floats in place (each lane's arithmetic the same whatever the
+ * width), exp(x) = 2**k exp(r) with x clamped to [-87, 88] (beyond, the sigmoid is within 2e-38
  * of 0 or 1), k = round(x log2(e)) read from the bits of the rounding sum
  * x log2(e) + 1.5 * 2**23, r = x - k ln2 in two parts (Cody-Waite: k times
  * the 9-bit part is exact) and exp(r) by its series to r**7 / 7!. */
-typedef int mf_v8i __attribute__((vector_size(32), aligned(4), may_alias));
-#define MF_V8F(c) {c, c, c, c, c, c, c, c}
+#ifdef __AVX__
+typedef int mf_vni32 __attribute__((vector_size(32), aligned(4), may_alias));
+#define MF_VNF_OF(c) {c, c, c, c, c, c, c, c}
+#else
+typedef int mf_vni32 __attribute__((vector_size(16), aligned(4), may_alias));
+#define MF_VNF_OF(c) {c, c, c, c}
+#endif
 
-MF_INLINE void mf_sigmoid8(mf_v8f *inout)
+MF_INLINE void mf_sigmoid_vnf(mf_vnf *inout)
 {
-    const mf_v8f shift = MF_V8F(12582912.0f);  /* 1.5 * 2**23 */
-    const mf_v8f top = MF_V8F(88.0f), bottom = MF_V8F(-87.0f);
-    mf_v8f x = -*inout, kd, r, p;
-    const mf_v8i hi = x > top, lo = x < bottom;
-    mf_v8i k;
-    x = (mf_v8f)((hi & (mf_v8i)top) | (lo & (mf_v8i)bottom)
-                 | (~(hi | lo) & (mf_v8i)x));
+    const mf_vnf shift = MF_VNF_OF(12582912.0f);  /* 1.5 * 2**23 */
+    const mf_vnf top = MF_VNF_OF(88.0f), bottom = MF_VNF_OF(-87.0f);
+    mf_vnf x = -*inout, kd, r, p;
+    const mf_vni32 hi = x > top, lo = x < bottom;
+    mf_vni32 k;
+    x = (mf_vnf)((hi & (mf_vni32)top) | (lo & (mf_vni32)bottom)
+                 | (~(hi | lo) & (mf_vni32)x));
     kd = x * 1.44269504f + shift;
-    k = (mf_v8i)kd - (mf_v8i)shift;
+    k = (mf_vni32)kd - (mf_vni32)shift;
     kd = kd - shift;
     r = (x - kd * 0.693359375f) - kd * -2.12194440e-4f;
     p = MF_EXP_SERIES32(r);
-    p = p * (mf_v8f)((k + 127) << 23);
+    p = p * (mf_vnf)((k + 127) << 23);
     *inout = 1.0f / (1.0f + p);
 }
 
@@ -266,22 +280,22 @@ MF_INLINE void mf_sigmoid8(mf_v8f *inout)
  * |a[j] + b[j]|, or inf when one of them is not finite. */
 static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
 {
-    const mf_v8i magnitude = MF_V8F(0x7fffffff), all = MF_V8F(-1);
-    mf_v8f big = MF_V8F(0.0f);
-    mf_v8i finite = all, more;
+    const mf_vni32 magnitude = MF_VNF_OF(0x7fffffff), all = MF_VNF_OF(-1);
+    mf_vnf big = MF_VNF_OF(0.0f);
+    mf_vni32 finite = all, more;
     float m = 0.0f;
     ptrdiff_t j;
     int i;
-    for (j = 0; j < n; j += 8) {
-        mf_v8f v = *(const mf_v8f *)(a + j) + *(const mf_v8f *)(b + j);
-        const mf_v8f size = (mf_v8f)((mf_v8i)v & magnitude);
+    for (j = 0; j < n; j += MF_VNF) {
+        mf_vnf v = *(const mf_vnf *)(a + j) + *(const mf_vnf *)(b + j);
+        const mf_vnf size = (mf_vnf)((mf_vni32)v & magnitude);
         finite &= size <= 3.40282347e+38f;  /* false for inf and NaN */
         more = size > big;
-        big = (mf_v8f)((more & (mf_v8i)size) | (~more & (mf_v8i)big));
-        mf_sigmoid8(&v);
-        *(mf_v8f *)(a + j) = v;
+        big = (mf_vnf)((more & (mf_vni32)size) | (~more & (mf_vni32)big));
+        mf_sigmoid_vnf(&v);
+        *(mf_vnf *)(a + j) = v;
     }
-    for (i = 0; i < 8; i++) {
+    for (i = 0; i < MF_VNF; i++) {
         if (!finite[i])
             return INFINITY;
         m = big[i] > m ? big[i] : m;
@@ -296,17 +310,17 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 {
     ptrdiff_t c, j;
     int q;
-    for (c = 0; c < width; c += 8) {
-        mf_v8f s[4];
+    for (c = 0; c < width; c += MF_VNF) {
+        mf_vnf s[4];
         MF_UNROLL
         for (q = 0; q < 4; q++)
-            s[q] = (mf_v8f)MF_V8F(0.0f);
+            s[q] = (mf_vnf)MF_VNF_OF(0.0f);
         for (j = 0; j < n; j += 4) {
             MF_UNROLL
             for (q = 0; q < 4; q++)
-                s[q] += z[j + q] * *(const mf_v8f *)(W + (j + q) * width + c);
+                s[q] += z[j + q] * *(const mf_vnf *)(W + (j + q) * width + c);
         }
-        *(mf_v8f *)(out + c) = *(const mf_v8f *)(b + c) + ((s[0] + s[1]) + (s[2] + s[3]));
+        *(mf_vnf *)(out + c) = *(const mf_vnf *)(b + c) + ((s[0] + s[1]) + (s[2] + s[3]));
     }
 }
 
@@ -343,7 +357,7 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
             out[j] += val[n] * M[(ptrdiff_t)idx[n] * width + j];
 }
 
-/* mf_sigmoid8's arithmetic on one float, operation for operation (the same
+/* mf_sigmoid_vnf's arithmetic on one float, operation for operation (the same
  * clamp, reduction and series, no libm), so that the screen's error bound
  * (mnist_fast/screen.py) holds for it as for the vector one. */
 static inline float mf_sigmoid1(float a)
@@ -793,38 +807,50 @@ static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
 MF_DEFINE_PIXELS32(f32, float)
 MF_DEFINE_PIXELS32(f64, double)
 
-/* sum |x[i]| of a dense row in sixteen partial sums (the lanes of four
- * vectors, side by side: independent chains; double sums of the float or
- * double values), their number of nonzeros to *nnz; a loop without
- * branches. */
+/* sum |x[i]| of a dense row in sixteen partial sums (part[m] sums the
+ * x[i] with i % 16 = m: independent chains; double sums of the float or
+ * double values), reduced in one order whatever the vector width, their
+ * number of nonzeros to *nnz; a loop without branches.  The sums sit in
+ * MF_L1_ACC native vectors side by side. */
 #if MF_VECTOR_EXTENSIONS
+#define MF_L1_ACC (16 / MF_VN)
+#ifdef __AVX__
+#define MF_VN_LOAD(c) {(double)(c)[0], (double)(c)[1], (double)(c)[2],         \
+                       (double)(c)[3]}
+#else
+#define MF_VN_LOAD(c) {(double)(c)[0], (double)(c)[1]}
+#endif
 #define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                        \
-static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz)  \
+static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
 {                                                                              \
-    const mf_v4i magnitude = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL,      \
-                              0x7fffffffffffffffLL, 0x7fffffffffffffffLL};     \
-    mf_v4d s[4] = {{0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0},                 \
-                   {0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0}};                \
-    mf_v4i n = {0, 0, 0, 0};                                                   \
-    ptrdiff_t i = 0;                                                           \
+    const mf_vni magnitude = MF_BROADCAST(0x7fffffffffffffffLL);              \
+    mf_vn s[MF_L1_ACC];                                                        \
+    mf_vni n = MF_BROADCAST(0LL);                                              \
+    double part[16], t[4];                                                     \
+    ptrdiff_t i = 0, count = 0;                                                \
     int q;                                                                     \
+    MF_UNROLL                                                                  \
+    for (q = 0; q < MF_L1_ACC; q++)                                            \
+        s[q] = (mf_vn)MF_BROADCAST(0.0);                                       \
     for (; i + 16 <= D; i += 16) {                                             \
         MF_UNROLL                                                              \
-        for (q = 0; q < 4; q++) {                                              \
-            const VAL_T *c = x + i + 4 * q;                                    \
-            const mf_v4d v = {(double)c[0], (double)c[1], (double)c[2],        \
-                              (double)c[3]};                                   \
-            s[q] += (mf_v4d)((mf_v4i)v & magnitude);                           \
+        for (q = 0; q < MF_L1_ACC; q++) {                                      \
+            const mf_vn v = MF_VN_LOAD(x + i + MF_VN * q);                     \
+            s[q] += (mf_vn)((mf_vni)v & magnitude);                            \
             n -= v != 0.0;                                                     \
         }                                                                      \
     }                                                                          \
+    memcpy(part, s, sizeof part);                                              \
     for (; i < D; i++) {                                                       \
-        s[0][0] += fabs((double)x[i]);                                         \
-        n[0] += x[i] != 0;                                                     \
+        part[0] += fabs((double)x[i]);                                         \
+        count += x[i] != 0;                                                    \
     }                                                                          \
-    *nnz = (ptrdiff_t)((n[0] + n[1]) + (n[2] + n[3]));                         \
-    s[0] = (s[0] + s[1]) + (s[2] + s[3]);                                      \
-    return (s[0][0] + s[0][1]) + (s[0][2] + s[0][3]);                          \
+    for (q = 0; q < MF_VN; q++)                                                \
+        count += n[q];                                                         \
+    *nnz = count;                                                              \
+    for (q = 0; q < 4; q++)                                                    \
+        t[q] = (part[q] + part[4 + q]) + (part[8 + q] + part[12 + q]);         \
+    return (t[0] + t[1]) + (t[2] + t[3]);                                      \
 }
 #else
 #define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                        \
@@ -1010,15 +1036,6 @@ static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
  * at a time: side by side, their series are independent chains of
  * multiply-adds. */
 #define MF_EXP_BATCH 4
-#ifdef __AVX__
-typedef mf_v4i mf_vni;
-typedef mf_v4u mf_vnu;
-#define MF_LANES {0, 1, 2, 3}
-#else
-typedef long long mf_vni __attribute__((vector_size(16), aligned(8), may_alias));
-typedef unsigned long long mf_vnu __attribute__((vector_size(16), aligned(8), may_alias));
-#define MF_LANES {0, 1}
-#endif
 
 /* exp of nv <= MF_EXP_BATCH native vectors: exp(x) = 2**k exp(r),
  * x = k ln2 + r, |r| <= ln2 / 2; exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
