@@ -328,33 +328,72 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 
 #define MF_INLINE static inline
 #define MF_UNROLL
+
+/* Blocks of units whose sums stay in a local array over all the n: the
+ * loops over a block have a constant trip count (MF_PLAIN_BLOCK is a
+ * macro: no inlining needed), so the compiler vectorises them with the
+ * sums in vector registers, where one loop over `width` would load and
+ * store out[j] at every n.  Blocks of UNITS units, then one of UNITS / 2
+ * and one of UNITS / 4 as they fit, then the fewer units left in one
+ * block of a variable count (each block is one more pass over the n). */
+#define MF_PLAIN_BLOCKS(BLOCK, UNITS, width)                                   \
+    do {                                                                       \
+        ptrdiff_t j0 = 0;                                                      \
+        for (; j0 + (UNITS) <= (width); j0 += (UNITS))                         \
+            BLOCK(j0, UNITS, UNITS);                                           \
+        if ((width) - j0 >= (UNITS) / 2) {                                     \
+            BLOCK(j0, (UNITS) / 2, (UNITS) / 2);                               \
+            j0 += (UNITS) / 2;                                                 \
+        }                                                                      \
+        if ((width) - j0 >= (UNITS) / 4) {                                     \
+            BLOCK(j0, (UNITS) / 4, (UNITS) / 4);                               \
+            j0 += (UNITS) / 4;                                                 \
+        }                                                                      \
+        if ((width) - j0 >= 1)                                                 \
+            BLOCK(j0, (width) - j0, (UNITS) / 4);                              \
+    } while (0)
+
+/* out[j0 ... j0 + w - 1] = sum_n val[n] M[ROW, j0 ...] in ACC_T (w <=
+ * SIZE, a constant; from out with add), over val, idx, nnz, M, ld, add and
+ * out of the caller; ROW of n */
+#define MF_PLAIN_BLOCK(ACC_T, ROW, j0, w, SIZE)                                \
+    do {                                                                       \
+        ACC_T acc[SIZE];                                                       \
+        ptrdiff_t j, n;                                                        \
+        for (j = 0; j < (w); j++)                                              \
+            acc[j] = add ? out[(j0) + j] : (ACC_T)0;                           \
+        for (n = 0; n < nnz; n++) {                                            \
+            const ACC_T *m = M + (ROW) * ld + (j0);                            \
+            const ACC_T v = (ACC_T)val[n];                                     \
+            for (j = 0; j < (w); j++)                                          \
+                acc[j] += v * m[j];                                            \
+        }                                                                      \
+        for (j = 0; j < (w); j++)                                              \
+            out[(j0) + j] = acc[j];                                            \
+    } while (0)
+#define MF_PLAIN_BLOCK64(j0, w, SIZE)                                          \
+    MF_PLAIN_BLOCK(double, idx ? (ptrdiff_t)idx[n] : n, j0, w, SIZE)
+#define MF_PLAIN_BLOCK32(j0, w, SIZE)                                          \
+    MF_PLAIN_BLOCK(float, (ptrdiff_t)idx[n], j0, w, SIZE)
+
+/* Blocks of 16 units (doubles: 8 SSE2 registers of sums; floats too):
+ * GCC turned blocks of 32 into scalar loops */
 #define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                       \
 MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,           \
                                    ptrdiff_t nnz, const double *M,             \
                                    ptrdiff_t ld, ptrdiff_t width, int add,     \
                                    double *out)                                \
 {                                                                              \
-    ptrdiff_t j, n;                                                            \
-    for (j = 0; j < width && !add; j++)                                        \
-        out[j] = 0.0;                                                          \
-    for (n = 0; n < nnz; n++) {                                                \
-        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld;              \
-        const double v = (double)val[n];                                       \
-        for (j = 0; j < width; j++)                                            \
-            out[j] += v * m[j];                                                \
-    }                                                                          \
+    MF_PLAIN_BLOCKS(MF_PLAIN_BLOCK64, 16, width);                              \
 }
 
 static inline void mf_combine_rows32(const float *val, const int *idx,
                                      ptrdiff_t nnz, const float *M,
                                      ptrdiff_t width, float *out)
 {
-    ptrdiff_t j, n;
-    for (j = 0; j < width; j++)
-        out[j] = 0.0f;
-    for (n = 0; n < nnz; n++)
-        for (j = 0; j < width; j++)
-            out[j] += val[n] * M[(ptrdiff_t)idx[n] * width + j];
+    const ptrdiff_t ld = width;
+    const int add = 0;
+    MF_PLAIN_BLOCKS(MF_PLAIN_BLOCK32, 16, width);
 }
 
 /* mf_sigmoid_vnf's arithmetic on one float, operation for operation (the same
