@@ -84,9 +84,15 @@ typedef unsigned long long mf_vnu __attribute__((vector_size(16), aligned(8), ma
 #define MF_BROADCAST(c) {c, c}
 #define MF_LANES {0, 1}
 #endif
-/* Unroll the loops over the accumulators completely (GCC would otherwise
- * turn their zeroing and storing into memset/memcpy calls through memory) */
+/* Unroll the loops over the accumulators completely, so that each one is
+ * a register (GCC would otherwise turn their zeroing and storing into
+ * memset/memcpy calls through memory; clang, given "GCC unroll", kept
+ * them in an array on the stack and looped over it) */
+#if defined(__clang__)
+#define MF_UNROLL _Pragma("clang loop unroll(full)")
+#else
 #define MF_UNROLL _Pragma("GCC unroll 16")
+#endif
 
 /* The passes over `width` units in native vectors (MF_VN doubles; the
  * leftover units, fewer than MF_VN, are rem): blocks of NACC vectors, the
