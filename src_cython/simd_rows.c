@@ -26,10 +26,12 @@
  * 4 in AVX2+FMA registers in the avx2 one): GCC lowers a vector wider than
  * the registers into pieces on the stack.  The last block also carries
  * the leftover units, so a width up to 13 native vectors less one unit
- * (51 with AVX: the book's 50 hidden units) takes a single pass.  Plain C loops on other compilers (and with
- * -DMF_PORTABLE_C, to test them with GCC); the screen's float32 sigmoid
- * there does the vector one's arithmetic lane by lane (mf_sigmoid1).  Each
- * out[j] is summed in the order of n, as a plain loop would.
+ * (51 with AVX: the book's 50 hidden units) takes a single pass.  Plain C
+ * loops on other compilers (and with -DMF_PORTABLE_C, to test them with
+ * GCC), in blocks of units whose sums the compiler keeps in registers
+ * (MF_PLAIN_BLOCKS); the screen's float32 sigmoid there does the vector
+ * one's arithmetic lane by lane (mf_sigmoid1).  Each out[j] is summed in
+ * the order of n, as a plain loop would.
  */
 #define MF_IMPLEMENTATION 1
 #include "simd_rows.h"
@@ -102,7 +104,9 @@ typedef unsigned long long mf_vnu __attribute__((vector_size(16), aligned(8), ma
  * passes that hold two rows of W in registers.  Native vectors, not 4
  * doubles everywhere: without AVX, GCC lowers a 4-double vector into
  * pairs that it keeps on the stack, and broadcasts a scalar into one
- * through memory (a store and a wider load, which stalls). */
+ * through memory (a store and a wider load, which stalls).  (The plain C
+ * blocks, tried in the baseline for the sparse rows, made `train`
+ * slower.) */
 #define MF_CASE(PASS, NV)                                                      \
     case NV:                                                                   \
         switch (rem) {                                                         \
