@@ -21,14 +21,17 @@
  *
  * Written with GCC/Clang vector extensions (no intrinsics, no -march): the
  * accumulators of a block of units live in vector registers while one pass
- * streams over the n; the compiler lowers the 4-double vectors to SSE2
- * pairs in the baseline compilation and to AVX2+FMA registers in the avx2
- * one.  The last block also carries the width % 4 leftover units, so
- * a width up to 4 * MF_ACC + 3 (51 with AVX: the book's 50 hidden units)
- * takes a single pass.  Plain C loops on other compilers (and with
- * -DMF_PORTABLE_C, to test them with GCC); the screen's float32 sigmoid
- * there does the vector one's arithmetic lane by lane (mf_sigmoid1).  Each
- * out[j] is summed in the order of n, as a plain loop would.
+ * streams over the n.  The row passes are written in the native vector of
+ * the compilation (mf_vn: 2 doubles in SSE2 registers in the baseline one,
+ * 4 in AVX2+FMA registers in the avx2 one): GCC lowers a vector wider than
+ * the registers into pieces on the stack.  The last block also carries
+ * the leftover units, so a width up to 13 native vectors less one unit
+ * (51 with AVX: the book's 50 hidden units) takes a single pass.  Plain C
+ * loops on other compilers (and with -DMF_PORTABLE_C, to test them with
+ * GCC), in blocks of units whose sums the compiler keeps in registers
+ * (MF_PLAIN_BLOCKS); the screen's float32 sigmoid there does the vector
+ * one's arithmetic lane by lane (mf_sigmoid1).  Each out[j] is summed in
+ * the order of n, as a plain loop would.
  */
 #define MF_IMPLEMENTATION 1
 #include "simd_rows.h"
@@ -50,10 +53,10 @@
 #endif
 
 /* exp(r) by its series to r**7 / 7!, Horner's rule, for the screen's
- * float32 sigmoid (mf_sigmoid8 on vectors, mf_sigmoid1 on one float: one
+ * float32 sigmoid (mf_sigmoid_vnf on vectors, mf_sigmoid1 on one float: one
  * arithmetic, analysed in mnist_fast/screen.py) */
 #define MF_EXP_SERIES32(r) ((((((((r) * (1.0f / 5040.0f) + 1.0f / 720.0f)       \
-    * (r) + 1.0f / 120.0f) * (r) + 1.0f / 24.0f) * (r) + 1.0f / 6.0f) * (r)   \
+    * (r) + 1.0f / 120.0f) * (r) + 1.0f / 24.0f) * (r) + 1.0f / 6.0f) * (r)    \
     + 0.5f) * (r) + 1.0f) * (r) + 1.0f)
 
 #if MF_VECTOR_EXTENSIONS
@@ -65,87 +68,45 @@ typedef unsigned long long mf_v4u __attribute__((vector_size(32), aligned(8), ma
 #define MF_INLINE static inline __attribute__((always_inline))
 /* The native vector of the compilation: 4 doubles with AVX, else 2 (GCC
  * lowers a 4-double vector into pairs without AVX, and their broadcasts
- * through memory). */
+ * through memory); mf_vni and mf_vnu hold its lanes as integers (masks,
+ * exponent bits), MF_LANES their indices.  Every helper the baseline runs
+ * often is written in it. */
 #ifdef __AVX__
 typedef mf_v4d mf_vn;
+typedef mf_v4i mf_vni;
+typedef mf_v4u mf_vnu;
 #define MF_VN 4
 #define MF_BROADCAST(c) {c, c, c, c}
+#define MF_LANES {0, 1, 2, 3}
 #else
 typedef mf_v2d mf_vn;
+typedef long long mf_vni __attribute__((vector_size(16), aligned(8), may_alias));
+typedef unsigned long long mf_vnu __attribute__((vector_size(16), aligned(8), may_alias));
 #define MF_VN 2
 #define MF_BROADCAST(c) {c, c}
+#define MF_LANES {0, 1}
 #endif
-/* Unroll the loops over the accumulators completely (GCC would otherwise
- * turn their zeroing and storing into memset/memcpy calls through memory) */
-#define MF_UNROLL _Pragma("GCC unroll 16")
-
-/* MF_ACC accumulator vectors of 4 doubles per block: as many as the vector
- * registers hold next to the leftover accumulators (16 ymm with AVX, 16
- * xmm = 8 pairs without). */
-#ifdef __AVX__
-#define MF_ACC 12
+/* Unroll the loops over the accumulators completely, so that each one is
+ * a register (GCC would otherwise turn their zeroing and storing into
+ * memset/memcpy calls through memory; clang, given "GCC unroll", kept
+ * them in an array on the stack and looped over it) */
+#if defined(__clang__)
+#define MF_UNROLL _Pragma("clang loop unroll(full)")
 #else
-#define MF_ACC 4
+#define MF_UNROLL _Pragma("GCC unroll 16")
 #endif
-#define MF_BLOCK (4 * MF_ACC)
 
-/* One pass over the n for units j0 ... j0 + 4 nv + rem - 1 (nv <= MF_ACC,
- * rem < 4); nv and rem are constants after inlining (see MF_CASE).  The
- * sums start from 0, or from out (a = 1: the sums go on from there). */
-#define MF_DEFINE_PASS(SUFFIX, VAL_T)                                         \
-struct mf_combine_##SUFFIX {                                                   \
-    const VAL_T *val;                                                          \
-    const int *idx;                                                            \
-    ptrdiff_t nnz;                                                             \
-    const double *M;                                                           \
-    ptrdiff_t ld;                                                              \
-    int add;                                                                   \
-    double *out;                                                               \
-};                                                                             \
-MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,          \
-                                ptrdiff_t j0, const int nv, const int rem)    \
-{                                                                              \
-    const VAL_T *val = p->val;                                                 \
-    const int *idx = p->idx;                                                   \
-    const double *M = p->M;                                                    \
-    const ptrdiff_t nnz = p->nnz, ld = p->ld;                                  \
-    double *out = p->out;                                                      \
-    mf_v4d acc[MF_ACC];                                                        \
-    mf_v2d acc2 = {0.0, 0.0};                                                  \
-    double acc1 = 0.0;                                                         \
-    ptrdiff_t n;                                                               \
-    int a;                                                                     \
-    MF_UNROLL                                                                  \
-    for (a = 0; a < nv; a++)                                                   \
-        acc[a] = p->add ? *(const mf_v4d *)(out + j0 + 4 * a)                  \
-                        : (mf_v4d){0.0, 0.0, 0.0, 0.0};                        \
-    if (p->add && (rem & 2))                                                   \
-        acc2 = *(const mf_v2d *)(out + j0 + 4 * nv);                           \
-    if (p->add && (rem & 1))                                                   \
-        acc1 = out[j0 + 4 * nv + (rem & 2)];                                   \
-    for (n = 0; n < nnz; n++) {                                                \
-        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld + j0;         \
-        const double v = (double)val[n];                                       \
-        MF_UNROLL                                                              \
-        for (a = 0; a < nv; a++)                                               \
-            acc[a] += v * *(const mf_v4d *)(m + 4 * a);                        \
-        if (rem & 2)                                                           \
-            acc2 += v * *(const mf_v2d *)(m + 4 * nv);                         \
-        if (rem & 1)                                                           \
-            acc1 += v * m[4 * nv + (rem & 2)];                                 \
-    }                                                                          \
-    MF_UNROLL                                                                  \
-    for (a = 0; a < nv; a++)                                                   \
-        *(mf_v4d *)(out + j0 + 4 * a) = acc[a];                                \
-    if (rem & 2)                                                               \
-        *(mf_v2d *)(out + j0 + 4 * nv) = acc2;                                 \
-    if (rem & 1)                                                               \
-        out[j0 + 4 * nv + (rem & 2)] = acc1;                                   \
-}
-
-/* The passes over `width` units: blocks of MF_ACC vectors, the last one
- * also carrying the width % 4 leftover units; PASS(&args, j0, nv, rem)
- * with nv and rem as constants. */
+/* The passes over `width` units in native vectors (MF_VN doubles; the
+ * leftover units, fewer than MF_VN, are rem): blocks of NACC vectors, the
+ * last one also carrying the leftover units.  A pass holds its NACC
+ * accumulators in vector registers: 12 of the 16 leaves room for the
+ * leftover sums, the broadcast value and a loaded row, and 6 for the
+ * passes that hold two rows of W in registers.  Native vectors, not 4
+ * doubles everywhere: without AVX, GCC lowers a 4-double vector into
+ * pairs that it keeps on the stack, and broadcasts a scalar into one
+ * through memory (a store and a wider load, which stalls).  (The plain C
+ * blocks, tried in the baseline for the sparse rows, made `train`
+ * slower.) */
 #define MF_CASE(PASS, NV)                                                      \
     case NV:                                                                   \
         switch (rem) {                                                         \
@@ -155,29 +116,6 @@ MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,          \
         default: PASS(&args, j0, NV, 3);                                       \
         }                                                                      \
         break;
-#ifdef __AVX__
-#define MF_WIDE_CASES(PASS)                                                    \
-    MF_CASE(PASS, 5) MF_CASE(PASS, 6) MF_CASE(PASS, 7) MF_CASE(PASS, 8)        \
-    MF_CASE(PASS, 9) MF_CASE(PASS, 10) MF_CASE(PASS, 11) MF_CASE(PASS, 12)
-#else
-#define MF_WIDE_CASES(PASS)
-#endif
-#define MF_PASSES(PASS, width)                                                 \
-    do {                                                                       \
-        ptrdiff_t j0 = 0;                                                      \
-        int rem;                                                               \
-        for (; (width) - j0 > MF_BLOCK + 3; j0 += MF_BLOCK)                    \
-            PASS(&args, j0, MF_ACC, 0);                                        \
-        rem = (int)(((width) - j0) & 3);                                       \
-        switch (((width) - j0) >> 2) {                                         \
-            MF_CASE(PASS, 0) MF_CASE(PASS, 1) MF_CASE(PASS, 2)                 \
-            MF_CASE(PASS, 3) MF_CASE(PASS, 4) MF_WIDE_CASES(PASS)              \
-        }                                                                      \
-    } while (0)
-
-/* The same in native vectors (MF_VN doubles; the leftover units, fewer
- * than MF_VN, are rem): blocks of 12 vectors, or 6 for the passes that
- * hold two rows of W in registers (16 vector registers). */
 #define MF_CASES_6(PASS)                                                       \
     MF_CASE(PASS, 0) MF_CASE(PASS, 1) MF_CASE(PASS, 2) MF_CASE(PASS, 3)        \
     MF_CASE(PASS, 4) MF_CASE(PASS, 5) MF_CASE(PASS, 6)
@@ -194,50 +132,108 @@ MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,          \
         switch (((width) - j0) / MF_VN) { MF_CASES_##NACC(PASS) }              \
     } while (0)
 
-#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
+/* One pass over the n for units j0 ... j0 + MF_VN nv + rem - 1 (nv <= 12,
+ * rem < MF_VN); nv and rem are constants after inlining (see MF_CASE).
+ * The sums start from 0, or from out (add: the sums go on from there). */
+#define MF_DEFINE_PASS(SUFFIX, VAL_T)                                          \
+struct mf_combine_##SUFFIX {                                                   \
+    const VAL_T *val;                                                          \
+    const int *idx;                                                            \
+    ptrdiff_t nnz;                                                             \
+    const double *M;                                                           \
+    ptrdiff_t ld;                                                              \
+    int add;                                                                   \
+    double *out;                                                               \
+};                                                                             \
+MF_INLINE void mf_pass_##SUFFIX(const struct mf_combine_##SUFFIX *p,           \
+                                ptrdiff_t j0, const int nv, const int rem)     \
+{                                                                              \
+    const VAL_T *val = p->val;                                                 \
+    const int *idx = p->idx;                                                   \
+    const double *M = p->M;                                                    \
+    const ptrdiff_t nnz = p->nnz, ld = p->ld;                                  \
+    double *out = p->out + j0;                                                 \
+    mf_vn acc[12];                                                             \
+    mf_v2d acc2 = {0.0, 0.0};                                                  \
+    double acc1 = 0.0;                                                         \
+    ptrdiff_t n;                                                               \
+    int a;                                                                     \
+    MF_UNROLL                                                                  \
+    for (a = 0; a < nv; a++)                                                   \
+        acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                    \
+                        : (mf_vn)MF_BROADCAST(0.0);                            \
+    if (p->add && (rem & 2))                                                   \
+        acc2 = *(const mf_v2d *)(out + MF_VN * nv);                            \
+    if (p->add && (rem & 1))                                                   \
+        acc1 = out[MF_VN * nv + (rem & 2)];                                    \
+    for (n = 0; n < nnz; n++) {                                                \
+        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld + j0;         \
+        const double v = (double)val[n];                                       \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++)                                               \
+            acc[a] += v * *(const mf_vn *)(m + MF_VN * a);                     \
+        if (rem & 2)                                                           \
+            acc2 += v * *(const mf_v2d *)(m + MF_VN * nv);                     \
+        if (rem & 1)                                                           \
+            acc1 += v * m[MF_VN * nv + (rem & 2)];                             \
+    }                                                                          \
+    MF_UNROLL                                                                  \
+    for (a = 0; a < nv; a++)                                                   \
+        *(mf_vn *)(out + MF_VN * a) = acc[a];                                  \
+    if (rem & 2)                                                               \
+        *(mf_v2d *)(out + MF_VN * nv) = acc2;                                  \
+    if (rem & 1)                                                               \
+        out[MF_VN * nv + (rem & 2)] = acc1;                                    \
+}
+
+#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                       \
 MF_DEFINE_PASS(SUFFIX, VAL_T)                                                  \
-MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
-                                   ptrdiff_t nnz, const double *M,            \
-                                   ptrdiff_t ld, ptrdiff_t width, int add,    \
-                                   double *out)                               \
+MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,           \
+                                   ptrdiff_t nnz, const double *M,             \
+                                   ptrdiff_t ld, ptrdiff_t width, int add,     \
+                                   double *out)                                \
 {                                                                              \
     const struct mf_combine_##SUFFIX args = {val, idx, nnz, M, ld, add, out};  \
-    MF_PASSES(mf_pass_##SUFFIX, width);                                        \
+    MF_NATIVE_PASSES(mf_pass_##SUFFIX, width, 12);                             \
 }
 
 /* Float32 rows for the accuracy screen: out[j] = sum_n val[n] M[idx[n], j]
- * in float32 for j < width, a multiple of 8 (M's rows are padded), 8 units
- * per vector, MF_ACC8 vectors per pass. */
+ * in float32 for j < width, a multiple of 8 (M's rows are padded), in
+ * passes of at most 12 native vectors of MF_VNF floats (8 with AVX, else
+ * 4: as for the double passes, GCC keeps an 8-float vector's halves on
+ * the stack without AVX). */
 typedef float mf_v8f __attribute__((vector_size(32), aligned(4), may_alias));
 #ifdef __AVX__
-#define MF_ACC8 12
+typedef mf_v8f mf_vnf;
+#define MF_VNF 8
 #else
-#define MF_ACC8 6
+typedef float mf_vnf __attribute__((vector_size(16), aligned(4), may_alias));
+#define MF_VNF 4
 #endif
 
 MF_INLINE void mf_pass32(const float *val, const int *idx, ptrdiff_t nnz,
                          const float *M, ptrdiff_t ld, ptrdiff_t j0,
                          const int nv, float *out)
 {
-    mf_v8f acc[MF_ACC8];
+    mf_vnf acc[12];
     ptrdiff_t n;
     int a;
     MF_UNROLL
     for (a = 0; a < nv; a++)
-        acc[a] = (mf_v8f){0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        acc[a] = (mf_vnf){0.0f};
     for (n = 0; n < nnz; n++) {
         const float *m = M + (ptrdiff_t)idx[n] * ld + j0;
         const float v = val[n];
         MF_UNROLL
         for (a = 0; a < nv; a++)
-            acc[a] += v * *(const mf_v8f *)(m + 8 * a);
+            acc[a] += v * *(const mf_vnf *)(m + MF_VNF * a);
     }
     MF_UNROLL
     for (a = 0; a < nv; a++)
-        *(mf_v8f *)(out + j0 + 8 * a) = acc[a];
+        *(mf_vnf *)(out + j0 + MF_VNF * a) = acc[a];
 }
 
-#define MF_CASE32(NV) \
+#define MF_CASE32(NV)                                                          \
     case NV: mf_pass32(val, idx, nnz, M, width, j0, NV, out); break;
 
 static inline void mf_combine_rows32(const float *val, const int *idx,
@@ -245,15 +241,12 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
                                      ptrdiff_t width, float *out)
 {
     ptrdiff_t j0 = 0;
-    for (; width - j0 > 8 * MF_ACC8; j0 += 8 * MF_ACC8)
-        mf_pass32(val, idx, nnz, M, width, j0, MF_ACC8, out);
-    switch ((width - j0) / 8) {
+    for (; width - j0 > 12 * MF_VNF; j0 += 12 * MF_VNF)
+        mf_pass32(val, idx, nnz, M, width, j0, 12, out);
+    switch ((width - j0) / MF_VNF) {
         MF_CASE32(1) MF_CASE32(2) MF_CASE32(3) MF_CASE32(4) MF_CASE32(5)
-        MF_CASE32(6)
-#if MF_ACC8 > 6
-        MF_CASE32(7) MF_CASE32(8) MF_CASE32(9) MF_CASE32(10) MF_CASE32(11)
-        MF_CASE32(12)
-#endif
+        MF_CASE32(6) MF_CASE32(7) MF_CASE32(8) MF_CASE32(9) MF_CASE32(10)
+        MF_CASE32(11) MF_CASE32(12)
     }
 }
 
@@ -261,29 +254,35 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
 /* The screen's float32 hidden and output layers (error bounds: see
  * mnist_fast/screen.py).
  *
- * mf_sigmoid8: sigmoid(a) = 1 / (1 + exp(-a)) of 8 floats in place, exp(x) = 2**k
- * exp(r) with x clamped to [-87, 88] (beyond, the sigmoid is within 2e-38
+ * mf_sigmoid_vnf: sigmoid(a) = 1 / (1 + exp(-a)) of a native vector of
+ * MF_VNF floats in place (each lane's arithmetic the same whatever the
+ * width), exp(x) = 2**k exp(r) with x clamped to [-87, 88] (beyond, the sigmoid is within 2e-38
  * of 0 or 1), k = round(x log2(e)) read from the bits of the rounding sum
  * x log2(e) + 1.5 * 2**23, r = x - k ln2 in two parts (Cody-Waite: k times
  * the 9-bit part is exact) and exp(r) by its series to r**7 / 7!. */
-typedef int mf_v8i __attribute__((vector_size(32), aligned(4), may_alias));
-#define MF_V8F(c) {c, c, c, c, c, c, c, c}
+#ifdef __AVX__
+typedef int mf_vni32 __attribute__((vector_size(32), aligned(4), may_alias));
+#define MF_VNF_OF(c) {c, c, c, c, c, c, c, c}
+#else
+typedef int mf_vni32 __attribute__((vector_size(16), aligned(4), may_alias));
+#define MF_VNF_OF(c) {c, c, c, c}
+#endif
 
-MF_INLINE void mf_sigmoid8(mf_v8f *inout)
+MF_INLINE void mf_sigmoid_vnf(mf_vnf *inout)
 {
-    const mf_v8f shift = MF_V8F(12582912.0f);  /* 1.5 * 2**23 */
-    const mf_v8f top = MF_V8F(88.0f), bottom = MF_V8F(-87.0f);
-    mf_v8f x = -*inout, kd, r, p;
-    const mf_v8i hi = x > top, lo = x < bottom;
-    mf_v8i k;
-    x = (mf_v8f)((hi & (mf_v8i)top) | (lo & (mf_v8i)bottom)
-                 | (~(hi | lo) & (mf_v8i)x));
+    const mf_vnf shift = MF_VNF_OF(12582912.0f);  /* 1.5 * 2**23 */
+    const mf_vnf top = MF_VNF_OF(88.0f), bottom = MF_VNF_OF(-87.0f);
+    mf_vnf x = -*inout, kd, r, p;
+    const mf_vni32 hi = x > top, lo = x < bottom;
+    mf_vni32 k;
+    x = (mf_vnf)((hi & (mf_vni32)top) | (lo & (mf_vni32)bottom)
+                 | (~(hi | lo) & (mf_vni32)x));
     kd = x * 1.44269504f + shift;
-    k = (mf_v8i)kd - (mf_v8i)shift;
+    k = (mf_vni32)kd - (mf_vni32)shift;
     kd = kd - shift;
     r = (x - kd * 0.693359375f) - kd * -2.12194440e-4f;
     p = MF_EXP_SERIES32(r);
-    p = p * (mf_v8f)((k + 127) << 23);
+    p = p * (mf_vnf)((k + 127) << 23);
     *inout = 1.0f / (1.0f + p);
 }
 
@@ -291,22 +290,22 @@ MF_INLINE void mf_sigmoid8(mf_v8f *inout)
  * |a[j] + b[j]|, or inf when one of them is not finite. */
 static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)
 {
-    const mf_v8i magnitude = MF_V8F(0x7fffffff), all = MF_V8F(-1);
-    mf_v8f big = MF_V8F(0.0f);
-    mf_v8i finite = all, more;
+    const mf_vni32 magnitude = MF_VNF_OF(0x7fffffff), all = MF_VNF_OF(-1);
+    mf_vnf big = MF_VNF_OF(0.0f);
+    mf_vni32 finite = all, more;
     float m = 0.0f;
     ptrdiff_t j;
     int i;
-    for (j = 0; j < n; j += 8) {
-        mf_v8f v = *(const mf_v8f *)(a + j) + *(const mf_v8f *)(b + j);
-        const mf_v8f size = (mf_v8f)((mf_v8i)v & magnitude);
+    for (j = 0; j < n; j += MF_VNF) {
+        mf_vnf v = *(const mf_vnf *)(a + j) + *(const mf_vnf *)(b + j);
+        const mf_vnf size = (mf_vnf)((mf_vni32)v & magnitude);
         finite &= size <= 3.40282347e+38f;  /* false for inf and NaN */
         more = size > big;
-        big = (mf_v8f)((more & (mf_v8i)size) | (~more & (mf_v8i)big));
-        mf_sigmoid8(&v);
-        *(mf_v8f *)(a + j) = v;
+        big = (mf_vnf)((more & (mf_vni32)size) | (~more & (mf_vni32)big));
+        mf_sigmoid_vnf(&v);
+        *(mf_vnf *)(a + j) = v;
     }
-    for (i = 0; i < 8; i++) {
+    for (i = 0; i < MF_VNF; i++) {
         if (!finite[i])
             return INFINITY;
         m = big[i] > m ? big[i] : m;
@@ -321,17 +320,17 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 {
     ptrdiff_t c, j;
     int q;
-    for (c = 0; c < width; c += 8) {
-        mf_v8f s[4];
+    for (c = 0; c < width; c += MF_VNF) {
+        mf_vnf s[4];
         MF_UNROLL
         for (q = 0; q < 4; q++)
-            s[q] = (mf_v8f)MF_V8F(0.0f);
+            s[q] = (mf_vnf)MF_VNF_OF(0.0f);
         for (j = 0; j < n; j += 4) {
             MF_UNROLL
             for (q = 0; q < 4; q++)
-                s[q] += z[j + q] * *(const mf_v8f *)(W + (j + q) * width + c);
+                s[q] += z[j + q] * *(const mf_vnf *)(W + (j + q) * width + c);
         }
-        *(mf_v8f *)(out + c) = *(const mf_v8f *)(b + c) + ((s[0] + s[1]) + (s[2] + s[3]));
+        *(mf_vnf *)(out + c) = *(const mf_vnf *)(b + c) + ((s[0] + s[1]) + (s[2] + s[3]));
     }
 }
 
@@ -339,36 +338,75 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 
 #define MF_INLINE static inline
 #define MF_UNROLL
-#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                      \
-MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,          \
-                                   ptrdiff_t nnz, const double *M,            \
-                                   ptrdiff_t ld, ptrdiff_t width, int add,    \
-                                   double *out)                               \
+
+/* Blocks of units whose sums stay in a local array over all the n: the
+ * loops over a block have a constant trip count (MF_PLAIN_BLOCK is a
+ * macro: no inlining needed), so the compiler vectorises them with the
+ * sums in vector registers, where one loop over `width` would load and
+ * store out[j] at every n.  Blocks of UNITS units, then one of UNITS / 2
+ * and one of UNITS / 4 as they fit, then the fewer units left in one
+ * block of a variable count (each block is one more pass over the n). */
+#define MF_PLAIN_BLOCKS(BLOCK, UNITS, width)                                   \
+    do {                                                                       \
+        ptrdiff_t j0 = 0;                                                      \
+        for (; j0 + (UNITS) <= (width); j0 += (UNITS))                         \
+            BLOCK(j0, UNITS, UNITS);                                           \
+        if ((width) - j0 >= (UNITS) / 2) {                                     \
+            BLOCK(j0, (UNITS) / 2, (UNITS) / 2);                               \
+            j0 += (UNITS) / 2;                                                 \
+        }                                                                      \
+        if ((width) - j0 >= (UNITS) / 4) {                                     \
+            BLOCK(j0, (UNITS) / 4, (UNITS) / 4);                               \
+            j0 += (UNITS) / 4;                                                 \
+        }                                                                      \
+        if ((width) - j0 >= 1)                                                 \
+            BLOCK(j0, (width) - j0, (UNITS) / 4);                              \
+    } while (0)
+
+/* out[j0 ... j0 + w - 1] = sum_n val[n] M[ROW, j0 ...] in ACC_T (w <=
+ * SIZE, a constant; from out with add), over val, idx, nnz, M, ld, add and
+ * out of the caller; ROW of n */
+#define MF_PLAIN_BLOCK(ACC_T, ROW, j0, w, SIZE)                                \
+    do {                                                                       \
+        ACC_T acc[SIZE];                                                       \
+        ptrdiff_t j, n;                                                        \
+        for (j = 0; j < (w); j++)                                              \
+            acc[j] = add ? out[(j0) + j] : (ACC_T)0;                           \
+        for (n = 0; n < nnz; n++) {                                            \
+            const ACC_T *m = M + (ROW) * ld + (j0);                            \
+            const ACC_T v = (ACC_T)val[n];                                     \
+            for (j = 0; j < (w); j++)                                          \
+                acc[j] += v * m[j];                                            \
+        }                                                                      \
+        for (j = 0; j < (w); j++)                                              \
+            out[(j0) + j] = acc[j];                                            \
+    } while (0)
+#define MF_PLAIN_BLOCK64(j0, w, SIZE)                                          \
+    MF_PLAIN_BLOCK(double, idx ? (ptrdiff_t)idx[n] : n, j0, w, SIZE)
+#define MF_PLAIN_BLOCK32(j0, w, SIZE)                                          \
+    MF_PLAIN_BLOCK(float, (ptrdiff_t)idx[n], j0, w, SIZE)
+
+/* Blocks of 16 units (doubles: 8 SSE2 registers of sums; floats too):
+ * GCC turned blocks of 32 into scalar loops */
+#define MF_DEFINE_COMBINE(SUFFIX, VAL_T)                                       \
+MF_INLINE void mf_combine_##SUFFIX(const VAL_T *val, const int *idx,           \
+                                   ptrdiff_t nnz, const double *M,             \
+                                   ptrdiff_t ld, ptrdiff_t width, int add,     \
+                                   double *out)                                \
 {                                                                              \
-    ptrdiff_t j, n;                                                            \
-    for (j = 0; j < width && !add; j++)                                        \
-        out[j] = 0.0;                                                          \
-    for (n = 0; n < nnz; n++) {                                                \
-        const double *m = M + (idx ? (ptrdiff_t)idx[n] : n) * ld;              \
-        const double v = (double)val[n];                                       \
-        for (j = 0; j < width; j++)                                            \
-            out[j] += v * m[j];                                                \
-    }                                                                          \
+    MF_PLAIN_BLOCKS(MF_PLAIN_BLOCK64, 16, width);                              \
 }
 
 static inline void mf_combine_rows32(const float *val, const int *idx,
                                      ptrdiff_t nnz, const float *M,
                                      ptrdiff_t width, float *out)
 {
-    ptrdiff_t j, n;
-    for (j = 0; j < width; j++)
-        out[j] = 0.0f;
-    for (n = 0; n < nnz; n++)
-        for (j = 0; j < width; j++)
-            out[j] += val[n] * M[(ptrdiff_t)idx[n] * width + j];
+    const ptrdiff_t ld = width;
+    const int add = 0;
+    MF_PLAIN_BLOCKS(MF_PLAIN_BLOCK32, 16, width);
 }
 
-/* mf_sigmoid8's arithmetic on one float, operation for operation (the same
+/* mf_sigmoid_vnf's arithmetic on one float, operation for operation (the same
  * clamp, reduction and series, no libm), so that the screen's error bound
  * (mnist_fast/screen.py) holds for it as for the vector one. */
 static inline float mf_sigmoid1(float a)
@@ -438,7 +476,7 @@ MF_DEFINE_COMBINE(f32, float)
  * the pixels (the first) or of the rows (the second), as one plain loop
  * would.  The rows come from the mask (lowest bit first) and the values
  * from x: no sorted copy of the nonzeros is made. */
-#define MF_DEFINE_PIXELS(SUFFIX, VAL_T)                                       \
+#define MF_DEFINE_PIXELS(SUFFIX, VAL_T)                                        \
 struct mf_pixels_args_##SUFFIX {                                               \
     const struct mf_pixels_##SUFFIX *c;                                        \
     ptrdiff_t i0, i1;                                                          \
@@ -449,8 +487,8 @@ struct mf_pixels_args_##SUFFIX {                                               \
     int add;                                                                   \
 };                                                                             \
                                                                                \
-/* mask[i] of mf_pixels_* for the n <= 64 rows at x, ldx apart, i < D:    \
- * eight rows per pass over the masks, in loops the compiler vectorises. */  \
+/* mask[i] of mf_pixels_* for the n <= 64 rows at x, ldx apart, i < D:         \
+ * eight rows per pass over the masks, in loops the compiler vectorises. */    \
 static void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,       \
                                    ptrdiff_t D, unsigned long long *mask)      \
 {                                                                              \
@@ -497,7 +535,7 @@ static void mf_pixels_t_times_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
 
 #if MF_VECTOR_EXTENSIONS
 /* the passes over units j0 ... j0 + MF_VN nv + rem - 1 (see MF_NATIVE_PASSES) */
-#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                       \
+#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                        \
 MF_INLINE void mf_times_pass_##SUFFIX(                                         \
     const struct mf_pixels_args_##SUFFIX *p, ptrdiff_t j0, const int nv,       \
     const int rem)                                                             \
@@ -511,18 +549,18 @@ MF_INLINE void mf_times_pass_##SUFFIX(                                         \
     for (i = p->i0; i < p->i1; i++) {                                          \
         const double *m = p->M + i * p->ldm + j0;                              \
         unsigned long long rows = mask[i];                                     \
-        mf_vn w[12];                                                      \
+        mf_vn w[12];                                                           \
         mf_v2d w2 = {0.0, 0.0};                                                \
         double w1 = 0.0;                                                       \
         if (!rows)                                                             \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            w[a] = *(const mf_vn *)(m + MF_VN * a);                               \
+            w[a] = *(const mf_vn *)(m + MF_VN * a);                            \
         if (rem & 2)                                                           \
-            w2 = *(const mf_v2d *)(m + MF_VN * nv);                                \
+            w2 = *(const mf_v2d *)(m + MF_VN * nv);                            \
         if (rem & 1)                                                           \
-            w1 = m[MF_VN * nv + (rem & 2)];                                        \
+            w1 = m[MF_VN * nv + (rem & 2)];                                    \
         do {                                                                   \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
             double *out = A + r * ldo;                                         \
@@ -530,19 +568,19 @@ MF_INLINE void mf_times_pass_##SUFFIX(                                         \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++)                                           \
-                *(mf_vn *)(out + MF_VN * a) += v * w[a];                          \
+                *(mf_vn *)(out + MF_VN * a) += v * w[a];                       \
             if (rem & 2)                                                       \
-                *(mf_v2d *)(out + MF_VN * nv) += v * w2;                           \
+                *(mf_v2d *)(out + MF_VN * nv) += v * w2;                       \
             if (rem & 1)                                                       \
-                out[MF_VN * nv + (rem & 2)] += v * w1;                             \
+                out[MF_VN * nv + (rem & 2)] += v * w1;                         \
         } while (rows);                                                        \
     }                                                                          \
 }                                                                              \
                                                                                \
-/* Two pixels at a time: each row of their union takes both products in  \
- * one load and store of its a1 (a row that is 0 at one of the pixels      \
- * takes 0 * W[i, j] there, which changes nothing: a1 is never -0.0, and   \
- * the weights are finite; the book's x @ W1 adds every such term). */     \
+/* Two pixels at a time: each row of their union takes both products in        \
+ * one load and store of its a1 (a row that is 0 at one of the pixels          \
+ * takes 0 * W[i, j] there, which changes nothing: a1 is never -0.0, and       \
+ * the weights are finite; the book's x @ W1 adds every such term). */         \
 MF_INLINE void mf_pair_times_pass_##SUFFIX(                                    \
     const struct mf_pixels_args_##SUFFIX *p, ptrdiff_t j0, const int nv,       \
     const int rem)                                                             \
@@ -556,23 +594,23 @@ MF_INLINE void mf_pair_times_pass_##SUFFIX(                                    \
     for (i = p->i0; i + 1 < p->i1; i += 2) {                                   \
         const double *m = p->M + i * p->ldm + j0, *n = m + p->ldm;             \
         unsigned long long rows = mask[i] | mask[i + 1];                       \
-        mf_vn w[6], u[6];                                 \
+        mf_vn w[6], u[6];                                                      \
         mf_v2d w2 = {0.0, 0.0}, u2 = {0.0, 0.0};                               \
         double w1 = 0.0, u1 = 0.0;                                             \
         if (!rows)                                                             \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++) {                                             \
-            w[a] = *(const mf_vn *)(m + MF_VN * a);                               \
-            u[a] = *(const mf_vn *)(n + MF_VN * a);                               \
+            w[a] = *(const mf_vn *)(m + MF_VN * a);                            \
+            u[a] = *(const mf_vn *)(n + MF_VN * a);                            \
         }                                                                      \
         if (rem & 2) {                                                         \
-            w2 = *(const mf_v2d *)(m + MF_VN * nv);                                \
-            u2 = *(const mf_v2d *)(n + MF_VN * nv);                                \
+            w2 = *(const mf_v2d *)(m + MF_VN * nv);                            \
+            u2 = *(const mf_v2d *)(n + MF_VN * nv);                            \
         }                                                                      \
         if (rem & 1) {                                                         \
-            w1 = m[MF_VN * nv + (rem & 2)];                                        \
-            u1 = n[MF_VN * nv + (rem & 2)];                                        \
+            w1 = m[MF_VN * nv + (rem & 2)];                                    \
+            u1 = n[MF_VN * nv + (rem & 2)];                                    \
         }                                                                      \
         do {                                                                   \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
@@ -582,19 +620,19 @@ MF_INLINE void mf_pair_times_pass_##SUFFIX(                                    \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++) {                                         \
-                mf_vn t = *(mf_vn *)(out + MF_VN * a);                           \
+                mf_vn t = *(mf_vn *)(out + MF_VN * a);                         \
                 t += v * w[a];                                                 \
-                *(mf_vn *)(out + MF_VN * a) = t + y * u[a];                       \
+                *(mf_vn *)(out + MF_VN * a) = t + y * u[a];                    \
             }                                                                  \
             if (rem & 2) {                                                     \
-                mf_v2d t = *(mf_v2d *)(out + MF_VN * nv);                          \
+                mf_v2d t = *(mf_v2d *)(out + MF_VN * nv);                      \
                 t += v * w2;                                                   \
-                *(mf_v2d *)(out + MF_VN * nv) = t + y * u2;                        \
+                *(mf_v2d *)(out + MF_VN * nv) = t + y * u2;                    \
             }                                                                  \
             if (rem & 1) {                                                     \
-                double t = out[MF_VN * nv + (rem & 2)];                            \
+                double t = out[MF_VN * nv + (rem & 2)];                        \
                 t += v * w1;                                                   \
-                out[MF_VN * nv + (rem & 2)] = t + y * u1;                          \
+                out[MF_VN * nv + (rem & 2)] = t + y * u1;                      \
             }                                                                  \
         } while (rows);                                                        \
     }                                                                          \
@@ -618,19 +656,19 @@ MF_INLINE void mf_t_times_pass_##SUFFIX(                                       \
     for (i = p->i0; i < p->i1; i++) {                                          \
         double *out = p->O + i * p->ldo + j0;                                  \
         unsigned long long rows = mask[i];                                     \
-        mf_vn acc[12];                                                    \
+        mf_vn acc[12];                                                         \
         mf_v2d acc2 = {0.0, 0.0};                                              \
         double acc1 = 0.0;                                                     \
         if (!rows && p->add)                                                   \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                   \
-                            : (mf_vn)MF_BROADCAST(0.0);                    \
+            acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                \
+                            : (mf_vn)MF_BROADCAST(0.0);                        \
         if (p->add && (rem & 2))                                               \
-            acc2 = *(const mf_v2d *)(out + MF_VN * nv);                            \
+            acc2 = *(const mf_v2d *)(out + MF_VN * nv);                        \
         if (p->add && (rem & 1))                                               \
-            acc1 = out[MF_VN * nv + (rem & 2)];                                    \
+            acc1 = out[MF_VN * nv + (rem & 2)];                                \
         while (rows) {                                                         \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
             const double *m = M + r * ldm;                                     \
@@ -638,19 +676,19 @@ MF_INLINE void mf_t_times_pass_##SUFFIX(                                       \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++)                                           \
-                acc[a] += v * *(const mf_vn *)(m + MF_VN * a);                    \
+                acc[a] += v * *(const mf_vn *)(m + MF_VN * a);                 \
             if (rem & 2)                                                       \
-                acc2 += v * *(const mf_v2d *)(m + MF_VN * nv);                     \
+                acc2 += v * *(const mf_v2d *)(m + MF_VN * nv);                 \
             if (rem & 1)                                                       \
-                acc1 += v * m[MF_VN * nv + (rem & 2)];                             \
+                acc1 += v * m[MF_VN * nv + (rem & 2)];                         \
         }                                                                      \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            *(mf_vn *)(out + MF_VN * a) = acc[a];                                 \
+            *(mf_vn *)(out + MF_VN * a) = acc[a];                              \
         if (rem & 2)                                                           \
-            *(mf_v2d *)(out + MF_VN * nv) = acc2;                                  \
+            *(mf_v2d *)(out + MF_VN * nv) = acc2;                              \
         if (rem & 1)                                                           \
-            out[MF_VN * nv + (rem & 2)] = acc1;                                    \
+            out[MF_VN * nv + (rem & 2)] = acc1;                                \
     }                                                                          \
 }
 
@@ -671,8 +709,8 @@ static inline int mf_lowest_bit(unsigned long long m)
 #define MF_NATIVE_PASSES(PASS, width, NACC) PASS(&args, 0, (int)(width), 0)
 #define mf_pair_times_pass_f32 mf_times_pass_f32
 #define mf_pair_times_pass_f64 mf_times_pass_f64
-#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                       \
-static void mf_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p,   \
+#define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                        \
+static void mf_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p,    \
                                    ptrdiff_t j0, int width, int rem)           \
 {                                                                              \
     const struct mf_pixels_##SUFFIX *c = p->c;                                 \
@@ -690,7 +728,7 @@ static void mf_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p,   \
     }                                                                          \
 }                                                                              \
                                                                                \
-static void mf_t_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p, \
+static void mf_t_times_pass_##SUFFIX(const struct mf_pixels_args_##SUFFIX *p,  \
                                      ptrdiff_t j0, int width, int rem)         \
 {                                                                              \
     const struct mf_pixels_##SUFFIX *c = p->c;                                 \
@@ -726,8 +764,16 @@ MF_DEFINE_PIXELS(f64, double)
  * error bound (mnist_fast/screen.py) holds for any order of the sum and
  * either rounding of its products; the 0 * W[i, j] terms are exact. */
 #if MF_VECTOR_EXTENSIONS
-#define MF_PAIR8 7  /* vectors of 8 floats per pass */
-#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                     \
+/* MF_PAIR native vectors of MF_VNF floats per pass: two rows of W in
+ * registers (2 MF_PAIR of the 16) beside a vector of A and the two
+ * broadcast values; with AVX, 7 take the book's 56 padded units in one
+ * pass. */
+#ifdef __AVX__
+#define MF_PAIR 7
+#else
+#define MF_PAIR 6
+#endif
+#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                      \
 MF_INLINE void mf_times32_pass_##SUFFIX(                                       \
     const struct mf_pixels_##SUFFIX *c, ptrdiff_t i0, ptrdiff_t i1,            \
     const float *W, ptrdiff_t ldw, float *A, ptrdiff_t lda, const int nv)      \
@@ -741,13 +787,13 @@ MF_INLINE void mf_times32_pass_##SUFFIX(                                       \
         const int two = i + 1 < i1;                                            \
         const float *m = W + i * ldw, *n = two ? m + ldw : m;                  \
         unsigned long long rows = mask[i] | (two ? mask[i + 1] : 0);           \
-        mf_v8f w[MF_PAIR8], u[MF_PAIR8];                                       \
+        mf_vnf w[MF_PAIR], u[MF_PAIR];                                         \
         if (!rows)                                                             \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++) {                                             \
-            w[a] = *(const mf_v8f *)(m + 8 * a);                               \
-            u[a] = *(const mf_v8f *)(n + 8 * a);                               \
+            w[a] = *(const mf_vnf *)(m + MF_VNF * a);                          \
+            u[a] = *(const mf_vnf *)(n + MF_VNF * a);                          \
         }                                                                      \
         do {                                                                   \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
@@ -757,9 +803,9 @@ MF_INLINE void mf_times32_pass_##SUFFIX(                                       \
             rows &= rows - 1;                                                  \
             MF_UNROLL                                                          \
             for (a = 0; a < nv; a++) {                                         \
-                mf_v8f t = *(mf_v8f *)(out + 8 * a);                           \
+                mf_vnf t = *(mf_vnf *)(out + MF_VNF * a);                      \
                 t += v * w[a];                                                 \
-                *(mf_v8f *)(out + 8 * a) = t + y * u[a];                       \
+                *(mf_vnf *)(out + MF_VNF * a) = t + y * u[a];                  \
             }                                                                  \
         } while (rows);                                                        \
     }                                                                          \
@@ -772,22 +818,23 @@ static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
                                        ptrdiff_t lda)                          \
 {                                                                              \
     ptrdiff_t j0;                                                              \
-    for (j0 = 0; j0 < width; j0 += 8 * MF_PAIR8) {                             \
+    for (j0 = 0; j0 < width; j0 += MF_VNF * MF_PAIR) {                         \
         const float *Wj = W + j0;                                              \
         float *Aj = A + j0;                                                    \
-        switch ((width - j0) / 8 < MF_PAIR8 ? (width - j0) / 8 : MF_PAIR8) {   \
+        switch ((width - j0) / MF_VNF < MF_PAIR ? (width - j0) / MF_VNF        \
+                : MF_PAIR) {                                                   \
         case 1: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 1); break;\
         case 2: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 2); break;\
         case 3: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 3); break;\
         case 4: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 4); break;\
         case 5: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 5); break;\
         case 6: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 6); break;\
-        default: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, 7);     \
+        default: mf_times32_pass_##SUFFIX(c, i0, i1, Wj, ldw, Aj, lda, MF_PAIR);\
         }                                                                      \
     }                                                                          \
 }
 #else
-#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                     \
+#define MF_DEFINE_PIXELS32(SUFFIX, VAL_T)                                      \
 static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
                                        ptrdiff_t i0, ptrdiff_t i1,             \
                                        const float *W, ptrdiff_t ldw,          \
@@ -809,42 +856,54 @@ static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
 MF_DEFINE_PIXELS32(f32, float)
 MF_DEFINE_PIXELS32(f64, double)
 
-/* sum |x[i]| of a dense row in sixteen partial sums (the lanes of four
- * vectors, side by side: independent chains; double sums of the float or
- * double values), their number of nonzeros to *nnz; a loop without
- * branches. */
+/* sum |x[i]| of a dense row in sixteen partial sums (part[m] sums the
+ * x[i] with i % 16 = m: independent chains; double sums of the float or
+ * double values), reduced in one order whatever the vector width, their
+ * number of nonzeros to *nnz; a loop without branches.  The sums sit in
+ * MF_L1_ACC native vectors side by side. */
 #if MF_VECTOR_EXTENSIONS
-#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                \
+#define MF_L1_ACC (16 / MF_VN)
+#ifdef __AVX__
+#define MF_VN_LOAD(c) {(double)(c)[0], (double)(c)[1], (double)(c)[2],         \
+                       (double)(c)[3]}
+#else
+#define MF_VN_LOAD(c) {(double)(c)[0], (double)(c)[1]}
+#endif
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                        \
 static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
 {                                                                              \
-    const mf_v4i magnitude = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL,     \
-                              0x7fffffffffffffffLL, 0x7fffffffffffffffLL};     \
-    mf_v4d s[4] = {{0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0},                 \
-                   {0.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 0.0}};                \
-    mf_v4i n = {0, 0, 0, 0};                                                   \
-    ptrdiff_t i = 0;                                                           \
+    const mf_vni magnitude = MF_BROADCAST(0x7fffffffffffffffLL);              \
+    mf_vn s[MF_L1_ACC];                                                        \
+    mf_vni n = MF_BROADCAST(0LL);                                              \
+    double part[16], t[4];                                                     \
+    ptrdiff_t i = 0, count = 0;                                                \
     int q;                                                                     \
+    MF_UNROLL                                                                  \
+    for (q = 0; q < MF_L1_ACC; q++)                                            \
+        s[q] = (mf_vn)MF_BROADCAST(0.0);                                       \
     for (; i + 16 <= D; i += 16) {                                             \
         MF_UNROLL                                                              \
-        for (q = 0; q < 4; q++) {                                              \
-            const VAL_T *c = x + i + 4 * q;                                    \
-            const mf_v4d v = {(double)c[0], (double)c[1], (double)c[2],       \
-                              (double)c[3]};                                   \
-            s[q] += (mf_v4d)((mf_v4i)v & magnitude);                           \
+        for (q = 0; q < MF_L1_ACC; q++) {                                      \
+            const mf_vn v = MF_VN_LOAD(x + i + MF_VN * q);                     \
+            s[q] += (mf_vn)((mf_vni)v & magnitude);                            \
             n -= v != 0.0;                                                     \
         }                                                                      \
     }                                                                          \
+    memcpy(part, s, sizeof part);                                              \
     for (; i < D; i++) {                                                       \
-        s[0][0] += fabs((double)x[i]);                                         \
-        n[0] += x[i] != 0;                                                     \
+        part[0] += fabs((double)x[i]);                                         \
+        count += x[i] != 0;                                                    \
     }                                                                          \
-    *nnz = (ptrdiff_t)((n[0] + n[1]) + (n[2] + n[3]));                         \
-    s[0] = (s[0] + s[1]) + (s[2] + s[3]);                                      \
-    return (s[0][0] + s[0][1]) + (s[0][2] + s[0][3]);                          \
+    for (q = 0; q < MF_VN; q++)                                                \
+        count += n[q];                                                         \
+    *nnz = count;                                                              \
+    for (q = 0; q < 4; q++)                                                    \
+        t[q] = (part[q] + part[4 + q]) + (part[8 + q] + part[12 + q]);         \
+    return (t[0] + t[1]) + (t[2] + t[3]);                                      \
 }
 #else
-#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                \
-static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                        \
+static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz)  \
 {                                                                              \
     double s = 0.0;                                                            \
     ptrdiff_t i, n = 0;                                                        \
@@ -890,14 +949,17 @@ static inline void mf_vector_matrix(const double *val, ptrdiff_t n,
  * place in a group (the leftover rows take the same pass with fewer
  * rows), so a row's result does not depend on how the rows are cut. */
 #if MF_VECTOR_EXTENSIONS
+/* In native vectors (see MF_NATIVE_PASSES); the widest width of the
+ * side-by-side passes is MF_ROWS_NV vectors and MF_VN - 1 leftover units a
+ * row (the book's 10 classes: 2 vectors and 2 units with AVX, 5 vectors
+ * without), the accumulators of the MF_ROWS rows in registers. */
 #ifdef __AVX__
 #define MF_ROWS 4
+#define MF_ROWS_NV 3
 #else
 #define MF_ROWS 2
+#define MF_ROWS_NV 6
 #endif
-/* the widest width of the side-by-side passes: 3 vectors and 3 leftover
- * units a row (the book's 10 classes: 2 and 2) */
-#define MF_ROWS_NV 3
 struct mf_rows_args {
     const double *z;
     ptrdiff_t ldz, n;
@@ -912,7 +974,7 @@ MF_INLINE void mf_rows_pass(const struct mf_rows_args *p, ptrdiff_t r0,
     const double *z = p->z + r0 * p->ldz, *M = p->M;
     const ptrdiff_t n = p->n, ldz = p->ldz, w = p->width;
     double *out = p->out + r0 * p->ldo;
-    mf_v4d acc[MF_ROWS][MF_ROWS_NV];
+    mf_vn acc[MF_ROWS][MF_ROWS_NV];
     mf_v2d acc2[MF_ROWS];
     double acc1[MF_ROWS];
     ptrdiff_t i;
@@ -921,7 +983,7 @@ MF_INLINE void mf_rows_pass(const struct mf_rows_args *p, ptrdiff_t r0,
     for (r = 0; r < nr; r++) {
         MF_UNROLL
         for (a = 0; a < nv; a++)
-            acc[r][a] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
+            acc[r][a] = (mf_vn)MF_BROADCAST(0.0);
         acc2[r] = (mf_v2d){0.0, 0.0};
         acc1[r] = 0.0;
     }
@@ -932,11 +994,11 @@ MF_INLINE void mf_rows_pass(const struct mf_rows_args *p, ptrdiff_t r0,
             const double v = z[r * ldz + i];
             MF_UNROLL
             for (a = 0; a < nv; a++)
-                acc[r][a] += v * *(const mf_v4d *)(m + 4 * a);
+                acc[r][a] += v * *(const mf_vn *)(m + MF_VN * a);
             if (rem & 2)
-                acc2[r] += v * *(const mf_v2d *)(m + 4 * nv);
+                acc2[r] += v * *(const mf_v2d *)(m + MF_VN * nv);
             if (rem & 1)
-                acc1[r] += v * m[4 * nv + (rem & 2)];
+                acc1[r] += v * m[MF_VN * nv + (rem & 2)];
         }
     }
     MF_UNROLL
@@ -944,27 +1006,39 @@ MF_INLINE void mf_rows_pass(const struct mf_rows_args *p, ptrdiff_t r0,
         double *o = out + r * p->ldo;
         MF_UNROLL
         for (a = 0; a < nv; a++)
-            *(mf_v4d *)(o + 4 * a) = acc[r][a];
+            *(mf_vn *)(o + MF_VN * a) = acc[r][a];
         if (rem & 2)
-            *(mf_v2d *)(o + 4 * nv) = acc2[r];
+            *(mf_v2d *)(o + MF_VN * nv) = acc2[r];
         if (rem & 1)
-            o[4 * nv + (rem & 2)] = acc1[r];
+            o[MF_VN * nv + (rem & 2)] = acc1[r];
     }
 }
 
+#if MF_VN > 2
+#define MF_ROWS_REM_WIDE(NR, NV)                                               \
+    case 2: mf_rows_pass(&args, r0, NR, NV, 2); break;                         \
+    case 3: mf_rows_pass(&args, r0, NR, NV, 3); break;
+#else
+#define MF_ROWS_REM_WIDE(NR, NV)
+#endif
 #define MF_ROWS_REM(NR, NV)                                                    \
     switch (rem) {                                                             \
     case 0: mf_rows_pass(&args, r0, NR, NV, 0); break;                         \
-    case 1: mf_rows_pass(&args, r0, NR, NV, 1); break;                         \
-    case 2: mf_rows_pass(&args, r0, NR, NV, 2); break;                         \
-    default: mf_rows_pass(&args, r0, NR, NV, 3);                               \
+    MF_ROWS_REM_WIDE(NR, NV)                                                   \
+    default: mf_rows_pass(&args, r0, NR, NV, 1);                               \
     }
+#define MF_ROWS_CASE(NR, NV) case NV: MF_ROWS_REM(NR, NV) break;
+#if MF_ROWS_NV > 3
+#define MF_ROWS_WIDE(NR)                                                       \
+    MF_ROWS_CASE(NR, 3) MF_ROWS_CASE(NR, 4) MF_ROWS_CASE(NR, 5)
+#else
+#define MF_ROWS_WIDE(NR)
+#endif
 #define MF_ROWS_NR(NR)                                                         \
-    switch (width >> 2) {                                                      \
-    case 0: MF_ROWS_REM(NR, 0) break;                                          \
-    case 1: MF_ROWS_REM(NR, 1) break;                                          \
-    case 2: MF_ROWS_REM(NR, 2) break;                                          \
-    default: MF_ROWS_REM(NR, 3)                                                \
+    switch (width / MF_VN) {                                                   \
+    MF_ROWS_CASE(NR, 0) MF_ROWS_CASE(NR, 1) MF_ROWS_CASE(NR, 2)                \
+    MF_ROWS_WIDE(NR)                                                           \
+    default: MF_ROWS_REM(NR, MF_ROWS_NV)                                       \
     }
 
 static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
@@ -972,9 +1046,9 @@ static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
                           double *out, ptrdiff_t ldo)
 {
     const struct mf_rows_args args = {z, ldz, n, M, width, out, ldo};
-    const int rem = (int)(width & 3);
+    const int rem = (int)(width % MF_VN);
     ptrdiff_t r0;
-    if (width > 4 * MF_ROWS_NV + 3) {  /* too wide for side by side */
+    if (width > MF_VN * (MF_ROWS_NV + 1) - 1) {  /* too wide for side by side */
         for (r0 = 0; r0 < rows; r0++)
             mf_vector_matrix(z + r0 * ldz, n, M, width, width,
                              out + r0 * ldo);
@@ -986,7 +1060,10 @@ static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
         MF_ROWS_NR(1)
 }
 #undef MF_ROWS_NR
+#undef MF_ROWS_WIDE
+#undef MF_ROWS_CASE
 #undef MF_ROWS_REM
+#undef MF_ROWS_REM_WIDE
 
 #else  /* portable C */
 
@@ -1004,41 +1081,41 @@ static void mf_rows_times(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
 #if MF_VECTOR_EXTENSIONS
 
 
-/* Vectors of 4 doubles that mf_exp4 takes at a time: side by side, their
- * series are independent chains of multiply-adds. */
+/* Native vectors (MF_VN doubles, see MF_NATIVE_PASSES) that mf_expn takes
+ * at a time: side by side, their series are independent chains of
+ * multiply-adds. */
 #define MF_EXP_BATCH 4
 
-/* exp of nv <= MF_EXP_BATCH vectors of 4 doubles: exp(x) = 2**k exp(r),
+/* exp of nv <= MF_EXP_BATCH native vectors: exp(x) = 2**k exp(r),
  * x = k ln2 + r, |r| <= ln2 / 2; exp(r) by its series to r**13 / 13! (truncation < 5e-18 relative); 2**k
  * applied as two factors so that no intermediate over- or underflows.
  * k is rounded by adding 1.5 * 2**52, which leaves it as an integer in the
  * low bits of the sum (AVX2 has no vector double -> int64 conversion).
  * Beyond the double range: inf above 709.78, 0 below -745.14. */
-MF_INLINE void mf_exp4(mf_v4d *v, const int nv)
+MF_INLINE void mf_expn(mf_vn *v, const int nv)
 {
     const double ln2_hi = 6.93147180369123816490e-01;  /* 32 bits: k ln2_hi exact */
     const double ln2_lo = 1.90821492927058770002e-10;
     const double shifter = 6755399441055744.0;         /* 1.5 * 2**52: rounds */
-    const mf_v4d top = {709.8, 709.8, 709.8, 709.8};
-    const mf_v4d bottom = {-745.2, -745.2, -745.2, -745.2};
-    mf_v4i over[MF_EXP_BATCH], under[MF_EXP_BATCH], k[MF_EXP_BATCH];
-    mf_v4d kd[MF_EXP_BATCH], r[MF_EXP_BATCH], p[MF_EXP_BATCH];
+    const mf_vn top = MF_BROADCAST(709.8), bottom = MF_BROADCAST(-745.2);
+    const mf_vn shift = MF_BROADCAST(shifter);
+    mf_vni over[MF_EXP_BATCH], under[MF_EXP_BATCH], k[MF_EXP_BATCH];
+    mf_vn kd[MF_EXP_BATCH], r[MF_EXP_BATCH], p[MF_EXP_BATCH];
     int q;
     MF_UNROLL
     for (q = 0; q < nv; q++) {
-        const mf_v4d x = v[q];
-        mf_v4d xc;
-        mf_v4i hi, lo;
+        const mf_vn x = v[q];
+        mf_vn xc;
+        mf_vni hi, lo;
         over[q] = x > 709.782712893384;
         under[q] = x < -745.1332191019412;
         /* clamp; NaN passes through (both compares false) */
         hi = x > top;
         lo = x < bottom;
-        xc = (mf_v4d)((hi & (mf_v4i)top) | (lo & (mf_v4i)bottom)
-                      | (~(hi | lo) & (mf_v4i)x));
+        xc = (mf_vn)((hi & (mf_vni)top) | (lo & (mf_vni)bottom)
+                     | (~(hi | lo) & (mf_vni)x));
         kd[q] = xc * 1.4426950408889634 + shifter;  /* k in the low bits */
-        k[q] = (mf_v4i)kd[q]
-               - (mf_v4i)((mf_v4d){shifter, shifter, shifter, shifter});
+        k[q] = (mf_vni)kd[q] - (mf_vni)shift;
         kd[q] = kd[q] - shifter;
         r[q] = (xc - kd[q] * ln2_hi) - kd[q] * ln2_lo;
         p[q] = r[q] * (1.0 / 6227020800.0) + 1.0 / 479001600.0;  /* 1/13!, 1/12! */
@@ -1066,58 +1143,59 @@ MF_INLINE void mf_exp4(mf_v4d *v, const int nv)
         /* k = k1 + k2, both in range; k1 = floor(k / 2), as k >> 1, by a
          * logical shift of k + 2048 > 0 (AVX2 has no 64-bit arithmetic
          * one) */
-        const mf_v4i k1 = (mf_v4i)((mf_v4u)(k[q] + 2048) >> 1) - 1024;
-        const mf_v4i k2 = k[q] - k1;
-        const mf_v4d s1 = (mf_v4d)((k1 + 1023) << 52);
-        const mf_v4d s2 = (mf_v4d)((k2 + 1023) << 52);
-        mf_v4d y = p[q] * s1 * s2;
-        y = (mf_v4d)((~over[q] & (mf_v4i)y)
-                     | (over[q] & (mf_v4i)(mf_v4d){INFINITY, INFINITY, INFINITY, INFINITY}));
-        v[q] = (mf_v4d)(~under[q] & (mf_v4i)y);
+        const mf_vni k1 = (mf_vni)((mf_vnu)(k[q] + 2048) >> 1) - 1024;
+        const mf_vni k2 = k[q] - k1;
+        const mf_vn s1 = (mf_vn)((k1 + 1023) << 52);
+        const mf_vn s2 = (mf_vn)((k2 + 1023) << 52);
+        const mf_vn inf = MF_BROADCAST(INFINITY);
+        mf_vn y = p[q] * s1 * s2;
+        y = (mf_vn)((~over[q] & (mf_vni)y) | (over[q] & (mf_vni)inf));
+        v[q] = (mf_vn)(~under[q] & (mf_vni)y);
     }
 }
 
-/* z = sigmoid(z + b), MF_EXP_BATCH vectors of 4 units at a time, the last
- * n % 4 units in one vector too */
+/* z = sigmoid(z + b), MF_EXP_BATCH native vectors at a time, the last
+ * n % MF_VN units in one vector too */
 static inline void mf_sigmoid_bias(double *z, const double *b, ptrdiff_t n)
 {
-    mf_v4d e[MF_EXP_BATCH];
+    mf_vn e[MF_EXP_BATCH];
     ptrdiff_t j = 0, k;
     int q;
-    for (; j + 4 * MF_EXP_BATCH <= n; j += 4 * MF_EXP_BATCH) {
+    for (; j + MF_VN * MF_EXP_BATCH <= n; j += MF_VN * MF_EXP_BATCH) {
         MF_UNROLL
         for (q = 0; q < MF_EXP_BATCH; q++)
-            e[q] = -(*(const mf_v4d *)(z + j + 4 * q)
-                     + *(const mf_v4d *)(b + j + 4 * q));
-        mf_exp4(e, MF_EXP_BATCH);
+            e[q] = -(*(const mf_vn *)(z + j + MF_VN * q)
+                     + *(const mf_vn *)(b + j + MF_VN * q));
+        mf_expn(e, MF_EXP_BATCH);
         MF_UNROLL
         for (q = 0; q < MF_EXP_BATCH; q++)
-            *(mf_v4d *)(z + j + 4 * q) = 1.0 / (1.0 + e[q]);
+            *(mf_vn *)(z + j + MF_VN * q) = 1.0 / (1.0 + e[q]);
     }
-    for (; j < n; j += 4) {
-        e[0] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
-        for (k = 0; k < 4 && j + k < n; k++)
+    for (; j < n; j += MF_VN) {
+        e[0] = (mf_vn)MF_BROADCAST(0.0);
+        for (k = 0; k < MF_VN && j + k < n; k++)
             e[0][k] = -(z[j + k] + b[j + k]);
-        mf_exp4(e, 1);
+        mf_expn(e, 1);
         e[0] = 1.0 / (1.0 + e[0]);
-        for (k = 0; k < 4 && j + k < n; k++)
+        for (k = 0; k < MF_VN && j + k < n; k++)
             z[j + k] = e[0][k];
     }
 }
 
 /* z[r, :n] = sigmoid(z[r, :n] + b) for `rows` rows ld apart, ld at least
- * n rounded up to 4 (the lanes from n on become 0.5): the rows' vectors of
- * 4 units as one stream, MF_EXP_BATCH at a time, so that every mf_exp4
- * has its chains side by side (a row alone leaves its last batch nearly
- * empty).  The exp is per lane: each unit's value is mf_sigmoid_bias's. */
+ * n rounded up to MF_VN (the lanes from n on become 0.5): the rows'
+ * native vectors as one stream, MF_EXP_BATCH at a time, so that every
+ * mf_expn has its chains side by side (a row alone leaves its last batch
+ * nearly empty).  The exp is per lane: each unit's value is
+ * mf_sigmoid_bias's. */
 static void mf_sigmoid_rows(double *z, ptrdiff_t ld, ptrdiff_t rows,
                             const double *b, ptrdiff_t n)
 {
-    const ptrdiff_t full = n / 4 * 4;
-    mf_v4d e[MF_EXP_BATCH], btail = {0.0, 0.0, 0.0, 0.0};
-    const mf_v4i lane = {0, 1, 2, 3}, every = {-1, -1, -1, -1};
-    const mf_v4i tail = lane < (long long)(n - full);
-    const ptrdiff_t total = rows * ((n + 3) / 4);
+    const ptrdiff_t full = n / MF_VN * MF_VN;
+    mf_vn e[MF_EXP_BATCH], btail = MF_BROADCAST(0.0);
+    const mf_vni lane = MF_LANES, every = MF_BROADCAST(-1LL);
+    const mf_vni tail = lane < (long long)(n - full);
+    const ptrdiff_t total = rows * ((n + MF_VN - 1) / MF_VN);
     double *dst[MF_EXP_BATCH];
     ptrdiff_t r = 0, j = 0, v0;
     int q;
@@ -1128,11 +1206,11 @@ static void mf_sigmoid_rows(double *z, ptrdiff_t ld, ptrdiff_t rows,
         for (q = 0; q < MF_EXP_BATCH; q++) {
             if (v0 + q < total) {
                 const int whole = j < full;
-                const mf_v4d bj = whole ? *(const mf_v4d *)(b + j) : btail;
+                const mf_vn bj = whole ? *(const mf_vn *)(b + j) : btail;
                 dst[q] = z + r * ld + j;
-                e[q] = (mf_v4d)((mf_v4i)(-(*(const mf_v4d *)dst[q] + bj))
-                                & (whole ? every : tail));
-                j += 4;
+                e[q] = (mf_vn)((mf_vni)(-(*(const mf_vn *)dst[q] + bj))
+                               & (whole ? every : tail));
+                j += MF_VN;
                 if (j >= n) {
                     j = 0;
                     r++;
@@ -1142,31 +1220,32 @@ static void mf_sigmoid_rows(double *z, ptrdiff_t ld, ptrdiff_t rows,
                 e[q] = e[q - 1];
             }
         }
-        mf_exp4(e, MF_EXP_BATCH);
+        mf_expn(e, MF_EXP_BATCH);
         MF_UNROLL
         for (q = 0; q < MF_EXP_BATCH; q++)
-            *(mf_v4d *)dst[q] = 1.0 / (1.0 + e[q]);
+            *(mf_vn *)dst[q] = 1.0 / (1.0 + e[q]);
     }
 }
 
-/* exp(a[k] - m) in place for k < K, MF_EXP_BATCH vectors of 4 at a time;
- * returns their sum, summed in the order of k. */
+/* exp(a[k] - m) in place for k < K, MF_EXP_BATCH native vectors at a
+ * time; returns their sum, summed in the order of k. */
 static inline double mf_exp_shifted(double *a, ptrdiff_t K, double m)
 {
-    mf_v4d v[MF_EXP_BATCH];
+    mf_vn v[MF_EXP_BATCH];
     ptrdiff_t k0, k;
     double s = 0.0;
     int q;
-    for (k0 = 0; k0 < K; k0 += 4 * MF_EXP_BATCH) {
-        const ptrdiff_t n = K - k0 < 4 * MF_EXP_BATCH ? K - k0 : 4 * MF_EXP_BATCH;
+    for (k0 = 0; k0 < K; k0 += MF_VN * MF_EXP_BATCH) {
+        const ptrdiff_t n = K - k0 < MF_VN * MF_EXP_BATCH ? K - k0
+                                                          : MF_VN * MF_EXP_BATCH;
         MF_UNROLL
         for (q = 0; q < MF_EXP_BATCH; q++)
-            v[q] = (mf_v4d){0.0, 0.0, 0.0, 0.0};
+            v[q] = (mf_vn)MF_BROADCAST(0.0);
         for (k = 0; k < n; k++)
-            v[k / 4][k % 4] = a[k0 + k] - m;
-        mf_exp4(v, MF_EXP_BATCH);
+            v[k / MF_VN][k % MF_VN] = a[k0 + k] - m;
+        mf_expn(v, MF_EXP_BATCH);
         for (k = 0; k < n; k++) {
-            a[k0 + k] = v[k / 4][k % 4];
+            a[k0 + k] = v[k / MF_VN][k % MF_VN];
             s += a[k0 + k];
         }
     }
@@ -1373,7 +1452,7 @@ static inline ptrdiff_t mf_gather_nonzeros_f64(const double *x, ptrdiff_t D,
 #endif
 
 #ifndef MF_PACKED_GATHER
-#define MF_DEFINE_GATHER(SUFFIX, VAL_T, CHUNK, MASK)                          \
+#define MF_DEFINE_GATHER(SUFFIX, VAL_T, CHUNK, MASK)                           \
 /* whether x[0 ... CHUNK-1] holds a nonzero (-0.0 is zero) */                  \
 static inline int mf_chunk_nonzero_##SUFFIX(const VAL_T *x)                    \
 {                                                                              \
@@ -1413,7 +1492,7 @@ MF_DEFINE_GATHER(f64, double, 4, 0x7fffffffffffffffULL)
 
 /* How many nonzeros a dense row has: a loop the compiler vectorises (a
  * compare per pixel, no branch). */
-#define MF_DEFINE_COUNT(SUFFIX, VAL_T)                                        \
+#define MF_DEFINE_COUNT(SUFFIX, VAL_T)                                         \
 static inline ptrdiff_t mf_count_nonzeros_##SUFFIX(const VAL_T *x,             \
                                                    ptrdiff_t D)                \
 {                                                                              \
@@ -1472,7 +1551,7 @@ static ptrdiff_t mf_update_in_place(double *p, double *g, double lr,
 #endif
 typedef unsigned int mf_scan32 __attribute__((vector_size(MF_SCAN_BYTES), aligned(4), may_alias));
 typedef unsigned long long mf_scan64 __attribute__((vector_size(MF_SCAN_BYTES), aligned(8), may_alias));
-#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, VEC, LANES, EXP, UNIT, TOP)        \
+#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, VEC, LANES, EXP, UNIT, TOP)         \
 static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
 {                                                                              \
     const UINT *u = (const UINT *)x;                                           \
@@ -1503,7 +1582,7 @@ MF_DEFINE_ALL_FINITE(f32, unsigned int, mf_scan32, MF_SCAN_BYTES / 4,
 MF_DEFINE_ALL_FINITE(f64, unsigned long long, mf_scan64, MF_SCAN_BYTES / 8,
                      0x7ff0000000000000ull, 0x0010000000000000ull, 63)
 #else  /* portable C */
-#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, EXP, UNIT, TOP)                    \
+#define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, EXP, UNIT, TOP)                     \
 static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
 {                                                                              \
     const UINT *u = (const UINT *)x;                                           \
@@ -1536,7 +1615,7 @@ MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
 /* 2 MF_VN units at a time in vectors of the native width (GCC lowers the
  * broadcast of ek into a 4-double vector through memory without AVX),
  * the leftover units one by one */
-#define MF_LOGIT_SUMS_BODY(DEGREE)                                            \
+#define MF_LOGIT_SUMS_BODY(DEGREE)                                             \
     ptrdiff_t j0 = 0, j, k;                                                    \
     for (; j0 + 2 * MF_VN <= n; j0 += 2 * MF_VN) {                             \
         mf_vn p0 = *(const mf_vn *)(Dp + j0);                                  \
@@ -1573,7 +1652,7 @@ MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
         Dm[j] = m;                                                             \
     }
 #else
-#define MF_LOGIT_SUMS_BODY(DEGREE)                                            \
+#define MF_LOGIT_SUMS_BODY(DEGREE)                                             \
     ptrdiff_t j, k;                                                            \
     double x;                                                                  \
     for (k = 0; k < K; k++)                                                    \
@@ -1586,10 +1665,10 @@ MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
 #endif
 /* ... for the n units from unit `first` of row r, the unit moves dz (dzp
  * then dzm, MF_UNIT_BLOCK apart) into D (Dp then Dm, the same). */
-#define MF_DEFINE_LOGIT_SUMS(DEGREE)                                          \
-static void mf_logit_sums_deg##DEGREE(const struct mf_hidden_row *r,          \
-                                      ptrdiff_t first, ptrdiff_t n,           \
-                                      const double *dz, double *D)            \
+#define MF_DEFINE_LOGIT_SUMS(DEGREE)                                           \
+static void mf_logit_sums_deg##DEGREE(const struct mf_hidden_row *r,           \
+                                      ptrdiff_t first, ptrdiff_t n,            \
+                                      const double *dz, double *D)             \
 {                                                                              \
     const double *e = r->e, *W2T = r->W2T + first;                             \
     const ptrdiff_t H = r->H, K = r->K;                                        \

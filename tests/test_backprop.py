@@ -28,7 +28,9 @@ def test_gradient_mnist_batches(mnist_batch, batch, trained):
     check_gradient(params, x.astype(np.float64), t)
 
 
-@pytest.mark.parametrize("shape", [(37, 9, 4), (5, 3, 2), (100, 20, 7), (70, 33, 3)])
+# (60, 131, 21): see test_forward.test_random_shapes
+@pytest.mark.parametrize("shape", [(37, 9, 4), (5, 3, 2), (100, 20, 7), (70, 33, 3),
+                                   (60, 131, 21)])
 @pytest.mark.parametrize("batch", [1, 3, 64])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gradient_random_shapes(shape, batch, dtype):

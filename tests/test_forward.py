@@ -33,7 +33,11 @@ def test_mnist_batches(mnist_batch, batch, trained):
     check_forward(params, x.astype(np.float64), t)
 
 
-@pytest.mark.parametrize("shape", [(37, 9, 4), (5, 3, 2), (100, 20, 7), (1, 1, 2)])
+# (60, 131, 21): more units than one pass of the row helpers takes, in any
+# variant or build, with leftover units, and more classes than the output
+# layer's side-by-side rows take
+@pytest.mark.parametrize("shape", [(37, 9, 4), (5, 3, 2), (100, 20, 7), (1, 1, 2),
+                                   (60, 131, 21)])
 @pytest.mark.parametrize("batch", [1, 3, 64])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_random_shapes(shape, batch, dtype):

@@ -190,7 +190,7 @@ def test_float32_sigmoid_within_its_bound():
 
 
 def _sigmoid_steps(a):
-    """The screen's float32 sigmoid (src_cython/simd_rows.c, mf_sigmoid8),
+    """The screen's float32 sigmoid (src_cython/simd_rows.c, mf_sigmoid_vnf),
     step by step in NumPy float32: each operation rounded once, no FMA."""
     f = np.float32
     x = np.clip(-a, f(-87.0), f(88.0))
