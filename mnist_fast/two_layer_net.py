@@ -201,7 +201,8 @@ class TwoLayerNet:
             ``path`` does not exist.
         ValueError
             Not a model file, damaged, another format version, missing or
-            wrong arrays, an activation this class does not have, or headers that declare more than the file holds
+            wrong arrays, an activation this class does not have, or
+            headers that declare more than the file holds
             (checked before anything of that size is allocated: see
             :mod:`mnist_fast.model_file`); the message names the file and
             what is wrong.
@@ -308,7 +309,8 @@ class TwoLayerNet:
         """Backpropagation gradient of :meth:`loss`, as in the book.
 
         ``dy = (softmax - onehot(t)) / N``, then the chain rule through the
-        hidden layer (for ReLU the book's mask: 0 where ``a1 <= 0``).  As in the book it ignores the loss's 1e-7 guard, so
+        hidden layer (for ReLU the book's mask: 0 where ``a1 <= 0``).  As
+        in the book it ignores the loss's 1e-7 guard, so
         it differs from :meth:`numerical_gradient` by about ``1e-7 / y_t``
         relative besides the O(h^2) of central differences.
 
