@@ -29,14 +29,28 @@ def run(function, *args):
     """``function(*args[:-1])`` with at most ``args[-1]`` BLAS threads: a
     kernel of a thread policy (called as ``kernel(*args, n_threads)``).
 
+    Each library's count is read first and changed, then put back, only
+    where it differs: most calls run on the count BLAS already has, and
+    then cost two reads (threadpoolctl's ``limit`` context costs several
+    times that on every call).
+
     Returns
     -------
     object
         What ``function`` returns.
     """
     *args, n_threads = args
-    with _controller().limit(limits=n_threads):
+    changed = []
+    for lib in _controller().lib_controllers:
+        before = lib.get_num_threads()
+        if before != n_threads:
+            lib.set_num_threads(n_threads)
+            changed.append((lib, before))
+    try:
         return function(*args)
+    finally:
+        for lib, before in changed:
+            lib.set_num_threads(before)
 
 
 def info():
