@@ -241,12 +241,11 @@ def param_cases():
         a = good_params()[key]
         yield f"{key} wrong shape", {**good_params(), key: np.ones(a.size + 1)}
         yield f"{key} as a row", {**good_params(), key: a.reshape(1, -1)}
-        reshaped = a.copy()
-        reshaped.shape = (a.size,) if a.ndim == 2 else (1, a.size)
-        yield f"{key} reshaped in place", {**good_params(), key: reshaped}
-        as_ints = a.copy()
-        as_ints.dtype = np.int64  # the same bytes, another dtype
-        yield f"{key} dtype changed in place", {**good_params(), key: as_ints}
+        # (views: NumPy 2.5 deprecates setting .shape and .dtype in place)
+        reshaped = a.copy().reshape((a.size,) if a.ndim == 2 else (1, a.size))
+        yield f"{key} reshaped", {**good_params(), key: reshaped}
+        as_ints = a.copy().view(np.int64)  # the same bytes, another dtype
+        yield f"{key} its bytes as int64", {**good_params(), key: as_ints}
         missing = good_params()
         del missing[key]
         yield f"{key} missing", missing
@@ -340,13 +339,10 @@ def replacements(a, key):
     yield a.astype(int), f"params[{key!r}] must be a float array, got dtype int64"
     yield np.ones(a.size + 1), (f"params[{key!r}] must have shape {a.shape}, "
                                 f"got ({a.size + 1},)")
-    reshaped = a.copy()
-    reshaped.shape = (1, a.size)
-    yield reshaped, (f"params[{key!r}] must have shape {a.shape}, got "
-                     f"(1, {a.size})")
-    as_ints = a.copy()
-    as_ints.dtype = np.int64
-    yield as_ints, f"params[{key!r}] must be a float array, got dtype int64"
+    yield a.copy().reshape(1, a.size), (
+        f"params[{key!r}] must have shape {a.shape}, got (1, {a.size})")
+    yield (a.copy().view(np.int64),
+           f"params[{key!r}] must be a float array, got dtype int64")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
