@@ -481,9 +481,12 @@ cdef inline void softmax_row_libm(
 
 
 cdef inline Py_ssize_t first_max(const double* a, Py_ssize_t K) noexcept nogil:
-    """Index of the first maximum, as numpy.argmax (for NaN-free rows)."""
+    """numpy.argmax of a row: the first of the largest values, or the
+    first NaN when there is one (numpy's argmax takes NaN as the largest)."""
     cdef Py_ssize_t k, best = 0
-    for k in range(1, K):
+    for k in range(K):
+        if a[k] != a[k]:
+            return k
         if a[k] > a[best]:
             best = k
     return best
@@ -519,19 +522,6 @@ cdef inline Py_ssize_t predicted_class(
     return best
 
 
-cdef inline Py_ssize_t score_class(const double* a,
-                                   Py_ssize_t K) noexcept nogil:
-    """numpy.argmax of a row of scores: the first of the largest, or the
-    first NaN when there is one (numpy's argmax takes NaN as the largest)."""
-    cdef Py_ssize_t k, best = 0
-    for k in range(K):
-        if a[k] != a[k]:
-            return k
-        if a[k] > a[best]:
-            best = k
-    return best
-
-
 cdef inline Py_ssize_t row_class_of(
     double* a,              # IN/OUT (K,) logits (see predicted_class)
     Py_ssize_t K,
@@ -541,7 +531,7 @@ cdef inline Py_ssize_t row_class_of(
     """The book's class of a row of logits: argmax of the scores, or of
     their softmax probabilities."""
     if scores:
-        return score_class(a, K)
+        return first_max(a, K)
     return predicted_class(a, K)
 
 
