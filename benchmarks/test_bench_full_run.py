@@ -13,7 +13,6 @@ accuracy above 0.9).  A few seconds per run, three runs each: only with
 """
 
 import numpy as np
-import pytest
 
 from conftest import slow
 from peers import (NumpyNet32, TorchNet, numpy32_book_loop, one_hot,
