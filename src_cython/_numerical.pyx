@@ -285,9 +285,14 @@ cdef struct Pixels:
     const Py_ssize_t* start     # (N + 1,) row b's: start[b] ... start[b + 1] - 1
     const int* cols             # their pixels i (D for b1)
     const double* vals          # their values x[b, i] (1 for b1)
-    const double* steps         # (D + 1, 2 Hp) each column's dp, then dm
-    const double* vmax_series   # (D + 1,) each column's |x| bound of the
-    const double* vmax_tiny     #          Series case, of the Tiny case
+    const double* W1            # (D, H) the columns' parameters: W1's
+    const double* b1            # (H,)   rows, b1 for column D
+    double h                    # the book's step
+    double w2max                # max |W2|
+    double* steps               # (D + 1, 2 Hp) scratch: each column's dp,
+                                #   then dm (set by the column's owner)
+    double* vmax_series         # (D + 1,) scratch: each column's |x| bound
+    double* vmax_tiny           #   of the Series case, of the Tiny case
     const double* tables        # (N, MF_ROW_TERMS Hp) the rows' tables
     double* acc                 # (D + 1, Hp) scratch: the columns' sums
     Py_ssize_t D, Hp
@@ -363,7 +368,8 @@ cdef inline void hidden_rows(
 ) noexcept nogil:
     """Central differences for the columns of W1 and b1 the member owns.
 
-    Row by row, each row's pixels in turn: every output is summed over the
+    First the columns' steps, then row by row, each row's pixels in turn:
+    every output is summed over the
     rows in order, whichever member owns it and however many there are.  A
     row whose moves are small enough for the series (``|x|`` within the
     column's bounds) runs in the dispatched C (simd_rows.c), the others in
@@ -377,6 +383,9 @@ cdef inline void hidden_rows(
     cdef mf_hidden_row row
     for i in range(D + 1):
         if owns(i, member, team):
+            column_steps(px.W1 + i * H if i < D else px.b1, H, Hp, px.h,
+                         px.w2max, f.activation, px.steps + i * 2 * Hp,
+                         px.vmax_series + i, px.vmax_tiny + i)
             acc = px.acc + i * Hp
             for j in range(Hp):
                 acc[j] = 0.0
@@ -623,7 +632,6 @@ def numerical_gradient(
     cdef double[::1] vmax_tiny = np.empty(D + 1)
     cdef double[::1] tables = np.empty(N * MF_ROW_TERMS * Hp + spare)
     cdef double[::1] acc = np.empty((D + 1) * Hp + spare)
-    cdef double* step_rows = aligned(steps)
     cdef double* table_rows = aligned(tables)
     cdef Forward f
     cdef Pixels px
@@ -631,7 +639,8 @@ def numerical_gradient(
     f.S, f.P, f.t, f.W2T = &S[0], &P[0], &t[0], &W2T[0, 0]
     f.N, f.H, f.K, f.activation = N, H, K, net.activation
     px.start, px.cols, px.vals = &px_start[0], &px_cols[0], &px_vals[0]
-    px.steps, px.vmax_series = step_rows, &vmax_series[0]
+    px.W1, px.b1, px.h = net.W1, net.b1, h
+    px.steps, px.vmax_series = aligned(steps), &vmax_series[0]
     px.vmax_tiny, px.tables, px.acc = &vmax_tiny[0], table_rows, aligned(acc)
     px.D, px.Hp = D, Hp
 
@@ -661,10 +670,7 @@ def numerical_gradient(
             row_table(&f, b, Hp, table_rows + b * MF_ROW_TERMS * Hp)
         for j in range(H * K):
             w2max = max(w2max, fabs(net.W2[j]))
-        for i in range(D + 1):
-            column_steps(net.W1 + i * H if i < D else net.b1, H, Hp, h, w2max,
-                         net.activation, step_rows + i * 2 * Hp,
-                         &vmax_series[i], &vmax_tiny[i])
+        px.w2max = w2max
 
         # W1 and b1: each member of the team its columns, row by row.
         for i in prange(team, schedule="static", num_threads=team):
