@@ -114,19 +114,22 @@ cdef extern from "simd_rows.h" nogil:
     # a row of the numerical gradient's central differences for a column of
     # W1 or b1, when the series hold (see simd_rows.c)
     enum: MF_UNIT_BLOCK
+    enum: MF_UNIT_PAD
+    enum: MF_ROW_ALIGN
+    enum: MF_ROW_SC
+    enum: MF_ROW_C
+    enum: MF_ROW_A
+    enum: MF_ROW_G
+    enum: MF_ROW_M
+    enum: MF_ROW_TERMS
+    enum: MF_ROW_DEGREE
     struct mf_hidden_row:
         double v
         const double* dp
         const double* dm
-        const double* s
-        const double* c
-        const double* a
-        const Py_ssize_t* units
-        const double* e
+        const double* u
         double S, P
-        Py_ssize_t t
-        const double* W2T
-        Py_ssize_t H, K
+        Py_ssize_t H
     void mf_hidden_row_tiny(const mf_hidden_row* r, double* acc)
     void mf_hidden_row_series(const mf_hidden_row* r, double* acc)
     void mf_hidden_row_relu_tiny(const mf_hidden_row* r, double* acc)

@@ -26,8 +26,7 @@ changes, and evaluates the *change* of each row's loss directly:
   |u - w|``), so this differs from the book's by no more than the book's
   pre-activations differ from the kernel's (the rounding of ``x @ W1 +
   b1`` in another order): kink or not, no case is special.  A unit
-  further below 0 than any step moves it stays at 0 and adds exactly 0:
-  a ReLU row takes only the other units (``row_of``).
+  further below 0 than any step moves it stays at 0 and adds exactly 0.
 * With ``e_k = exp(a2_k - max)``, ``S = sum(e)``, ``p = e_t / S`` and the
   logit moves ``delta_k``: ``em_k = expm1(delta_k)``,
   ``D = sum_k e_k em_k`` (so ``S' = S + D``) and
@@ -41,7 +40,11 @@ without cancellation (expm1/log1p), so the result is more accurate than
 the book's difference of two rounded totals.  ``expm1`` and ``log1p`` of
 small arguments are evaluated by their series to full double precision
 (truncation below 1e-17 relative) so that the loops vectorise; arguments
-outside the proven range take libm's ``expm1``/``log1p``.
+outside the proven range take libm's ``expm1``/``log1p``.  Within the
+series' range the K logits' series of a unit's move are summed in powers
+of the move, from sums over the logits that each row computes once
+(``row_table``; simd_rows.h): a hidden unit's move then costs the same
+for any K.
 
 Each output element is computed by one thread in a fixed order (W1's
 and b1's summed over the rows in order, ``hidden_rows``): results are
@@ -54,15 +57,20 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, exp, expm1, fabs, log1p
 
-from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_UNIT_BLOCK, RELU,
-                      SIGMOID, Grads, Net, check_rows, grads_of,
-                      hidden_preactivation_row, mf_hidden_row,
+from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_ROW_A, MF_ROW_ALIGN,
+                      MF_ROW_C, MF_ROW_DEGREE, MF_ROW_G, MF_ROW_M, MF_ROW_SC,
+                      MF_ROW_TERMS, MF_UNIT_BLOCK, MF_UNIT_PAD, RELU, SIGMOID,
+                      Grads, Net, check_rows, combine_rows, count_nonzeros,
+                      gather_nonzeros, grads_of, mf_hidden_row,
                       mf_hidden_row_relu_series, mf_hidden_row_relu_tiny,
                       mf_hidden_row_series, mf_hidden_row_tiny, mf_relu,
                       mf_relu_move, net_of, output_row, shifted_exp_row)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
+# 1 / n!, n = 1 ... MF_ROW_DEGREE: the expm1 series' coefficients
+cdef double[5] INVERSE_FACTORIALS = [1.0, 0.5, 1.0 / 6.0, 1.0 / 24.0,
+                                     1.0 / 120.0]
 # A unit's move |dz| <= bound * |x d|: a sigmoid unit's while
 # |da| <= Q_SMALL (sigmoid' <= 1/4, margin), a ReLU unit's for any move
 # (mf_relu_move returns da = fl(x d) or less, and |fl(x d)| <=
@@ -77,6 +85,9 @@ cdef double TINY_SMALL = 0.00000762939453125  # 2**-17 on a logit move
 # its (MNIST's pixels are nonzero in the middle of the picture).
 cdef enum:
     COLUMN_RUN = 4
+# Logits the output units take side by side.
+cdef enum:
+    LOGIT_BLOCK = 16
 
 
 # How expm1 and log1p are evaluated, by the size of the moves:
@@ -268,16 +279,23 @@ cdef inline void series_row(
 
 cdef struct Pixels:
     # The batch's nonzero pixels row by row (CSR), each row's ending with
-    # b1 as pixel D (1 in every row), and what a column's steps are.
+    # b1 as pixel D (1 in every row), what a column's steps are, and what
+    # the series rows read; Hp is H padded to MF_UNIT_PAD, every row of
+    # steps, tables and acc aligned to MF_ROW_ALIGN bytes, padding 0.
     const Py_ssize_t* start     # (N + 1,) row b's: start[b] ... start[b + 1] - 1
-    const Py_ssize_t* cols      # their pixels i (D for b1)
+    const int* cols             # their pixels i (D for b1)
     const double* vals          # their values x[b, i] (1 for b1)
-    const double* steps         # (D + 1, 2 H) each column's dp, then dm
-    const double* vmax_series   # (D + 1,) each column's |x| bound of the
-    const double* vmax_tiny     #          Series case, of the Tiny case
-    const double* dead_below    # (N,) a ReLU unit of row b at or below
-                                #      this no step moves
-    Py_ssize_t D
+    const double* W1            # (D, H) the columns' parameters: W1's
+    const double* b1            # (H,)   rows, b1 for column D
+    double h                    # the book's step
+    double w2max                # max |W2|
+    double* steps               # (D + 1, 2 Hp) scratch: each column's dp,
+                                #   then dm (set by the column's owner)
+    double* vmax_series         # (D + 1,) scratch: each column's |x| bound
+    double* vmax_tiny           #   of the Series case, of the Tiny case
+    const double* tables        # (N, MF_ROW_TERMS Hp) the rows' tables
+    double* acc                 # (D + 1, Hp) scratch: the columns' sums
+    Py_ssize_t D, Hp
 
 
 cdef inline bint owns(Py_ssize_t i, Py_ssize_t member,
@@ -293,72 +311,95 @@ cdef inline double* column_out(const Grads* g, Py_ssize_t i, Py_ssize_t D,
     return g.W1 + i * H if i < D else g.b1
 
 
-cdef inline void row_of(
+cdef inline void row_table(
     const Forward* f,       # IN  the kept forward pass
     Py_ssize_t b,           # IN  the row
-    double dead_below,      # IN  a ReLU unit's a1 at or below: unmoved
-    double* W2Tc,           # scratch (K, H) the row's columns of W2T
-    Py_ssize_t* units,      # scratch (H,) the row's units
-    mf_hidden_row* row,     # OUT the row's part of the series rows
+    Py_ssize_t Hp,          # IN  H padded
+    double* u,              # OUT (MF_ROW_TERMS, Hp) the row's table
 ) noexcept nogil:
-    """Row b as the series rows take it: a ReLU row with only the units a
-    step can move (the others add exactly 0), their columns of W2T side by
-    side; a sigmoid row with every unit."""
-    cdef Py_ssize_t j, k, n = 0, H = f.H, K = f.K
-    cdef const double* ab = f.a + b * H
-    row.s, row.c, row.a = f.z + b * H, f.c + b * H, ab
-    row.e, row.S, row.P, row.t, row.K = f.e + b * K, f.S[b], f.P[b], f.t[b], K
-    if f.activation == RELU:
+    """What the series rows read of row b (simd_rows.h).
+
+    With P_n(w) = w^n / n!: M_n = sum_k e_k P_n(w_k), and G_n = sum_{k != t}
+    e_k (P_n(w_t) - P_n(w_k)), which is P_n(w_t) S - M_n; G_1, which
+    carries the most of a move, is summed term by term instead (no
+    cancellation when e_t is most of S).  The padding stays 0.
+    """
+    cdef Py_ssize_t j, k, n, H = f.H, K = f.K, t = f.t[b]
+    cdef const double* e = f.e + b * K
+    cdef const double* wt = f.W2T + t * H
+    cdef const double* wk
+    cdef double* G = u + MF_ROW_G * Hp
+    cdef double* M = u + MF_ROW_M * Hp
+    cdef double ek, w, power
+    for j in range(MF_ROW_TERMS * Hp):
+        u[j] = 0.0
+    for j in range(H):
+        if f.activation == RELU:
+            u[MF_ROW_A * Hp + j] = f.a[b * H + j]
+        else:
+            u[MF_ROW_SC * Hp + j] = f.z[b * H + j] * f.c[b * H + j]
+            u[MF_ROW_C * Hp + j] = f.c[b * H + j]
+    for k in range(K):
+        ek = e[k]
+        wk = f.W2T + k * H
         for j in range(H):
-            if not ab[j] <= dead_below:
-                units[n] = j
-                n = n + 1
-        for k in range(K):
-            for j in range(n):
-                W2Tc[k * n + j] = f.W2T[k * H + units[j]]
-        row.W2T, row.units, row.H = W2Tc, units, n
-    else:
-        row.W2T, row.units, row.H = f.W2T, NULL, H
+            w = wk[j]
+            power = 1.0
+            for n in range(MF_ROW_DEGREE):
+                power = power * w
+                M[n * Hp + j] += ek * (power * INVERSE_FACTORIALS[n])
+            if k != t:
+                G[j] += ek * (wt[j] - w)
+    for j in range(H):
+        power = wt[j]
+        for n in range(1, MF_ROW_DEGREE):
+            power = power * wt[j]
+            G[n * Hp + j] = (power * INVERSE_FACTORIALS[n]) * f.S[b] - M[n * Hp + j]
 
 
 cdef inline void hidden_rows(
     const Forward* f,       # IN  the kept forward pass
-    const Pixels* px,       # IN  the batch's pixels and the columns' steps
+    const Pixels* px,       # IN  the batch's pixels, the columns' steps,
+                            #     the rows' tables; px.acc: scratch
     Py_ssize_t member,      # IN  this member of the team
     Py_ssize_t team,
     double scale,           # IN  1 / (2 h N)
-    double* W2Tc,           # scratch (K, H)
-    Py_ssize_t* units,      # scratch (H,)
     const Grads* g,         # OUT the member's rows of W1's gradient, b1's
 ) noexcept nogil:
     """Central differences for the columns of W1 and b1 the member owns.
 
-    Row by row, each row's pixels in turn: every output is summed over the
+    First the columns' steps, then row by row, each row's pixels in turn:
+    every output is summed over the
     rows in order, whichever member owns it and however many there are.  A
     row whose moves are small enough for the series (``|x|`` within the
     column's bounds) runs in the dispatched C (simd_rows.c), the others in
     ``libm_row_difference``.
     """
-    cdef Py_ssize_t b, n, i, j, H = f.H, D = px.D
+    cdef Py_ssize_t b, n, i, j, H = f.H, Hp = px.Hp, D = px.D
     cdef double v
     cdef double* acc
+    cdef double* out
     cdef Steps st
     cdef mf_hidden_row row
     for i in range(D + 1):
         if owns(i, member, team):
-            acc = column_out(g, i, D, H)
-            for j in range(H):
+            column_steps(px.W1 + i * H if i < D else px.b1, H, Hp, px.h,
+                         px.w2max, f.activation, px.steps + i * 2 * Hp,
+                         px.vmax_series + i, px.vmax_tiny + i)
+            acc = px.acc + i * Hp
+            for j in range(Hp):
                 acc[j] = 0.0
+    row.H = Hp
     for b in range(f.N):
-        row_of(f, b, px.dead_below[b], W2Tc, units, &row)
+        row.u, row.S, row.P = px.tables + b * MF_ROW_TERMS * Hp, f.S[b], f.P[b]
         for n in range(px.start[b], px.start[b + 1]):
             i = px.cols[n]
             if not owns(i, member, team):
                 continue
             v = px.vals[n]
-            acc = column_out(g, i, D, H)
-            st.dp = px.steps + i * 2 * H
-            st.dm = st.dp + H
+            acc = px.acc + i * Hp
+            st.dp = px.steps + i * 2 * Hp
+            st.dm = st.dp + Hp
             if fabs(v) <= px.vmax_series[i]:
                 row.v, row.dp, row.dm = v, st.dp, st.dm
                 series_row(&row, fabs(v) <= px.vmax_tiny[i], f.activation,
@@ -367,9 +408,10 @@ cdef inline void hidden_rows(
                 libm_row_difference(v, &st, f, b, acc)
     for i in range(D + 1):
         if owns(i, member, team):
-            acc = column_out(g, i, D, H)
+            acc = px.acc + i * Hp
+            out = column_out(g, i, D, H)
             for j in range(H):
-                acc[j] = acc[j] * scale
+                out[j] = acc[j] * scale
 
 
 cdef inline double output_unit(
@@ -413,6 +455,75 @@ cdef inline double output_column(
     return output_unit(zcol, k, dp, dm, f, LIBM)
 
 
+cdef inline void output_units(
+    const double* zcol,     # IN  (N,) z1[:, j] (all ones for b2)
+    Py_ssize_t k0,          # IN  the first logit
+    Py_ssize_t n,           #     and how many (<= LOGIT_BLOCK)
+    const double* dp,       # IN  (n,) applied perturbations +h
+    const double* dm,       # IN  (n,) applied perturbations -h
+    const Forward* f,       # IN  the kept forward pass
+    const double* coef,     # IN  (N, K) S (k == t) - e_k per row
+    double* total,          # OUT (n,) sum over rows of L+ - L-
+) noexcept nogil:
+    """``output_unit``'s series case for the logits k0 ... k0 + n - 1 side
+    by side, each summed over the rows in order.
+
+    With N+- = coef em+- and S+- = S + e_k em+-, the two ratios' difference
+    (r+ - r-) / (1 + r-) = P (N+ S- - N- S+) / (S+ (S- + P N-)) takes one
+    division (no cancellation: N+ and N- have opposite signs, S >= 1).
+    """
+    cdef Py_ssize_t b, k, K = f.K
+    cdef const double* eb
+    cdef const double* cb
+    cdef double zb, Sb, Pb, emp, emm, Np, Nm, sp, sm
+    for k in range(n):
+        total[k] = 0.0
+    for b in range(f.N):
+        zb, Sb, Pb = zcol[b], f.S[b], f.P[b]
+        eb, cb = f.e + b * K + k0, coef + b * K + k0
+        for k in range(n):
+            emp = MF_EXPM1_DEG5(zb * dp[k])
+            emm = MF_EXPM1_DEG5(zb * dm[k])
+            Np, Nm = cb[k] * emp, cb[k] * emm
+            sp, sm = Sb + eb[k] * emp, Sb + eb[k] * emm
+            total[k] += -MF_LOG1P_DEG8(Pb * (Np * sm - Nm * sp) / (sp * (sm + Pb * Nm)))
+
+
+cdef inline void output_row_of(
+    const double* zcol,     # IN  (N,) z1[:, j] (all ones for b2)
+    double zmax,            # IN  its largest value
+    const double* theta,    # IN  (K,) W2[j, :] (b2 for the ones)
+    double h,
+    double scale,           # IN  1 / (2 h N)
+    const Forward* f,       # IN  the kept forward pass
+    const double* coef,     # IN  (N, K) see output_units
+    double* out,            # OUT (K,) row j of W2's gradient (or b2's)
+) noexcept nogil:
+    """Central differences of a row of W2 (or of b2), the logits in blocks:
+    a block whose moves |z d| <= zmax |d| are all within 2**-10 takes the
+    series side by side, any other block ``output_column`` logit by
+    logit."""
+    cdef double dp[LOGIT_BLOCK]
+    cdef double dm[LOGIT_BLOCK]
+    cdef double total[LOGIT_BLOCK]
+    cdef Py_ssize_t k0 = 0, k, n, K = f.K
+    cdef bint series
+    while k0 < K:
+        n = min(<Py_ssize_t> LOGIT_BLOCK, K - k0)
+        applied_steps(theta + k0, n, h, dp, dm)
+        series = True
+        for k in range(n):
+            series = series and zmax * max(fabs(dp[k]), fabs(dm[k])) <= SERIES_SMALL
+        if series:
+            output_units(zcol, k0, n, dp, dm, f, coef, total)
+        else:
+            for k in range(n):
+                total[k] = output_column(zcol, zmax, k0 + k, dp[k], dm[k], f)
+        for k in range(n):
+            out[k0 + k] = scale * total[k]
+        k0 += LOGIT_BLOCK
+
+
 cdef inline void applied_steps(
     const double* theta, Py_ssize_t n, double h, double* dp, double* dm,
 ) noexcept nogil:
@@ -423,26 +534,25 @@ cdef inline void applied_steps(
         dm[j] = (theta[j] - h) - theta[j]
 
 
-cdef inline double column_steps(
+cdef inline void column_steps(
     const double* theta,    # IN  (H,) a row of W1, or b1
     Py_ssize_t H,
+    Py_ssize_t Hp,          # IN  H padded
     double h,
     double w2max,           # IN  max |W2|
     int activation,
-    double* steps,          # OUT (2 H,) dp, then dm
+    double* steps,          # OUT (2 Hp,) dp, then dm (padding untouched)
     double* vmax_series,    # OUT the |x| bounds of their cases
     double* vmax_tiny,
 ) noexcept nogil:
-    """A column's perturbations and the |x| bounds of their cases; returns
-    the largest |step|."""
+    """A column's perturbations and the |x| bounds of their cases."""
     cdef Py_ssize_t j
     cdef double dmax = 0.0
-    applied_steps(theta, H, h, steps, steps + H)
-    for j in range(2 * H):
-        dmax = max(dmax, fabs(steps[j]))
+    applied_steps(theta, H, h, steps, steps + Hp)
+    for j in range(H):
+        dmax = max(dmax, fabs(steps[j]), fabs(steps[Hp + j]))
     vmax_series[0] = input_bound(dmax, w2max, SERIES_SMALL, activation)
     vmax_tiny[0] = input_bound(dmax, w2max, TINY_SMALL, activation)
-    return dmax
 
 
 cdef inline double input_bound(
@@ -464,6 +574,13 @@ cdef inline double input_bound(
     return bound
 
 
+cdef inline double* aligned(double[::1] buffer) noexcept nogil:
+    """The first MF_ROW_ALIGN-byte boundary in buffer (which has
+    MF_ROW_ALIGN bytes to spare)."""
+    cdef size_t p = <size_t> &buffer[0]
+    return <double*> ((p + (MF_ROW_ALIGN - 1)) & ~(<size_t> (MF_ROW_ALIGN - 1)))
+
+
 def numerical_gradient(
     const floating[:, ::1] x,     # IN  (N, D)
     const Py_ssize_t[::1] t,      # IN  (N,) labels in [0, K)
@@ -481,14 +598,16 @@ def numerical_gradient(
     if t.shape[0] != x.shape[0]:
         raise ValueError("t needs one label per row of x")
     cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
+    cdef Py_ssize_t Hp = (H + MF_UNIT_PAD - 1) // MF_UNIT_PAD * MF_UNIT_PAD
+    cdef Py_ssize_t spare = MF_ROW_ALIGN // sizeof(double)
     cdef Py_ssize_t team = max(n_threads, 1)
-    cdef Py_ssize_t b, i, j, k, member, nnz = 0
-    cdef double p, vmax, w2max = 0.0, dmax = 0.0
+    cdef Py_ssize_t b, i, j, k, nnz = 0
+    cdef double p, w2max = 0.0
     cdef double scale = 1.0 / (N * 2.0 * h)
 
-    for b in range(N):
-        for i in range(D):
-            nnz += x[b, i] != 0.0
+    with nogil:
+        for b in range(N):
+            nnz += count_nonzeros(&x[b, 0], D)
     # Scratch of the one kept forward pass, O(N (H + K) + nnz(x)).
     cdef double[:, ::1] a = np.empty((N, H))       # a1
     cdef double[:, ::1] z = np.empty((N, H))       # z1
@@ -498,37 +617,46 @@ def numerical_gradient(
     cdef double[:, ::1] e = np.empty((N, K))       # exp(a2 - max a2)
     cdef double[::1] S = np.empty(N)               # sum of e
     cdef double[::1] P = np.empty(N)               # p_t / (p_t + guard)
+    cdef double[:, ::1] coef = np.empty((N, K))    # S (k == t) - e
     cdef double[::1] ones = np.ones(N)
     cdef double[:, ::1] W2T = np.ascontiguousarray(
         np.asarray(params["W2"]).T)
-    # The batch's pixels row by row (CSR), b1 last in each row, and the
-    # columns' steps (see Pixels).
+    # The batch's pixels row by row (CSR), b1 last in each row (a row's
+    # gather may write up to D places), the columns' steps, the rows'
+    # tables and the columns' sums (see Pixels).
     cdef Py_ssize_t[::1] px_start = np.empty(N + 1, dtype=np.intp)
-    cdef Py_ssize_t[::1] px_cols = np.empty(nnz + N, dtype=np.intp)
-    cdef double[::1] px_vals = np.empty(nnz + N)
-    cdef double[:, ::1] steps = np.empty((D + 1, 2 * H))
+    cdef int[::1] px_cols = np.empty(nnz + N + D, dtype=np.intc)
+    cdef double[::1] px_vals = np.empty(nnz + N + D)
+    cdef double[::1] steps = np.zeros((D + 1) * 2 * Hp + spare)
     cdef double[::1] vmax_series = np.empty(D + 1)
     cdef double[::1] vmax_tiny = np.empty(D + 1)
-    cdef double[::1] dead_below = np.empty(N)
-    # each member's row of W2T's columns, and of units (allocated here:
-    # MemoryError, not NULL)
-    cdef double[:, ::1] W2Tc = np.empty((team, K * H))
-    cdef Py_ssize_t[:, ::1] units = np.empty((team, H), dtype=np.intp)
-    cdef double[::1] row_vals = np.empty(D)         # a row's nonzeros
-    cdef int[::1] row_cols = np.empty(D, dtype=np.intc)
+    cdef double[::1] tables = np.empty(N * MF_ROW_TERMS * Hp + spare)
+    cdef double[::1] acc = np.empty((D + 1) * Hp + spare)
+    cdef double* table_rows = aligned(tables)
     cdef Forward f
     cdef Pixels px
     f.a, f.z, f.c, f.e = &a[0, 0], &z[0, 0], &c[0, 0], &e[0, 0]
     f.S, f.P, f.t, f.W2T = &S[0], &P[0], &t[0], &W2T[0, 0]
     f.N, f.H, f.K, f.activation = N, H, K, net.activation
     px.start, px.cols, px.vals = &px_start[0], &px_cols[0], &px_vals[0]
-    px.steps, px.vmax_series = &steps[0, 0], &vmax_series[0]
-    px.vmax_tiny, px.dead_below, px.D = &vmax_tiny[0], &dead_below[0], D
+    px.W1, px.b1, px.h = net.W1, net.b1, h
+    px.steps, px.vmax_series = aligned(steps), &vmax_series[0]
+    px.vmax_tiny, px.tables, px.acc = &vmax_tiny[0], table_rows, aligned(acc)
+    px.D, px.Hp = D, Hp
 
     with nogil:
+        nnz = 0
         for b in range(N):
-            hidden_preactivation_row(&x[b, 0], &net, &a[b, 0], &row_vals[0],
-                                     &row_cols[0])
+            # the row's nonzero pixels, x @ W1 + b1 from them, then b1
+            px_start[b] = nnz
+            k = gather_nonzeros(&x[b, 0], D, &px_vals[nnz], &px_cols[nnz])
+            combine_rows(&px_vals[nnz], &px_cols[nnz], k, net.W1, H, &a[b, 0])
+            for j in range(H):
+                a[b, j] += net.b1[j]
+            nnz = nnz + k
+            px_cols[nnz] = D
+            px_vals[nnz] = 1.0
+            nnz = nnz + 1
             hidden_units(&a[b, 0], H, net.activation, &z[b, 0], &c[b, 0])
             for j in range(H):
                 zT[j, b] = z[b, j]
@@ -537,42 +665,22 @@ def numerical_gradient(
             S[b] = shifted_exp_row(&e[b, 0], K)
             p = e[b, t[b]] / S[b]
             P[b] = p / (p + guard)
+        px_start[N] = nnz
+        for b in range(N):
+            row_table(&f, b, Hp, table_rows + b * MF_ROW_TERMS * Hp)
         for j in range(H * K):
             w2max = max(w2max, fabs(net.W2[j]))
-        for i in range(D + 1):
-            dmax = max(dmax, column_steps(
-                net.W1 + i * H if i < D else net.b1, H, h, w2max,
-                net.activation, &steps[i, 0], &vmax_series[i], &vmax_tiny[i]))
-        nnz = 0
-        for b in range(N):
-            px_start[b] = nnz
-            vmax = 1.0
-            for i in range(D):
-                if x[b, i] != 0.0:
-                    px_cols[nnz] = i
-                    px_vals[nnz] = x[b, i]
-                    vmax = max(vmax, fabs(px_vals[nnz]))
-                    nnz = nnz + 1
-            px_cols[nnz] = D
-            px_vals[nnz] = 1.0
-            nnz = nnz + 1
-            # every move |fl(x d)| < 2 vmax dmax: a unit below -2 vmax dmax
-            # stays below 0
-            dead_below[b] = -2.0 * vmax * dmax
-        px_start[N] = nnz
+        px.w2max = w2max
 
         # W1 and b1: each member of the team its columns, row by row.
-        for member in prange(team, schedule="static", num_threads=team):
-            hidden_rows(&f, &px, member, team, scale, &W2Tc[member, 0],
-                        &units[member, 0], &g)
+        for i in prange(team, schedule="static", num_threads=team):
+            hidden_rows(&f, &px, i, team, scale, &g)
 
         # W2[j, k] moves logit k by z1[:, j] d; b2[k] by d.
-        for j in prange(H, schedule="static", num_threads=n_threads):
+        for b in range(N):
             for k in range(K):
-                g.W2[j * K + k] = scale * output_column(
-                    &zT[j, 0], zmax[j], k, (net.W2[j * K + k] + h) - net.W2[j * K + k],
-                    (net.W2[j * K + k] - h) - net.W2[j * K + k], &f)
-        for k in range(K):
-            g.b2[k] = scale * output_column(
-                &ones[0], 1.0, k, (net.b2[k] + h) - net.b2[k],
-                (net.b2[k] - h) - net.b2[k], &f)
+                coef[b, k] = (S[b] if k == t[b] else 0.0) - e[b, k]
+        for j in prange(H, schedule="static", num_threads=n_threads):
+            output_row_of(&zT[j, 0], zmax[j], net.W2 + j * K, h, scale, &f,
+                          &coef[0, 0], g.W2 + j * K)
+        output_row_of(&ones[0], 1.0, net.b2, h, scale, &f, &coef[0, 0], g.b2)

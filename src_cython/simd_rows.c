@@ -1599,145 +1599,112 @@ MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
 #undef MF_DEFINE_ALL_FINITE
 
 /* The numerical gradient's central differences of one row for a column
- * of W1 or b1 (_numerical.pyx, hidden_column), when every move is
- * small enough for the series (simd_rows.h): Tiny (logit moves <= 2**-17:
+ * of W1 or b1 (_numerical.pyx, hidden_rows), when every move is small
+ * enough for the series (simd_rows.h): Tiny (logit moves <= 2**-17:
  * expm1 of degree 3, log1p of degree 4) and Series (<= 2**-10: degrees 5
- * and 8).  Per block of MF_UNIT_BLOCK hidden units j:
+ * and 8).  For every unit j, with the row's table u (simd_rows.h):
  *
  *   q = expm1(-v d),  dz = -s c q / (1 + c q)       (the unit's move;
- *                     a ReLU unit's: mf_relu_move(a, v d))
- *   D = sum_k e_k expm1(dz W2[j, k])                 (S' = S + D)
- *   r = P (S expm1(dz W2[j, t]) - D) / (S + D)       ((p' - p) / (p + eps))
+ *                     a ReLU unit's: relu(a + v d) - relu(a), or v d)
+ *   N = sum_k e_k (expm1(dz w_t) - expm1(dz w_k))    (S (p' - p) / p)
+ *   D = sum_k e_k expm1(dz w_k)                      (S' = S + D)
+ *   r = P N / (S + D)                                ((p' - p) / (p + eps))
  *   acc[j] += -log1p((r+ - r-) / (1 + r-))
  *
- * The logit sums D, for j < n, are summed in the order of k: */
+ * N and D are the expm1 series of the K logit moves summed over k, in
+ * powers of dz (the table's sums); the two moves +-h of a sigmoid unit
+ * share one division, and the ratio, written over one denominator,
+ *   (r+ - r-) / (1 + r-) = P (N+ (S + D-) - N- (S + D+))
+ *                          / ((S + D+) (S + D- + P N-)),
+ * another: no cancellation (N+ and N- have opposite signs, S >= 1 and
+ * |D|, |P N| << 1).  The units run in vectors of MF_HN doubles: the
+ * widest of the compilation (MF_UNIT_PAD is a multiple of each). */
 #if MF_VECTOR_EXTENSIONS
-/* 2 MF_VN units at a time in vectors of the native width (GCC lowers the
- * broadcast of ek into a 4-double vector through memory without AVX),
- * the leftover units one by one */
-#define MF_LOGIT_SUMS_BODY(DEGREE)                                             \
-    ptrdiff_t j0 = 0, j, k;                                                    \
-    for (; j0 + 2 * MF_VN <= n; j0 += 2 * MF_VN) {                             \
-        mf_vn p0 = *(const mf_vn *)(Dp + j0);                                  \
-        mf_vn p1 = *(const mf_vn *)(Dp + j0 + MF_VN);                          \
-        mf_vn m0 = *(const mf_vn *)(Dm + j0);                                  \
-        mf_vn m1 = *(const mf_vn *)(Dm + j0 + MF_VN);                          \
-        const mf_vn zp0 = *(const mf_vn *)(dzp + j0);                          \
-        const mf_vn zp1 = *(const mf_vn *)(dzp + j0 + MF_VN);                  \
-        const mf_vn zm0 = *(const mf_vn *)(dzm + j0);                          \
-        const mf_vn zm1 = *(const mf_vn *)(dzm + j0 + MF_VN);                  \
-        for (k = 0; k < K; k++) {                                              \
-            const mf_vn ek = MF_BROADCAST(e[k]);                               \
-            const mf_vn w0 = *(const mf_vn *)(W2T + k * H + j0);               \
-            const mf_vn w1 = *(const mf_vn *)(W2T + k * H + j0 + MF_VN);       \
-            mf_vn x;                                                           \
-            x = zp0 * w0; p0 += ek * MF_EXPM1_DEG##DEGREE(x);                  \
-            x = zp1 * w1; p1 += ek * MF_EXPM1_DEG##DEGREE(x);                  \
-            x = zm0 * w0; m0 += ek * MF_EXPM1_DEG##DEGREE(x);                  \
-            x = zm1 * w1; m1 += ek * MF_EXPM1_DEG##DEGREE(x);                  \
-        }                                                                      \
-        *(mf_vn *)(Dp + j0) = p0;                                              \
-        *(mf_vn *)(Dp + j0 + MF_VN) = p1;                                      \
-        *(mf_vn *)(Dm + j0) = m0;                                              \
-        *(mf_vn *)(Dm + j0 + MF_VN) = m1;                                      \
-    }                                                                          \
-    for (j = j0; j < n; j++) {                                                 \
-        double p = Dp[j], m = Dm[j], x;                                        \
-        for (k = 0; k < K; k++) {                                              \
-            const double ek = e[k], w = W2T[k * H + j];                        \
-            x = dzp[j] * w; p += ek * MF_EXPM1_DEG##DEGREE(x);                 \
-            x = dzm[j] * w; m += ek * MF_EXPM1_DEG##DEGREE(x);                 \
-        }                                                                      \
-        Dp[j] = p;                                                             \
-        Dm[j] = m;                                                             \
-    }
+#if defined(__AVX512F__)
+#define MF_HN 8
+#elif defined(__AVX__)
+#define MF_HN 4
 #else
-#define MF_LOGIT_SUMS_BODY(DEGREE)                                             \
-    ptrdiff_t j, k;                                                            \
-    double x;                                                                  \
-    for (k = 0; k < K; k++)                                                    \
-        for (j = 0; j < n; j++) {                                              \
-            x = dzp[j] * W2T[k * H + j];                                       \
-            Dp[j] += e[k] * MF_EXPM1_DEG##DEGREE(x);                           \
-            x = dzm[j] * W2T[k * H + j];                                       \
-            Dm[j] += e[k] * MF_EXPM1_DEG##DEGREE(x);                           \
-        }
+#define MF_HN 2
 #endif
-/* ... for the n units from unit `first` of row r, the unit moves dz (dzp
- * then dzm, MF_UNIT_BLOCK apart) into D (Dp then Dm, the same). */
-#define MF_DEFINE_LOGIT_SUMS(DEGREE)                                           \
-static void mf_logit_sums_deg##DEGREE(const struct mf_hidden_row *r,           \
-                                      ptrdiff_t first, ptrdiff_t n,            \
-                                      const double *dz, double *D)             \
-{                                                                              \
-    const double *e = r->e, *W2T = r->W2T + first;                             \
-    const ptrdiff_t H = r->H, K = r->K;                                        \
-    const double *dzp = dz, *dzm = dz + MF_UNIT_BLOCK;                         \
-    double *Dp = D, *Dm = D + MF_UNIT_BLOCK;                                   \
-    MF_LOGIT_SUMS_BODY(DEGREE)                                                 \
-}
-MF_DEFINE_LOGIT_SUMS(3)
-MF_DEFINE_LOGIT_SUMS(5)
+typedef double mf_hv __attribute__((vector_size(8 * MF_HN), aligned(8 * MF_HN)));
+typedef long long mf_hm __attribute__((vector_size(8 * MF_HN), aligned(8 * MF_HN)));
+#define MF_HLOAD(p) (*(const mf_hv *)(p))
+#define MF_HSPLAT(c) ((mf_hv){0} + (c))
+/* relu(x) (a NaN stays NaN), and the lanes of x where m is set, else y */
+#define MF_HRELU(x) ((mf_hv)((mf_hm)(x) & ~((x) <= MF_HSPLAT(0.0))))
+#define MF_HSELECT(m, x, y) ((mf_hv)(((mf_hm)(x) & (m)) | ((mf_hm)(y) & ~(m))))
+/* mf_relu_move (simd_rows.h) lane by lane */
+#define MF_HRELU_MOVE(a, da) MF_HSELECT(                                       \
+    ((a) > MF_HSPLAT(0.0)) & (((a) + (da)) > MF_HSPLAT(0.0)), (da),             \
+    MF_HRELU((a) + (da)) - MF_HRELU(a))
+#else
+#define MF_HN 1
+typedef double mf_hv;
+#define MF_HLOAD(p) (*(p))
+#define MF_HSPLAT(c) (c)
+#define MF_HRELU_MOVE(a, da) mf_relu_move((a), (da))
+#endif
+/* Two vectors of units at a time with AVX: each one's chain (the moves,
+ * the sums, the ratio's division, the log1p) is long, the chains
+ * independent (the 2-double baseline gained nothing from it). */
+#if defined(__AVX__) && defined(__clang__)
+#define MF_UNROLL_UNITS _Pragma("clang loop unroll_count(2)")
+#elif defined(__AVX__) && defined(__GNUC__)
+#define MF_UNROLL_UNITS _Pragma("GCC unroll 2")
+#else
+#define MF_UNROLL_UNITS
+#endif
 
-/* The moves zp, zm of the row's unit i when its pre-activation moves by
- * v dp[i] and v dm[i]: a sigmoid unit's by the exact algebra, and the
- * place of unit i in acc (a ReLU unit's: at the end of this file). */
-#define MF_SIGMOID_UNIT(r, i) (i)
-#define MF_SIGMOID_MOVES(r, i, zp, zm) do {                                   \
-    const double qp = MF_EXPM1_DEG5(-((r)->v * (r)->dp[i]));                   \
-    const double qm = MF_EXPM1_DEG5(-((r)->v * (r)->dm[i]));                   \
-    const double sc = (r)->s[i] * (r)->c[i];                                   \
-    (zp) = -sc * qp / (1.0 + (r)->c[i] * qp);                                  \
-    (zm) = -sc * qm / (1.0 + (r)->c[i] * qm);                                  \
+/* sum_n c_n x^n of the table's terms c (H apart), n = 1 ... DEGREE */
+#define MF_ROW_SUM3(c, H, x) ((x) * (MF_HLOAD(c) + (x) * (MF_HLOAD((c) + (H))   \
+    + (x) * MF_HLOAD((c) + 2 * (H)))))
+#define MF_ROW_SUM5(c, H, x) ((x) * (MF_HLOAD(c) + (x) * (MF_HLOAD((c) + (H))   \
+    + (x) * (MF_HLOAD((c) + 2 * (H)) + (x) * (MF_HLOAD((c) + 3 * (H))          \
+    + (x) * MF_HLOAD((c) + 4 * (H)))))))
+
+/* The moves zp, zm of the units j ... j + MF_HN - 1 of a row when their
+ * pre-activations move by v dp and v dm: a sigmoid unit's by the exact
+ * algebra (one division for both), a ReLU unit's by mf_relu_move. */
+#define MF_SIGMOID_MOVES(r, j, v, zp, zm) do {                                \
+    const mf_hv c = MF_HLOAD((r)->u + MF_ROW_C * (r)->H + (j));               \
+    const mf_hv qp = MF_EXPM1_DEG5(-((v) * MF_HLOAD((r)->dp + (j))));          \
+    const mf_hv qm = MF_EXPM1_DEG5(-((v) * MF_HLOAD((r)->dm + (j))));          \
+    const mf_hv ep = 1.0 + c * qp, em = 1.0 + c * qm;                          \
+    const mf_hv f = -MF_HLOAD((r)->u + MF_ROW_SC * (r)->H + (j)) / (ep * em);  \
+    (zp) = qp * em * f;                                                        \
+    (zm) = qm * ep * f;                                                        \
+} while (0)
+#define MF_RELU_MOVES(r, j, v, zp, zm) do {                                   \
+    const mf_hv a = MF_HLOAD((r)->u + MF_ROW_A * (r)->H + (j));               \
+    (zp) = MF_HRELU_MOVE(a, (v) * MF_HLOAD((r)->dp + (j)));                    \
+    (zm) = MF_HRELU_MOVE(a, (v) * MF_HLOAD((r)->dm + (j)));                    \
 } while (0)
 
-#define MF_DEFINE_HIDDEN_ROW(NAME, EXPM1_DEG, LOG1P, MOVES, UNIT)             \
+#define MF_DEFINE_HIDDEN_ROW(NAME, SUM, LOG1P, MOVES)                          \
 static void mf_hidden_row_##NAME(const struct mf_hidden_row *r, double *acc) \
 {                                                                              \
-    double dz[2 * MF_UNIT_BLOCK], D[2 * MF_UNIT_BLOCK];                        \
-    double emtp[MF_UNIT_BLOCK], emtm[MF_UNIT_BLOCK];                           \
-    double *dzp = dz, *dzm = dz + MF_UNIT_BLOCK;                               \
-    double *Dp = D, *Dm = D + MF_UNIT_BLOCK;                                   \
     const ptrdiff_t H = r->H;                                                  \
-    const double S = r->S, P = r->P;                                           \
-    ptrdiff_t j0, j, n;                                                        \
-    for (j0 = 0; j0 < H; j0 += MF_UNIT_BLOCK) {                                \
-        const double *wt = r->W2T + r->t * H + j0;                             \
-        n = H - j0 < MF_UNIT_BLOCK ? H - j0 : MF_UNIT_BLOCK;                   \
-        for (j = 0; j < n; j++) {                                              \
-            double x;                                                          \
-            MOVES(r, j0 + j, dzp[j], dzm[j]);                                  \
-            x = dzp[j] * wt[j];                                                \
-            emtp[j] = MF_EXPM1_DEG##EXPM1_DEG(x);                              \
-            x = dzm[j] * wt[j];                                                \
-            emtm[j] = MF_EXPM1_DEG##EXPM1_DEG(x);                              \
-            Dp[j] = 0.0;                                                       \
-            Dm[j] = 0.0;                                                       \
-        }                                                                      \
-        mf_logit_sums_deg##EXPM1_DEG(r, j0, n, dz, D);                         \
-        for (j = 0; j < n; j++) {                                              \
-            const double rp = P * (emtp[j] * S - Dp[j]) / (S + Dp[j]);         \
-            const double rm = P * (emtm[j] * S - Dm[j]) / (S + Dm[j]);         \
-            const double ratio = (rp - rm) / (1.0 + rm);                       \
-            acc[UNIT(r, j0 + j)] += -LOG1P(ratio);                             \
+    const double *G = r->u + MF_ROW_G * H, *M = r->u + MF_ROW_M * H;           \
+    const mf_hv v = MF_HSPLAT(r->v), S = MF_HSPLAT(r->S), P = MF_HSPLAT(r->P);\
+    ptrdiff_t j;                                                               \
+    MF_UNROLL_UNITS                                                            \
+    for (j = 0; j < H; j += MF_HN) {                                           \
+        mf_hv zp, zm;                                                          \
+        MOVES(r, j, v, zp, zm);                                                \
+        {                                                                      \
+            const mf_hv Np = SUM(G + j, H, zp), Nm = SUM(G + j, H, zm);        \
+            const mf_hv sp = S + SUM(M + j, H, zp);                            \
+            const mf_hv sm = S + SUM(M + j, H, zm);                            \
+            const mf_hv ratio = P * (Np * sm - Nm * sp) / (sp * (sm + P * Nm));\
+            *(mf_hv *)(acc + j) += -LOG1P(ratio);                              \
         }                                                                      \
     }                                                                          \
 }
-MF_DEFINE_HIDDEN_ROW(tiny, 3, MF_LOG1P_DEG4, MF_SIGMOID_MOVES, MF_SIGMOID_UNIT)
-MF_DEFINE_HIDDEN_ROW(series, 5, MF_LOG1P_DEG8, MF_SIGMOID_MOVES,
-                     MF_SIGMOID_UNIT)
-
-/* ... of a ReLU network: the row's units (r->units) move by mf_relu_move
- * (simd_rows.h). */
-#define MF_RELU_UNIT(r, i) ((r)->units[i])
-#define MF_RELU_MOVES(r, i, zp, zm) do {                                      \
-    const ptrdiff_t u = (r)->units[i];                                         \
-    (zp) = mf_relu_move((r)->a[u], (r)->v * (r)->dp[u]);                       \
-    (zm) = mf_relu_move((r)->a[u], (r)->v * (r)->dm[u]);                       \
-} while (0)
-MF_DEFINE_HIDDEN_ROW(relu_tiny, 3, MF_LOG1P_DEG4, MF_RELU_MOVES, MF_RELU_UNIT)
-MF_DEFINE_HIDDEN_ROW(relu_series, 5, MF_LOG1P_DEG8, MF_RELU_MOVES,
-                     MF_RELU_UNIT)
+MF_DEFINE_HIDDEN_ROW(tiny, MF_ROW_SUM3, MF_LOG1P_DEG4, MF_SIGMOID_MOVES)
+MF_DEFINE_HIDDEN_ROW(series, MF_ROW_SUM5, MF_LOG1P_DEG8, MF_SIGMOID_MOVES)
+MF_DEFINE_HIDDEN_ROW(relu_tiny, MF_ROW_SUM3, MF_LOG1P_DEG4, MF_RELU_MOVES)
+MF_DEFINE_HIDDEN_ROW(relu_series, MF_ROW_SUM5, MF_LOG1P_DEG8, MF_RELU_MOVES)
 
 /* The table of this compilation (see simd_rows.h). */
 MF_HIDDEN const struct mf_ops MF_OPS = {

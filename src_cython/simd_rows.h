@@ -69,28 +69,47 @@ static inline double mf_relu_move(double a, double da)
     return mf_relu(moved) - mf_relu(a);
 }
 
-/* Hidden units of a row the numerical gradient moves together: its
- * temporaries are local arrays of this size. */
+/* Hidden units of a row the numerical gradient's libm case moves together
+ * (src_cython/_numerical.pyx): its temporaries are local arrays of this
+ * size. */
 #define MF_UNIT_BLOCK 16
 
+/* The numerical gradient's series rows (simd_rows.c) take H units padded
+ * to a multiple of MF_UNIT_PAD, in arrays aligned to MF_ROW_ALIGN bytes:
+ * whole vectors of every width, the padding 0 (a unit that no step moves
+ * and that adds exactly 0). */
+#define MF_UNIT_PAD 8
+#define MF_ROW_ALIGN 64
+
+/* The table of one row b of the batch that the series rows read, MF_ROW_TERMS
+ * arrays of H (padded) values each, for every hidden unit j, with
+ * e_k = exp(a2[b, k] - max a2[b]) and w_k = W2[j, k]:
+ *   MF_ROW_SC  s c = sigmoid(a1) (1 - sigmoid(a1))   (sigmoid)
+ *   MF_ROW_C   c = 1 - sigmoid(a1)                    (sigmoid)
+ *   MF_ROW_A   a1                                     (ReLU)
+ *   MF_ROW_G + n - 1   sum_{k != t} e_k (w_t^n - w_k^n) / n!   n = 1 ... 5
+ *   MF_ROW_M + n - 1   sum_k e_k w_k^n / n!                     n = 1 ... 5
+ * so that, for a move dz of the unit (logit k moves by dz w_k, |dz w_k|
+ * within the expm1 series' range), the row's
+ *   sum_k e_k (expm1(dz w_t) - expm1(dz w_k)) = dz (G1 + dz (G2 + ...))
+ *   D = sum_k e_k expm1(dz w_k)               = dz (M1 + dz (M2 + ...))
+ * are the expm1 series summed over k, in another order. */
+#define MF_ROW_SC 0
+#define MF_ROW_C 1
+#define MF_ROW_A 0
+#define MF_ROW_G 2
+#define MF_ROW_M 7
+#define MF_ROW_TERMS 12
+#define MF_ROW_DEGREE 5
+
 /* One row of the numerical gradient's central differences for a column of
- * W1 (or b1): its pre-activations move by v * dp[j] and v * dm[j].  A
- * ReLU row takes only the H units units[0 ... H - 1] of the network (the
- * others no step moves), W2T their columns of W2 transposed. */
+ * W1 (or b1): its pre-activations move by v * dp[j] and v * dm[j]. */
 struct mf_hidden_row {
     double v;               /* x[b, i] (1 for b1) */
-    const double *dp, *dm;  /* the applied perturbations +h, -h, per unit
-                             * (ReLU: of all the network's units) */
-    const double *s, *c;    /* (H,) sigmoid(a1[b]), 1 - sigmoid(a1[b]) */
-    const double *a;        /* ReLU: a1[b], all the network's units (s and
-                             * c unused) */
-    const ptrdiff_t *units; /* (H,) ReLU: the row's units, indices into a,
-                             * dp, dm and acc */
-    const double *e;        /* (K,) exp(a2[b] - max a2[b]) */
+    const double *dp, *dm;  /* (H,) the applied perturbations +h, -h */
+    const double *u;        /* (MF_ROW_TERMS, H) the row's table */
     double S, P;            /* sum of e, p_t / (p_t + guard) */
-    ptrdiff_t t;            /* the row's label */
-    const double *W2T;      /* (K, H) W2 transposed */
-    ptrdiff_t H, K;
+    ptrdiff_t H;            /* the units, padded (a multiple of MF_UNIT_PAD) */
 };
 
 /* A block of at most 64 rows of a batch (rows ldx values apart from x),
