@@ -1739,6 +1739,125 @@ MF_DEFINE_HIDDEN_ROW(relu_tiny, 3, MF_LOG1P_DEG4, MF_RELU_MOVES, MF_RELU_UNIT)
 MF_DEFINE_HIDDEN_ROW(relu_series, 5, MF_LOG1P_DEG8, MF_RELU_MOVES,
                      MF_RELU_UNIT)
 
+/* The fused training step's x @ W1 (src_cython/_backprop.pyx, SGDTrainer)
+ * from a copy of W1 in unit blocks (struct mf_unit_blocks): block k holds
+ * units 8k ... 8k + 7 of every pixel, one cache line a pixel (the units
+ * past H are 0), so that a block of the book's 784 pixels takes 49 KB and
+ * the pixels a batch touches fit in L1.  mf_block_rows sums
+ *
+ *     A[b, j] = sum_n val[n] * W1[idx[n], j]   over the nonzeros n of row b
+ *
+ * block by block, each block's line of W1 read from L1 instead of a
+ * 400-byte row from L2 for every nonzero.  The rows' sums are chains of
+ * dependent multiply-adds: MF_BLOCK_GROUP rows run side by side (their
+ * common length together, then each the rest).  Each A[b, j] is summed in
+ * the order of the row's nonzeros from 0, as mf_combine_rows sums it, so
+ * the results are those of the row-by-row pass bit for bit. */
+#if MF_VECTOR_EXTENSIONS
+typedef mf_vn mf_block_v;
+#define MF_BLOCK_VN MF_VN
+#define MF_BLOCK_ZERO MF_BROADCAST(0.0)
+#ifdef __AVX__
+#define MF_BLOCK_GROUP 4    /* 4 rows x 2 registers of sums */
+#else
+#define MF_BLOCK_GROUP 2    /* 2 rows x 4 registers of sums */
+#endif
+#define MF_BLOCK_NV (8 / MF_BLOCK_VN)
+
+/* rows b0 ... b0 + nr - 1 (nr <= MF_BLOCK_GROUP, a constant after
+ * inlining) of one block */
+MF_INLINE void mf_block_group(const struct mf_batch_rows *r, ptrdiff_t b0,
+                              const int nr, const double *W, double *A,
+                              ptrdiff_t lda)
+{
+    const ptrdiff_t *idx = r->idx;
+    const double *val = r->val;
+    mf_block_v acc[MF_BLOCK_GROUP][MF_BLOCK_NV];
+    ptrdiff_t s[MF_BLOCK_GROUP], len[MF_BLOCK_GROUP], common, n;
+    int q, a;
+    MF_UNROLL
+    for (q = 0; q < nr; q++) {
+        s[q] = r->start[b0 + q];
+        len[q] = r->start[b0 + q + 1] - s[q];
+        MF_UNROLL
+        for (a = 0; a < MF_BLOCK_NV; a++)
+            acc[q][a] = (mf_block_v)MF_BLOCK_ZERO;
+    }
+    common = len[0];
+    MF_UNROLL
+    for (q = 1; q < nr; q++)
+        common = len[q] < common ? len[q] : common;
+    for (n = 0; n < common; n++) {
+        MF_UNROLL
+        for (q = 0; q < nr; q++) {
+            const double *m = W + idx[s[q] + n];
+            const double v = val[s[q] + n];
+            MF_UNROLL
+            for (a = 0; a < MF_BLOCK_NV; a++)
+                acc[q][a] += v * *(const mf_block_v *)(m + MF_BLOCK_VN * a);
+        }
+    }
+    MF_UNROLL
+    for (q = 0; q < nr; q++) {
+        for (n = common; n < len[q]; n++) {
+            const double *m = W + idx[s[q] + n];
+            const double v = val[s[q] + n];
+            MF_UNROLL
+            for (a = 0; a < MF_BLOCK_NV; a++)
+                acc[q][a] += v * *(const mf_block_v *)(m + MF_BLOCK_VN * a);
+        }
+        MF_UNROLL
+        for (a = 0; a < MF_BLOCK_NV; a++)
+            *(mf_block_v *)(A + (b0 + q) * lda + MF_BLOCK_VN * a) = acc[q][a];
+    }
+}
+
+static void mf_block_rows(const struct mf_batch_rows *r, ptrdiff_t b0,
+                          ptrdiff_t b1, const struct mf_unit_blocks *w,
+                          double *A, ptrdiff_t lda)
+{
+    ptrdiff_t k, b;
+    for (k = 0; k < w->n; k++) {
+        const double *W = w->W + k * w->stride;
+        double *Ak = A + 8 * k;
+        for (b = b0; b + MF_BLOCK_GROUP <= b1; b += MF_BLOCK_GROUP)
+            mf_block_group(r, b, MF_BLOCK_GROUP, W, Ak, lda);
+        for (; b < b1; b++)
+            mf_block_group(r, b, 1, W, Ak, lda);
+    }
+}
+#else  /* portable C */
+static void mf_block_rows(const struct mf_batch_rows *r, ptrdiff_t b0,
+                          ptrdiff_t b1, const struct mf_unit_blocks *w,
+                          double *A, ptrdiff_t lda)
+{
+    ptrdiff_t k, b, n;
+    int j;
+    for (k = 0; k < w->n; k++) {
+        const double *W = w->W + k * w->stride;
+        for (b = b0; b < b1; b++) {
+            double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+            for (n = r->start[b]; n < r->start[b + 1]; n++) {
+                const double *m = W + r->idx[n];
+                for (j = 0; j < 8; j++)
+                    acc[j] += r->val[n] * m[j];
+            }
+            for (j = 0; j < 8; j++)
+                A[b * lda + 8 * k + j] = acc[j];
+        }
+    }
+}
+#endif
+
+/* The fused step's x.T @ dz1 for one pixel: out = sum_n val[n] M[idx[n], :]
+ * for M of rows ld apart (mf_combine_rows_f64 with a leading dimension). */
+static void mf_combine_rows_ld(const double *val, const int *idx,
+                               ptrdiff_t nnz, const double *M, ptrdiff_t ld,
+                               ptrdiff_t width, double *out)
+{
+    mf_combine_f64(val, idx, nnz, M, ld, width, 0, out);
+}
+
 /* The table of this compilation (see simd_rows.h). */
 MF_HIDDEN const struct mf_ops MF_OPS = {
     MF_OPS_NAME,
@@ -1773,4 +1892,6 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_hidden_row_series,
     mf_hidden_row_relu_tiny,
     mf_hidden_row_relu_series,
+    mf_block_rows,
+    mf_combine_rows_ld,
 };
