@@ -310,23 +310,6 @@ cdef inline void block_row(
         memcpy(blocks + j * D + i * 8, w + j, min(8, H - j) * sizeof(double))
 
 
-cdef enum:
-    # the column form of a batch costs about as much as the forward pass
-    # of its rows (x @ W1) over this many hundredths of a unit block
-    COLUMN_BLOCK_PERCENT = 350
-
-
-cdef inline Py_ssize_t forward_row(int tid, int team, Py_ssize_t B,
-                                   Py_ssize_t n_blocks) noexcept nogil:
-    """The first row of thread ``tid``'s forward pass (thread tid + 1's
-    first ends it), for n_blocks unit blocks: even shares of the forward
-    pass and the column form, which the last thread builds first."""
-    cdef Py_ssize_t extra = B * COLUMN_BLOCK_PERCENT // (100 * max(n_blocks, 1))
-    if tid >= team:
-        return B
-    return min(B, tid * (B + extra) // team)
-
-
 cdef inline void row_deltas(
     Work* w,                  # IN/OUT z: x @ W1 in, the hidden layer out;
                               #        OUT dy, dz1
@@ -673,15 +656,12 @@ cdef class SGDTrainer:
             bad_of[t] = 0
         with parallel(num_threads=n_threads):
             tid, team = threadid(), mf_team_size()
-            # the last thread also builds the column form: fewer rows
-            b0 = forward_row(tid, team, B, blocks.n)
-            b1 = forward_row(tid + 1, team, B, blocks.n)
+            b0, b1 = tid * B // team, (tid + 1) * B // team
             if tid == team - 1:
                 columns_from_rows(values, csr, batch, B, D, cols)
             gather_rows(values, csr, batch, b0, b1, rows)
             mf_block_rows(&r, b0, b1, &blocks, w.z, w.ld)
             row_deltas(w, b0, b1, csr.labels, batch, B, net)
-            b0, b1 = tid * B // team, (tid + 1) * B // team
             mf_barrier()
             bad = 0
             n0 = tid * cols.n_touched // team
