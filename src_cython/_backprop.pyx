@@ -537,8 +537,7 @@ cdef class SGDTrainer:
         cdef Py_ssize_t max_nnz = B * int(row_nnz.max(initial=0))
         self.a1new = aligned_rows(B, self.space.work.ld)
         # W1 by blocks of 8 units (the units past H 0), for x @ W1
-        self.W1_blocks = aligned_rows(max(self.space.work.ld // 8, 1),
-                                      max(D, 1) * 8).reshape(-1)
+        self.W1_blocks = aligned_rows(self.space.work.ld // 8, D * 8).reshape(-1)
         self.row_start = np.zeros(B + 1, dtype=np.intp)
         self.row_idx = np.zeros(max_nnz + 1, dtype=np.intp)
         self.row_vals = np.zeros(max_nnz + 1)

@@ -1754,21 +1754,15 @@ MF_DEFINE_HIDDEN_ROW(relu_series, 5, MF_LOG1P_DEG8, MF_RELU_MOVES,
  * the order of the row's nonzeros from 0, as mf_combine_rows sums it, so
  * the results are those of the row-by-row pass bit for bit. */
 #if MF_VECTOR_EXTENSIONS
+typedef mf_vn mf_block_v;
+#define MF_BLOCK_VN MF_VN
+#define MF_BLOCK_ZERO MF_BROADCAST(0.0)
 #ifdef __AVX__
 #define MF_BLOCK_GROUP 4    /* 4 rows x 2 registers of sums */
 #else
 #define MF_BLOCK_GROUP 2    /* 2 rows x 4 registers of sums */
 #endif
-#define MF_BLOCK_NV (8 / MF_VN)
-/* nonzero n of row q of the group into its sums */
-#define MF_BLOCK_TERM(q, n)                                                    \
-    do {                                                                       \
-        const double *m = W + idx[s[q] + (n)];                                 \
-        const double v = val[s[q] + (n)];                                      \
-        MF_UNROLL                                                              \
-        for (a = 0; a < MF_BLOCK_NV; a++)                                      \
-            acc[q][a] += v * *(const mf_vn *)(m + MF_VN * a);                  \
-    } while (0)
+#define MF_BLOCK_NV (8 / MF_BLOCK_VN)
 
 /* rows b0 ... b0 + nr - 1 (nr <= MF_BLOCK_GROUP, a constant after
  * inlining) of one block */
@@ -1778,7 +1772,7 @@ MF_INLINE void mf_block_group(const struct mf_batch_rows *r, ptrdiff_t b0,
 {
     const ptrdiff_t *idx = r->idx;
     const double *val = r->val;
-    mf_vn acc[MF_BLOCK_GROUP][MF_BLOCK_NV];
+    mf_block_v acc[MF_BLOCK_GROUP][MF_BLOCK_NV];
     ptrdiff_t s[MF_BLOCK_GROUP], len[MF_BLOCK_GROUP], common, n;
     int q, a;
     MF_UNROLL
@@ -1787,7 +1781,7 @@ MF_INLINE void mf_block_group(const struct mf_batch_rows *r, ptrdiff_t b0,
         len[q] = r->start[b0 + q + 1] - s[q];
         MF_UNROLL
         for (a = 0; a < MF_BLOCK_NV; a++)
-            acc[q][a] = (mf_vn)MF_BROADCAST(0.0);
+            acc[q][a] = (mf_block_v)MF_BLOCK_ZERO;
     }
     common = len[0];
     MF_UNROLL
@@ -1795,19 +1789,28 @@ MF_INLINE void mf_block_group(const struct mf_batch_rows *r, ptrdiff_t b0,
         common = len[q] < common ? len[q] : common;
     for (n = 0; n < common; n++) {
         MF_UNROLL
-        for (q = 0; q < nr; q++)
-            MF_BLOCK_TERM(q, n);
+        for (q = 0; q < nr; q++) {
+            const double *m = W + idx[s[q] + n];
+            const double v = val[s[q] + n];
+            MF_UNROLL
+            for (a = 0; a < MF_BLOCK_NV; a++)
+                acc[q][a] += v * *(const mf_block_v *)(m + MF_BLOCK_VN * a);
+        }
     }
     MF_UNROLL
     for (q = 0; q < nr; q++) {
-        for (n = common; n < len[q]; n++)
-            MF_BLOCK_TERM(q, n);
+        for (n = common; n < len[q]; n++) {
+            const double *m = W + idx[s[q] + n];
+            const double v = val[s[q] + n];
+            MF_UNROLL
+            for (a = 0; a < MF_BLOCK_NV; a++)
+                acc[q][a] += v * *(const mf_block_v *)(m + MF_BLOCK_VN * a);
+        }
         MF_UNROLL
         for (a = 0; a < MF_BLOCK_NV; a++)
-            *(mf_vn *)(A + (b0 + q) * lda + MF_VN * a) = acc[q][a];
+            *(mf_block_v *)(A + (b0 + q) * lda + MF_BLOCK_VN * a) = acc[q][a];
     }
 }
-#undef MF_BLOCK_TERM
 
 static void mf_block_rows(const struct mf_batch_rows *r, ptrdiff_t b0,
                           ptrdiff_t b1, const struct mf_unit_blocks *w,
