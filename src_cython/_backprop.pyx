@@ -31,8 +31,7 @@ from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
-from _common cimport (RELU, Block, Grads, Net, activate_bias, activate_rows,
-                      block_hidden, output_row,
+from _common cimport (RELU, Block, Grads, Net, activate_rows, block_hidden,
                       block_rows, block_input_gradient,
                       block_masks, check_rows, combine_rows, count_nonzeros,
                       cross_entropy_row, gather_nonzeros, grads_of,
@@ -44,24 +43,6 @@ from _common cimport (RELU, Block, Grads, Net, activate_bias, activate_rows,
                       softmax_rows)
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
-
-cdef extern from "simd_rows.h" nogil:
-    # the fused step's x @ W1 by blocks of 8 units (simd_rows.c)
-    struct mf_batch_rows:
-        const Py_ssize_t* start
-        const Py_ssize_t* idx       # 8 times the pixel
-        const double* val
-    struct mf_unit_blocks:
-        const double* W
-        Py_ssize_t stride
-        Py_ssize_t n
-    # A[b, :8 n] = the nonzeros of row b times W1, rows b0 ... b1 - 1
-    void mf_block_rows(const mf_batch_rows* r, Py_ssize_t b0, Py_ssize_t b1,
-                       const mf_unit_blocks* w, double* A, Py_ssize_t lda)
-    # out = sum_n val[n] M[idx[n], :width] for M of rows ld apart
-    void mf_combine_rows_ld(const double* val, const int* idx, Py_ssize_t nnz,
-                            const double* M, Py_ssize_t ld, Py_ssize_t width,
-                            double* out)
 
 
 cdef inline void output_delta_row(
@@ -167,14 +148,6 @@ cdef struct Work:
     Columns cols            # the batch column by column
 
 
-def aligned_rows(Py_ssize_t rows, Py_ssize_t ld):
-    """A zeroed float64 array (rows, ld) whose rows start on cache lines
-    (ld a multiple of 8)."""
-    buf = np.zeros(rows * ld + 8)
-    cdef Py_ssize_t off = (-buf.ctypes.data % 64) // 8
-    return buf[off:off + rows * ld].reshape(rows, ld)
-
-
 @cython.final
 cdef class Workspace:
     """The arrays behind a ``Work`` for batches of up to ``B`` rows with at
@@ -189,8 +162,7 @@ cdef class Workspace:
     def __init__(self, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t K,
                  Py_ssize_t max_nnz):
         self.W2T, self.gW2T = np.empty((K, H)), np.empty((K, H))
-        cdef Py_ssize_t ld = hidden_ld(H)  # rows on cache lines
-        self.z, self.dz1 = aligned_rows(B, ld), aligned_rows(B, ld)
+        self.z, self.dz1 = np.empty((B, H)), np.empty((B, H))
         self.dy, self.dyT = np.empty((B, K)), np.empty((K, B))
         self.ones = np.ones(B)
         self.col_start = np.empty(D + 1, dtype=np.intp)
@@ -207,7 +179,7 @@ cdef class Workspace:
         w.cols.rows, w.cols.vals = &self.col_rows[0], &self.col_vals[0]
         w.cols.touched = &self.touched[0]
         w.cols.n_touched = 0
-        w.ld = ld
+        w.ld = H
 
 
 cdef inline void prefetch_row(
@@ -261,74 +233,40 @@ cdef inline void columns_from_rows(
     cols.n_touched = n_touched
 
 
-cdef struct BatchRows:
-    # The batch's rows gathered (mf_batch_rows), their values as doubles.
-    Py_ssize_t* start       # (B + 1,)
-    Py_ssize_t* idx         # (nnz,) 8 times the pixel
-    double* val             # (nnz,)
-
-
-cdef inline void batch_starts(
-    const Csr* csr,           # IN  the rows of the matrix
-    const Py_ssize_t* rows,   # IN  (B,) the batch: rows of the matrix
-    Py_ssize_t B,
-    BatchRows* r,             # OUT r.start
-) noexcept nogil:
-    cdef Py_ssize_t b
-    r.start[0] = 0
-    for b in range(B):
-        r.start[b + 1] = r.start[b] + (csr.indptr[rows[b] + 1]
-                                       - csr.indptr[rows[b]])
-
-
-cdef inline void gather_rows(
+cdef void forward_and_columns(
     const floating* values,   # IN  the nonzeros of the CSR matrix
-    const Csr* csr,           # IN  its rows
-    const Py_ssize_t* rows,   # IN  (B,) the batch: rows of the matrix
-    Py_ssize_t b0,            # IN  the rows b0 ... b1 - 1 of the batch
-    Py_ssize_t b1,
-    BatchRows* r,             # IN r.start, OUT their nonzeros
-) noexcept nogil:
-    cdef Py_ssize_t b, n, first, out
-    for b in range(b0, b1):
-        first, out = csr.indptr[rows[b]], r.start[b]
-        for n in range(r.start[b + 1] - out):
-            r.idx[out + n] = 8 * <Py_ssize_t> csr.indices[first + n]
-            r.val[out + n] = values[first + n]
-
-
-cdef inline void block_row(
-    const double* w,          # IN  (H,) a row of W1
-    Py_ssize_t i,             # IN  its pixel
-    Py_ssize_t H,
-    Py_ssize_t D,
-    double* blocks,           # OUT its units in the unit blocks (see
-                              #     simd_rows.h, mf_unit_blocks)
-) noexcept nogil:
-    cdef Py_ssize_t j
-    for j in range(0, H, 8):  # a line of 8 units a block
-        memcpy(blocks + j * D + i * 8, w + j, min(8, H - j) * sizeof(double))
-
-
-cdef inline void row_deltas(
-    Work* w,                  # IN/OUT z: x @ W1 in, the hidden layer out;
-                              #        OUT dy, dz1
-    Py_ssize_t b0,            # IN  the rows b0 ... b1 - 1 of the batch
-    Py_ssize_t b1,
-    const Py_ssize_t* labels, # IN  the class of each row of the matrix
+    const Csr* csr,           # IN  its rows and their classes
     const Py_ssize_t* rows,   # IN  (B,) the batch: rows of the matrix
     Py_ssize_t B,
     const Net* net,           # IN  the parameters
+    Work* w,                  # OUT z, dy, dz1 and the batch's columns
+    int n_threads,
 ) noexcept nogil:
-    """The rest of the forward pass and the per-row deltas of the backward
-    pass, row by row."""
-    cdef Py_ssize_t b, ld = w.ld, K = net.K
-    for b in range(b0, b1):
-        activate_bias(w.z + b * ld, net)
-        output_row(w.z + b * ld, net, w.dy + b * K)
-        output_delta_row(w.dy + b * K, K, labels[rows[b]], <double> B)
-        hidden_delta_row(w.z + b * ld, w.dy + b * K, w.W2T, net,
-                         w.dz1 + b * ld)
+    """The forward pass and per-row deltas of the backward pass, and the
+    batch in column form for x.T @ dz1.
+
+    One parallel loop: its first iteration transposes the batch while the
+    other threads run the rows (dynamic schedule).
+    """
+    cdef Py_ssize_t it, b, row, H = net.H, K = net.K
+    cdef const int64_t* indptr = csr.indptr
+    for b in range(B):
+        mf_prefetch(indptr + rows[b], 2, sizeof(int64_t))
+        mf_prefetch(csr.labels + rows[b], 1, sizeof(Py_ssize_t))
+    transpose(net.W2, H, K, w.W2T)
+    for it in prange(B + 1, schedule="dynamic", chunksize=4,
+                     num_threads=n_threads):
+        if it == 0:
+            columns_from_rows(values, csr, rows, B, net.D, &w.cols)
+        else:
+            b = it - 1
+            row = rows[b]
+            logits_sparse_row(values + indptr[row], csr.indices + indptr[row],
+                              indptr[row + 1] - indptr[row], net,
+                              w.z + b * H, w.dy + b * K)
+            output_delta_row(w.dy + b * K, K, csr.labels[row], <double> B)
+            hidden_delta_row(w.z + b * H, w.dy + b * K, w.W2T, net,
+                             w.dz1 + b * H)
 
 
 cdef struct Arena:
@@ -504,12 +442,8 @@ cdef class SGDTrainer:
     # the forward and backward pass, the post-update loss, and the old
     # parameters of the last update
     cdef Workspace space
-    cdef double[:, ::1] a1new, logits, oldW1, oldW2
-    cdef double[::1] W1_blocks, row_vals
-    cdef Py_ssize_t[::1] row_start, row_idx
-    cdef BatchRows rows
+    cdef double[:, ::1] logits, oldW1, oldW2
     cdef double[::1] oldb1, oldb2, row_loss
-    cdef Py_ssize_t[::1] thread_bad
 
     def __init__(self, rows, dict params, int activation,
                  Py_ssize_t batch_size, double learning_rate, double guard):
@@ -534,17 +468,7 @@ cdef class SGDTrainer:
         cdef Py_ssize_t K = self.net.K
         row_nnz = np.diff(np.asarray(self.indptr))
         self.space = Workspace(B, D, H, K, B * int(row_nnz.max(initial=0)))
-        cdef Py_ssize_t max_nnz = B * int(row_nnz.max(initial=0))
-        self.a1new = aligned_rows(B, self.space.work.ld)
-        # W1 by blocks of 8 units (the units past H 0), for x @ W1
-        self.W1_blocks = aligned_rows(self.space.work.ld // 8, D * 8).reshape(-1)
-        self.row_start = np.zeros(B + 1, dtype=np.intp)
-        self.row_idx = np.zeros(max_nnz + 1, dtype=np.intp)
-        self.row_vals = np.zeros(max_nnz + 1)
-        self.rows.start, self.rows.idx = &self.row_start[0], &self.row_idx[0]
-        self.rows.val = &self.row_vals[0]
-        self.logits = np.empty((B, K))
-        self.thread_bad = np.zeros(1, dtype=np.intp)
+        self.logits = np.empty((B, H + K))
         self.oldW1 = np.empty((D, H))
         self.oldW2 = np.empty((H, K))
         self.oldb1, self.oldb2 = np.empty(H), np.empty(K)
@@ -569,13 +493,6 @@ cdef class SGDTrainer:
         if n_threads < 1:
             raise ValueError("n_threads must be at least 1")
         self.n_threads = n_threads
-        if self.thread_bad.shape[0] < n_threads:
-            self.thread_bad = np.zeros(n_threads, dtype=np.intp)
-        cdef Py_ssize_t i
-        with nogil:  # the caller may have changed W1 since the last run
-            for i in range(self.net.D):
-                block_row(&self.W1[i, 0], i, self.net.H, self.net.D,
-                          &self.W1_blocks[0])
         cdef Py_ssize_t s, n_bad = 0
         cdef double loss = 0.0
         with nogil:
@@ -599,126 +516,64 @@ cdef class SGDTrainer:
         ``next_batch`` (if not NULL) are requested meanwhile."""
         cdef Py_ssize_t n_bad
         if self.is32:
-            n_bad = self._fused(&self.values32[0], batch, next_batch)
+            n_bad = self._update(&self.values32[0], batch, next_batch)
         else:
-            n_bad = self._fused(&self.values64[0], batch, next_batch)
+            n_bad = self._update(&self.values64[0], batch, next_batch)
         if n_bad:
             self._rollback()
             loss[0] = NAN
             return n_bad
-        loss[0] = self._mean_loss()
+        if self.is32:
+            loss[0] = self._loss(&self.values32[0], batch, next_batch)
+        else:
+            loss[0] = self._loss(&self.values64[0], batch, next_batch)
         if not isfinite(loss[0]):
             self._rollback()
         return 0
 
-    cdef Py_ssize_t _fused(self, const floating* values,
-                           const Py_ssize_t* batch,
-                           const Py_ssize_t* next_batch) noexcept nogil:
-        """Forward, backward, the update in place and the post-update
-        per-row losses (to ``row_loss``, unless an updated value is not
-        finite); returns how many updated values are not finite.
-
-        One parallel region, each thread on its rows of the batch for the
-        forward passes (x @ W1 from the unit blocks, see simd_rows.c) and
-        on its pixels for the update of W1; the last thread first puts the
-        batch in column form for x.T @ dz1, the first also updates W2, b1
-        and b2.  Where the rows of ``next_batch`` (if not NULL) start is
-        requested meanwhile.
-        """
+    cdef Py_ssize_t _update(self, const floating* values,
+                            const Py_ssize_t* batch,
+                            const Py_ssize_t* next_batch) noexcept nogil:
+        """Forward, backward and the update, in place; the number of
+        updated values that are not finite.  Where the rows of
+        ``next_batch`` (if not NULL) start is requested meanwhile."""
         cdef Py_ssize_t B = self.B, H = self.net.H, K = self.net.K
-        cdef Py_ssize_t D = self.net.D
-        cdef Py_ssize_t b, n = 0, i = 0, t = 0, bad = 0, total_bad = 0
-        cdef Py_ssize_t b0 = 0, b1 = 0, n0 = 0, n1 = 0
-        cdef int tid = 0, team = 1
-        cdef int n_threads = self.n_threads  # no attribute lookup in parallel
+        cdef Py_ssize_t it, i, b, n_bad, bad = 0
         cdef double lr = self.lr
+        cdef int n_threads = self.n_threads  # no attribute lookup in prange
         cdef Work* w = &self.space.work
         cdef Columns* cols = &w.cols
-        cdef Net* net = &self.net
-        cdef const Csr* csr = &self.csr
-        cdef BatchRows* rows = &self.rows
-        cdef mf_batch_rows r
-        cdef mf_unit_blocks blocks
-        cdef double* A = &self.a1new[0, 0]
-        cdef double* W1 = &self.W1[0, 0]
-        cdef double* old = &self.oldW1[0, 0]
-        cdef Py_ssize_t* bad_of = &self.thread_bad[0]
-        for b in range(B):
-            mf_prefetch(csr.indptr + batch[b], 2, sizeof(int64_t))
-            mf_prefetch(csr.labels + batch[b], 1, sizeof(Py_ssize_t))
-        transpose(net.W2, H, K, w.W2T)
-        batch_starts(csr, batch, B, rows)
-        r.start, r.idx, r.val = rows.start, rows.idx, rows.val
-        blocks.W, blocks.stride = &self.W1_blocks[0], D * 8
-        blocks.n = w.ld // 8
-        for t in range(n_threads):
-            bad_of[t] = 0
-        with parallel(num_threads=n_threads):
-            tid, team = threadid(), mf_team_size()
-            b0, b1 = tid * B // team, (tid + 1) * B // team
-            if tid == team - 1:
-                columns_from_rows(values, csr, batch, B, D, cols)
-            gather_rows(values, csr, batch, b0, b1, rows)
-            mf_block_rows(&r, b0, b1, &blocks, w.z, w.ld)
-            row_deltas(w, b0, b1, csr.labels, batch, B, net)
-            mf_barrier()
-            bad = 0
-            n0 = tid * cols.n_touched // team
-            n1 = (tid + 1) * cols.n_touched // team
-            for n in range(n0, n1):
-                i = cols.touched[n]
-                mf_combine_rows_ld(cols.vals + cols.start[i],
-                                   cols.rows + cols.start[i],
-                                   cols.start[i + 1] - cols.start[i], w.dz1,
-                                   w.ld, H, old + n * H)
-                bad = bad + mf_update_in_place(W1 + i * H, old + n * H, lr, H)
-                block_row(W1 + i * H, i, H, D, &self.W1_blocks[0])
-            if tid == 0:
-                bad = bad + self._update_small(next_batch)
-            bad_of[tid] = bad
-            mf_barrier()
-            bad = 0
-            for t in range(team):
-                bad = bad + bad_of[t]
-            if bad == 0:
-                mf_block_rows(&r, b0, b1, &blocks, A, w.ld)
-                self._row_losses(values, batch, next_batch, b0, b1)
-        for t in range(n_threads):
-            total_bad += bad_of[t]
-        return total_bad
-
-    cdef Py_ssize_t _update_small(self,
-                                  const Py_ssize_t* next_batch) noexcept nogil:
-        """The update of W2, b1 and b2 (their gradients over the batch);
-        how many new values are not finite.  Where the rows of
-        ``next_batch`` (if not NULL) start is requested meanwhile."""
-        cdef Py_ssize_t b, H = self.net.H, K = self.net.K
-        cdef double lr = self.lr
-        batch_sums(&self.space.work, self.B, &self.net, &self.oldW2[0, 0],
-                   &self.oldb2[0], &self.oldb1[0])
-        if next_batch != NULL:
-            for b in range(self.B):
-                mf_prefetch(&self.indptr[next_batch[b]], 2, sizeof(int64_t))
-                mf_prefetch(&self.labels[next_batch[b]], 1, sizeof(Py_ssize_t))
-        return (mf_update_in_place(&self.W2[0, 0], &self.oldW2[0, 0], lr, H * K)
-                + mf_update_in_place(&self.b1[0], &self.oldb1[0], lr, H)
-                + mf_update_in_place(&self.b2[0], &self.oldb2[0], lr, K))
-
-    cdef void _row_losses(self, const floating* values,
-                          const Py_ssize_t* batch,
-                          const Py_ssize_t* next_batch, Py_ssize_t b0,
-                          Py_ssize_t b1) noexcept nogil:
-        """The book's loss of rows b0 ... b1 - 1 of the batch after the
-        update, from their x @ W1 (``a1new``) to ``row_loss``; the rows of
-        ``next_batch`` (if not NULL) are requested meanwhile."""
-        cdef Py_ssize_t b, ld = self.space.work.ld, K = self.net.K
-        for b in range(b0, b1):
-            if next_batch != NULL:
-                prefetch_row(values, &self.csr, next_batch[b])
-            activate_bias(&self.a1new[b, 0], &self.net)
-            output_row(&self.a1new[b, 0], &self.net, &self.logits[b, 0])
-            self.row_loss[b] = cross_entropy_row(
-                &self.logits[b, 0], K, self.csr.labels[batch[b]], self.guard)
+        forward_and_columns(values, &self.csr, batch, B, &self.net, w,
+                            n_threads)
+        # The update; the first iteration does W2, b1 and b2, the others
+        # a W1 row each: W1[i] -= lr * (x.T @ dz1)[i], pixels in the batch
+        # only (the other rows of the gradient are 0).
+        for it in prange(cols.n_touched + 1, schedule="dynamic", chunksize=8,
+                         num_threads=n_threads):
+            if it == 0:
+                batch_sums(w, B, &self.net, &self.oldW2[0, 0], &self.oldb2[0],
+                           &self.oldb1[0])
+                n_bad = (mf_update_in_place(&self.W2[0, 0], &self.oldW2[0, 0],
+                                            lr, H * K)
+                         + mf_update_in_place(&self.b1[0], &self.oldb1[0], lr, H)
+                         + mf_update_in_place(&self.b2[0], &self.oldb2[0], lr, K))
+                if next_batch != NULL:
+                    for b in range(B):
+                        mf_prefetch(&self.indptr[next_batch[b]], 2,
+                                    sizeof(int64_t))
+                        mf_prefetch(&self.labels[next_batch[b]], 1,
+                                    sizeof(Py_ssize_t))
+            else:
+                i = cols.touched[it - 1]
+                combine_rows(cols.vals + cols.start[i], cols.rows + cols.start[i],
+                             cols.start[i + 1] - cols.start[i], w.dz1, H,
+                             &self.oldW1[it - 1, 0])
+                n_bad = mf_update_in_place(&self.W1[i, 0],
+                                           &self.oldW1[it - 1, 0], lr, H)
+            # one reduction statement: Cython 3.0-3.1 rejects a reduction
+            # variable updated in both branches of an if in a prange
+            bad += n_bad
+        return bad
 
     cdef void _rollback(self) noexcept nogil:
         """Back to the parameters before the last update."""
@@ -727,20 +582,32 @@ cdef class SGDTrainer:
         for n in range(cols.n_touched):
             memcpy(&self.W1[cols.touched[n], 0], &self.oldW1[n, 0],
                    H * sizeof(double))
-            block_row(&self.W1[cols.touched[n], 0], cols.touched[n], H,
-                      self.net.D, &self.W1_blocks[0])
         memcpy(&self.W2[0, 0], &self.oldW2[0, 0],
                H * self.net.K * sizeof(double))
         memcpy(&self.b1[0], &self.oldb1[0], H * sizeof(double))
         memcpy(&self.b2[0], &self.oldb2[0], self.net.K * sizeof(double))
 
-    cdef double _mean_loss(self) noexcept nogil:
-        """The book's mean loss over the batch rows, summed in order."""
-        cdef Py_ssize_t b
-        cdef double total = 0.0
-        for b in range(self.B):
+    cdef double _loss(self, const floating* values, const Py_ssize_t* batch,
+                      const Py_ssize_t* next_batch) noexcept nogil:
+        """The book's mean loss over the batch rows (summed in order); the
+        rows of ``next_batch`` (if not NULL) are requested meanwhile."""
+        cdef Py_ssize_t B = self.B, H = self.net.H, K = self.net.K, b, row
+        cdef const int64_t* indptr = self.csr.indptr
+        cdef int n_threads = self.n_threads
+        cdef double total = 0.0, guard = self.guard
+        for b in prange(B, schedule="static", num_threads=n_threads):
+            if next_batch != NULL:
+                prefetch_row(values, &self.csr, next_batch[b])
+            row = batch[b]
+            logits_sparse_row(
+                values + indptr[row], self.csr.indices + indptr[row],
+                indptr[row + 1] - indptr[row], &self.net, &self.logits[b, 0],
+                &self.logits[b, H])
+            self.row_loss[b] = cross_entropy_row(&self.logits[b, H], K,
+                                                 self.csr.labels[row], guard)
+        for b in range(B):
             total += self.row_loss[b]
-        return total / self.B
+        return total / B
 
 
 def to_csr(const floating[:, ::1] x, int n_threads):

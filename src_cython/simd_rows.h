@@ -39,7 +39,6 @@
 #define MF_HAVE_AVX2 0
 #endif
 
-
 /* Series of expm1 and log1p, truncated where the next term is below 2**-55
  * relative to the result, for the argument ranges stated (the numerical
  * gradient's, src_cython/_numerical.pyx; macros, so that they serve scalars
@@ -107,24 +106,6 @@ struct mf_pixels_f64 {
     ptrdiff_t ldx;
 };
 
-/* The rows of a batch for the fused training step's x @ W1
- * (src_cython/_backprop.pyx): the nonzeros of row b are start[b] ...
- * start[b + 1] - 1, each a pixel i (idx[n] = 8 i, where its units start in
- * a block of mf_unit_blocks) and its value val[n]. */
-struct mf_batch_rows {
-    const ptrdiff_t *start;
-    const ptrdiff_t *idx;
-    const double *val;
-};
-
-/* W1 in n blocks of 8 units: block k (at W + k stride) holds W1[i, 8k +
- * u] at i * 8 + u, 0 for the units past H (see simd_rows.c). */
-struct mf_unit_blocks {
-    const double *W;
-    ptrdiff_t stride;
-    ptrdiff_t n;
-};
-
 /* One variant of the helpers (what each does: see _common.pxd). */
 struct mf_ops {
     const char *name;
@@ -186,12 +167,6 @@ struct mf_ops {
     void (*hidden_row_relu_tiny)(const struct mf_hidden_row *r, double *acc);
     void (*hidden_row_relu_series)(const struct mf_hidden_row *r,
                                    double *acc);
-    void (*block_rows)(const struct mf_batch_rows *r, ptrdiff_t b0,
-                       ptrdiff_t b1, const struct mf_unit_blocks *w,
-                       double *A, ptrdiff_t lda);
-    void (*combine_rows_ld)(const double *val, const int *idx, ptrdiff_t nnz,
-                            const double *M, ptrdiff_t ld, ptrdiff_t width,
-                            double *out);
 };
 
 extern MF_HIDDEN const struct mf_ops mf_ops_baseline;
@@ -207,7 +182,6 @@ static const struct mf_ops *const mf_variants[] = {
 #if MF_HAVE_AVX2
     &mf_ops_avx2,
 #endif
-
 };
 #define MF_N_VARIANTS ((int)(sizeof(mf_variants) / sizeof(mf_variants[0])))
 
@@ -402,22 +376,6 @@ static inline void mf_hidden_row_relu_series(const struct mf_hidden_row *r,
                                              double *acc)
 {
     mf_active->hidden_row_relu_series(r, acc);
-}
-
-/* The fused training step's x @ W1 by unit blocks (see simd_rows.c). */
-static inline void mf_block_rows(const struct mf_batch_rows *r, ptrdiff_t b0,
-                                 ptrdiff_t b1, const struct mf_unit_blocks *w,
-                                 double *A, ptrdiff_t lda)
-{
-    mf_active->block_rows(r, b0, b1, w, A, lda);
-}
-
-static inline void mf_combine_rows_ld(const double *val, const int *idx,
-                                      ptrdiff_t nnz, const double *M,
-                                      ptrdiff_t ld, ptrdiff_t width,
-                                      double *out)
-{
-    mf_active->combine_rows_ld(val, idx, nnz, M, ld, width, out);
 }
 
 /* Ask for the cache lines of n items of size bytes at p (a hint: no SIMD,
