@@ -1618,11 +1618,10 @@ MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
  *                          / ((S + D+) (S + D- + P N-)),
  * another: no cancellation (N+ and N- have opposite signs, S >= 1 and
  * |D|, |P N| << 1).  The units run in vectors of MF_HN doubles: the
- * widest of the compilation (MF_UNIT_PAD is a multiple of each). */
+ * native vector of the compilation (MF_UNIT_PAD is a multiple of each;
+ * there is no 512-bit variant: docs/performance.md, "Still to do"). */
 #if MF_VECTOR_EXTENSIONS
-#if defined(__AVX512F__)
-#define MF_HN 8
-#elif defined(__AVX__)
+#if defined(__AVX__)
 #define MF_HN 4
 #else
 #define MF_HN 2
