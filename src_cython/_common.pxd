@@ -50,10 +50,12 @@ cdef extern from "simd_rows.h" nogil:
     # sum |x| of a dense row in four partial sums, its nonzeros to nnz
     double mf_row_l1_f32(const float* x, Py_ssize_t D, Py_ssize_t* nnz)
     double mf_row_l1_f64(const double* x, Py_ssize_t D, Py_ssize_t* nnz)
-    # the masks of the n <= 64 rows at x (ldx apart), i < D
-    void mf_block_mask_f32(const float* x, Py_ssize_t ldx, int n,
+    # the masks of the n <= 64 rows at x (ldx apart), i < D; returns
+    # whether all their values are finite (the input check of x, read in
+    # the same pass)
+    bint mf_block_mask_f32(const float* x, Py_ssize_t ldx, int n,
                            Py_ssize_t D, unsigned long long* mask)
-    void mf_block_mask_f64(const double* x, Py_ssize_t ldx, int n,
+    bint mf_block_mask_f64(const double* x, Py_ssize_t ldx, int n,
                            Py_ssize_t D, unsigned long long* mask)
     # for the pixels i0 ... i1 - 1 and j < width (leading dimensions ld*):
     # A[r, j] += x[r, i] W[i, j] (x @ W1), in pixel order
@@ -568,6 +570,7 @@ cdef struct Block:
     # mask[i] is set when row first + r is nonzero at pixel i.
     Py_ssize_t first, n
     unsigned long long* mask    # (D,)
+    bint finite                 # whether its values of x are all finite
 
 
 cdef inline Py_ssize_t hidden_ld(Py_ssize_t H) noexcept nogil:
@@ -589,7 +592,7 @@ cdef inline Py_ssize_t n_blocks(Py_ssize_t N, Py_ssize_t rows,
     return max((N + rows - 1) // rows, min(N, <Py_ssize_t> n_threads))
 
 
-cdef inline void block_masks(
+cdef inline bint block_masks(
     const floating* x,      # IN  (N, ldx) the batch
     Py_ssize_t ldx,
     Block* blk,             # IN/OUT its rows in, their masks out
@@ -599,13 +602,17 @@ cdef inline void block_masks(
     Py_ssize_t D,
 ) noexcept nogil:
     """Block k of nb: rows k N / nb ... (k + 1) N / nb - 1 (at most
-    ROW_BLOCK), and their masks."""
+    ROW_BLOCK), and their masks; whether the block's values are all
+    finite (read in the same pass: the kernels' callers may leave the
+    finiteness check of x to this)."""
     blk.first = k * N // nb
     blk.n = (k + 1) * N // nb - blk.first
     if floating is float:
-        mf_block_mask_f32(x + blk.first * ldx, ldx, <int> blk.n, D, blk.mask)
+        return mf_block_mask_f32(x + blk.first * ldx, ldx, <int> blk.n, D,
+                                 blk.mask)
     else:
-        mf_block_mask_f64(x + blk.first * ldx, ldx, <int> blk.n, D, blk.mask)
+        return mf_block_mask_f64(x + blk.first * ldx, ldx, <int> blk.n, D,
+                                 blk.mask)
 
 
 cdef inline void block_hidden(
@@ -662,7 +669,7 @@ cdef inline Py_ssize_t block_scratch(const Net* net,
     return (block_rows(net.H) * hidden_ld(net.H) + net.D + extra + 7) // 8 * 8
 
 
-cdef inline void block_logits(
+cdef inline bint block_logits(
     const floating* x,      # IN  (N, ldx) the rows
     Py_ssize_t ldx,
     Py_ssize_t k,           # IN  the block: k of nb, over N rows
@@ -674,12 +681,15 @@ cdef inline void block_logits(
     double* out,            # OUT (n, K) the logits of the block's n rows,
     Py_ssize_t ldo,         #     ldo apart
 ) noexcept nogil:
-    """The forward pass of block k of the rows, to the logits."""
+    """The forward pass of block k of the rows, to the logits; whether
+    the block's values of x are all finite (see block_masks)."""
     cdef Block blk
     cdef Py_ssize_t ld = hidden_ld(net.H)
     cdef double* a = scratch
+    cdef bint finite
     blk.mask = <unsigned long long*> (scratch + block_rows(net.H) * ld)
-    block_masks(x, ldx, &blk, k, nb, N, net.D)
+    finite = block_masks(x, ldx, &blk, k, nb, N, net.D)
     block_hidden(x, ldx, &blk, net, a, ld)
     activate_rows(a, ld, blk.n, net)
     output_rows(a, ld, blk.n, net, out, ldo)
+    return finite

@@ -462,6 +462,38 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 MF_DEFINE_COMBINE(f64, double)
 MF_DEFINE_COMBINE(f32, float)
 
+/* A value's bits as an unsigned integer (read through a type that may alias
+ * it), and the finiteness test of mf_all_finite_* and mf_block_mask_*:
+ * the exponent bits plus one unit of the exponent carry into the top bit
+ * only for NaN and infinities, so OR-ing MF_NOT_FINITE_BITS over values
+ * and testing the top bit (MF_TOP_*) tells whether one is not finite. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef unsigned int mf_bits_f32 __attribute__((may_alias));
+typedef unsigned long long mf_bits_f64 __attribute__((may_alias));
+#else
+typedef unsigned int mf_bits_f32;
+typedef unsigned long long mf_bits_f64;
+#endif
+#define MF_EXP_f32 0x7f800000u
+#define MF_UNIT_f32 0x00800000u
+#define MF_TOP_f32 31
+#define MF_EXP_f64 0x7ff0000000000000ull
+#define MF_UNIT_f64 0x0010000000000000ull
+#define MF_TOP_f64 63
+#define MF_NOT_FINITE_BITS(SUFFIX, b) (((b) & MF_EXP_##SUFFIX) + MF_UNIT_##SUFFIX)
+static inline mf_bits_f32 mf_bits_of_f32(float v)
+{
+    mf_bits_f32 b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+static inline mf_bits_f64 mf_bits_of_f64(double v)
+{
+    mf_bits_f64 b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+
 /* The two products of a block of at most 64 rows of a batch, pixel by
  * pixel (struct mf_pixels_*: bit r of mask[i] is set when row r of the
  * block, x + r ldx, is nonzero at pixel i), for the pixels i0 ... i1 - 1:
@@ -488,10 +520,16 @@ struct mf_pixels_args_##SUFFIX {                                               \
 };                                                                             \
                                                                                \
 /* mask[i] of mf_pixels_* for the n <= 64 rows at x, ldx apart, i < D:         \
- * eight rows per pass over the masks, in loops the compiler vectorises. */    \
-static void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,       \
-                                   ptrdiff_t D, unsigned long long *mask)      \
+ * eight rows per pass over the masks, in loops the compiler vectorises.      \
+ * The same loops test each value, so that a call's finiteness check of x    \
+ * costs no pass of its own: v - v is +0.0 (no bit set) for every finite v   \
+ * and NaN (bits set) for NaN and infinities, so the OR of their bits is 0   \
+ * when all are finite -- one subtraction and one OR per vector.  Returns    \
+ * whether every value read is finite. */                                     \
+static int mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,        \
+                                  ptrdiff_t D, unsigned long long *mask)       \
 {                                                                              \
+    mf_bits_##SUFFIX bad = 0;                                                  \
     ptrdiff_t i;                                                               \
     int r = 0, k;                                                              \
     for (i = 0; i < D; i++)                                                    \
@@ -500,14 +538,21 @@ static void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,       \
         const VAL_T *rows = x + r * ldx;                                       \
         for (i = 0; i < D; i++) {                                              \
             unsigned m = 0;                                                    \
-            for (k = 0; k < 8; k++)                                            \
-                m |= (unsigned)(rows[k * ldx + i] != 0) << k;                  \
+            for (k = 0; k < 8; k++) {                                          \
+                const VAL_T v = rows[k * ldx + i];                             \
+                m |= (unsigned)(v != 0) << k;                                  \
+                bad |= mf_bits_of_##SUFFIX(v - v);                             \
+            }                                                                  \
             mask[i] |= (unsigned long long)m << r;                             \
         }                                                                      \
     }                                                                          \
     for (; r < n; r++)                                                         \
-        for (i = 0; i < D; i++)                                                \
-            mask[i] |= (unsigned long long)(x[r * ldx + i] != 0) << r;         \
+        for (i = 0; i < D; i++) {                                              \
+            const VAL_T v = x[r * ldx + i];                                    \
+            mask[i] |= (unsigned long long)(v != 0) << r;                      \
+            bad |= mf_bits_of_##SUFFIX(v - v);                                 \
+        }                                                                      \
+    return bad == 0;                                                           \
 }                                                                              \
                                                                                \
 MF_PIXELS_PASSES(SUFFIX, VAL_T)                                                \
@@ -1578,9 +1623,9 @@ static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
     return !(a >> (TOP));                                                      \
 }
 MF_DEFINE_ALL_FINITE(f32, unsigned int, mf_scan32, MF_SCAN_BYTES / 4,
-                     0x7f800000u, 0x00800000u, 31)
+                     MF_EXP_f32, MF_UNIT_f32, MF_TOP_f32)
 MF_DEFINE_ALL_FINITE(f64, unsigned long long, mf_scan64, MF_SCAN_BYTES / 8,
-                     0x7ff0000000000000ull, 0x0010000000000000ull, 63)
+                     MF_EXP_f64, MF_UNIT_f64, MF_TOP_f64)
 #else  /* portable C */
 #define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, EXP, UNIT, TOP)                     \
 static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
@@ -1592,9 +1637,9 @@ static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
         a |= (u[i] & (UINT)(EXP)) + (UINT)(UNIT);                              \
     return !(a >> (TOP));                                                      \
 }
-MF_DEFINE_ALL_FINITE(f32, unsigned int, 0x7f800000u, 0x00800000u, 31)
-MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
-                     0x0010000000000000ull, 63)
+MF_DEFINE_ALL_FINITE(f32, unsigned int, MF_EXP_f32, MF_UNIT_f32, MF_TOP_f32)
+MF_DEFINE_ALL_FINITE(f64, unsigned long long, MF_EXP_f64, MF_UNIT_f64,
+                     MF_TOP_f64)
 #endif
 #undef MF_DEFINE_ALL_FINITE
 
