@@ -552,17 +552,19 @@ cdef inline double cross_entropy_row(
 #
 # The rows of a batch are cut into blocks of at most ROW_BLOCK (64)
 # consecutive rows, each with a mask per pixel of the rows where the pixel
-# is nonzero (81% of MNIST pixels are 0).  x @ W1 runs pixel by pixel: the
-# pixel's row of W1 sits in vector registers while it is added into the
-# block's rows of a1, which stay in L1 (row by row, each nonzero would
-# stream a row of W1 from L2 instead); x.T @ dz1 sums a pixel's row of the
+# is nonzero (81% of MNIST pixels are 0).  x @ W1 runs pixel by pixel, in
+# passes over slices of the units: the slice of the pixel's row of W1 sits
+# in vector registers while it is added into the block's rows of a1, whose
+# slices stay in L1 (row by row, each nonzero would stream a row of W1
+# from L2 instead); x.T @ dz1 sums a slice of a pixel's row of the
 # gradient in registers over the block's rows of dz1, in L1.  Each a1[b, j]
 # is summed in pixel order, each gW1[i, j] in row order, whatever the
 # blocks.
 
 cdef enum:
     ROW_BLOCK = 64          # rows of a block at most (the bits of a mask)
-    BLOCK_BYTES = 32768     # the a1 of a block at most (L1 holds 48 KB)
+    BLOCK_BYTES = 32768     # the screen's float32 a1 of a block at most
+                            # (_forward.screen_rows; L1 holds 48 KB)
 
 
 cdef struct Block:
@@ -579,10 +581,12 @@ cdef inline Py_ssize_t hidden_ld(Py_ssize_t H) noexcept nogil:
 
 
 cdef inline Py_ssize_t block_rows(Py_ssize_t H) noexcept nogil:
-    """Rows of a block at most: ROW_BLOCK, fewer when their a1 would take
-    more than BLOCK_BYTES (at least 1)."""
-    return max(1, min(<Py_ssize_t> ROW_BLOCK,
-                      BLOCK_BYTES // (hidden_ld(H) * <Py_ssize_t> sizeof(double))))
+    """Rows of a block at most: ROW_BLOCK, whatever H.  The passes over a
+    block go by slices of units (simd_rows.c, MF_NATIVE_PASSES), so what
+    stays in L1 is a slice of the block's a1 (or dz1), not all of it;
+    fewer rows would stream W1 (and gW1) from L2 or beyond once more per
+    extra block."""
+    return ROW_BLOCK
 
 
 cdef inline Py_ssize_t n_blocks(Py_ssize_t N, Py_ssize_t rows,
