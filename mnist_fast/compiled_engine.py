@@ -74,7 +74,9 @@ def compiled_numerical_gradient_fits(p, x, activation="sigmoid"):
 
 def _like(p):
     """Uninitialised arrays shaped like the parameters, for a gradient."""
-    return {k: np.empty_like(v) for k, v in p.items()}
+    # np.empty of the shape: float64 and C order, as every checked
+    # parameter is (np.empty_like would read each array's layout first)
+    return {k: np.empty(v.shape) for k, v in p.items()}
 
 
 class CompressedRows(DataSet):
