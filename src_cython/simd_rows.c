@@ -494,6 +494,10 @@ static inline mf_bits_f64 mf_bits_of_f64(double v)
     return b;
 }
 
+/* the add of a t_times pass whose first block starts from 0 and leaves the
+ * rows of O without rows as they are (see mf_zero_rows_without) */
+#define MF_SKIP_EMPTY 2
+
 /* The two products of a block of at most 64 rows of a batch, pixel by
  * pixel (struct mf_pixels_*: bit r of mask[i] is set when row r of the
  * block, x + r ldx, is nonzero at pixel i), for the pixels i0 ... i1 - 1:
@@ -516,7 +520,7 @@ struct mf_pixels_args_##SUFFIX {                                               \
     ptrdiff_t ldm;                                                             \
     double *O;                                                                 \
     ptrdiff_t ldo;                                                             \
-    int add;                                                                   \
+    int add;  /* t_times: 1, 0 or MF_SKIP_EMPTY (mf_zero_rows_without) */    \
 };                                                                             \
                                                                                \
 /* mask[i] of mf_pixels_* for the n <= 64 rows at x, ldx apart, i < D:         \
@@ -573,12 +577,49 @@ static void mf_pixels_t_times_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
                                        ptrdiff_t width, int add, double *O,    \
                                        ptrdiff_t ldo)                          \
 {                                                                              \
+    const int zeroed = !add && width >= MF_ZERO_MIN_WIDTH;                     \
     const struct mf_pixels_args_##SUFFIX args = {c, i0, i1, M, ldm, O, ldo,    \
-                                                 add};                         \
+                                                 zeroed ? MF_SKIP_EMPTY        \
+                                                        : !!add};              \
+    if (zeroed)                                                                \
+        MF_ZERO_ROWS_WITHOUT(c->mask, i0, i1, width, O, ldo);                  \
     MF_NATIVE_PASSES(mf_t_times_pass_##SUFFIX, width, 12);                     \
 }
 
 #if MF_VECTOR_EXTENSIONS
+/* The rows i0 ... i1 - 1 of O (width values, ldo apart) whose mask[i] is 0
+ * set to 0, a run of consecutive rows at a time when they are contiguous:
+ * for rows of at least MF_ZERO_MIN_WIDTH values, the rows of x.T @ dz1
+ * that the first block has no row for, written whole one after the other
+ * rather than by each pass over a slice of the units (a wide layer's
+ * gradient of W1, mostly such rows for a small batch, would be written
+ * slice by slice, a pass after the other); the passes then skip them
+ * (add = MF_SKIP_EMPTY: the other rows' sums start from 0, as with add =
+ * 0).  Narrower rows cost less to write in the passes than a memset per
+ * run. */
+#define MF_ZERO_MIN_WIDTH 128
+static inline void mf_zero_rows_without(const unsigned long long *mask,
+                                        ptrdiff_t i0, ptrdiff_t i1,
+                                        ptrdiff_t width, double *O,
+                                        ptrdiff_t ldo)
+{
+    ptrdiff_t i = i0, j;
+    while (i < i1) {
+        if (mask[i]) {
+            i++;
+            continue;
+        }
+        for (j = i + 1; j < i1 && !mask[j]; j++)
+            ;
+        if (ldo == width)
+            memset(O + i * ldo, 0, (size_t)((j - i) * width) * sizeof(double));
+        else
+            for (; i < j; i++)
+                memset(O + i * ldo, 0, (size_t)width * sizeof(double));
+        i = j;
+    }
+}
+#define MF_ZERO_ROWS_WITHOUT mf_zero_rows_without
 /* the passes over units j0 ... j0 + MF_VN nv + rem - 1 (see MF_NATIVE_PASSES) */
 #define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                        \
 MF_INLINE void mf_times_pass_##SUFFIX(                                         \
@@ -708,11 +749,11 @@ MF_INLINE void mf_t_times_pass_##SUFFIX(                                       \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                \
-                            : (mf_vn)MF_BROADCAST(0.0);                        \
-        if (p->add && (rem & 2))                                               \
+            acc[a] = p->add == 1 ? *(const mf_vn *)(out + MF_VN * a)           \
+                                 : (mf_vn)MF_BROADCAST(0.0);                   \
+        if (p->add == 1 && (rem & 2))                                          \
             acc2 = *(const mf_v2d *)(out + MF_VN * nv);                        \
-        if (p->add && (rem & 1))                                               \
+        if (p->add == 1 && (rem & 1))                                          \
             acc1 = out[MF_VN * nv + (rem & 2)];                                \
         while (rows) {                                                         \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
@@ -750,8 +791,11 @@ static inline int mf_lowest_bit(unsigned long long m)
     return r;
 }
 
-/* one pass over all the units (j0 = 0, width nv), pixel by pixel */
+/* one pass over all the units (j0 = 0, width nv), pixel by pixel; it
+ * writes each row of x.T @ dz1 whole itself */
 #define MF_NATIVE_PASSES(PASS, width, NACC) PASS(&args, 0, (int)(width), 0)
+#define MF_ZERO_ROWS_WITHOUT(mask, i0, i1, width, O, ldo) ((void)0)
+#define MF_ZERO_MIN_WIDTH PTRDIFF_MAX  /* never */
 #define mf_pair_times_pass_f32 mf_times_pass_f32
 #define mf_pair_times_pass_f64 mf_times_pass_f64
 #define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                        \
