@@ -589,6 +589,14 @@ cdef inline Py_ssize_t block_rows(Py_ssize_t H) noexcept nogil:
     return ROW_BLOCK
 
 
+cdef inline Py_ssize_t most_block_rows(Py_ssize_t N,
+                                       Py_ssize_t nb) noexcept nogil:
+    """The rows of the largest of nb blocks over N rows (block k has rows
+    k N / nb ... (k + 1) N / nb - 1): what a block's scratch is sized
+    for, no more than the batch has."""
+    return (N + nb - 1) // nb if nb > 0 else 0
+
+
 cdef inline Py_ssize_t n_blocks(Py_ssize_t N, Py_ssize_t rows,
                                 int n_threads) noexcept nogil:
     """Blocks for N rows: at most ``rows`` rows each, and at least one per
@@ -666,11 +674,12 @@ cdef inline void block_input_gradient(
         mf_pixels_t_times_f64(&c64, i0, i1, M, ldm, width, add, O, width)
 
 
-cdef inline Py_ssize_t block_scratch(const Net* net,
+cdef inline Py_ssize_t block_scratch(const Net* net, Py_ssize_t rows,
                                      Py_ssize_t extra) noexcept nogil:
-    """Doubles of scratch for block_logits and ``extra`` more, a multiple
-    of a cache line (8): a block's a1, then its masks, then the extra."""
-    return (block_rows(net.H) * hidden_ld(net.H) + net.D + extra + 7) // 8 * 8
+    """Doubles of scratch for block_logits of blocks of at most ``rows``
+    rows (most_block_rows) and ``extra`` more, a multiple of a cache line
+    (8): a block's a1, then its masks, then the extra."""
+    return (rows * hidden_ld(net.H) + net.D + extra + 7) // 8 * 8
 
 
 cdef inline bint block_logits(
@@ -680,7 +689,8 @@ cdef inline bint block_logits(
     Py_ssize_t nb,
     Py_ssize_t N,
     const Net* net,         # IN  the parameters
-    double* scratch,        # scratch (block_scratch(net, 0),) on a cache
+    double* scratch,        # scratch (block_scratch(net,
+                            # most_block_rows(N, nb), 0),) on a cache
                             # line
     double* out,            # OUT (n, K) the logits of the block's n rows,
     Py_ssize_t ldo,         #     ldo apart
@@ -691,7 +701,7 @@ cdef inline bint block_logits(
     cdef Py_ssize_t ld = hidden_ld(net.H)
     cdef double* a = scratch
     cdef bint finite
-    blk.mask = <unsigned long long*> (scratch + block_rows(net.H) * ld)
+    blk.mask = <unsigned long long*> (scratch + most_block_rows(N, nb) * ld)
     finite = block_masks(x, ldx, &blk, k, nb, N, net.D)
     block_hidden(x, ldx, &blk, net, a, ld)
     activate_rows(a, ld, blk.n, net)

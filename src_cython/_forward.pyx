@@ -21,6 +21,7 @@ from libc.string cimport memcpy
 
 from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
                       block_masks, block_rows, block_scratch, check_rows,
+                      most_block_rows,
                       free_scratch, gather_nonzeros,
                       hidden_ld, logits_sparse_row, mf_combine_rows32,
                       mf_output32, mf_pixels_f32, mf_pixels_f64,
@@ -53,7 +54,7 @@ def predict(
         raise ValueError("y must be (len(x), K)")
     cdef Py_ssize_t N = x.shape[0], K = net.K, k, bad = 0
     cdef Py_ssize_t nb = n_blocks(N, block_rows(net.H), n_threads)
-    cdef Py_ssize_t width = block_scratch(&net, 0)
+    cdef Py_ssize_t width = block_scratch(&net, most_block_rows(N, nb), 0)
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     try:
         for k in prange(nb, nogil=True, schedule="static",
@@ -91,8 +92,8 @@ def loss(
     cdef Py_ssize_t N = x.shape[0], K = net.K, b, k, bad = 0
     cdef Py_ssize_t nb = n_blocks(N, block_rows(net.H), n_threads)
     # per thread: the block's a1 and masks, then its logits
-    cdef Py_ssize_t rows = block_rows(net.H)
-    cdef Py_ssize_t width = block_scratch(&net, rows * K)
+    cdef Py_ssize_t rows = most_block_rows(N, nb)
+    cdef Py_ssize_t width = block_scratch(&net, rows, rows * K)
     cdef Py_ssize_t logits = rows * hidden_ld(net.H) + net.D
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     cdef double* w
@@ -313,11 +314,13 @@ cdef inline Py_ssize_t screen_rows(const Screen* sc) noexcept nogil:
                       BLOCK_BYTES // (sc.Hp * <Py_ssize_t> sizeof(float))))
 
 
-cdef inline Py_ssize_t block_width(const Screen* sc, const Net* net) noexcept nogil:
-    """Doubles of scratch for block_correct, a multiple of 8."""
+cdef inline Py_ssize_t block_width(const Screen* sc, const Net* net,
+                                   Py_ssize_t rows) noexcept nogil:
+    """Doubles of scratch for block_correct of blocks of at most ``rows``
+    rows (without the screen), a multiple of 8."""
     cdef Py_ssize_t n
     if sc == NULL:
-        return block_scratch(net, block_rows(net.H) * net.K)
+        return block_scratch(net, rows, rows * net.K)
     n = (screen_rows(sc) * sc.Hp + sc.Kp) // 2 + net.D + net.D + net.D // 2
     return (n + 1 + net.H + net.K + 7) // 8 * 8
 
@@ -331,7 +334,8 @@ cdef inline Py_ssize_t block_correct(
     const Screen* sc,         # IN  the float32 screen to try first, or NULL
     const Net* net,           # IN  the parameters
     bint scores,              # IN  argmax of the scores, not probabilities
-    double* w,                # scratch (block_width(sc, net),) on a cache line
+    double* w,                # scratch (block_width(sc, net,
+                              # most_block_rows(N, nb)),) on a cache line
 ) noexcept nogil:
     """How many rows of block k have the book's class ``t``, as ``-1 -
     count`` when a value of the block's rows is not finite (see
@@ -356,7 +360,7 @@ cdef inline Py_ssize_t block_correct(
     cdef bint finite
     if sc == NULL:
         # the logits after the block's a1 and masks
-        z = w + block_rows(net.H) * hidden_ld(net.H) + D
+        z = w + most_block_rows(N, nb) * hidden_ld(net.H) + D
         finite = block_logits(x, D, k, nb, N, net, w, z, K)
         for b in range(k * N // nb, (k + 1) * N // nb):
             correct += row_class_of(z + (b - k * N // nb) * K, K,
@@ -458,7 +462,7 @@ def count_correct(
         # by blocks of rows, each thread's scratch on its cache lines
         nb = n_blocks(N, block_rows(H) if sc == NULL else screen_rows(sc),
                       n_threads)
-        width = block_width(sc, &net)
+        width = block_width(sc, &net, most_block_rows(N, nb))
         buf = <double*> scratch_rows(n_threads, width, sizeof(double))
         try:
             for k in prange(nb, nogil=True, schedule="static",
