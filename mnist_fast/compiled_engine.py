@@ -9,10 +9,12 @@ accuracy (:mod:`mnist_fast.screen`), the compressed rows (CSR) of a data
 set kept for training, and the fused SGD step.
 """
 
+from functools import partial
+
 import numpy as np
 
 from . import book
-from .engine import Architecture, DataSet, Engine
+from .engine import Architecture, DataSet, Engine, InputsNotScanned
 from .kernels import backprop, forward, numerical
 from .numpy_engine import NumpyEngine
 from .screen import screen_for
@@ -72,7 +74,9 @@ def compiled_numerical_gradient_fits(p, x, activation="sigmoid"):
 
 def _like(p):
     """Uninitialised arrays shaped like the parameters, for a gradient."""
-    return {k: np.empty_like(v) for k, v in p.items()}
+    # np.empty of the shape: float64 and C order, as every checked
+    # parameter is (np.empty_like would read each array's layout first)
+    return {k: np.empty(v.shape) for k, v in p.items()}
 
 
 class CompressedRows(DataSet):
@@ -122,30 +126,46 @@ class CompiledEngine(Engine):
         self._scores = architecture.scores
         # the book's loop, for steps too large for the numerical kernel
         self._book = NumpyEngine(threads, architecture)
+        # the count of dense rows, -1 when one of their values is not finite
+        self._count_checked = partial(forward.count_correct, check=True)
 
-    def predict(self, p, x):
+    # Each kernel of these four reads every value of x as it builds its
+    # blocks' masks and says whether all are finite: with scanned=False
+    # (x's values not checked yet), InputsNotScanned when one is not.
+    scans_inputs = True
+
+    def predict(self, p, x, scanned=True):
         y = np.empty((x.shape[0], p["b2"].shape[0]))
-        self._run("predict", x.shape[0], forward.predict, x, p,
-                  self._activation, self._scores, y)
+        finite = self._run("predict", x.shape[0], forward.predict, x, p,
+                           self._activation, self._scores, y)
+        if not (finite or scanned):
+            raise InputsNotScanned
         return y
 
-    def loss(self, p, x, t):
+    def loss(self, p, x, t, scanned=True):
         scratch = np.empty(x.shape[0])
-        return self._run("loss", x.shape[0], forward.loss, x, t, p,
-                         self._activation, book.LOG_GUARD, scratch)
+        value = self._run("loss", x.shape[0], forward.loss, x, t, p,
+                          self._activation, book.LOG_GUARD, scratch)
+        if not (value == value or scanned):  # NaN: x may not be finite
+            raise InputsNotScanned
+        return value
 
-    def accuracy(self, p, x, t):
+    def accuracy(self, p, x, t, scanned=True):
         screen = (screen_for(p, self.architecture.activation)
                   if x.shape[0] >= SCREEN_MIN_ROWS else None)
-        correct = self._run("accuracy", x.shape[0], forward.count_correct,
+        correct = self._run("accuracy", x.shape[0], self._count_checked,
                             x.reshape(-1), t, None, p, self._activation,
                             self._scores, screen)
+        if correct < 0 and not scanned:
+            raise InputsNotScanned
         return correct / x.shape[0]
 
-    def gradient(self, p, x, t):
+    def gradient(self, p, x, t, scanned=True):
         grads = _like(p)
-        self._run("gradient", x.shape[0], backprop.gradient, x, t, p,
-                  self._activation, grads)
+        finite = self._run("gradient", x.shape[0], backprop.gradient, x, t, p,
+                           self._activation, grads)
+        if not (finite or scanned):
+            raise InputsNotScanned
         return grads
 
     def numerical_gradient(self, p, x, t):

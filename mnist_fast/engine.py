@@ -16,7 +16,9 @@ have the surface of :class:`Engine`.  Its methods take ``p``, the
 parameter dict of :func:`~mnist_fast.validation.as_params` (float64
 C-contiguous ``W1, b1, W2, b2``), ``x`` from
 :func:`~mnist_fast.validation.as_inputs` and ``t``, class indices from
-:func:`~mnist_fast.validation.as_labels`; they check nothing again.
+:func:`~mnist_fast.validation.as_labels`; they check nothing again,
+except the values of an ``x`` their caller left unscanned
+(:class:`InputsNotScanned`).
 """
 
 from dataclasses import dataclass
@@ -57,12 +59,24 @@ class DataSet:
         self.x, self.t = x, t
 
 
+class InputsNotScanned(Exception):
+    """Raised by an engine's ``predict``, ``loss``, ``accuracy`` or
+    ``gradient`` called with ``scanned=False`` (rows whose values the
+    caller left unscanned, :func:`~mnist_fast.validation.as_unscanned_inputs`)
+    when a value of ``x`` is not finite, or when its answer cannot rule
+    that out (a NaN loss): the caller then checks ``x`` whole, which words
+    the error, or passes it and calls again."""
+
+
 class Engine:
     """What every engine computes; ``name`` is the backend it runs and
-    ``compiled`` says whether compiled kernels do the work."""
+    ``compiled`` says whether compiled kernels do the work;
+    ``scans_inputs`` whether its ``predict``, ``loss``, ``accuracy`` and
+    ``gradient`` take ``scanned=False`` (see :class:`InputsNotScanned`)."""
 
     name = None
     compiled = False
+    scans_inputs = False
 
     def __init__(self, threads, architecture=Architecture()):
         #: the thread policy (:mod:`mnist_fast.threads`)

@@ -8,8 +8,14 @@ from .engine import Architecture
 from .model_file import load_model, save_model
 from .seeding import random_source
 from .threads import thread_policy
-from .validation import (as_inputs, as_labels, as_params, layer_sizes,
-                         one_of, param_shapes, real_number)
+from .engine import InputsNotScanned
+from .validation import (as_inputs, as_labels, as_params, as_unscanned_inputs,
+                         layer_sizes, one_of, param_shapes, real_number)
+
+
+#: what ``TwoLayerNet._call`` gets for ``t`` from ``predict`` (None is a
+#: ``t`` a user may pass, and must be refused as one)
+_NO_LABELS = object()
 
 
 class TwoLayerNet:
@@ -224,6 +230,45 @@ class TwoLayerNet:
         x = self._inputs(x)
         return x, as_labels(t, x.shape[0], self.output_size, "t")
 
+    def _call(self, method, x, t=_NO_LABELS):
+        """``method(p, x[, t])`` of the engine on the checked arguments.
+
+        When the engine's kernel reads every value of ``x`` anyway
+        (``engine.scans_inputs``), the values of the arrays of the book's
+        loop are left to it: the kernel says whether they are all finite,
+        and only when it cannot vouch for them (:class:`InputsNotScanned`)
+        is ``x`` checked whole here, which raises the error the full check
+        words, or passes ``x`` (a NaN loss of finite rows) for a second
+        call.  Every other check runs first as ever, and when one fails,
+        ``x``'s own error, if it has one, is raised first, as the checks'
+        order (``x``, ``t``, ``params``) has it.
+        """
+        engine = self.engine
+        if engine.scans_inputs:
+            x, scanned = as_unscanned_inputs(x, self.input_size, "x",
+                                             engine.num_threads)
+        else:
+            x, scanned = self._inputs(x), True
+        failed = None
+        try:
+            rest = (() if t is _NO_LABELS
+                    else (as_labels(t, x.shape[0], self.output_size, "t"),))
+            p = self.checked_params()
+        except (TypeError, ValueError) as exc:
+            if scanned:
+                raise
+            failed = exc
+        if failed is not None:
+            self._inputs(x)  # raises x's own error, if it has one
+            raise failed
+        if scanned:
+            return method(p, x, *rest)
+        try:
+            return method(p, x, *rest, scanned=False)
+        except InputsNotScanned:
+            pass
+        return method(p, self._inputs(x), *rest)
+
     # -- the book's methods ----------------------------------------------------
 
     def predict(self, x):
@@ -239,8 +284,7 @@ class TwoLayerNet:
         -------
         numpy.ndarray of shape (n_samples, output_size), float64
         """
-        x = self._inputs(x)
-        return self.engine.predict(self.checked_params(), x)
+        return self._call(self.engine.predict, x)
 
     def loss(self, x, t):
         """The book's cross-entropy loss ``mean(-log(y[t] + 1e-7))``.
@@ -256,8 +300,7 @@ class TwoLayerNet:
         numpy.float64
             A float, of NumPy's type as the book's.
         """
-        x, t = self._batch(x, t)
-        return np.float64(self.engine.loss(self.checked_params(), x, t))
+        return np.float64(self._call(self.engine.loss, x, t))
 
     def accuracy(self, x, t):
         """Fraction of rows whose most probable class is the label.
@@ -276,8 +319,7 @@ class TwoLayerNet:
             rigorous error bound (:mod:`mnist_fast.screen`); the count is
             the float64 one, row for row.
         """
-        x, t = self._batch(x, t)
-        return np.float64(self.engine.accuracy(self.checked_params(), x, t))
+        return np.float64(self._call(self.engine.accuracy, x, t))
 
     def numerical_gradient(self, x, t):
         """Central-difference gradient of :meth:`loss` (h = 1e-4), as the book.
@@ -324,8 +366,7 @@ class TwoLayerNet:
         dict
             ``W1, b1, W2, b2`` float64 arrays shaped like :attr:`params`.
         """
-        x, t = self._batch(x, t)
-        return self.engine.gradient(self.checked_params(), x, t)
+        return self._call(self.engine.gradient, x, t)
 
 
 __all__ = ["TwoLayerNet", "BACKENDS"]

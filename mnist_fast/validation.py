@@ -240,6 +240,19 @@ def as_inputs(x, n_features, name="x", num_threads=1):
     return arr
 
 
+def as_unscanned_inputs(x, n_features, name="x", num_threads=1):
+    """``(x, scanned)``: ``x`` checked as :func:`as_inputs` checks it, but
+    for the arrays of the book's loop without the scan of its values
+    (``scanned`` False), which a compiled kernel that reads every value
+    anyway makes instead (:class:`~mnist_fast.engine.InputsNotScanned`).
+    Anything else goes through :func:`as_inputs` whole (``scanned``
+    True)."""
+    if _ready is not None and _ready.ready_inputs(x, n_features, MAX_INDEX,
+                                                  num_threads, False):
+        return x, False
+    return as_inputs(x, n_features, name, num_threads), True
+
+
 def as_labels(t, n_samples, n_classes, name="t", x_name="x"):
     """Check labels (integer classes or one-hot rows); return class indices.
 

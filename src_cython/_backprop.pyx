@@ -341,6 +341,9 @@ def gradient(
     _common.Block): their pixel masks, x @ W1 pixel by pixel, and the rows'
     deltas; after a barrier, each thread sums x.T @ dz1 for its pixels over
     the blocks in order, and the last one the sums of z.T @ dy, dy and dz1.
+
+    Returns whether every value of ``x`` is finite (read in the pass that
+    builds the blocks' masks: the caller may leave that check to this).
     """
     cdef Net net = net_of(params, activation)
     cdef Grads g = grads_of(grads, &net)
@@ -372,7 +375,7 @@ def gradient(
                 tid, team = threadid(), mf_team_size()
                 for k in range(tid * s.nb // team, (tid + 1) * s.nb // team):
                     blk = &s.blocks[k]
-                    block_masks(xp, D, blk, k, s.nb, N, D)
+                    blk.finite = block_masks(xp, D, blk, k, s.nb, N, D)
                     block_hidden(xp, D, blk, &net, s.work.z + blk.first * ld,
                                  ld)
                     block_deltas(&s.work, blk, &net, &t[0], <double> N)
@@ -387,6 +390,10 @@ def gradient(
                     memset(g.W1 + i0 * H, 0, (i1 - i0) * H * sizeof(double))
                 if tid == team - 1:
                     batch_sums(&s.work, N, &net, g.W2, g.b2, g.b1)
+        for k in range(s.nb):
+            if not s.blocks[k].finite:
+                return False
+        return True
     finally:
         free_scratch(raw)
 

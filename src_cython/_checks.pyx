@@ -196,11 +196,12 @@ cdef bint finite_view(const Py_buffer* view, Layout layout,
 
 
 def ready_inputs(x, Py_ssize_t n_features, Py_ssize_t max_rows,
-                 int n_threads):
+                 int n_threads, bint scan=True):
     """Whether ``x`` is what ``validation.as_inputs`` returns unchanged: an
     exact ndarray of native float32 or float64, 2-D, 1 to ``max_rows``
     rows of ``n_features``, C-contiguous and all finite (scanned by
-    ``n_threads`` when large)."""
+    ``n_threads`` when large).  With ``scan`` false, all but the last:
+    the values are left to a kernel that reads them anyway."""
     cdef Py_buffer view
     cdef Layout layout
     cdef bint ok
@@ -212,6 +213,8 @@ def ready_inputs(x, Py_ssize_t n_features, Py_ssize_t max_rows,
                 and 0 < view.shape[0] <= max_rows
                 and view.shape[1] == n_features and c_order(&view)):
             return False
+        if not scan:
+            return True
         with nogil:
             ok = finite_view(&view, layout, n_threads)
         return ok

@@ -50,10 +50,12 @@ cdef extern from "simd_rows.h" nogil:
     # sum |x| of a dense row in four partial sums, its nonzeros to nnz
     double mf_row_l1_f32(const float* x, Py_ssize_t D, Py_ssize_t* nnz)
     double mf_row_l1_f64(const double* x, Py_ssize_t D, Py_ssize_t* nnz)
-    # the masks of the n <= 64 rows at x (ldx apart), i < D
-    void mf_block_mask_f32(const float* x, Py_ssize_t ldx, int n,
+    # the masks of the n <= 64 rows at x (ldx apart), i < D; returns
+    # whether all their values are finite (the input check of x, read in
+    # the same pass)
+    bint mf_block_mask_f32(const float* x, Py_ssize_t ldx, int n,
                            Py_ssize_t D, unsigned long long* mask)
-    void mf_block_mask_f64(const double* x, Py_ssize_t ldx, int n,
+    bint mf_block_mask_f64(const double* x, Py_ssize_t ldx, int n,
                            Py_ssize_t D, unsigned long long* mask)
     # for the pixels i0 ... i1 - 1 and j < width (leading dimensions ld*):
     # A[r, j] += x[r, i] W[i, j] (x @ W1), in pixel order
@@ -553,17 +555,19 @@ cdef inline double cross_entropy_row(
 #
 # The rows of a batch are cut into blocks of at most ROW_BLOCK (64)
 # consecutive rows, each with a mask per pixel of the rows where the pixel
-# is nonzero (81% of MNIST pixels are 0).  x @ W1 runs pixel by pixel: the
-# pixel's row of W1 sits in vector registers while it is added into the
-# block's rows of a1, which stay in L1 (row by row, each nonzero would
-# stream a row of W1 from L2 instead); x.T @ dz1 sums a pixel's row of the
+# is nonzero (81% of MNIST pixels are 0).  x @ W1 runs pixel by pixel, in
+# passes over slices of the units: the slice of the pixel's row of W1 sits
+# in vector registers while it is added into the block's rows of a1, whose
+# slices stay in L1 (row by row, each nonzero would stream a row of W1
+# from L2 instead); x.T @ dz1 sums a slice of a pixel's row of the
 # gradient in registers over the block's rows of dz1, in L1.  Each a1[b, j]
 # is summed in pixel order, each gW1[i, j] in row order, whatever the
 # blocks.
 
 cdef enum:
     ROW_BLOCK = 64          # rows of a block at most (the bits of a mask)
-    BLOCK_BYTES = 32768     # the a1 of a block at most (L1 holds 48 KB)
+    BLOCK_BYTES = 32768     # the screen's float32 a1 of a block at most
+                            # (_forward.screen_rows; L1 holds 48 KB)
 
 
 cdef struct Block:
@@ -571,6 +575,7 @@ cdef struct Block:
     # mask[i] is set when row first + r is nonzero at pixel i.
     Py_ssize_t first, n
     unsigned long long* mask    # (D,)
+    bint finite                 # whether its values of x are all finite
 
 
 cdef inline Py_ssize_t hidden_ld(Py_ssize_t H) noexcept nogil:
@@ -579,10 +584,20 @@ cdef inline Py_ssize_t hidden_ld(Py_ssize_t H) noexcept nogil:
 
 
 cdef inline Py_ssize_t block_rows(Py_ssize_t H) noexcept nogil:
-    """Rows of a block at most: ROW_BLOCK, fewer when their a1 would take
-    more than BLOCK_BYTES (at least 1)."""
-    return max(1, min(<Py_ssize_t> ROW_BLOCK,
-                      BLOCK_BYTES // (hidden_ld(H) * <Py_ssize_t> sizeof(double))))
+    """Rows of a block at most: ROW_BLOCK, whatever H.  The passes over a
+    block go by slices of units (simd_rows.c, MF_NATIVE_PASSES), so what
+    stays in L1 is a slice of the block's a1 (or dz1), not all of it;
+    fewer rows would stream W1 (and gW1) from L2 or beyond once more per
+    extra block."""
+    return ROW_BLOCK
+
+
+cdef inline Py_ssize_t most_block_rows(Py_ssize_t N,
+                                       Py_ssize_t nb) noexcept nogil:
+    """The rows of the largest of nb blocks over N rows (block k has rows
+    k N / nb ... (k + 1) N / nb - 1): what a block's scratch is sized
+    for, no more than the batch has."""
+    return (N + nb - 1) // nb if nb > 0 else 0
 
 
 cdef inline Py_ssize_t n_blocks(Py_ssize_t N, Py_ssize_t rows,
@@ -592,7 +607,7 @@ cdef inline Py_ssize_t n_blocks(Py_ssize_t N, Py_ssize_t rows,
     return max((N + rows - 1) // rows, min(N, <Py_ssize_t> n_threads))
 
 
-cdef inline void block_masks(
+cdef inline bint block_masks(
     const floating* x,      # IN  (N, ldx) the batch
     Py_ssize_t ldx,
     Block* blk,             # IN/OUT its rows in, their masks out
@@ -602,13 +617,17 @@ cdef inline void block_masks(
     Py_ssize_t D,
 ) noexcept nogil:
     """Block k of nb: rows k N / nb ... (k + 1) N / nb - 1 (at most
-    ROW_BLOCK), and their masks."""
+    ROW_BLOCK), and their masks; whether the block's values are all
+    finite (read in the same pass: the kernels' callers may leave the
+    finiteness check of x to this)."""
     blk.first = k * N // nb
     blk.n = (k + 1) * N // nb - blk.first
     if floating is float:
-        mf_block_mask_f32(x + blk.first * ldx, ldx, <int> blk.n, D, blk.mask)
+        return mf_block_mask_f32(x + blk.first * ldx, ldx, <int> blk.n, D,
+                                 blk.mask)
     else:
-        mf_block_mask_f64(x + blk.first * ldx, ldx, <int> blk.n, D, blk.mask)
+        return mf_block_mask_f64(x + blk.first * ldx, ldx, <int> blk.n, D,
+                                 blk.mask)
 
 
 cdef inline void block_hidden(
@@ -658,31 +677,36 @@ cdef inline void block_input_gradient(
         mf_pixels_t_times_f64(&c64, i0, i1, M, ldm, width, add, O, width)
 
 
-cdef inline Py_ssize_t block_scratch(const Net* net,
+cdef inline Py_ssize_t block_scratch(const Net* net, Py_ssize_t rows,
                                      Py_ssize_t extra) noexcept nogil:
-    """Doubles of scratch for block_logits and ``extra`` more, a multiple
-    of a cache line (8): a block's a1, then its masks, then the extra."""
-    return (block_rows(net.H) * hidden_ld(net.H) + net.D + extra + 7) // 8 * 8
+    """Doubles of scratch for block_logits of blocks of at most ``rows``
+    rows (most_block_rows) and ``extra`` more, a multiple of a cache line
+    (8): a block's a1, then its masks, then the extra."""
+    return (rows * hidden_ld(net.H) + net.D + extra + 7) // 8 * 8
 
 
-cdef inline void block_logits(
+cdef inline bint block_logits(
     const floating* x,      # IN  (N, ldx) the rows
     Py_ssize_t ldx,
     Py_ssize_t k,           # IN  the block: k of nb, over N rows
     Py_ssize_t nb,
     Py_ssize_t N,
     const Net* net,         # IN  the parameters
-    double* scratch,        # scratch (block_scratch(net, 0),) on a cache
+    double* scratch,        # scratch (block_scratch(net,
+                            # most_block_rows(N, nb), 0),) on a cache
                             # line
     double* out,            # OUT (n, K) the logits of the block's n rows,
     Py_ssize_t ldo,         #     ldo apart
 ) noexcept nogil:
-    """The forward pass of block k of the rows, to the logits."""
+    """The forward pass of block k of the rows, to the logits; whether
+    the block's values of x are all finite (see block_masks)."""
     cdef Block blk
     cdef Py_ssize_t ld = hidden_ld(net.H)
     cdef double* a = scratch
-    blk.mask = <unsigned long long*> (scratch + block_rows(net.H) * ld)
-    block_masks(x, ldx, &blk, k, nb, N, net.D)
+    cdef bint finite
+    blk.mask = <unsigned long long*> (scratch + most_block_rows(N, nb) * ld)
+    finite = block_masks(x, ldx, &blk, k, nb, N, net.D)
     block_hidden(x, ldx, &blk, net, a, ld)
     activate_rows(a, ld, blk.n, net)
     output_rows(a, ld, blk.n, net, out, ldo)
+    return finite

@@ -15,12 +15,13 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.float cimport DBL_EPSILON
-from libc.math cimport INFINITY, fabs, isfinite, log
+from libc.math cimport INFINITY, NAN, fabs, isfinite, log
 from libc.stdint cimport int64_t, uint32_t
 from libc.string cimport memcpy
 
 from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
                       block_masks, block_rows, block_scratch, check_rows,
+                      most_block_rows,
                       free_scratch, gather_nonzeros,
                       hidden_ld, logits_sparse_row, mf_combine_rows32,
                       mf_output32, mf_pixels_f32, mf_pixels_f64,
@@ -42,25 +43,31 @@ def predict(
                                   #     scores
     int n_threads,
 ):
-    """The book's predict, by blocks of rows (see _common.Block)."""
+    """The book's predict, by blocks of rows (see _common.Block).
+
+    Returns whether every value of ``x`` is finite (read in the pass that
+    builds the blocks' masks: the caller may leave that check to this).
+    """
     cdef Net net = net_of(params, activation)
     check_rows(x.shape[1], &net)
     if y.shape[0] != x.shape[0] or y.shape[1] != net.K:
         raise ValueError("y must be (len(x), K)")
-    cdef Py_ssize_t N = x.shape[0], K = net.K, k
+    cdef Py_ssize_t N = x.shape[0], K = net.K, k, bad = 0
     cdef Py_ssize_t nb = n_blocks(N, block_rows(net.H), n_threads)
-    cdef Py_ssize_t width = block_scratch(&net, 0)
+    cdef Py_ssize_t width = block_scratch(&net, most_block_rows(N, nb), 0)
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     try:
         for k in prange(nb, nogil=True, schedule="static",
                         num_threads=n_threads):
-            block_logits(&x[0, 0], net.D, k, nb, N, &net,
-                         buf + threadid() * width, &y[k * N // nb, 0], K)
+            bad += not block_logits(&x[0, 0], net.D, k, nb, N, &net,
+                                    buf + threadid() * width,
+                                    &y[k * N // nb, 0], K)
             if not scores:
                 softmax_rows(&y[k * N // nb, 0],
                              (k + 1) * N // nb - k * N // nb, K)
     finally:
         free_scratch(buf)
+    return bad == 0
 
 
 def loss(
@@ -72,16 +79,21 @@ def loss(
     double[::1] row_loss,         # OUT (N,) per-row loss (scratch)
     int n_threads,
 ):
-    """Mean cross-entropy; rows are summed in order, whatever the threads."""
+    """Mean cross-entropy; rows are summed in order, whatever the threads.
+
+    NaN when a value of ``x`` is not finite (read in the pass that builds
+    the blocks' masks): a caller that left that check to this tells a NaN
+    loss of finite rows from such rows by its own check of ``x``.
+    """
     cdef Net net = net_of(params, activation)
     check_rows(x.shape[1], &net)
     if t.shape[0] != x.shape[0] or row_loss.shape[0] != x.shape[0]:
         raise ValueError("t and row_loss need one entry per row of x")
-    cdef Py_ssize_t N = x.shape[0], K = net.K, b, k
+    cdef Py_ssize_t N = x.shape[0], K = net.K, b, k, bad = 0
     cdef Py_ssize_t nb = n_blocks(N, block_rows(net.H), n_threads)
     # per thread: the block's a1 and masks, then its logits
-    cdef Py_ssize_t rows = block_rows(net.H)
-    cdef Py_ssize_t width = block_scratch(&net, rows * K)
+    cdef Py_ssize_t rows = most_block_rows(N, nb)
+    cdef Py_ssize_t width = block_scratch(&net, rows, rows * K)
     cdef Py_ssize_t logits = rows * hidden_ld(net.H) + net.D
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     cdef double* w
@@ -90,13 +102,16 @@ def loss(
         for k in prange(nb, nogil=True, schedule="static",
                         num_threads=n_threads):
             w = buf + threadid() * width
-            block_logits(&x[0, 0], net.D, k, nb, N, &net, w, w + logits, K)
+            bad += not block_logits(&x[0, 0], net.D, k, nb, N, &net, w,
+                                    w + logits, K)
             softmax_rows(w + logits, (k + 1) * N // nb - k * N // nb, K)
             for b in range(k * N // nb, (k + 1) * N // nb):
                 row_loss[b] = -log(
                     w[logits + (b - k * N // nb) * K + t[b]] + guard)
     finally:
         free_scratch(buf)
+    if bad:
+        return NAN
     with nogil:
         for b in range(N):
             total += row_loss[b]
@@ -299,11 +314,13 @@ cdef inline Py_ssize_t screen_rows(const Screen* sc) noexcept nogil:
                       BLOCK_BYTES // (sc.Hp * <Py_ssize_t> sizeof(float))))
 
 
-cdef inline Py_ssize_t block_width(const Screen* sc, const Net* net) noexcept nogil:
-    """Doubles of scratch for block_correct, a multiple of 8."""
+cdef inline Py_ssize_t block_width(const Screen* sc, const Net* net,
+                                   Py_ssize_t rows) noexcept nogil:
+    """Doubles of scratch for block_correct of blocks of at most ``rows``
+    rows (without the screen), a multiple of 8."""
     cdef Py_ssize_t n
     if sc == NULL:
-        return block_scratch(net, block_rows(net.H) * net.K)
+        return block_scratch(net, rows, rows * net.K)
     n = (screen_rows(sc) * sc.Hp + sc.Kp) // 2 + net.D + net.D + net.D // 2
     return (n + 1 + net.H + net.K + 7) // 8 * 8
 
@@ -317,9 +334,12 @@ cdef inline Py_ssize_t block_correct(
     const Screen* sc,         # IN  the float32 screen to try first, or NULL
     const Net* net,           # IN  the parameters
     bint scores,              # IN  argmax of the scores, not probabilities
-    double* w,                # scratch (block_width(sc, net),) on a cache line
+    double* w,                # scratch (block_width(sc, net,
+                              # most_block_rows(N, nb)),) on a cache line
 ) noexcept nogil:
-    """How many rows of block k have the book's class ``t``.
+    """How many rows of block k have the book's class ``t``, as ``-1 -
+    count`` when a value of the block's rows is not finite (see
+    _common.block_masks).
 
     Without the screen: the float64 forward pass of the block.  With it:
     the float32 x @ W1 of the block pixel by pixel, each row's class the
@@ -337,14 +357,15 @@ cdef inline Py_ssize_t block_correct(
     cdef int* idx
     cdef double* z
     cdef double s
+    cdef bint finite
     if sc == NULL:
         # the logits after the block's a1 and masks
-        z = w + block_rows(net.H) * hidden_ld(net.H) + D
-        block_logits(x, D, k, nb, N, net, w, z, K)
+        z = w + most_block_rows(N, nb) * hidden_ld(net.H) + D
+        finite = block_logits(x, D, k, nb, N, net, w, z, K)
         for b in range(k * N // nb, (k + 1) * N // nb):
             correct += row_class_of(z + (b - k * N // nb) * K, K,
                                     scores) == t[b]
-        return correct
+        return correct if finite else -1 - correct
     rows, Hp = screen_rows(sc), sc.Hp
     a1f = <float*> w
     a2f = a1f + rows * Hp
@@ -352,7 +373,7 @@ cdef inline Py_ssize_t block_correct(
     val = <double*> (blk.mask + D)
     idx = <int*> (val + D)
     z = val + D + (D + 1) // 2
-    block_masks(x, D, &blk, k, nb, N, D)
+    finite = block_masks(x, D, &blk, k, nb, N, D)
     if k + 1 < nb:  # the next block streams in while this one is screened
         mf_prefetch(x + (blk.first + blk.n) * D,
                     ((k + 2) * N // nb - (k + 1) * N // nb) * D,
@@ -381,7 +402,7 @@ cdef inline Py_ssize_t block_correct(
             logits_sparse_row(val, idx, nnz, net, z, z + net.H)
             cls = row_class_of(z + net.H, K, scores)
         correct += cls == t[b]
-    return correct
+    return correct if finite else -1 - correct
 
 
 def count_correct(
@@ -397,6 +418,7 @@ def count_correct(
                                   #     probability
     screen,                       # IN  a mnist_fast.screen.Screen, or None
     int n_threads,
+    bint check=False,             # IN  -1 for dense rows not all finite
 ):
     """Number of rows whose class (the most probable, or the largest
     score's) is the label.
@@ -405,7 +427,9 @@ def count_correct(
     first goes through a float32 forward pass, whose class is taken when
     its margin exceeds the pass's error bound; the other rows, and all rows
     without the screen, get the float64 pass.  The count is the same
-    either way.
+    either way.  With ``check``, -1 instead when a value of the dense rows
+    is not finite (read in the pass that builds the blocks' masks: the
+    caller may leave that check to this).
     """
     cdef Net net = net_of(params, activation)
     cdef Py_ssize_t N = t.shape[0], D = net.D, H = net.H, K = net.K
@@ -431,23 +455,25 @@ def count_correct(
     cdef const floating* vals = &values[0] if values.shape[0] else &no_value
     cdef const int* cols = (&indices[0] if not dense and indices.shape[0]
                             else &no_column)
-    cdef Py_ssize_t b, k, nb, width, correct = 0
+    cdef Py_ssize_t b, k, nb, width, c, correct = 0, bad = 0
     cdef double* buf
     cdef double* w
     if dense:
         # by blocks of rows, each thread's scratch on its cache lines
         nb = n_blocks(N, block_rows(H) if sc == NULL else screen_rows(sc),
                       n_threads)
-        width = block_width(sc, &net)
+        width = block_width(sc, &net, most_block_rows(N, nb))
         buf = <double*> scratch_rows(n_threads, width, sizeof(double))
         try:
             for k in prange(nb, nogil=True, schedule="static",
                             num_threads=n_threads):
-                correct += block_correct(vals, k, nb, N, &t[0], sc, &net,
-                                         scores, buf + threadid() * width)
+                c = block_correct(vals, k, nb, N, &t[0], sc, &net, scores,
+                                  buf + threadid() * width)
+                bad += c < 0
+                correct += c if c >= 0 else -1 - c
         finally:
             free_scratch(buf)
-        return correct
+        return -1 if bad and check else correct
     # per thread: z and logits, floats for the screen
     width = H + K + 1 + screen_floats(sc, D)
     buf = <double*> scratch_rows(n_threads, width, sizeof(double))

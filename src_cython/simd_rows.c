@@ -462,6 +462,42 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 MF_DEFINE_COMBINE(f64, double)
 MF_DEFINE_COMBINE(f32, float)
 
+/* A value's bits as an unsigned integer (read through a type that may alias
+ * it), and the finiteness test of mf_all_finite_* and mf_block_mask_*:
+ * the exponent bits plus one unit of the exponent carry into the top bit
+ * only for NaN and infinities, so OR-ing MF_NOT_FINITE_BITS over values
+ * and testing the top bit (MF_TOP_*) tells whether one is not finite. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef unsigned int mf_bits_f32 __attribute__((may_alias));
+typedef unsigned long long mf_bits_f64 __attribute__((may_alias));
+#else
+typedef unsigned int mf_bits_f32;
+typedef unsigned long long mf_bits_f64;
+#endif
+#define MF_EXP_f32 0x7f800000u
+#define MF_UNIT_f32 0x00800000u
+#define MF_TOP_f32 31
+#define MF_EXP_f64 0x7ff0000000000000ull
+#define MF_UNIT_f64 0x0010000000000000ull
+#define MF_TOP_f64 63
+#define MF_NOT_FINITE_BITS(SUFFIX, b) (((b) & MF_EXP_##SUFFIX) + MF_UNIT_##SUFFIX)
+static inline mf_bits_f32 mf_bits_of_f32(float v)
+{
+    mf_bits_f32 b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+static inline mf_bits_f64 mf_bits_of_f64(double v)
+{
+    mf_bits_f64 b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+/* the add of a t_times pass whose first block starts from 0 and leaves the
+ * rows of O without rows as they are (see mf_zero_rows_without) */
+#define MF_SKIP_EMPTY 2
+
 /* The two products of a block of at most 64 rows of a batch, pixel by
  * pixel (struct mf_pixels_*: bit r of mask[i] is set when row r of the
  * block, x + r ldx, is nonzero at pixel i), for the pixels i0 ... i1 - 1:
@@ -484,14 +520,20 @@ struct mf_pixels_args_##SUFFIX {                                               \
     ptrdiff_t ldm;                                                             \
     double *O;                                                                 \
     ptrdiff_t ldo;                                                             \
-    int add;                                                                   \
+    int add;  /* t_times: 1, 0 or MF_SKIP_EMPTY (mf_zero_rows_without) */    \
 };                                                                             \
                                                                                \
 /* mask[i] of mf_pixels_* for the n <= 64 rows at x, ldx apart, i < D:         \
- * eight rows per pass over the masks, in loops the compiler vectorises. */    \
-static void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,       \
-                                   ptrdiff_t D, unsigned long long *mask)      \
+ * eight rows per pass over the masks, in loops the compiler vectorises.      \
+ * The same loops test each value, so that a call's finiteness check of x    \
+ * costs no pass of its own: v - v is +0.0 (no bit set) for every finite v   \
+ * and NaN (bits set) for NaN and infinities, so the OR of their bits is 0   \
+ * when all are finite -- one subtraction and one OR per vector.  Returns    \
+ * whether every value read is finite. */                                     \
+static int mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,        \
+                                  ptrdiff_t D, unsigned long long *mask)       \
 {                                                                              \
+    mf_bits_##SUFFIX bad = 0;                                                  \
     ptrdiff_t i;                                                               \
     int r = 0, k;                                                              \
     for (i = 0; i < D; i++)                                                    \
@@ -500,14 +542,21 @@ static void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx, int n,       \
         const VAL_T *rows = x + r * ldx;                                       \
         for (i = 0; i < D; i++) {                                              \
             unsigned m = 0;                                                    \
-            for (k = 0; k < 8; k++)                                            \
-                m |= (unsigned)(rows[k * ldx + i] != 0) << k;                  \
+            for (k = 0; k < 8; k++) {                                          \
+                const VAL_T v = rows[k * ldx + i];                             \
+                m |= (unsigned)(v != 0) << k;                                  \
+                bad |= mf_bits_of_##SUFFIX(v - v);                             \
+            }                                                                  \
             mask[i] |= (unsigned long long)m << r;                             \
         }                                                                      \
     }                                                                          \
     for (; r < n; r++)                                                         \
-        for (i = 0; i < D; i++)                                                \
-            mask[i] |= (unsigned long long)(x[r * ldx + i] != 0) << r;         \
+        for (i = 0; i < D; i++) {                                              \
+            const VAL_T v = x[r * ldx + i];                                    \
+            mask[i] |= (unsigned long long)(v != 0) << r;                      \
+            bad |= mf_bits_of_##SUFFIX(v - v);                                 \
+        }                                                                      \
+    return bad == 0;                                                           \
 }                                                                              \
                                                                                \
 MF_PIXELS_PASSES(SUFFIX, VAL_T)                                                \
@@ -528,12 +577,49 @@ static void mf_pixels_t_times_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
                                        ptrdiff_t width, int add, double *O,    \
                                        ptrdiff_t ldo)                          \
 {                                                                              \
+    const int zeroed = !add && width >= MF_ZERO_MIN_WIDTH;                     \
     const struct mf_pixels_args_##SUFFIX args = {c, i0, i1, M, ldm, O, ldo,    \
-                                                 add};                         \
+                                                 zeroed ? MF_SKIP_EMPTY        \
+                                                        : !!add};              \
+    if (zeroed)                                                                \
+        MF_ZERO_ROWS_WITHOUT(c->mask, i0, i1, width, O, ldo);                  \
     MF_NATIVE_PASSES(mf_t_times_pass_##SUFFIX, width, 12);                     \
 }
 
 #if MF_VECTOR_EXTENSIONS
+/* The rows i0 ... i1 - 1 of O (width values, ldo apart) whose mask[i] is 0
+ * set to 0, a run of consecutive rows at a time when they are contiguous:
+ * for rows of at least MF_ZERO_MIN_WIDTH values, the rows of x.T @ dz1
+ * that the first block has no row for, written whole one after the other
+ * rather than by each pass over a slice of the units (a wide layer's
+ * gradient of W1, mostly such rows for a small batch, would be written
+ * slice by slice, a pass after the other); the passes then skip them
+ * (add = MF_SKIP_EMPTY: the other rows' sums start from 0, as with add =
+ * 0).  Narrower rows cost less to write in the passes than a memset per
+ * run. */
+#define MF_ZERO_MIN_WIDTH 128
+static inline void mf_zero_rows_without(const unsigned long long *mask,
+                                        ptrdiff_t i0, ptrdiff_t i1,
+                                        ptrdiff_t width, double *O,
+                                        ptrdiff_t ldo)
+{
+    ptrdiff_t i = i0, j;
+    while (i < i1) {
+        if (mask[i]) {
+            i++;
+            continue;
+        }
+        for (j = i + 1; j < i1 && !mask[j]; j++)
+            ;
+        if (ldo == width)
+            memset(O + i * ldo, 0, (size_t)((j - i) * width) * sizeof(double));
+        else
+            for (; i < j; i++)
+                memset(O + i * ldo, 0, (size_t)width * sizeof(double));
+        i = j;
+    }
+}
+#define MF_ZERO_ROWS_WITHOUT mf_zero_rows_without
 /* the passes over units j0 ... j0 + MF_VN nv + rem - 1 (see MF_NATIVE_PASSES) */
 #define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                        \
 MF_INLINE void mf_times_pass_##SUFFIX(                                         \
@@ -663,11 +749,11 @@ MF_INLINE void mf_t_times_pass_##SUFFIX(                                       \
             continue;                                                          \
         MF_UNROLL                                                              \
         for (a = 0; a < nv; a++)                                               \
-            acc[a] = p->add ? *(const mf_vn *)(out + MF_VN * a)                \
-                            : (mf_vn)MF_BROADCAST(0.0);                        \
-        if (p->add && (rem & 2))                                               \
+            acc[a] = p->add == 1 ? *(const mf_vn *)(out + MF_VN * a)           \
+                                 : (mf_vn)MF_BROADCAST(0.0);                   \
+        if (p->add == 1 && (rem & 2))                                          \
             acc2 = *(const mf_v2d *)(out + MF_VN * nv);                        \
-        if (p->add && (rem & 1))                                               \
+        if (p->add == 1 && (rem & 1))                                          \
             acc1 = out[MF_VN * nv + (rem & 2)];                                \
         while (rows) {                                                         \
             const ptrdiff_t r = __builtin_ctzll(rows);                         \
@@ -705,8 +791,11 @@ static inline int mf_lowest_bit(unsigned long long m)
     return r;
 }
 
-/* one pass over all the units (j0 = 0, width nv), pixel by pixel */
+/* one pass over all the units (j0 = 0, width nv), pixel by pixel; it
+ * writes each row of x.T @ dz1 whole itself */
 #define MF_NATIVE_PASSES(PASS, width, NACC) PASS(&args, 0, (int)(width), 0)
+#define MF_ZERO_ROWS_WITHOUT(mask, i0, i1, width, O, ldo) ((void)0)
+#define MF_ZERO_MIN_WIDTH PTRDIFF_MAX  /* never */
 #define mf_pair_times_pass_f32 mf_times_pass_f32
 #define mf_pair_times_pass_f64 mf_times_pass_f64
 #define MF_PIXELS_PASSES(SUFFIX, VAL_T)                                        \
@@ -1578,9 +1667,9 @@ static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
     return !(a >> (TOP));                                                      \
 }
 MF_DEFINE_ALL_FINITE(f32, unsigned int, mf_scan32, MF_SCAN_BYTES / 4,
-                     0x7f800000u, 0x00800000u, 31)
+                     MF_EXP_f32, MF_UNIT_f32, MF_TOP_f32)
 MF_DEFINE_ALL_FINITE(f64, unsigned long long, mf_scan64, MF_SCAN_BYTES / 8,
-                     0x7ff0000000000000ull, 0x0010000000000000ull, 63)
+                     MF_EXP_f64, MF_UNIT_f64, MF_TOP_f64)
 #else  /* portable C */
 #define MF_DEFINE_ALL_FINITE(SUFFIX, UINT, EXP, UNIT, TOP)                     \
 static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
@@ -1592,9 +1681,9 @@ static int mf_all_finite_##SUFFIX(const void *x, ptrdiff_t n)                  \
         a |= (u[i] & (UINT)(EXP)) + (UINT)(UNIT);                              \
     return !(a >> (TOP));                                                      \
 }
-MF_DEFINE_ALL_FINITE(f32, unsigned int, 0x7f800000u, 0x00800000u, 31)
-MF_DEFINE_ALL_FINITE(f64, unsigned long long, 0x7ff0000000000000ull,
-                     0x0010000000000000ull, 63)
+MF_DEFINE_ALL_FINITE(f32, unsigned int, MF_EXP_f32, MF_UNIT_f32, MF_TOP_f32)
+MF_DEFINE_ALL_FINITE(f64, unsigned long long, MF_EXP_f64, MF_UNIT_f64,
+                     MF_TOP_f64)
 #endif
 #undef MF_DEFINE_ALL_FINITE
 

@@ -137,10 +137,10 @@ struct mf_ops {
     void (*rows_times)(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
                        ptrdiff_t n, const double *M, ptrdiff_t width,
                        double *out, ptrdiff_t ldo);
-    void (*block_mask_f32)(const float *x, ptrdiff_t ldx, int n, ptrdiff_t D,
-                           unsigned long long *mask);
-    void (*block_mask_f64)(const double *x, ptrdiff_t ldx, int n,
-                           ptrdiff_t D, unsigned long long *mask);
+    int (*block_mask_f32)(const float *x, ptrdiff_t ldx, int n, ptrdiff_t D,
+                          unsigned long long *mask);
+    int (*block_mask_f64)(const double *x, ptrdiff_t ldx, int n,
+                          ptrdiff_t D, unsigned long long *mask);
     void (*pixels_times_f32)(const struct mf_pixels_f32 *c, ptrdiff_t i0,
                              ptrdiff_t i1, const double *W, ptrdiff_t ldw,
                              ptrdiff_t width, double *A, ptrdiff_t lda);
@@ -265,11 +265,11 @@ static inline void mf_rows_times(const double *z, ptrdiff_t ldz,
 
 /* The dispatch wrappers of the pixel passes, one set per value type. */
 #define MF_DISPATCH_PIXELS(SUFFIX, VAL_T)                                      \
-static inline void mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx,     \
-                                          int n, ptrdiff_t D,                \
-                                          unsigned long long *mask)          \
+static inline int mf_block_mask_##SUFFIX(const VAL_T *x, ptrdiff_t ldx,      \
+                                         int n, ptrdiff_t D,                 \
+                                         unsigned long long *mask)           \
 {                                                                            \
-    mf_active->block_mask_##SUFFIX(x, ldx, n, D, mask);                      \
+    return mf_active->block_mask_##SUFFIX(x, ldx, n, D, mask);               \
 }                                                                            \
 static inline void mf_pixels_times_##SUFFIX(                                 \
     const struct mf_pixels_##SUFFIX *c, ptrdiff_t i0, ptrdiff_t i1,          \

@@ -83,3 +83,45 @@ def test_screened_accuracy_by_blocks(hidden, dtype):
     assert_compiled_like_book(trained_params(shape, seed=hidden, scale=2.0),
                               x, rng.integers(0, 10, 1200), ("accuracy",),
                               num_threads=2)
+
+
+@pytest.mark.parametrize("hidden", [200, 500])
+@pytest.mark.parametrize("batch", [129, 300])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_hidden_layers_in_blocks_of_64_rows(hidden, batch, dtype):
+    # every block has 64 rows whatever the hidden size (its passes go by
+    # slices of units): several blocks, a short last one, on 1 and 2
+    # threads, like the book and equal across the threads
+    rng = np.random.default_rng(hidden + batch)
+    shape = (120, hidden, 10)
+    params = trained_params(shape, seed=hidden)
+    x = sparse_rows(rng, batch, shape[0], dtype)
+    t = rng.integers(0, 10, batch)
+    assert_compiled_like_book(params, x, t, METHODS, num_threads=2)
+    one, two = compiled_net(params, 1), compiled_net(params, 2)
+    g1, g2 = one.gradient(x, t), two.gradient(x, t)
+    for key in KEYS:
+        np.testing.assert_array_equal(g1[key], g2[key])
+    np.testing.assert_array_equal(one.predict(x), two.predict(x))
+
+
+@pytest.mark.parametrize("hidden", [127, 128, 130, 500])
+@pytest.mark.parametrize("batch", [1, 3, 65])
+def test_wide_gradient_rows_without_pixels(hidden, batch):
+    # from 128 units on, the rows of x.T @ dz1 whose pixel is 0 in every
+    # row of the first block are zeroed whole, in runs (a border of zero
+    # pixels as MNIST's, and a run in the middle), before the passes
+    rng = np.random.default_rng(hidden * batch)
+    shape = (90, hidden, 10)
+    x = sparse_rows(rng, batch, shape[0], np.float32, density=0.5)
+    x[:, :17] = 0.0
+    x[:, 40:52] = 0.0
+    x[:, -9:] = 0.0
+    params = trained_params(shape, seed=hidden)
+    t = rng.integers(0, 10, batch)
+    assert_compiled_like_book(params, x, t, ("gradient",), num_threads=2)
+    one, two = compiled_net(params, 1), compiled_net(params, 2)
+    g1, g2 = one.gradient(x, t), two.gradient(x, t)
+    for key in KEYS:
+        np.testing.assert_array_equal(g1[key], g2[key])
+    assert not g1["W1"][:17].any() and not g1["W1"][40:52].any()
