@@ -106,6 +106,32 @@ def test_each_kind_of_call_has_its_own_timings():
     assert used[-20:].count(4) >= 19
 
 
+def test_one_count_for_calls_of_kinds_that_alternate():
+    # the book's loop: kinds a and b in turn.  A team that the previous
+    # call did not use has fallen asleep, and waking it costs 1 ms.  Each
+    # kind alone looks faster on one thread for a (1.0 ms against 1.2 ms),
+    # but a on one thread puts the team to sleep before each b (0.4 ms on
+    # a team awake, 1.4 ms on a sleeping one or on one thread): all calls
+    # on 4 threads take 1.6 ms a turn, all on 1 thread 2.4 ms, a on 1 and
+    # b on 4 2.4 ms.
+    policy = AdaptiveThreads(4)
+    used = []
+
+    def kernel(kind, n):
+        awake = bool(used) and used[-1] == 4
+        if n == 1:
+            seconds = {"a": 1.0e-3, "b": 1.4e-3}[kind]
+        else:
+            seconds = {"a": 1.2e-3, "b": 0.4e-3}[kind] + (0 if awake else 1e-3)
+        time.sleep(seconds)
+        used.append(n)
+
+    for _ in range(150):
+        for kind in "ab":
+            policy.run((kind, 100), 4, kernel, kind)
+    assert used[-60:].count(4) >= 54
+
+
 def test_one_possible_count_is_not_timed():
     policy = AdaptiveThreads(4)
     seen = []
