@@ -88,8 +88,9 @@ SAMPLES = 3
 #: while the tries confirm the choice, up to the second ...
 PROBE_INTERVAL = (4, 32)
 #: ... and at least as many as keep the tries' extra time below this
-#: fraction of the time (a try, SAMPLES calls on a count r times slower,
-#: costs SAMPLES * (r - 1) calls), up to PROBE_MAX_WAIT calls.
+#: fraction of the time (a try, SAMPLES calls of each kind on a count r
+#: times slower, costs SAMPLES * (r - 1) calls per kind), up to
+#: PROBE_MAX_WAIT calls.
 PROBE_BUDGET = 0.01
 PROBE_MAX_WAIT = 1024
 
