@@ -93,6 +93,8 @@ PROBE_INTERVAL = (4, 32)
 #: PROBE_MAX_WAIT calls.
 PROBE_BUDGET = 0.01
 PROBE_MAX_WAIT = 1024
+#: Calls whose median takes this long (seconds) choose their count alone.
+LONG_CALL = 1e-3
 
 
 def resolve_num_threads(num_threads=None):
@@ -301,7 +303,11 @@ class AdaptiveThreads(FixedThreads):
     book's loop: ``gradient``, the user's update, ``loss``) on different
     counts would let the team fall asleep between the calls that use it,
     and each of those would pay for waking it; one count for all keeps the
-    team awake, or leaves it asleep, for the whole turn.
+    team awake, or leaves it asleep, for the whole turn.  A kind of call
+    that takes :data:`LONG_CALL` or more (``accuracy`` over a data set, the
+    numerical gradient, ``train``'s blocks of steps) chooses its count
+    alone, as :class:`_Timings` says: waking a team is a small part of such
+    a call, and the short calls around it would otherwise decide for it.
 
     Each kind of call keeps the durations of its last :data:`SAMPLES`
     calls on each count.  Every few calls (:data:`PROBE_INTERVAL`, fewer
@@ -309,9 +315,8 @@ class AdaptiveThreads(FixedThreads):
     burst of calls on the other count, until each kind called since the
     last decision has been timed :data:`SAMPLES` times there; then it keeps
     the count under which those kinds, each weighted by how often it was
-    called, take less time.  So a change of load changes the choice, a
-    kind called rarely (``accuracy`` once an epoch) counts as rarely as it
-    is called, and a kind not seen before is soon timed on both counts.
+    called, take less time.  So a change of load changes the choice, and a
+    kind not seen before is soon timed on both counts.
     """
 
     adaptive = True
@@ -319,6 +324,7 @@ class AdaptiveThreads(FixedThreads):
     def __init__(self, num_threads):
         super().__init__(num_threads)
         self._kinds = {}        # kind -> {True: all, False: one}: durations
+        self._long = {}         # kind -> its _Timings, for long calls
         self.parallel = True    # the count in use: all (True) or one
         self.calls = {}         # kind -> calls since the last decision
         self.interval = PROBE_INTERVAL[0]
@@ -332,6 +338,13 @@ class AdaptiveThreads(FixedThreads):
     def run(self, kind, most, kernel, *args):
         if most == 1:
             return kernel(*args, 1)
+        alone = self._long.get(kind)
+        if alone is not None:
+            n = alone.next_count()
+            start = time.perf_counter()
+            result = kernel(*args, n)
+            alone.record(n, time.perf_counter() - start)
+            return result
         times = self._kinds.get(kind)
         if times is None:
             times = self._kinds[kind] = {True: deque(maxlen=SAMPLES),
@@ -343,8 +356,25 @@ class AdaptiveThreads(FixedThreads):
         start = time.perf_counter()
         result = kernel(*args, most if parallel else 1)
         times[parallel].append(time.perf_counter() - start)
-        self._count(kind, parallel)
+        if (len(times[parallel]) == SAMPLES
+                and sorted(times[parallel])[SAMPLES // 2] >= LONG_CALL):
+            self._choose_alone(kind, most, parallel)
+        else:
+            self._count(kind, parallel)
         return result
+
+    def _choose_alone(self, kind, most, parallel):
+        """From now on, ``kind`` chooses its count by its own timings (those
+        so far, on the count ``parallel`` says, its first)."""
+        alone = self._long[kind] = _Timings(most)
+        for is_all, n in ((True, most), (False, 1)):
+            alone.samples[n].extend(self._kinds[kind][is_all])
+        if not parallel:
+            alone.best, alone.other = 1, most
+        del self._kinds[kind]
+        self.calls.pop(kind, None)
+        if self.burst is not None:
+            self.burst.pop(kind, None)
 
     def _next_count(self, times):
         """Whether the next call runs on all threads."""
@@ -401,3 +431,53 @@ class AdaptiveThreads(FixedThreads):
             times = sorted(self._kinds[k][parallel])
             total += self.calls[k] * times[len(times) // 2]
         return total
+
+
+class _Timings:
+    """The recent durations of one kind of call on 1 and ``most`` threads,
+    and which count to use next.
+
+    The count not in use is tried in bursts of :data:`SAMPLES` calls, and
+    only a burst's timings judge it: the first call after a pause pays for
+    waking the other threads and warming their caches, which one call
+    alone would always blame on the count.
+    """
+
+    def __init__(self, most):
+        self.samples = {most: deque(maxlen=SAMPLES), 1: deque(maxlen=SAMPLES)}
+        self.best, self.other = most, 1
+        self.interval = PROBE_INTERVAL[0]
+        self.wait = 0    # calls on the best count before the next burst
+        self.burst = 0   # calls left in the burst on the other count
+
+    def next_count(self):
+        if len(self.samples[self.best]) < SAMPLES:
+            return self.best
+        if not self.burst and self.wait <= 0:
+            self.burst = SAMPLES
+            self.samples[self.other].clear()
+        if self.burst:
+            return self.other
+        self.wait -= 1
+        return self.best
+
+    def _median(self, n):
+        times = sorted(self.samples[n])
+        return times[len(times) // 2] if times else float("inf")
+
+    def record(self, n, seconds):
+        self.samples[n].append(seconds)
+        if n != self.other or not self.burst:
+            return
+        self.burst -= 1
+        if self.burst:
+            return
+        low, high = PROBE_INTERVAL
+        if self._median(self.other) < self._median(self.best):
+            self.best, self.other = self.other, self.best
+            self.interval = self.wait = low  # confirm the change soon
+        else:  # the burst confirmed the choice: try less often
+            self.interval = min(2 * self.interval, high)
+            slower = self._median(self.other) / self._median(self.best) - 1
+            self.wait = max(self.interval, min(
+                PROBE_MAX_WAIT, int(SAMPLES * slower / PROBE_BUDGET)))
