@@ -12,8 +12,8 @@ The policy in five rules:
   steps and ``train``'s evaluations may use them all.
 * A count the user chose (``num_threads=`` or ``$MNIST_FAST_NUM_THREADS``)
   is used as it is (:class:`FixedThreads`).  Otherwise
-  (:class:`AdaptiveThreads`) a network's calls run on one thread or on
-  all they may use, whichever their recent calls timed faster: on a machine
+  (:class:`AdaptiveThreads`) each kind of call runs on one thread or on
+  all it may use, whichever its recent calls timed faster: on a machine
   where another program keeps a core busy, a team of all cores waits for
   the thread that does not get one, and one thread is then several times
   faster.  The other count is tried again now and then, so the choice
@@ -88,13 +88,10 @@ SAMPLES = 3
 #: while the tries confirm the choice, up to the second ...
 PROBE_INTERVAL = (4, 32)
 #: ... and at least as many as keep the tries' extra time below this
-#: fraction of the time (a try, SAMPLES calls of each kind on a count r
-#: times slower, costs SAMPLES * (r - 1) calls per kind), up to
-#: PROBE_MAX_WAIT calls.
+#: fraction of the time (a try, SAMPLES calls on a count r times slower,
+#: costs SAMPLES * (r - 1) calls), up to PROBE_MAX_WAIT calls.
 PROBE_BUDGET = 0.01
 PROBE_MAX_WAIT = 1024
-#: Calls whose median takes this long (seconds) choose their count alone.
-LONG_CALL = 1e-3
 
 
 def resolve_num_threads(num_threads=None):
@@ -295,42 +292,20 @@ class FixedThreads:
 
 
 class AdaptiveThreads(FixedThreads):
-    """One thread or all, whichever makes the network's calls faster now.
+    """One thread or ``most``, per kind of call, whichever is faster now.
 
-    The count is one for all the calls of a network, not one per kind of
-    call: a team left idle between two calls sleeps, and the next call on
-    it pays for waking it.  Calls of different kinds run in turn (the
-    book's loop: ``gradient``, the user's update, ``loss``) on different
-    counts would let the team fall asleep between the calls that use it,
-    and each of those would pay for waking it; one count for all keeps the
-    team awake, or leaves it asleep, for the whole turn.  A kind of call
-    that takes :data:`LONG_CALL` or more (``accuracy`` over a data set, the
-    numerical gradient, ``train``'s blocks of steps) chooses its count
-    alone, as :class:`_Timings` says: waking a team is a small part of such
-    a call, and the short calls around it would otherwise decide for it.
-
-    Each kind of call keeps the durations of its last :data:`SAMPLES`
-    calls on each count.  Every few calls (:data:`PROBE_INTERVAL`, fewer
-    the slower the other count is: :data:`PROBE_BUDGET`) the policy runs a
-    burst of calls on the other count, until each kind called since the
-    last decision has been timed :data:`SAMPLES` times there; then it keeps
-    the count under which those kinds, each weighted by how often it was
-    called, take less time.  So a change of load changes the choice, and a
-    kind not seen before is soon timed on both counts.
+    Each kind of call keeps the durations of its last :data:`SAMPLES` calls
+    on each count and runs on the count whose median is lower; every few
+    calls (:data:`PROBE_INTERVAL`, fewer the slower the other count is:
+    :data:`PROBE_BUDGET`) it runs :data:`SAMPLES` calls in a row on the
+    other count, so that a change of load changes the choice.
     """
 
     adaptive = True
 
     def __init__(self, num_threads):
         super().__init__(num_threads)
-        self._kinds = {}        # kind -> {True: all, False: one}: durations
-        self._long = {}         # kind -> its _Timings, for long calls
-        self.parallel = True    # the count in use: all (True) or one
-        self.calls = {}         # kind -> calls since the last decision
-        self.interval = PROBE_INTERVAL[0]
-        self.wait = 0           # calls on the count in use before a burst
-        self.burst = None       # kind -> calls still to time on the other
-        self.burst_left = 0     # ... and calls before the burst ends anyway
+        self._kinds = {}
 
     def __repr__(self):
         return f"adaptive, 1 or {self.num_threads} threads, timed per call"
@@ -338,99 +313,14 @@ class AdaptiveThreads(FixedThreads):
     def run(self, kind, most, kernel, *args):
         if most == 1:
             return kernel(*args, 1)
-        alone = self._long.get(kind)
-        if alone is not None:
-            n = alone.next_count()
-            start = time.perf_counter()
-            result = kernel(*args, n)
-            alone.record(n, time.perf_counter() - start)
-            return result
-        times = self._kinds.get(kind)
-        if times is None:
-            times = self._kinds[kind] = {True: deque(maxlen=SAMPLES),
-                                         False: deque(maxlen=SAMPLES)}
-            # a kind not seen before is timed on the other count soon: the
-            # wait was set by the kinds called until now
-            self.wait = min(self.wait, PROBE_INTERVAL[0])
-        parallel = self._next_count(times)
+        timings = self._kinds.get(kind)
+        if timings is None:
+            timings = self._kinds[kind] = _Timings(most)
+        n = timings.next_count()
         start = time.perf_counter()
-        result = kernel(*args, most if parallel else 1)
-        times[parallel].append(time.perf_counter() - start)
-        if (len(times[parallel]) == SAMPLES
-                and sorted(times[parallel])[SAMPLES // 2] >= LONG_CALL):
-            self._choose_alone(kind, most, parallel)
-        else:
-            self._count(kind, parallel)
+        result = kernel(*args, n)
+        timings.record(n, time.perf_counter() - start)
         return result
-
-    def _choose_alone(self, kind, most, parallel):
-        """From now on, ``kind`` chooses its count by its own timings (those
-        so far, on the count ``parallel`` says, its first)."""
-        alone = self._long[kind] = _Timings(most)
-        for is_all, n in ((True, most), (False, 1)):
-            alone.samples[n].extend(self._kinds[kind][is_all])
-        if not parallel:
-            alone.best, alone.other = 1, most
-        del self._kinds[kind]
-        self.calls.pop(kind, None)
-        if self.burst is not None:
-            self.burst.pop(kind, None)
-
-    def _next_count(self, times):
-        """Whether the next call runs on all threads."""
-        if self.burst is None and self.wait <= 0:
-            # the kinds timed enough on the count in use (a kind new or
-            # rare is left out: it would hold the burst up)
-            ready = [k for k in self.calls
-                     if len(self._kinds[k][self.parallel]) == SAMPLES]
-            if ready:
-                self.burst = {k: SAMPLES for k in ready}
-                # kinds no longer called do not hold the burst up either
-                self.burst_left = 2 * SAMPLES * len(ready)
-                for k in ready:
-                    self._kinds[k][not self.parallel].clear()
-        if self.burst is not None:
-            return not self.parallel
-        self.wait -= 1
-        return self.parallel
-
-    def _count(self, kind, parallel):
-        """Count the call; at the end of a burst, decide."""
-        self.calls[kind] = self.calls.get(kind, 0) + 1
-        if self.burst is None or parallel == self.parallel:
-            return
-        if self.burst.get(kind, 0) > 0:
-            self.burst[kind] -= 1
-        self.burst_left -= 1
-        if any(self.burst.values()) and self.burst_left > 0:
-            return
-        kinds = [k for k in self.burst if self._kinds[k][not self.parallel]]
-        self.burst = None
-        spent, other = self._total(kinds, self.parallel), self._total(
-            kinds, not self.parallel)
-        low, high = PROBE_INTERVAL
-        if not kinds:  # none of them was called again
-            self.wait = self.interval
-        elif other < spent:
-            self.parallel = not self.parallel
-            self.interval = self.wait = low  # confirm the change soon
-        else:  # the burst confirmed the choice: try less often
-            self.interval = min(2 * self.interval, high)
-            slower = other / spent - 1
-            tried = SAMPLES * len(kinds)
-            self.wait = max(self.interval, min(
-                PROBE_MAX_WAIT, int(tried * slower / PROBE_BUDGET)))
-        self.calls = {}
-
-    def _total(self, kinds, parallel):
-        """The time of the calls since the last decision of ``kinds``, were
-        they all on one count (the median of each kind's durations there
-        times its number of calls)."""
-        total = 0.0
-        for k in kinds:
-            times = sorted(self._kinds[k][parallel])
-            total += self.calls[k] * times[len(times) // 2]
-        return total
 
 
 class _Timings:

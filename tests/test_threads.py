@@ -106,53 +106,6 @@ def test_each_kind_of_call_has_its_own_timings():
     assert used[-20:].count(4) >= 19
 
 
-def test_one_count_for_calls_of_kinds_that_alternate():
-    # the book's loop: kinds a and b in turn.  A team that the previous
-    # call did not use has fallen asleep, and waking it costs 0.3 ms.  Each
-    # kind alone looks faster on one thread for a (0.30 ms against 0.36
-    # ms), but a on one thread puts the team to sleep before each b (0.12
-    # ms on a team awake, 0.42 ms on a sleeping one or on one thread): all
-    # calls on 4 threads take 0.48 ms a turn, all on 1 thread 0.72 ms, a on
-    # 1 and b on 4 0.72 ms.
-    policy = AdaptiveThreads(4)
-    used = []
-
-    def kernel(kind, n):
-        awake = bool(used) and used[-1] == 4
-        if n == 1:
-            seconds = {"a": 0.30e-3, "b": 0.42e-3}[kind]
-        else:
-            seconds = {"a": 0.36e-3, "b": 0.12e-3}[kind] + (0 if awake else 0.3e-3)
-        time.sleep(seconds)
-        used.append(n)
-
-    for _ in range(150):
-        for kind in "ab":
-            policy.run((kind, 100), 4, kernel, kind)
-    assert used[-60:].count(4) >= 54
-
-
-def test_a_long_call_among_short_ones_chooses_its_count_alone():
-    # short calls faster on one thread (0.1 ms against 0.5 ms), and now and
-    # then a long one faster on 4 (3 ms against 6 ms), as an epoch's
-    # accuracy among the book's steps on a machine where the short calls
-    # gain nothing from a team
-    policy = AdaptiveThreads(4)
-    used = {"short": [], "long": []}
-
-    def kernel(kind, n):
-        time.sleep({"short": {4: 5e-4, 1: 1e-4},
-                    "long": {4: 3e-3, 1: 6e-3}}[kind][n])
-        used[kind].append(n)
-
-    for _ in range(30):
-        for _ in range(20):
-            policy.run(("short", 100), 4, kernel, "short")
-        policy.run(("long", 60000), 4, kernel, "long")
-    assert used["long"][-10:].count(4) >= 9
-    assert used["short"][-200:].count(1) >= 180
-
-
 def test_one_possible_count_is_not_timed():
     policy = AdaptiveThreads(4)
     seen = []
