@@ -4,11 +4,10 @@ import numpy as np
 
 from . import book, reference
 from .backends import BACKENDS, make_engine
-from .engine import Architecture
+from .engine import Architecture, InputsNotScanned
 from .model_file import load_model, save_model
 from .seeding import random_source
 from .threads import thread_policy
-from .engine import InputsNotScanned
 from .validation import (as_inputs, as_labels, as_params, as_unscanned_inputs,
                          layer_sizes, one_of, param_shapes, real_number)
 
