@@ -426,7 +426,9 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, *,
 
     out = {}
     for split in ("train", "test"):
-        x = arrays[f"{split}_img"]
+        # popped: the uint8 images go as soon as their copy is made, so the
+        # load's peak memory is the result and one split's uint8 images
+        x = arrays.pop(f"{split}_img")
         if normalize:
             x = x.astype(np.float32)
             x /= 255.0

@@ -2,6 +2,8 @@ import gzip
 import hashlib
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 import mnist_fast
 from mnist_fast import mnist as mnist_module
 from mnist_fast.mnist import FILES, IDXFormatError, load_mnist, parse_idx
+from conftest import cli_env
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -87,6 +90,36 @@ def test_cold_then_warm_cache(tmp_path, monkeypatch):
     for (x_cold, t_cold), (x_warm, t_warm) in zip(cold, warm):
         np.testing.assert_array_equal(x_cold, x_warm)
         np.testing.assert_array_equal(t_cold, t_warm)
+
+
+PEAK_MEMORY = """
+import resource, sys
+import mnist_fast
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+(x, t), (x_test, t_test) = mnist_fast.load_mnist()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - before) * 1024)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="ru_maxrss in KiB is Linux's")
+@pytest.mark.parametrize("cache", ["cold", "warm"])
+def test_load_mnist_holds_no_more_than_one_split_twice(tmp_path, cache):
+    """At its peak ``load_mnist`` holds the uint8 images and the float32
+    copy of the training split only: each split's uint8 images go as soon
+    as their copy is made (learners' laptops run short of memory first)."""
+    env = cli_env(**{mnist_module.ENV_CACHE_DIR: str(tmp_path)})
+    if cache == "warm":
+        subprocess.run([sys.executable, "-c", PEAK_MEMORY], env=env,
+                       check=True, capture_output=True, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-c", PEAK_MEMORY], env=env,
+                         check=True, capture_output=True, text=True,
+                         cwd=tmp_path)
+    uint8_images = (60000 + 10000) * 784
+    float32_train = 60000 * 784 * 4
+    slack = 8 * 2**20  # the interpreter's own allocations meanwhile
+    assert int(out.stdout) <= uint8_images + float32_train + slack
 
 
 def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
