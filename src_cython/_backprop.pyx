@@ -28,7 +28,8 @@ cimport cython
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport NAN, isfinite
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint64_t
+from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memset
 
 from _common cimport (RELU, Block, Grads, Net, activate_rows, block_hidden,
@@ -41,6 +42,8 @@ from _common cimport (RELU, Block, Grads, Net, activate_rows, block_hidden,
                       mf_vector_matrix, n_blocks, net_of,
                       output_rows, scratch_rows, softmax_row,
                       softmax_rows)
+
+from _rows cimport N_CODES, Rows, decode_row, prefetch_stored_row, rows_of
 
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
@@ -127,11 +130,11 @@ cdef struct Columns:
 
 
 cdef struct Csr:
-    # Rows stored compressed (CSR) with their classes; the values travel
-    # apart, as a float or double pointer.
-    const int64_t* indptr   # (N + 1,) where each row starts
-    const int* indices      # (nnz,)   the column of each nonzero
-    const Py_ssize_t* labels  # (N,)   the class of each row
+    # A batch of rows compressed (CSR) with their classes, as decode_row
+    # gives them; the values travel apart, as a float or double pointer.
+    int64_t* indptr         # (B + 1,) where each row starts
+    int* indices            # (nnz,)   the column of each nonzero
+    Py_ssize_t* labels      # (B,)     the class of each row
 
 
 cdef struct Work:
@@ -146,6 +149,8 @@ cdef struct Work:
     double* gW2T            # (K, H) scratch
     double* ones            # (B,)   1.0
     Columns cols            # the batch column by column
+    Csr rows                # the batch row by row
+    void* values            # (nnz,) the values of its nonzeros (x's type)
 
 
 @cython.final
@@ -154,9 +159,10 @@ cdef class Workspace:
     most ``max_nnz`` nonzeros in all."""
 
     cdef double[:, ::1] W2T, z, dy, dz1, dyT, gW2T
-    cdef double[::1] ones, col_vals
-    cdef Py_ssize_t[::1] col_start, col_fill, touched
-    cdef int[::1] col_rows
+    cdef double[::1] ones, col_vals, row_vals
+    cdef Py_ssize_t[::1] col_start, col_fill, touched, row_labels
+    cdef int[::1] col_rows, row_cols
+    cdef int64_t[::1] row_start
     cdef Work work
 
     def __init__(self, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t K,
@@ -170,6 +176,10 @@ cdef class Workspace:
         self.touched = np.empty(D, dtype=np.intp)
         self.col_rows = np.empty(max_nnz + 1, dtype=np.intc)
         self.col_vals = np.empty(max_nnz + 1)
+        self.row_start = np.empty(B + 1, dtype=np.int64)
+        self.row_cols = np.empty(max_nnz + 1, dtype=np.intc)
+        self.row_vals = np.empty(max_nnz + 1)  # room for doubles or floats
+        self.row_labels = np.empty(B, dtype=np.intp)
         cdef Work* w = &self.work
         w.W2T, w.gW2T = &self.W2T[0, 0], &self.gW2T[0, 0]
         w.z, w.dz1 = &self.z[0, 0], &self.dz1[0, 0]
@@ -179,45 +189,28 @@ cdef class Workspace:
         w.cols.rows, w.cols.vals = &self.col_rows[0], &self.col_vals[0]
         w.cols.touched = &self.touched[0]
         w.cols.n_touched = 0
+        w.rows.indptr, w.rows.indices = &self.row_start[0], &self.row_cols[0]
+        w.rows.labels = &self.row_labels[0]
+        w.values = &self.row_vals[0]
         w.ld = H
 
 
-cdef inline void prefetch_row(
-    const floating* values, const Csr* csr, Py_ssize_t row,
-) noexcept nogil:
-    """Ask for the cache lines of row ``row`` of a CSR matrix (a hint)."""
-    cdef Py_ssize_t start = csr.indptr[row]
-    cdef Py_ssize_t nnz = csr.indptr[row + 1] - start
-    mf_prefetch(values + start, nnz, sizeof(floating))
-    mf_prefetch(csr.indices + start, nnz, sizeof(int))
-
-
 cdef inline void columns_from_rows(
-    const floating* values,   # IN  the nonzeros of the CSR matrix
-    const Csr* csr,           # IN  its rows
-    const Py_ssize_t* rows,   # IN  (B,) the batch: rows of the matrix
+    const floating* values,   # IN  the nonzeros of the batch's CSR form
+    const Csr* csr,           # IN  its B rows
     Py_ssize_t B,
     Py_ssize_t D,
     Columns* cols,            # OUT the batch column by column
 ) noexcept nogil:
-    """Transpose the rows ``rows`` of a CSR matrix into ``cols``, each
-    column in batch order.
-
-    The rows are scattered over the matrix: their cache lines are
-    requested a few rows ahead of the first pass.
-    """
+    """Transpose the rows of a CSR matrix into ``cols``, each column in
+    batch order."""
     cdef const int64_t* indptr = csr.indptr
     cdef const int* indices = csr.indices
-    cdef Py_ssize_t b, n, i, n_touched = 0, ahead = 4
-    for b in range(min(B, ahead)):
-        prefetch_row(values, csr, rows[b])
+    cdef Py_ssize_t b, n, i, n_touched = 0
     for i in range(D + 1):
         cols.start[i] = 0
-    for b in range(B):
-        if b + ahead < B:
-            prefetch_row(values, csr, rows[b + ahead])
-        for n in range(indptr[rows[b]], indptr[rows[b] + 1]):
-            cols.start[indices[n] + 1] += 1
+    for n in range(indptr[B]):
+        cols.start[indices[n] + 1] += 1
     for i in range(D):
         if cols.start[i + 1]:
             cols.touched[n_touched] = i
@@ -225,7 +218,7 @@ cdef inline void columns_from_rows(
         cols.start[i + 1] += cols.start[i]
         cols.fill[i] = cols.start[i]
     for b in range(B):
-        for n in range(indptr[rows[b]], indptr[rows[b] + 1]):
+        for n in range(indptr[b], indptr[b + 1]):
             i = indices[n]
             cols.rows[cols.fill[i]] = <int> b
             cols.vals[cols.fill[i]] = values[n]
@@ -234,12 +227,11 @@ cdef inline void columns_from_rows(
 
 
 cdef void forward_and_columns(
-    const floating* values,   # IN  the nonzeros of the CSR matrix
-    const Csr* csr,           # IN  its rows and their classes
-    const Py_ssize_t* rows,   # IN  (B,) the batch: rows of the matrix
+    const floating* values,   # IN  (nnz,) w.rows' values
     Py_ssize_t B,
     const Net* net,           # IN  the parameters
-    Work* w,                  # OUT z, dy, dz1 and the batch's columns
+    Work* w,                  # IN  the batch (w.rows)
+                              # OUT z, dy, dz1 and the batch's columns
     int n_threads,
 ) noexcept nogil:
     """The forward pass and per-row deltas of the backward pass, and the
@@ -248,23 +240,20 @@ cdef void forward_and_columns(
     One parallel loop: its first iteration transposes the batch while the
     other threads run the rows (dynamic schedule).
     """
-    cdef Py_ssize_t it, b, row, H = net.H, K = net.K
+    cdef Py_ssize_t it, b, H = net.H, K = net.K
+    cdef const Csr* csr = &w.rows
     cdef const int64_t* indptr = csr.indptr
-    for b in range(B):
-        mf_prefetch(indptr + rows[b], 2, sizeof(int64_t))
-        mf_prefetch(csr.labels + rows[b], 1, sizeof(Py_ssize_t))
     transpose(net.W2, H, K, w.W2T)
     for it in prange(B + 1, schedule="dynamic", chunksize=4,
                      num_threads=n_threads):
         if it == 0:
-            columns_from_rows(values, csr, rows, B, net.D, &w.cols)
+            columns_from_rows(values, csr, B, net.D, &w.cols)
         else:
             b = it - 1
-            row = rows[b]
-            logits_sparse_row(values + indptr[row], csr.indices + indptr[row],
-                              indptr[row + 1] - indptr[row], net,
+            logits_sparse_row(values + indptr[b], csr.indices + indptr[b],
+                              indptr[b + 1] - indptr[b], net,
                               w.z + b * H, w.dy + b * K)
-            output_delta_row(w.dy + b * K, K, csr.labels[row], <double> B)
+            output_delta_row(w.dy + b * K, K, csr.labels[b], <double> B)
             hidden_delta_row(w.z + b * H, w.dy + b * K, w.W2T, net,
                              w.dz1 + b * H)
 
@@ -398,9 +387,6 @@ def gradient(
         free_scratch(raw)
 
 
-# where the columns of a matrix without nonzeros point
-cdef int NO_COLUMN = 0
-
 
 @cython.final  # direct calls to its cdef methods, no vtable
 cdef class SGDTrainer:
@@ -415,8 +401,8 @@ cdef class SGDTrainer:
     Parameters
     ----------
     rows : object
-        The training set: ``indptr`` (int64), ``indices`` (C int) and
-        ``values`` (float32/float64) of its CSR form, ``t`` (intp) the
+        The training set: ``indptr``, ``indices``, ``codes`` and ``values``
+        (float32/float64) of its CSR form (``to_csr``), ``t`` (intp) the
         class of each row.
     params : dict
         ``W1, b1, W2, b2``: float64 C-contiguous arrays, updated in place.
@@ -431,13 +417,10 @@ cdef class SGDTrainer:
     may change it from one block of steps to the next).
     """
 
-    cdef const int64_t[::1] indptr
-    cdef const int[::1] indices
-    cdef const float[::1] values32
-    cdef const double[::1] values64
+    cdef object rows  # holds the arrays of ``stored``
+    cdef Rows stored
     cdef bint is32
     cdef const Py_ssize_t[::1] labels
-    cdef Csr csr
     cdef double[:, ::1] W1
     cdef double[::1] b1
     cdef double[:, ::1] W2
@@ -457,23 +440,19 @@ cdef class SGDTrainer:
         self.net = net_of(params, activation)
         self.W1, self.b1 = params["W1"], params["b1"]
         self.W2, self.b2 = params["W2"], params["b2"]
-        self.indptr, self.indices, self.labels = rows.indptr, rows.indices, rows.t
+        self.rows, self.labels = rows, rows.t
         self.is32 = rows.values.dtype == np.float32
         if self.is32:
-            self.values32 = rows.values
+            self.stored = rows_of[float](rows, rows.values)
         else:
-            self.values64 = rows.values
-        if self.indptr.shape[0] != self.labels.shape[0] + 1 or batch_size < 1:
+            self.stored = rows_of[double](rows, rows.values)
+        if rows.indptr.shape[0] != self.labels.shape[0] + 1 or batch_size < 1:
             raise ValueError("rows or batch_size do not fit")
-        self.csr.indptr, self.csr.labels = &self.indptr[0], &self.labels[0]
-        # no nonzeros at all: a place to point at that is never read
-        self.csr.indices = (&self.indices[0] if self.indices.shape[0]
-                            else &NO_COLUMN)
         self.B, self.lr, self.guard = batch_size, learning_rate, guard
         self.n_threads = 1
         cdef Py_ssize_t B = self.B, D = self.net.D, H = self.net.H
         cdef Py_ssize_t K = self.net.K
-        row_nnz = np.diff(np.asarray(self.indptr))
+        row_nnz = np.diff(rows.indptr)
         self.space = Workspace(B, D, H, K, B * int(row_nnz.max(initial=0)))
         self.logits = np.empty((B, H + K))
         self.oldW1 = np.empty((D, H))
@@ -522,36 +501,56 @@ cdef class SGDTrainer:
         the number of non-finite updated values.  The rows of
         ``next_batch`` (if not NULL) are requested meanwhile."""
         cdef Py_ssize_t n_bad
+        cdef Work* w = &self.space.work
         if self.is32:
-            n_bad = self._update(&self.values32[0], batch, next_batch)
+            self._decode(<float*> w.values, batch)
+            n_bad = self._update(<float*> w.values, next_batch)
         else:
-            n_bad = self._update(&self.values64[0], batch, next_batch)
+            self._decode(<double*> w.values, batch)
+            n_bad = self._update(<double*> w.values, next_batch)
         if n_bad:
             self._rollback()
             loss[0] = NAN
             return n_bad
         if self.is32:
-            loss[0] = self._loss(&self.values32[0], batch, next_batch)
+            loss[0] = self._loss(<float*> w.values, next_batch)
         else:
-            loss[0] = self._loss(&self.values64[0], batch, next_batch)
+            loss[0] = self._loss(<double*> w.values, next_batch)
         if not isfinite(loss[0]):
             self._rollback()
         return 0
 
+    cdef void _decode(self, floating* values,
+                      const Py_ssize_t* batch) noexcept nogil:
+        """The rows ``batch`` of the training set into the work's ``rows``
+        and ``values`` (x's type)."""
+        cdef Csr* rows = &self.space.work.rows
+        cdef const Rows* stored = &self.stored
+        cdef Py_ssize_t b, row, B = self.B
+        cdef int n_threads = self.n_threads
+        rows.indptr[0] = 0
+        for b in range(B):
+            row = batch[b]
+            rows.indptr[b + 1] = (rows.indptr[b] + stored.indptr[row + 1]
+                                  - stored.indptr[row])
+            rows.labels[b] = self.labels[row]
+        for b in prange(B, schedule="static", num_threads=n_threads):
+            decode_row(stored, batch[b], values + rows.indptr[b],
+                       rows.indices + rows.indptr[b])
+
     cdef Py_ssize_t _update(self, const floating* values,
-                            const Py_ssize_t* batch,
                             const Py_ssize_t* next_batch) noexcept nogil:
-        """Forward, backward and the update, in place; the number of
-        updated values that are not finite.  Where the rows of
-        ``next_batch`` (if not NULL) start is requested meanwhile."""
+        """Forward, backward and the update of the decoded batch (its
+        ``values``), in place; the number of updated values that are not
+        finite.  Where the rows of ``next_batch`` (if not NULL) start is
+        requested meanwhile."""
         cdef Py_ssize_t B = self.B, H = self.net.H, K = self.net.K
         cdef Py_ssize_t it, i, b, n_bad, bad = 0
         cdef double lr = self.lr
         cdef int n_threads = self.n_threads  # no attribute lookup in prange
         cdef Work* w = &self.space.work
         cdef Columns* cols = &w.cols
-        forward_and_columns(values, &self.csr, batch, B, &self.net, w,
-                            n_threads)
+        forward_and_columns(values, B, &self.net, w, n_threads)
         # The update; the first iteration does W2, b1 and b2, the others
         # a W1 row each: W1[i] -= lr * (x.T @ dz1)[i], pixels in the batch
         # only (the other rows of the gradient are 0).
@@ -566,7 +565,7 @@ cdef class SGDTrainer:
                          + mf_update_in_place(&self.b2[0], &self.oldb2[0], lr, K))
                 if next_batch != NULL:
                     for b in range(B):
-                        mf_prefetch(&self.indptr[next_batch[b]], 2,
+                        mf_prefetch(&self.stored.indptr[next_batch[b]], 2,
                                     sizeof(int64_t))
                         mf_prefetch(&self.labels[next_batch[b]], 1,
                                     sizeof(Py_ssize_t))
@@ -594,39 +593,123 @@ cdef class SGDTrainer:
         memcpy(&self.b1[0], &self.oldb1[0], H * sizeof(double))
         memcpy(&self.b2[0], &self.oldb2[0], self.net.K * sizeof(double))
 
-    cdef double _loss(self, const floating* values, const Py_ssize_t* batch,
+    cdef double _loss(self, const floating* values,
                       const Py_ssize_t* next_batch) noexcept nogil:
-        """The book's mean loss over the batch rows (summed in order); the
-        rows of ``next_batch`` (if not NULL) are requested meanwhile."""
-        cdef Py_ssize_t B = self.B, H = self.net.H, K = self.net.K, b, row
-        cdef const int64_t* indptr = self.csr.indptr
+        """The book's mean loss over the decoded batch (its ``values``),
+        summed in order; the rows of ``next_batch`` (if not NULL) are
+        requested meanwhile."""
+        cdef Py_ssize_t B = self.B, H = self.net.H, K = self.net.K, b
+        cdef const Csr* rows = &self.space.work.rows
+        cdef const int64_t* indptr = rows.indptr
         cdef int n_threads = self.n_threads
         cdef double total = 0.0, guard = self.guard
         for b in prange(B, schedule="static", num_threads=n_threads):
             if next_batch != NULL:
-                prefetch_row(values, &self.csr, next_batch[b])
-            row = batch[b]
+                prefetch_stored_row(&self.stored, next_batch[b],
+                                    sizeof(floating))
             logits_sparse_row(
-                values + indptr[row], self.csr.indices + indptr[row],
-                indptr[row + 1] - indptr[row], &self.net, &self.logits[b, 0],
+                values + indptr[b], rows.indices + indptr[b],
+                indptr[b + 1] - indptr[b], &self.net, &self.logits[b, 0],
                 &self.logits[b, H])
             self.row_loss[b] = cross_entropy_row(&self.logits[b, H], K,
-                                                 self.csr.labels[row], guard)
+                                                 rows.labels[b], guard)
         for b in range(B):
             total += self.row_loss[b]
         return total / B
 
 
-def to_csr(const floating[:, ::1] x, int n_threads):
-    """``x`` in CSR form: (indptr int64, indices C int, values x.dtype).
+cdef enum:
+    # slots of a ValueSet: few collisions while it can still give codes
+    SET_BITS = 12
+    SET_SLOTS = 1 << SET_BITS
 
-    Two passes over the rows (count, then gather), each parallel over rows;
-    no temporary larger than the result.
+
+cdef struct ValueSet:
+    # The distinct nonzero values of a part of the rows, by bit pattern, in
+    # an open-addressing table, each with its code (in order of arrival);
+    # 0 marks an empty slot (the pattern of +0.0, never a nonzero).  Past
+    # N_CODES values it stops taking new ones.
+    uint64_t keys[SET_SLOTS]
+    uint8_t codes[SET_SLOTS]
+    uint64_t by_code[N_CODES]   # the value of each code
+    Py_ssize_t n                # N_CODES + 1 once there were too many
+
+
+cdef inline uint64_t bits_of(floating v) noexcept nogil:
+    cdef uint64_t key = 0
+    memcpy(&key, &v, sizeof(floating))
+    return key
+
+
+cdef inline Py_ssize_t slot_of(const ValueSet* s, uint64_t key) noexcept nogil:
+    """Where ``key`` is in ``s``, or the empty slot where it would go."""
+    cdef Py_ssize_t i = <Py_ssize_t> ((key * 0x9E3779B97F4A7C15ULL)
+                                      >> (64 - SET_BITS))
+    while s.keys[i] != 0 and s.keys[i] != key:
+        i = (i + 1) & (SET_SLOTS - 1)
+    return i
+
+
+cdef inline uint8_t code_of(ValueSet* s, uint64_t key) noexcept nogil:
+    """The code of ``key`` in ``s``, a new one if it is new (0 when ``s``
+    has no codes left)."""
+    cdef Py_ssize_t i = slot_of(s, key)
+    if s.keys[i] == key:
+        return s.codes[i]
+    if s.n >= N_CODES:
+        s.n = N_CODES + 1
+        return 0
+    s.keys[i], s.codes[i], s.by_code[s.n] = key, <uint8_t> s.n, key
+    s.n += 1
+    return s.codes[i]
+
+
+cdef inline bint merge_codes(
+    ValueSet* sets,         # IN  (n_sets,) the codes of parts of the rows
+                            # OUT the first: the codes of all of them
+    Py_ssize_t n_sets,
+    uint8_t* renumber,      # OUT (n_sets, N_CODES) each part's codes in
+                            #     the first's
+    floating* table,        # OUT (N_CODES,) the value of each code, 0 after
+) noexcept nogil:
+    """One code space for the parts (the first part's codes kept); False
+    when their values are more than N_CODES."""
+    cdef Py_ssize_t k, c
+    for k in range(n_sets):
+        if sets[k].n > N_CODES:
+            return False
+        for c in range(sets[k].n):
+            renumber[k * N_CODES + c] = code_of(&sets[0], sets[k].by_code[c])
+            if sets[0].n > N_CODES:
+                return False
+    memset(table, 0, N_CODES * sizeof(floating))
+    for c in range(sets[0].n):
+        memcpy(&table[c], &sets[0].by_code[c], sizeof(floating))
+    return True
+
+
+def to_csr(const floating[:, ::1] x, int n_threads):
+    """``x`` in the compact CSR form of _rows.pxd: (indptr, indices, codes,
+    values).
+
+    ``indptr`` int64; ``indices`` uint16 when ``x`` has at most 65536
+    columns, else C int; when its nonzeros take at most 256 distinct values
+    (bit patterns), ``codes`` uint8 and ``values`` (256,) of x's type the
+    value of each code (then 0s); else ``codes`` None and ``values`` each
+    nonzero's value.  Every value is copied bit for bit.
+
+    Two passes over the rows (count; gather and code), each parallel over
+    parts of the rows that code their values apart, then the parts' codes
+    renumbered into one code space; a third pass over the rows for their
+    values instead when they have too many.  No temporary larger than the
+    result.
     """
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], b, n, nnz
+    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], b, n, nnz, pos, k, c
+    cdef bint wide = D > 65536
+    dtype = np.asarray(x).dtype
     if D == 0:  # no columns: no nonzeros (and no x[b, 0] to point at)
-        return (np.zeros(N + 1, dtype=np.int64), np.empty(0, dtype=np.intc),
-                np.empty(0, dtype=np.asarray(x).dtype))
+        return (np.zeros(N + 1, dtype=np.int64), np.empty(0, dtype=np.uint16),
+                np.empty(0, dtype=np.uint8), np.zeros(N_CODES, dtype=dtype))
     indptr_arr = np.empty(N + 1, dtype=np.int64)
     cdef int64_t[::1] indptr = indptr_arr
     with nogil:
@@ -635,29 +718,76 @@ def to_csr(const floating[:, ::1] x, int n_threads):
             indptr[b + 1] = count_nonzeros(&x[b, 0], D)
         for b in range(N):
             indptr[b + 1] += indptr[b]
-    indices_arr = np.empty(indptr[N], dtype=np.intc)
-    values_arr = np.empty(indptr[N], dtype=np.asarray(x).dtype)
-    cdef int[::1] indices = indices_arr
-    cdef floating[::1] values = values_arr
-    # per thread: where a row's nonzeros are (gather_nonzeros writes
-    # places beyond them, which would race with the next row's thread if
-    # written in place); their values are copied from x, bit for bit
+    nnz = indptr[N]
+    indices_arr = np.empty(nnz, dtype=np.intc if wide else np.uint16)
+    codes_arr = np.empty(nnz, dtype=np.uint8)
+    table_arr = np.empty(N_CODES, dtype=dtype)
+    cdef uint16_t[::1] narrow
+    cdef int[::1] wide_idx
+    if wide:
+        wide_idx = indices_arr
+    else:
+        narrow = indices_arr
+    cdef uint8_t[::1] codes = codes_arr
+    cdef floating[::1] table = table_arr
+    cdef floating[::1] raw
+    # parts of the rows, one per thread; per part: where a row's nonzeros
+    # are (gather_nonzeros writes places beyond them, which would race with
+    # the next part if written in place), the codes of its values, and
+    # those in the first part's
+    cdef Py_ssize_t n_parts = max(1, min(n_threads, N))
     cdef double* val = <double*> scratch_rows(n_threads, D, sizeof(double))
-    cdef int* idx
+    cdef int* idx = NULL
     cdef int* row_idx
+    cdef ValueSet* sets = NULL
+    cdef uint8_t* renumber = NULL
+    cdef uint8_t* to_first
+    cdef uint64_t key, last
+    cdef uint8_t code
+    cdef bint coded
     try:
         idx = <int*> scratch_rows(n_threads, D, sizeof(int))
-        try:
+        sets = <ValueSet*> scratch_rows(n_parts, 1, sizeof(ValueSet))
+        renumber = <uint8_t*> scratch_rows(n_parts, N_CODES, 1)
+        memset(sets, 0, n_parts * sizeof(ValueSet))
+        with nogil:
+            for k in prange(n_parts, schedule="static", num_threads=n_threads):
+                row_idx = idx + k * D
+                last, code = 0, 0
+                for b in range(k * N // n_parts, (k + 1) * N // n_parts):
+                    nnz = gather_nonzeros(&x[b, 0], D, val + k * D, row_idx)
+                    for n in range(nnz):
+                        pos = indptr[b] + n
+                        if wide:
+                            wide_idx[pos] = row_idx[n]
+                        else:
+                            narrow[pos] = <uint16_t> row_idx[n]
+                        key = bits_of(x[b, row_idx[n]])
+                        if key != last:  # strokes run at one grey level
+                            code, last = code_of(&sets[k], key), key
+                        codes[pos] = code
+            coded = merge_codes(sets, n_parts, renumber, &table[0])
+            if coded:
+                for k in prange(1, n_parts, schedule="static",
+                                num_threads=n_threads):
+                    to_first = renumber + k * N_CODES
+                    for pos in range(indptr[k * N // n_parts],
+                                     indptr[(k + 1) * N // n_parts]):
+                        codes[pos] = to_first[codes[pos]]
+        if not coded:
+            codes_arr = None
+            table_arr = np.empty(indptr[N], dtype=dtype)
+            raw = table_arr
             for b in prange(N, nogil=True, schedule="static",
                             num_threads=n_threads):
                 row_idx = idx + threadid() * D
                 nnz = gather_nonzeros(&x[b, 0], D, val + threadid() * D,
                                       row_idx)
                 for n in range(nnz):
-                    indices[indptr[b] + n] = row_idx[n]
-                    values[indptr[b] + n] = x[b, row_idx[n]]
-        finally:
-            free_scratch(idx)
+                    raw[indptr[b] + n] = x[b, row_idx[n]]
     finally:
         free_scratch(val)
-    return indptr_arr, indices_arr, values_arr
+        free_scratch(idx)
+        free_scratch(sets)
+        free_scratch(renumber)
+    return indptr_arr, indices_arr, codes_arr, table_arr

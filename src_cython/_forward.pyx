@@ -30,6 +30,8 @@ from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
                       RELU, net_of, row_class_of, scratch_rows,
                       softmax_rows)
 
+from _rows cimport Rows, decode_row, decoded_width, rows_of
+
 include "_simd.pxi"  # simd(), simd_variants(), use_simd()
 
 
@@ -407,10 +409,11 @@ cdef inline Py_ssize_t block_correct(
 
 def count_correct(
     const floating[::1] values,   # IN  the rows: N dense rows of D values,
-                                  #     or the nonzeros of their CSR form
+                                  #     or the values of their CSR form
     const Py_ssize_t[::1] t,      # IN  (N,) class labels
-    csr,                          # IN  None (dense rows), or the CSR form's
-                                  #     indptr, indices and row_l1 (sum |x|)
+    csr,                          # IN  None (dense rows), or the CSR form
+                                  #     (to_csr's indptr, indices, codes)
+                                  #     and its row_l1 (sum |x|)
     dict params,                  # IN  W1, b1, W2, b2 (see _common.Net)
     int activation,               # IN  the hidden layer's (an Activation)
     bint scores,                  # IN  the class of the largest score (the
@@ -434,30 +437,24 @@ def count_correct(
     cdef Net net = net_of(params, activation)
     cdef Py_ssize_t N = t.shape[0], D = net.D, H = net.H, K = net.K
     cdef bint dense = csr is None
-    cdef const int64_t[::1] indptr
-    cdef const int[::1] indices
+    cdef Rows stored
     cdef const double[::1] l1
     if dense:
         if values.shape[0] != N * D:
             raise ValueError("dense rows need N * D values")
     else:
-        indptr, indices, l1 = csr.indptr, csr.indices, csr.row_l1
-        if (indptr.shape[0] != N + 1 or l1.shape[0] != N
-                or indptr[N] != values.shape[0]
-                or indices.shape[0] != values.shape[0]):
+        stored, l1 = rows_of(csr, values), csr.row_l1
+        if csr.indptr.shape[0] != N + 1 or l1.shape[0] != N:
             raise ValueError("the CSR arrays do not fit together")
     cdef ScreenArrays held = (None if screen is None
                               else screen_arrays(screen, &net, scores))
     cdef const Screen* sc = NULL if held is None else &held.sc
-    # rows by pointer: an empty last row starts past the end of the arrays
     cdef floating no_value = 0
-    cdef int no_column = 0
     cdef const floating* vals = &values[0] if values.shape[0] else &no_value
-    cdef const int* cols = (&indices[0] if not dense and indices.shape[0]
-                            else &no_column)
-    cdef Py_ssize_t b, k, nb, width, c, correct = 0, bad = 0
+    cdef Py_ssize_t b, k, nb, width, c, nnz, correct = 0, bad = 0
     cdef double* buf
     cdef double* w
+    cdef double* row
     if dense:
         # by blocks of rows, each thread's scratch on its cache lines
         nb = n_blocks(N, block_rows(H) if sc == NULL else screen_rows(sc),
@@ -474,17 +471,19 @@ def count_correct(
         finally:
             free_scratch(buf)
         return -1 if bad and check else correct
-    # per thread: z and logits, floats for the screen
-    width = H + K + 1 + screen_floats(sc, D)
+    # per thread: the row decoded, z and logits, floats for the screen
+    width = decoded_width(D) + H + K + 1 + screen_floats(sc, D)
     buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     try:
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
-            w = buf + threadid() * width
+            row = buf + threadid() * width
+            w = row + decoded_width(D)
+            nnz = decode_row(&stored, b, <floating*> row, <int*> (row + D))
             correct += row_class(
-                vals + indptr[b], cols + indptr[b],
-                indptr[b + 1] - indptr[b], l1[b] if sc != NULL else 0, sc,
-                &net, scores, w, <float*> (w + H + K + 1)) == t[b]
+                <floating*> row, <int*> (row + D), nnz,
+                l1[b] if sc != NULL else 0, sc, &net, scores, w,
+                <float*> (w + H + K + 1)) == t[b]
     finally:
         free_scratch(buf)
     return correct
@@ -516,41 +515,40 @@ def screen_classes(
     float64 pass (for its tests); the network's activation is the
     screen's."""
     cdef Net net = net_of(params, screen.activation)
-    cdef const int64_t[::1] indptr = csr.indptr
-    cdef const int[::1] indices = csr.indices
+    cdef Rows stored = rows_of(csr, values)
     cdef const double[::1] l1 = csr.row_l1
-    cdef Py_ssize_t N = indptr.shape[0] - 1, b
+    cdef Py_ssize_t N = csr.indptr.shape[0] - 1, b, nnz
     cdef ScreenArrays held = screen_arrays(screen, &net, scores)
     cdef const Screen* sc = &held.sc
-    if l1.shape[0] != N or values.shape[0] != indptr[N]:
-        raise ValueError("row_l1 or values do not fit indptr")
-    # rows by pointer, as in count_correct
-    cdef floating no_value = 0
-    cdef int no_column = 0
-    cdef const floating* vals = &values[0] if values.shape[0] else &no_value
-    cdef const int* cols = &indices[0] if indices.shape[0] else &no_column
+    if l1.shape[0] != N:
+        raise ValueError("row_l1 does not fit indptr")
     out_arr = np.empty(N, dtype=np.intp)
     cdef Py_ssize_t[::1] out = out_arr
     cdef float[::1] f = np.empty(net.D + sc.Hp + sc.Kp, dtype=np.float32)
+    cdef double[::1] row = np.empty(decoded_width(net.D))
+    cdef floating* val = <floating*> &row[0]
+    cdef int* idx = <int*> (&row[0] + net.D)
     with nogil:
         for b in range(N):
-            out[b] = screened_class(
-                vals + indptr[b], cols + indptr[b], indptr[b + 1] - indptr[b],
-                l1[b], sc, net.K, &f[0])
+            nnz = decode_row(&stored, b, val, idx)
+            out[b] = screened_class(val, idx, nnz, l1[b], sc, net.K, &f[0])
     return out_arr
 
 
 def row_l1(
-    const int64_t[::1] indptr,    # IN  (N + 1,)
-    const floating[::1] values,   # IN  (nnz,)
+    csr,                          # IN  to_csr's indptr, indices, codes
+    const floating[::1] values,   # IN  and values
+    Py_ssize_t D,                 # IN  the rows' length
 ):
     """sum |x| of each row of a CSR matrix, rounded up (for the screen)."""
-    cdef Py_ssize_t N = indptr.shape[0] - 1, b
-    cdef floating no_value = 0
-    cdef const floating* vals = &values[0] if values.shape[0] else &no_value
+    cdef Rows stored = rows_of(csr, values)
+    cdef Py_ssize_t N = csr.indptr.shape[0] - 1, b, nnz
     out_arr = np.empty(N)
     cdef double[::1] out = out_arr
+    cdef double[::1] row = np.empty(decoded_width(D))
+    cdef floating* val = <floating*> &row[0]
     with nogil:
         for b in range(N):
-            out[b] = l1_bound(vals + indptr[b], indptr[b + 1] - indptr[b])
+            nnz = decode_row(&stored, b, val, <int*> (&row[0] + D))
+            out[b] = l1_bound(val, nnz)
     return out_arr

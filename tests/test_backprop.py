@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mnist_fast import TwoLayerNet, TrainingDiverged, kernels, train
+from mnist_fast.compiled_engine import CompressedRows
 from conftest import (ATOL as TOLERANCES, KEYS, assert_compiled_like_book,
                       compiled_net, one_hot, reference_net, requires_compiled,
                       trained_params)
@@ -58,6 +59,11 @@ def test_gradient_does_not_depend_on_threads(mnist_batch, num_threads):
         np.testing.assert_array_equal(one[key], many[key])
 
 
+def stored_values(codes, values):
+    """Each nonzero's value of to_csr's (codes, values)."""
+    return values if codes is None else values[codes]
+
+
 @pytest.mark.parametrize("num_threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_to_csr_keeps_every_nonzero_in_order(mnist, dtype, num_threads):
@@ -71,19 +77,50 @@ def test_to_csr_keeps_every_nonzero_in_order(mnist, dtype, num_threads):
     bits = np.uint32 if dtype == np.float32 else np.uint64
     rand.view(bits)[5, 2] = bits(0x7F800001 if dtype == np.float32
                                  else 0x7FF0000000000001)  # signalling NaN
-    for x in (x_train[:1000].astype(dtype), rand, np.zeros((0, 9), dtype),
-              np.zeros((5, 0), dtype)):
-        indptr, indices, values = kernels.backprop.to_csr(x, num_threads)
+    # 256 distinct values (the most that are coded: 255 levels and a
+    # signalling NaN), then 257
+    levels = np.linspace(0.5, 1.0, 255).astype(dtype)
+    grey = np.zeros((40, 30), dtype)
+    places = rng.choice(grey.size, 601, replace=False)
+    grey.flat[places[:600]] = np.r_[levels, rng.choice(levels, 345)]
+    grey.view(bits).flat[places[600]] = rand.view(bits)[5, 2]
+    grey_257 = grey.copy()
+    grey_257[grey_257 == 0.0] = 2.0
+    wide = np.zeros((3, 70000), dtype)  # columns past uint16
+    wide[:, [0, 65535, 65536, 69999]] = [[1, 2, 3, 4], [0, 5, 0, 6], [7, 0, 0, 0]]
+    cases = ((x_train[:1000].astype(dtype), True, False),
+             (rand, False, False), (grey, True, False),
+             (grey_257, False, False), (wide, True, True),
+             (np.zeros((0, 9), dtype), True, False),
+             (np.zeros((5, 0), dtype), True, False))
+    for x, coded, is_wide in cases:
+        indptr, indices, codes, values = kernels.backprop.to_csr(
+            x, num_threads)
         with np.errstate(invalid="ignore"):  # NumPy's tests of the sNaN
             rows, cols = np.nonzero(x)
             per_row = np.count_nonzero(x, axis=1)
-        assert indptr.dtype == np.int64 and indices.dtype == np.intc
+        assert indptr.dtype == np.int64
+        assert indices.dtype == (np.intc if is_wide else np.uint16)
         assert values.dtype == dtype
+        assert (codes is not None) == coded
+        if coded:
+            assert codes.dtype == np.uint8 and values.shape == (256,)
         np.testing.assert_array_equal(indptr, np.r_[0, np.cumsum(per_row)])
         np.testing.assert_array_equal(indices, cols)
         # bit for bit: a NaN keeps its payload
-        np.testing.assert_array_equal(values.view(bits),
-                                      x[rows, cols].view(bits))
+        np.testing.assert_array_equal(
+            stored_values(codes, values).view(bits), x[rows, cols].view(bits))
+
+
+def test_train_holds_mnist_in_three_bytes_a_nonzero(mnist):
+    """The training set as train keeps it: a uint16 column and a uint8
+    code per nonzero pixel (MNIST has 256 grey levels), 8 bytes a row."""
+    (x, t), _ = mnist
+    data = CompressedRows(x, t.astype(np.intp), 2)
+    nnz = np.count_nonzero(x)
+    assert data.indices.nbytes + data.codes.nbytes == 3 * nnz
+    assert data.indptr.nbytes == 8 * (len(x) + 1)
+    assert data.values.nbytes == 256 * 4
 
 
 def fused_trainer(params, x, t, batch_size, lr, num_threads=1):
