@@ -742,8 +742,6 @@ def to_csr(const floating[:, ::1] x, int n_threads):
     cdef ValueSet* sets = NULL
     cdef uint8_t* renumber = NULL
     cdef uint8_t* to_first
-    cdef uint64_t key, last
-    cdef uint8_t code
     cdef bint coded
     try:
         idx = <int*> scratch_rows(n_threads, D, sizeof(int))
@@ -753,7 +751,6 @@ def to_csr(const floating[:, ::1] x, int n_threads):
         with nogil:
             for k in prange(n_parts, schedule="static", num_threads=n_threads):
                 row_idx = idx + k * D
-                last, code = 0, 0
                 for b in range(k * N // n_parts, (k + 1) * N // n_parts):
                     nnz = gather_nonzeros(&x[b, 0], D, val + k * D, row_idx)
                     for n in range(nnz):
@@ -762,10 +759,7 @@ def to_csr(const floating[:, ::1] x, int n_threads):
                             wide_idx[pos] = row_idx[n]
                         else:
                             narrow[pos] = <uint16_t> row_idx[n]
-                        key = bits_of(x[b, row_idx[n]])
-                        if key != last:  # strokes run at one grey level
-                            code, last = code_of(&sets[k], key), key
-                        codes[pos] = code
+                        codes[pos] = code_of(&sets[k], bits_of(x[b, row_idx[n]]))
             coded = merge_codes(sets, n_parts, renumber, &table[0])
             if coded:
                 for k in prange(1, n_parts, schedule="static",

@@ -87,6 +87,14 @@ cdef extern from "simd_rows.h" nogil:
     # out = sum_n val[n] * M[idx[n], :width] in float32; width % 8 == 0
     void mf_combine_rows32(const float* val, const int* idx, Py_ssize_t nnz,
                            const float* M, Py_ssize_t width, float* out)
+    # the same for a row of compact rows (_rows.pxd): its n-th nonzero is
+    # table[code[n]] in column col[n]
+    struct mf_coded_row:
+        const unsigned char* code
+        const unsigned short* col
+        const float* table
+    void mf_combine_coded32(const mf_coded_row* r, Py_ssize_t nnz,
+                            const float* M, Py_ssize_t width, float* out)
     # z = sigmoid(z + b) in float32, n % 8 == 0; returns max |z + b| (inf
     # when one is not finite)
     float mf_sigmoid32(float* z, const float* b, Py_ssize_t n)

@@ -16,7 +16,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.float cimport DBL_EPSILON
 from libc.math cimport INFINITY, NAN, fabs, isfinite, log
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.string cimport memcpy
 
 from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
@@ -26,6 +26,7 @@ from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
                       hidden_ld, logits_sparse_row, mf_combine_rows32,
                       mf_output32, mf_pixels_f32, mf_pixels_f64,
                       mf_pixels_times32_f32, mf_pixels_times32_f64, mf_prefetch,
+                      mf_coded_row, mf_combine_coded32,
                       mf_row_l1_f32, mf_row_l1_f64, mf_sigmoid32, n_blocks,
                       RELU, net_of, row_class_of, scratch_rows,
                       softmax_rows)
@@ -219,6 +220,40 @@ cdef inline Py_ssize_t row_class(
         logits_sparse_row(values, indices, nnz, net, z, z + net.H)
         cls = row_class_of(z + net.H, net.K, scores)
     return cls
+
+
+cdef inline Py_ssize_t stored_row_class(
+    const Rows* r,            # IN  the rows
+    Py_ssize_t b,             #     the row
+    double s,                 # IN  l1_bound of the row (when screened)
+    const Screen* sc,         # IN  the float32 screen to try first, or NULL
+    const Net* net,           # IN  the parameters
+    bint scores,              # IN  argmax of the scores, not probabilities
+    floating* row,            # scratch (decoded_width(D) doubles)
+    double* w,                # scratch (H + K + 1 + screen_floats) doubles
+) noexcept nogil:
+    """``row_class`` of row ``b`` of ``r`` (``floating`` its type).  A
+    float32 row coded with uint16 columns goes through the screen as
+    stored; the others, and the rows the screen leaves, are decoded."""
+    cdef int64_t start = r.indptr[b]
+    cdef Py_ssize_t cls, nnz = r.indptr[b + 1] - start
+    cdef float* f = <float*> (w + net.H + net.K + 1)
+    cdef int* idx = <int*> (<double*> row + net.D)
+    cdef mf_coded_row coded
+    if (floating is float and sc != NULL and r.codes != NULL and not r.wide
+            and 0 < nnz <= sc.max_nnz):
+        coded.code = r.codes + start
+        coded.col = <const uint16_t*> r.indices + start
+        coded.table = <const float*> r.values
+        mf_combine_coded32(&coded, nnz, sc.W1f, sc.Hp, f)
+        cls = screen_decision(f, nnz, s, sc, net.K, f + sc.Hp)
+        if cls >= 0:
+            return cls
+        nnz = decode_row(r, b, row, idx)
+        logits_sparse_row(row, idx, nnz, net, w, w + net.H)
+        return row_class_of(w + net.H, net.K, scores)
+    nnz = decode_row(r, b, row, idx)
+    return row_class(row, idx, nnz, s, sc, net, scores, w, f)
 
 
 cdef inline Py_ssize_t screened_class(
@@ -451,7 +486,7 @@ def count_correct(
     cdef const Screen* sc = NULL if held is None else &held.sc
     cdef floating no_value = 0
     cdef const floating* vals = &values[0] if values.shape[0] else &no_value
-    cdef Py_ssize_t b, k, nb, width, c, nnz, correct = 0, bad = 0
+    cdef Py_ssize_t b, k, nb, width, c, correct = 0, bad = 0
     cdef double* buf
     cdef double* w
     cdef double* row
@@ -478,12 +513,9 @@ def count_correct(
         for b in prange(N, nogil=True, schedule="static",
                         num_threads=n_threads):
             row = buf + threadid() * width
-            w = row + decoded_width(D)
-            nnz = decode_row(&stored, b, <floating*> row, <int*> (row + D))
-            correct += row_class(
-                <floating*> row, <int*> (row + D), nnz,
-                l1[b] if sc != NULL else 0, sc, &net, scores, w,
-                <float*> (w + H + K + 1)) == t[b]
+            correct += stored_row_class(
+                &stored, b, l1[b] if sc != NULL else 0, sc, &net, scores,
+                <floating*> row, row + decoded_width(D)) == t[b]
     finally:
         free_scratch(buf)
     return correct

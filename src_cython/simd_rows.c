@@ -211,43 +211,72 @@ typedef float mf_vnf __attribute__((vector_size(16), aligned(4), may_alias));
 #define MF_VNF 4
 #endif
 
+/* A pass over the nnz nonzeros of a row, the n-th being VALUE(n) in column
+ * COLUMN(n): the body of mf_pass32 and mf_pass_coded32 */
+#define MF_PASS32_BODY(VALUE, COLUMN)                                          \
+    mf_vnf acc[12];                                                            \
+    ptrdiff_t n;                                                               \
+    int a;                                                                     \
+    MF_UNROLL                                                                  \
+    for (a = 0; a < nv; a++)                                                   \
+        acc[a] = (mf_vnf){0.0f};                                               \
+    for (n = 0; n < nnz; n++) {                                                \
+        const float *m = M + (ptrdiff_t)(COLUMN) * ld + j0;                    \
+        const float v = (VALUE);                                               \
+        MF_UNROLL                                                              \
+        for (a = 0; a < nv; a++)                                               \
+            acc[a] += v * *(const mf_vnf *)(m + MF_VNF * a);                   \
+    }                                                                          \
+    MF_UNROLL                                                                  \
+    for (a = 0; a < nv; a++)                                                   \
+        *(mf_vnf *)(out + j0 + MF_VNF * a) = acc[a];
+
 MF_INLINE void mf_pass32(const float *val, const int *idx, ptrdiff_t nnz,
                          const float *M, ptrdiff_t ld, ptrdiff_t j0,
                          const int nv, float *out)
 {
-    mf_vnf acc[12];
-    ptrdiff_t n;
-    int a;
-    MF_UNROLL
-    for (a = 0; a < nv; a++)
-        acc[a] = (mf_vnf){0.0f};
-    for (n = 0; n < nnz; n++) {
-        const float *m = M + (ptrdiff_t)idx[n] * ld + j0;
-        const float v = val[n];
-        MF_UNROLL
-        for (a = 0; a < nv; a++)
-            acc[a] += v * *(const mf_vnf *)(m + MF_VNF * a);
-    }
-    MF_UNROLL
-    for (a = 0; a < nv; a++)
-        *(mf_vnf *)(out + j0 + MF_VNF * a) = acc[a];
+    MF_PASS32_BODY(val[n], idx[n])
 }
 
-#define MF_CASE32(NV)                                                          \
-    case NV: mf_pass32(val, idx, nnz, M, width, j0, NV, out); break;
+MF_INLINE void mf_pass_coded32(const struct mf_coded_row *r, ptrdiff_t nnz,
+                               const float *M, ptrdiff_t ld, ptrdiff_t j0,
+                               const int nv, float *out)
+{
+    const unsigned char *code = r->code;
+    const unsigned short *col = r->col;
+    const float *table = r->table;
+    MF_PASS32_BODY(table[code[n]], col[n])
+}
+
+/* out = the passes PASS(nv) over width floats, at most 12 vectors each */
+#define MF_COMBINE32_BODY(PASS)                                                \
+    ptrdiff_t j0 = 0;                                                          \
+    for (; width - j0 > 12 * MF_VNF; j0 += 12 * MF_VNF)                        \
+        PASS(12);                                                              \
+    switch ((width - j0) / MF_VNF) {                                           \
+    case 1: PASS(1); break;   case 2: PASS(2); break;                          \
+    case 3: PASS(3); break;   case 4: PASS(4); break;                          \
+    case 5: PASS(5); break;   case 6: PASS(6); break;                          \
+    case 7: PASS(7); break;   case 8: PASS(8); break;                          \
+    case 9: PASS(9); break;   case 10: PASS(10); break;                        \
+    case 11: PASS(11); break; case 12: PASS(12); break;                        \
+    }
+
+#define MF_PLAIN_PASS32(NV) mf_pass32(val, idx, nnz, M, width, j0, NV, out)
+#define MF_CODED_PASS32(NV) mf_pass_coded32(r, nnz, M, width, j0, NV, out)
 
 static inline void mf_combine_rows32(const float *val, const int *idx,
                                      ptrdiff_t nnz, const float *M,
                                      ptrdiff_t width, float *out)
 {
-    ptrdiff_t j0 = 0;
-    for (; width - j0 > 12 * MF_VNF; j0 += 12 * MF_VNF)
-        mf_pass32(val, idx, nnz, M, width, j0, 12, out);
-    switch ((width - j0) / MF_VNF) {
-        MF_CASE32(1) MF_CASE32(2) MF_CASE32(3) MF_CASE32(4) MF_CASE32(5)
-        MF_CASE32(6) MF_CASE32(7) MF_CASE32(8) MF_CASE32(9) MF_CASE32(10)
-        MF_CASE32(11) MF_CASE32(12)
-    }
+    MF_COMBINE32_BODY(MF_PLAIN_PASS32)
+}
+
+static inline void mf_combine_coded32(const struct mf_coded_row *r,
+                                      ptrdiff_t nnz, const float *M,
+                                      ptrdiff_t width, float *out)
+{
+    MF_COMBINE32_BODY(MF_CODED_PASS32)
 }
 
 
@@ -366,7 +395,7 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 /* out[j0 ... j0 + w - 1] = sum_n val[n] M[ROW, j0 ...] in ACC_T (w <=
  * SIZE, a constant; from out with add), over val, idx, nnz, M, ld, add and
  * out of the caller; ROW of n */
-#define MF_PLAIN_BLOCK(ACC_T, ROW, j0, w, SIZE)                                \
+#define MF_PLAIN_BLOCK(ACC_T, ROW, VALUE, j0, w, SIZE)                         \
     do {                                                                       \
         ACC_T acc[SIZE];                                                       \
         ptrdiff_t j, n;                                                        \
@@ -374,7 +403,7 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
             acc[j] = add ? out[(j0) + j] : (ACC_T)0;                           \
         for (n = 0; n < nnz; n++) {                                            \
             const ACC_T *m = M + (ROW) * ld + (j0);                            \
-            const ACC_T v = (ACC_T)val[n];                                     \
+            const ACC_T v = (ACC_T)(VALUE);                                    \
             for (j = 0; j < (w); j++)                                          \
                 acc[j] += v * m[j];                                            \
         }                                                                      \
@@ -382,9 +411,12 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
             out[(j0) + j] = acc[j];                                            \
     } while (0)
 #define MF_PLAIN_BLOCK64(j0, w, SIZE)                                          \
-    MF_PLAIN_BLOCK(double, idx ? (ptrdiff_t)idx[n] : n, j0, w, SIZE)
+    MF_PLAIN_BLOCK(double, idx ? (ptrdiff_t)idx[n] : n, val[n], j0, w, SIZE)
 #define MF_PLAIN_BLOCK32(j0, w, SIZE)                                          \
-    MF_PLAIN_BLOCK(float, (ptrdiff_t)idx[n], j0, w, SIZE)
+    MF_PLAIN_BLOCK(float, (ptrdiff_t)idx[n], val[n], j0, w, SIZE)
+#define MF_CODED_BLOCK32(j0, w, SIZE)                                          \
+    MF_PLAIN_BLOCK(float, (ptrdiff_t)r->col[n], r->table[r->code[n]], j0, w,   \
+                   SIZE)
 
 /* Blocks of 16 units (doubles: 8 SSE2 registers of sums; floats too):
  * GCC turned blocks of 32 into scalar loops */
@@ -404,6 +436,15 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
     const ptrdiff_t ld = width;
     const int add = 0;
     MF_PLAIN_BLOCKS(MF_PLAIN_BLOCK32, 16, width);
+}
+
+static inline void mf_combine_coded32(const struct mf_coded_row *r,
+                                      ptrdiff_t nnz, const float *M,
+                                      ptrdiff_t width, float *out)
+{
+    const ptrdiff_t ld = width;
+    const int add = 0;
+    MF_PLAIN_BLOCKS(MF_CODED_BLOCK32, 16, width);
 }
 
 /* mf_sigmoid_vnf's arithmetic on one float, operation for operation (the same
@@ -1816,6 +1857,7 @@ MF_HIDDEN const struct mf_ops MF_OPS = {
     mf_count_nonzeros_f32,
     mf_count_nonzeros_f64,
     mf_combine_rows32,
+    mf_combine_coded32,
     mf_sigmoid32,
     mf_output32,
     mf_exp_shifted,

@@ -112,6 +112,14 @@ struct mf_hidden_row {
     ptrdiff_t H;            /* the units, padded (a multiple of MF_UNIT_PAD) */
 };
 
+/* A row of compact rows (_rows.pxd) coded by a float table: its n-th
+ * nonzero is table[code[n]] in column col[n]. */
+struct mf_coded_row {
+    const unsigned char *code;
+    const unsigned short *col;
+    const float *table;
+};
+
 /* A block of at most 64 rows of a batch (rows ldx values apart from x),
  * pixel by pixel: bit r of mask[i] is set when x[r ldx + i] != 0. */
 struct mf_pixels_f32 {
@@ -171,6 +179,8 @@ struct mf_ops {
     ptrdiff_t (*count_nonzeros_f64)(const double *x, ptrdiff_t D);
     void (*combine_rows32)(const float *val, const int *idx, ptrdiff_t nnz,
                            const float *M, ptrdiff_t width, float *out);
+    void (*combine_coded32)(const struct mf_coded_row *r, ptrdiff_t nnz,
+                            const float *M, ptrdiff_t width, float *out);
     float (*sigmoid32)(float *a, const float *b, ptrdiff_t n);
     void (*output32)(const float *z, ptrdiff_t n, const float *W,
                      ptrdiff_t width, const float *b, float *out);
@@ -328,6 +338,13 @@ static inline void mf_combine_rows32(const float *val, const int *idx,
                                      ptrdiff_t width, float *out)
 {
     mf_active->combine_rows32(val, idx, nnz, M, width, out);
+}
+
+static inline void mf_combine_coded32(const struct mf_coded_row *r,
+                                      ptrdiff_t nnz, const float *M,
+                                      ptrdiff_t width, float *out)
+{
+    mf_active->combine_coded32(r, nnz, M, width, out);
 }
 
 static inline float mf_sigmoid32(float *a, const float *b, ptrdiff_t n)

@@ -5,6 +5,7 @@ import pytest
 
 from mnist_fast import TwoLayerNet, TrainingDiverged, kernels, train
 from mnist_fast.compiled_engine import CompressedRows
+from mnist_fast.screen import screen_for
 from conftest import (ATOL as TOLERANCES, KEYS, assert_compiled_like_book,
                       compiled_net, one_hot, reference_net, requires_compiled,
                       trained_params)
@@ -172,6 +173,40 @@ def test_fused_step_random_shape_and_repeated_rows():
     for key in KEYS:
         ref.params[key] -= 0.5 * grad[key]
         assert np.abs(p[key] - ref.params[key]).max() <= ATOL, key
+
+
+@pytest.mark.parametrize("coded", [True, False])
+@pytest.mark.parametrize("D", [37, 65536, 65537])
+def test_fused_step_and_count_on_every_stored_form(coded, D):
+    """Rows stored with uint16 or int columns (up to and past 65536), their
+    values coded or not: the step is the book's, the count the book's."""
+    rng = np.random.default_rng(D)
+    x = np.zeros((30, D), np.float32)
+    cols = rng.choice(D, size=(30, 12))
+    cols[:, 0] = D - 1  # the last column
+    levels = (np.arange(1, 256) / 255).astype(np.float32)
+    x[np.arange(30)[:, None], cols] = (
+        rng.choice(levels, cols.shape) if coded
+        else rng.standard_normal(cols.shape).astype(np.float32))
+    t = rng.integers(0, 3, 30)
+    data = CompressedRows(x, t.astype(np.intp), 2)
+    assert (data.codes is not None) == coded
+    assert data.indices.dtype == (np.intc if D > 65536 else np.uint16)
+    params = trained_params((D, 4, 3), seed=2, scale=3.0)
+    ref = reference_net(params)
+    book = int(np.sum(ref.predict(x).argmax(axis=1) == t))
+    for screen in (None, screen_for(params)):
+        assert kernels.forward.count_correct(
+            data.values, data.t, data, params, 0, False, screen, 2) == book
+    trainer, p = fused_trainer(params, x, t, 8, 0.5, num_threads=2)
+    batch = np.array([3, 29, 0, 3, 17, 8, 8, 1], dtype=np.intp)
+    loss, n_bad = step(trainer, batch)
+    grad = ref.gradient(x[batch], t[batch])
+    for key in KEYS:
+        ref.params[key] -= 0.5 * grad[key]
+        assert np.abs(p[key] - ref.params[key]).max() <= ATOL, key
+    assert n_bad == 0
+    assert abs(loss - ref.loss(x[batch], t[batch])) <= ATOL
 
 
 def test_fused_step_rounds_the_update_as_numpy(mnist):
