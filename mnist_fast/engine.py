@@ -65,18 +65,25 @@ class InputsNotScanned(Exception):
     caller left unscanned, :func:`~mnist_fast.validation.as_unscanned_inputs`)
     when a value of ``x`` is not finite, or when its answer cannot rule
     that out (a NaN loss): the caller then checks ``x`` whole, which words
-    the error, or passes it and calls again."""
+    the error, or passes it and calls again.  The same for ``gradient``
+    called with ``w1_scanned=False``
+    (:func:`~mnist_fast.validation.as_unscanned_params`) and a value of
+    ``W1`` that is not finite: the caller then checks the parameters
+    whole."""
 
 
 class Engine:
     """What every engine computes; ``name`` is the backend it runs and
     ``compiled`` says whether compiled kernels do the work;
     ``scans_inputs`` whether its ``predict``, ``loss``, ``accuracy`` and
-    ``gradient`` take ``scanned=False`` (see :class:`InputsNotScanned`)."""
+    ``gradient`` take ``scanned=False`` (see :class:`InputsNotScanned`);
+    ``scans_w1`` whether its ``gradient`` takes ``w1_scanned=False``, the
+    same for the values of ``params["W1"]``."""
 
     name = None
     compiled = False
     scans_inputs = False
+    scans_w1 = False
 
     def __init__(self, threads, architecture=Architecture()):
         #: the thread policy (:mod:`mnist_fast.threads`)
