@@ -27,10 +27,11 @@ SCREEN_MIN_ROWS = 1000
 #: gradient: its exact-change algebra takes expm1 of the moves, which
 #: overflows or cancels for large ones.  Beyond, the book's loop runs.
 MAX_LOGIT_MOVE = 1.0
-#: Values of ``W1`` from which ``gradient`` may use all the network's
-#: threads whatever the batch: the kernel's per-call work on ``W1`` (the
-#: scan of its values, the zeros of its gradient's rows without a pixel)
-#: grows with them, not with the rows.
+#: Values of ``W1`` from which ``gradient``'s kernel scans them (instead
+#: of the boundary check) and may use all the network's threads whatever
+#: the batch: its per-call work on ``W1`` (the scan of its values, the
+#: zeros of its gradient's rows without a pixel) grows with them, not with
+#: the rows.  Below, a scan costs little and stays where it was.
 WIDE_W1 = 100_000
 #: Steps of the fused trainer per GIL-free call (``train`` serves Ctrl-C
 #: and its callback between calls).
@@ -145,9 +146,11 @@ class CompiledEngine(Engine):
     # blocks' masks and says whether all are finite: with scanned=False
     # (x's values not checked yet), InputsNotScanned when one is not.
     scans_inputs = True
-    # gradient's kernel also says whether every value of W1 is finite,
-    # with w1_scanned=False (its threads share the scan of a wide W1)
-    scans_w1 = True
+
+    def scans_w1(self, size):
+        # gradient's kernel also says whether every value of a wide W1 is
+        # finite, with w1_scanned=False (its threads share the scan)
+        return size >= WIDE_W1
 
     def predict(self, p, x, scanned=True):
         y = np.empty((x.shape[0], p["b2"].shape[0]))

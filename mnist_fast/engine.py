@@ -77,13 +77,12 @@ class Engine:
     ``compiled`` says whether compiled kernels do the work;
     ``scans_inputs`` whether its ``predict``, ``loss``, ``accuracy`` and
     ``gradient`` take ``scanned=False`` (see :class:`InputsNotScanned`);
-    ``scans_w1`` whether its ``gradient`` takes ``w1_scanned=False``, the
-    same for the values of ``params["W1"]``."""
+    :meth:`scans_w1` whether its ``gradient`` takes ``w1_scanned=False``,
+    the same for the values of ``params["W1"]``."""
 
     name = None
     compiled = False
     scans_inputs = False
-    scans_w1 = False
 
     def __init__(self, threads, architecture=Architecture()):
         #: the thread policy (:mod:`mnist_fast.threads`)
@@ -95,6 +94,11 @@ class Engine:
     def num_threads(self):
         """The most threads a call gets."""
         return self.threads.num_threads
+
+    def scans_w1(self, size):
+        """Whether ``gradient`` takes ``w1_scanned=False`` for a ``W1`` of
+        ``size`` values (see :class:`InputsNotScanned`)."""
+        return False
 
     def _run(self, method, n_rows, kernel, *args):
         """``kernel(*args, n_threads)`` on ``n_rows`` rows, the count chosen

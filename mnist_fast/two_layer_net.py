@@ -240,11 +240,12 @@ class TwoLayerNet:
         is ``x`` checked whole here, which raises the error the full check
         words, or passes ``x`` (a NaN loss of finite rows) for a second
         call.  With ``w1_by_kernel`` (the engine's ``gradient``, when
-        ``engine.scans_w1``) the values of ``params["W1"]`` are left to the
-        kernel the same way, and checked whole (after ``x``) when it cannot
-        vouch for them.  Every other check runs first as ever, and when one
-        fails, ``x``'s own error, if it has one, is raised first, as the
-        checks' order (``x``, ``t``, ``params``) has it.
+        ``engine.scans_w1`` says so for the size of ``W1``) the values of
+        ``params["W1"]`` are left to the kernel the same way, and checked
+        whole (after ``x``) when it cannot vouch for them.  Every other
+        check runs first as ever, and when one fails, ``x``'s own error, if
+        it has one, is raised first, as the checks' order (``x``, ``t``,
+        ``params``) has it.
         """
         engine = self.engine
         if engine.scans_inputs:
@@ -379,7 +380,8 @@ class TwoLayerNet:
             ``W1, b1, W2, b2`` float64 arrays shaped like :attr:`params`.
         """
         return self._call(self.engine.gradient, x, t,
-                          w1_by_kernel=self.engine.scans_w1)
+                          w1_by_kernel=self.engine.scans_w1(
+                              self.input_size * self.hidden_size))
 
 
 __all__ = ["TwoLayerNet", "BACKENDS"]

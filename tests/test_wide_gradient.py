@@ -1,8 +1,9 @@
-"""``gradient`` at wide hidden layers: the finiteness check of ``W1`` made by
-the kernel's threads (``check_w1``, src_cython/_backprop.pyx: chunks of
-``W1_CHUNK`` values taken by whichever thread is free) instead of by the
-boundary check (validation.as_unscanned_params), and every thread of the
-network for one row when ``W1`` is wide (compiled_engine.WIDE_W1).
+"""``gradient`` at wide hidden layers (``W1`` of compiled_engine.WIDE_W1
+values or more): the finiteness check of ``W1`` made by the kernel's
+threads (``check_w1``, src_cython/_backprop.pyx: chunks of ``W1_CHUNK``
+values taken by whichever thread is free) instead of by the boundary check
+(validation.as_unscanned_params), and every thread of the network even
+for one row.
 
 A NaN or an infinity anywhere in ``W1`` -- first and last value, on each
 side of a chunk's edge -- still raises the full check's ValueError, in
@@ -104,6 +105,24 @@ def test_wide_layers_do_not_depend_on_threads(batch):
             np.testing.assert_array_equal(got[key], want[key])
 
 
+@pytest.mark.parametrize("hidden, most", [(200, 2), (50, 1)])
+def test_a_wide_layer_gets_every_thread_for_one_row(monkeypatch, hidden, most):
+    """The count the engine offers the thread policy for a batch of one
+    row: all the network's for a wide W1 (compiled_engine.WIDE_W1), one
+    for a narrow one (threads.threads_for_rows)."""
+    rng = np.random.default_rng(5)
+    net = compiled_net(trained_params((784, hidden, 10), seed=5), 2)
+    policy, offered = net.engine.threads, []
+
+    def run(kind, n, kernel, *args):
+        offered.append((kind, n))
+        return type(policy).run(policy, kind, n, kernel, *args)
+
+    monkeypatch.setattr(policy, "run", run)
+    net.gradient(sparse_rows(rng, 1, 784), [3])
+    assert offered == [(("gradient", 1), most)]
+
+
 def full_check_error(params, shapes):
     """The message of the boundary's full check of ``params``."""
     with pytest.raises(ValueError) as exc:
@@ -128,18 +147,28 @@ def test_gradient_raises_the_full_checks_error_for_w1(shape, bad):
         assert all(np.isfinite(g).all() for g in net.gradient(x, t).values())
 
 
+def test_only_a_wide_w1_is_left_to_the_kernel():
+    net = compiled_net(trained_params((D, H, K), seed=3))
+    assert not net.engine.scans_w1(D * H)
+    assert net.engine.scans_w1(compiled_engine.WIDE_W1)
+    assert not compiled_net(trained_params((D, H, K), seed=3)).engine \
+        .scans_w1(compiled_engine.WIDE_W1 - 1)
+
+
 def test_the_checks_order_holds_with_w1_left_to_the_kernel():
     """x's error before t's before W1's, as the full checks have it."""
     rng = np.random.default_rng(3)
-    net = compiled_net(trained_params((D, H, K), seed=3), 2)
-    x, t = sparse_rows(rng, 4, D), rng.integers(0, K, 4)
-    net.params["W1"][D - 1, H - 1] = np.nan
+    d, h, k = 784, 200, K
+    net = compiled_net(trained_params((d, h, k), seed=3), 2)
+    assert net.engine.scans_w1(d * h)
+    x, t = sparse_rows(rng, 4, d), rng.integers(0, k, 4)
+    net.params["W1"][d - 1, h - 1] = np.nan
     bad_x = x.copy()
     bad_x[2, 7] = np.inf
     with pytest.raises(ValueError, match=r"^x must be finite"):
         net.gradient(bad_x, t)
     with pytest.raises(ValueError, match=r"labels must be in"):
-        net.gradient(x, np.array([0, 1, K, 2]))
+        net.gradient(x, np.array([0, 1, k, 2]))
     with pytest.raises(ValueError, match=r"^params\['W1'\] must be finite"):
         net.gradient(x, t)
     with pytest.raises(ValueError, match=r"^params\['W1'\] must be finite"):
