@@ -182,7 +182,7 @@ class CompiledEngine(Engine):
         grads = _like(p)
         # a wide W1's work per call is the threads' to share even for one
         # row (the policy still times one thread against them)
-        most = (self.num_threads if p["W1"].size >= WIDE_W1
+        most = (self.num_threads if self.scans_w1(p["W1"].size)
                 else threads_for_rows(self.num_threads, x.shape[0]))
         finite = self.threads.run(("gradient", x.shape[0]), most,
                                   self._gradients[w1_scanned], x, t, p,

@@ -372,7 +372,8 @@ def gradient(
     # copies them in (firstprivate), which compilers warn of otherwise
     cdef Py_ssize_t b, c, k = 0, ld, i0 = 0, i1 = 0
     cdef Py_ssize_t n_w1 = D * H
-    cdef Py_ssize_t n_chunks = (n_w1 + W1_CHUNK - 1) // W1_CHUNK if check_w1 else 0
+    cdef Py_ssize_t n_chunks = ((n_w1 + W1_CHUNK - 1) // W1_CHUNK
+                                if check_w1 else 0)
     cdef int tid = 0, team = 1
     cdef Batch s
     cdef Block* blk = NULL
