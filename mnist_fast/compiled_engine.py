@@ -18,6 +18,7 @@ from .engine import Architecture, DataSet, Engine, InputsNotScanned
 from .kernels import backprop, forward, numerical
 from .numpy_engine import NumpyEngine
 from .screen import screen_for
+from .threads import threads_for_rows
 
 #: Rows from which ``accuracy`` screens them in float32 first: below, the
 #: screen's weights cost more than the screen saves.
@@ -26,6 +27,12 @@ SCREEN_MIN_ROWS = 1000
 #: gradient: its exact-change algebra takes expm1 of the moves, which
 #: overflows or cancels for large ones.  Beyond, the book's loop runs.
 MAX_LOGIT_MOVE = 1.0
+#: Values of ``W1`` from which ``gradient``'s kernel scans them (instead
+#: of the boundary check) and may use all the network's threads whatever
+#: the batch: its per-call work on ``W1`` (the scan of its values, the
+#: zeros of its gradient's rows without a pixel) grows with them, not with
+#: the rows.  Below, a scan costs little and stays where it was.
+WIDE_W1 = 100_000
 #: Steps of the fused trainer per GIL-free call (``train`` serves Ctrl-C
 #: and its callback between calls).
 STEPS_PER_CALL = 64
@@ -133,11 +140,19 @@ class CompiledEngine(Engine):
         self._book = NumpyEngine(threads, architecture)
         # the count of dense rows, -1 when one of their values is not finite
         self._count_checked = partial(forward.count_correct, check=True)
+        # the gradient, W1's values checked by the kernel (False) or not
+        self._gradients = {True: backprop.gradient,
+                           False: partial(backprop.gradient, check_w1=True)}
 
     # Each kernel of these four reads every value of x as it builds its
     # blocks' masks and says whether all are finite: with scanned=False
     # (x's values not checked yet), InputsNotScanned when one is not.
     scans_inputs = True
+
+    def scans_w1(self, size):
+        # gradient's kernel also says whether every value of a wide W1 is
+        # finite, with w1_scanned=False (its threads share the scan)
+        return size >= WIDE_W1
 
     def predict(self, p, x, scanned=True):
         y = np.empty((x.shape[0], p["b2"].shape[0]))
@@ -165,11 +180,16 @@ class CompiledEngine(Engine):
             raise InputsNotScanned
         return correct / x.shape[0]
 
-    def gradient(self, p, x, t, scanned=True):
+    def gradient(self, p, x, t, scanned=True, w1_scanned=True):
         grads = _like(p)
-        finite = self._run("gradient", x.shape[0], backprop.gradient, x, t, p,
-                           self._activation, grads)
-        if not (finite or scanned):
+        # a wide W1's work per call is the threads' to share even for one
+        # row (the policy still times one thread against them)
+        most = (self.num_threads if self.scans_w1(p["W1"].size)
+                else threads_for_rows(self.num_threads, x.shape[0]))
+        finite = self.threads.run(("gradient", x.shape[0]), most,
+                                  self._gradients[w1_scanned], x, t, p,
+                                  self._activation, grads)
+        if not (finite or (scanned and w1_scanned)):
             raise InputsNotScanned
         return grads
 

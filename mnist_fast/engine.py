@@ -65,14 +65,20 @@ class InputsNotScanned(Exception):
     caller left unscanned, :func:`~mnist_fast.validation.as_unscanned_inputs`)
     when a value of ``x`` is not finite, or when its answer cannot rule
     that out (a NaN loss): the caller then checks ``x`` whole, which words
-    the error, or passes it and calls again."""
+    the error, or passes it and calls again.  The same for ``gradient``
+    called with ``w1_scanned=False``
+    (:func:`~mnist_fast.validation.as_unscanned_params`) and a value of
+    ``W1`` that is not finite: the caller then checks the parameters
+    whole."""
 
 
 class Engine:
     """What every engine computes; ``name`` is the backend it runs and
     ``compiled`` says whether compiled kernels do the work;
     ``scans_inputs`` whether its ``predict``, ``loss``, ``accuracy`` and
-    ``gradient`` take ``scanned=False`` (see :class:`InputsNotScanned`)."""
+    ``gradient`` take ``scanned=False`` (see :class:`InputsNotScanned`);
+    :meth:`scans_w1` whether its ``gradient`` takes ``w1_scanned=False``,
+    the same for the values of ``params["W1"]``."""
 
     name = None
     compiled = False
@@ -88,6 +94,11 @@ class Engine:
     def num_threads(self):
         """The most threads a call gets."""
         return self.threads.num_threads
+
+    def scans_w1(self, size):
+        """Whether ``gradient`` takes ``w1_scanned=False`` for a ``W1`` of
+        ``size`` values (see :class:`InputsNotScanned`)."""
+        return False
 
     def _run(self, method, n_rows, kernel, *args):
         """``kernel(*args, n_threads)`` on ``n_rows`` rows, the count chosen

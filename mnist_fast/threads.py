@@ -9,7 +9,9 @@ The policy in five rules:
 * ``predict``, ``loss``, ``accuracy`` and ``gradient`` on ``n`` rows use
   at most ``n // MIN_ROWS_PER_THREAD`` threads: below that a thread team
   costs more to start than it saves.  The numerical gradient, the training
-  steps and ``train``'s evaluations may use them all.
+  steps, ``train``'s evaluations and the ``gradient`` of a wide layer
+  (:data:`mnist_fast.compiled_engine.WIDE_W1`: its per-call work on
+  ``W1`` grows with the layer, not the rows) may use them all.
 * A count the user chose (``num_threads=`` or ``$MNIST_FAST_NUM_THREADS``)
   is used as it is (:class:`FixedThreads`).  Otherwise
   (:class:`AdaptiveThreads`) each kind of call runs on one thread or on

@@ -9,7 +9,8 @@ from .model_file import load_model, save_model
 from .seeding import random_source
 from .threads import thread_policy
 from .validation import (as_inputs, as_labels, as_params, as_unscanned_inputs,
-                         layer_sizes, one_of, param_shapes, real_number)
+                         as_unscanned_params, layer_sizes, one_of,
+                         param_shapes, real_number)
 
 
 #: what ``TwoLayerNet._call`` gets for ``t`` from ``predict`` (None is a
@@ -229,7 +230,7 @@ class TwoLayerNet:
         x = self._inputs(x)
         return x, as_labels(t, x.shape[0], self.output_size, "t")
 
-    def _call(self, method, x, t=_NO_LABELS):
+    def _call(self, method, x, t=_NO_LABELS, w1_by_kernel=False):
         """``method(p, x[, t])`` of the engine on the checked arguments.
 
         When the engine's kernel reads every value of ``x`` anyway
@@ -238,9 +239,13 @@ class TwoLayerNet:
         and only when it cannot vouch for them (:class:`InputsNotScanned`)
         is ``x`` checked whole here, which raises the error the full check
         words, or passes ``x`` (a NaN loss of finite rows) for a second
-        call.  Every other check runs first as ever, and when one fails,
-        ``x``'s own error, if it has one, is raised first, as the checks'
-        order (``x``, ``t``, ``params``) has it.
+        call.  With ``w1_by_kernel`` (the engine's ``gradient``, when
+        ``engine.scans_w1`` says so for the size of ``W1``) the values of
+        ``params["W1"]`` are left to the kernel the same way, and checked
+        whole (after ``x``) when it cannot vouch for them.  Every other
+        check runs first as ever, and when one fails, ``x``'s own error, if
+        it has one, is raised first, as the checks' order (``x``, ``t``,
+        ``params``) has it.
         """
         engine = self.engine
         if engine.scans_inputs:
@@ -252,7 +257,11 @@ class TwoLayerNet:
         try:
             rest = (() if t is _NO_LABELS
                     else (as_labels(t, x.shape[0], self.output_size, "t"),))
-            p = self.checked_params()
+            if w1_by_kernel:
+                p, w1_scanned = as_unscanned_params(self.params,
+                                                    self.param_shapes)
+            else:
+                p, w1_scanned = self.checked_params(), True
         except (TypeError, ValueError) as exc:
             if scanned:
                 raise
@@ -260,13 +269,18 @@ class TwoLayerNet:
         if failed is not None:
             self._inputs(x)  # raises x's own error, if it has one
             raise failed
-        if scanned:
+        if scanned and w1_scanned:
             return method(p, x, *rest)
+        left = {"scanned": scanned}
+        if not w1_scanned:
+            left["w1_scanned"] = False
         try:
-            return method(p, x, *rest, scanned=False)
+            return method(p, x, *rest, **left)
         except InputsNotScanned:
             pass
-        return method(p, self._inputs(x), *rest)
+        x = self._inputs(x)  # x's error first
+        return method(self.checked_params() if not w1_scanned else p, x,
+                      *rest)
 
     # -- the book's methods ----------------------------------------------------
 
@@ -365,7 +379,9 @@ class TwoLayerNet:
         dict
             ``W1, b1, W2, b2`` float64 arrays shaped like :attr:`params`.
         """
-        return self._call(self.engine.gradient, x, t)
+        return self._call(self.engine.gradient, x, t,
+                          w1_by_kernel=self.engine.scans_w1(
+                              self.input_size * self.hidden_size))
 
 
 __all__ = ["TwoLayerNet", "BACKENDS"]

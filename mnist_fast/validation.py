@@ -375,6 +375,21 @@ def as_params(params, shapes):
     return out
 
 
+def as_unscanned_params(params, shapes, unscanned="W1"):
+    """``(params, scanned)``: ``params`` checked as :func:`as_params` checks
+    them, but for the arrays of the book's loop without the scan of the
+    values of ``params[unscanned]`` (``scanned`` False), which a compiled
+    kernel that reads them makes instead
+    (:class:`~mnist_fast.engine.InputsNotScanned`): a wide layer's ``W1``
+    is megabytes, which the kernel's threads share.  Anything else goes
+    through :func:`as_params` whole (``scanned`` True)."""
+    if _ready is not None:
+        checked = _ready.ready_params(params, PARAM_NAMES, shapes, unscanned)
+        if checked is not None:
+            return checked, False
+    return as_params(params, shapes), True
+
+
 def check_param_form(name, dtype, shape, expected):
     """TypeError or ValueError naming ``name`` unless an array of ``dtype``
     and ``shape`` can be the parameter of shape ``expected``."""

@@ -37,7 +37,7 @@ from _common cimport (RELU, Block, Grads, Net, activate_rows, block_hidden,
                       block_masks, check_rows, combine_rows, count_nonzeros,
                       cross_entropy_row, gather_nonzeros, grads_of,
                       logits_sparse_row, mf_barrier,
-                      mf_prefetch, mf_team_size,
+                      mf_all_finite_f64, mf_prefetch, mf_team_size,
                       free_scratch, hidden_ld, mf_update_in_place,
                       mf_vector_matrix, n_blocks, net_of,
                       output_rows, scratch_rows, softmax_row,
@@ -302,6 +302,13 @@ cdef inline void batch_layout(
         s.work.ones[k] = 1.0
 
 
+cdef enum:
+    # Values of W1 per chunk of the gradient's scan of them (check_w1):
+    # small enough that the threads share a wide layer's W1 evenly, large
+    # enough that taking a chunk costs nothing beside its scan.
+    W1_CHUNK = 8192
+
+
 cdef inline void block_deltas(
     Work* w, const Block* blk, const Net* net, const Py_ssize_t* t, double n,
 ) noexcept nogil:
@@ -323,16 +330,24 @@ def gradient(
     int activation,               # IN  the hidden layer's (an Activation)
     dict grads,                   # OUT W1, b1, W2, b2 arrays of their shapes
     int n_threads,
+    bint check_w1=False,          # IN  whether to scan W1's values too
 ):
     """The book's backprop gradient of the mean loss, into ``grads``.
 
     One parallel region: each thread takes its blocks of rows (see
     _common.Block): their pixel masks, x @ W1 pixel by pixel, and the rows'
-    deltas; after a barrier, each thread sums x.T @ dz1 for its pixels over
-    the blocks in order, and the last one the sums of z.T @ dy, dy and dz1.
+    deltas, then (``check_w1``) the next chunk of W1's values to scan, as
+    long as there are chunks left; after a barrier, each thread sums
+    x.T @ dz1 for its pixels over the blocks in order, and the last one the
+    sums of z.T @ dy, dy and dz1.
 
     Returns whether every value of ``x`` is finite (read in the pass that
-    builds the blocks' masks: the caller may leave that check to this).
+    builds the blocks' masks: the caller may leave that check to this),
+    and with ``check_w1`` also every value of ``W1``: the scan of a wide
+    layer's W1 (megabytes, beyond L2) then runs on the call's threads, the
+    chunks taken by whichever thread is free (at a batch of one row, the
+    threads without a block start on them at once), instead of on one
+    thread before the call.
     """
     cdef Net net = net_of(params, activation)
     cdef Grads g = grads_of(grads, &net)
@@ -344,21 +359,27 @@ def gradient(
     cdef Py_ssize_t N = x.shape[0], D = net.D, H = net.H, K = net.K
     # the variables of the parallel region start initialised: OpenMP
     # copies them in (firstprivate), which compilers warn of otherwise
-    cdef Py_ssize_t b, k = 0, ld, i0 = 0, i1 = 0
+    cdef Py_ssize_t b, c, k = 0, ld, i0 = 0, i1 = 0
+    cdef Py_ssize_t n_w1 = D * H
+    cdef Py_ssize_t n_chunks = ((n_w1 + W1_CHUNK - 1) // W1_CHUNK
+                                if check_w1 else 0)
     cdef int tid = 0, team = 1
     cdef Batch s
     cdef Block* blk = NULL
     cdef Arena a
+    cdef unsigned char* w1_finite = NULL  # (n_chunks,) each chunk's answer
     cdef const floating* xp = &x[0, 0] if N else NULL
     s.nb = n_blocks(N, block_rows(H), n_threads)
     s.work.ld = ld = hidden_ld(H)  # rows of z and dz1 on cache lines
     a.base, a.used = NULL, 0
     batch_layout(&a, &s, N, &net)
+    take(&a, n_chunks)
     cdef char* raw = <char*> scratch_rows(1, a.used, 1)
     try:
         with nogil:
             a.base, a.used = raw, 0
             batch_layout(&a, &s, N, &net)
+            w1_finite = <unsigned char*> take(&a, n_chunks)
             transpose(net.W2, H, K, s.work.W2T)
             with parallel(num_threads=n_threads):
                 tid, team = threadid(), mf_team_size()
@@ -368,6 +389,10 @@ def gradient(
                     block_hidden(xp, D, blk, &net, s.work.z + blk.first * ld,
                                  ld)
                     block_deltas(&s.work, blk, &net, &t[0], <double> N)
+                for c in prange(n_chunks, schedule="dynamic"):
+                    w1_finite[c] = mf_all_finite_f64(
+                        net.W1 + c * W1_CHUNK, min(<Py_ssize_t> W1_CHUNK,
+                                                   n_w1 - c * W1_CHUNK))
                 mf_barrier()
                 i0, i1 = tid * D // team, (tid + 1) * D // team
                 for k in range(s.nb):
@@ -381,6 +406,9 @@ def gradient(
                     batch_sums(&s.work, N, &net, g.W2, g.b2, g.b1)
         for k in range(s.nb):
             if not s.blocks[k].finite:
+                return False
+        for c in range(n_chunks):
+            if not w1_finite[c]:
                 return False
         return True
     finally:

@@ -233,12 +233,15 @@ cdef bint shape_is(const Py_buffer* view, tuple expected) except -1:
     return True
 
 
-def ready_params(params, tuple names, dict shapes):
+def ready_params(params, tuple names, dict shapes, unscanned=None):
     """``{name: params[name]}`` for ``names`` when ``params`` is a dict
     whose arrays are what ``validation.as_params`` returns unchanged: exact
     ndarrays of native float64, of the shapes ``shapes[name]``,
-    C-contiguous and all finite; None otherwise."""
+    C-contiguous and all finite; None otherwise.  The values of the array
+    named ``unscanned`` (if not None) are not scanned: they are left to a
+    kernel that reads them anyway."""
     cdef Py_buffer views[MAX_ARRAYS]
+    cdef bint scan[MAX_ARRAYS]
     cdef Py_ssize_t n = 0, i
     cdef bint ok = True
     if type(params) is not dict or len(names) > MAX_ARRAYS:
@@ -249,6 +252,7 @@ def ready_params(params, tuple names, dict shapes):
             array = (<dict> params).get(name)
             if not acquire(array, &views[n]):
                 return None
+            scan[n] = name != unscanned
             n += 1
             if not (layout_of(&views[n - 1]) == F64
                     and shape_is(&views[n - 1], shapes[name])
@@ -257,7 +261,7 @@ def ready_params(params, tuple names, dict shapes):
             out[name] = array
         with nogil:
             for i in range(n):
-                if not finite_view(&views[i], F64, 1):
+                if scan[i] and not finite_view(&views[i], F64, 1):
                     ok = False
                     break
         return out if ok else None
