@@ -52,8 +52,7 @@ def one_hot(t, k=10):
     return out
 
 
-def torch_book_loop(torch, net, xs, labels, t_hot, iters=10000, batch=100,
-                    lr=0.1):
+def torch_book_loop(net, xs, labels, t_hot, iters=10000, batch=100, lr=0.1):
     """The book's ch. 4 loop on a :class:`TorchNet`: ``iters`` iterations of
     gradient, update and the post-update loss (recorded, as the book's
     ``train_loss_list``); the two accuracies every epoch (600 iterations),
@@ -67,7 +66,7 @@ def torch_book_loop(torch, net, xs, labels, t_hot, iters=10000, batch=100,
     per_epoch = max(n // batch, 1)
     losses, accs = [], None
     for i in range(iters):
-        mask = torch.from_numpy(np.random.choice(n, batch))
+        mask = net.torch.from_numpy(np.random.choice(n, batch))
         x, t = xs[0][mask], t_hot[mask]
         grad = net.gradient(x, t)
         for key in ("W1", "b1", "W2", "b2"):

@@ -64,7 +64,7 @@ def test_full_run_torch_eager_float32(benchmark):
         t_hot = torch.from_numpy(one_hot(t_train))
         np.random.seed(0)
         net = TorchNet(torch, TwoLayerNet(784, 50, 10, seed=0).params)
-        return torch_book_loop(torch, net, xs, labels, t_hot)[1]
+        return torch_book_loop(net, xs, labels, t_hot)[1]
 
     timed(benchmark, run, "float32")
     benchmark.extra_info["torch"] = torch.__version__

@@ -47,6 +47,6 @@ def test_torch_eager_book_loop(benchmark, mnist, torch_net):
     def run():
         np.random.seed(0)
         net = TorchNet(torch, TwoLayerNet(784, 50, 10).params)
-        return torch_book_loop(torch, net, xs, labels, t_hot)[1][1]
+        return torch_book_loop(net, xs, labels, t_hot)[1][1]
 
     assert benchmark.pedantic(run, rounds=1) > 0.93

@@ -63,23 +63,21 @@ def compiled_numerical_gradient_fits(p, x, activation="sigmoid"):
     def max_abs(a):  # max |a| without an array of |a| (a is finite)
         return max(a.max(), -a.min())
 
-    def step(*arrays):
-        return book.H + np.spacing(max(max_abs(a) for a in arrays))
+    def step(largest):  # the applied step of parameters up to |largest|
+        return book.H + np.spacing(largest)
 
     if activation not in book.ACTIVATIONS:
         raise ValueError(f"activation must be one of {book.ACTIVATIONS}, "
                          f"got {activation!r}")
-    w2 = max_abs(p["W2"])
-    da = max(max_abs(x), 1.0) * step(p["W1"], p["b1"])
+    w1, b1, w2, b2 = (max_abs(p[key]) for key in ("W1", "b1", "W2", "b2"))
+    da = max(max_abs(x), 1.0) * step(max(w1, b1))
     if activation == "relu":
         dz = da
-        z_max = (np.abs(x).sum(axis=1, dtype=np.float64).max()
-                 * max_abs(p["W1"]) + max_abs(p["b1"]))
+        z_max = np.abs(x).sum(axis=1, dtype=np.float64).max() * w1 + b1
     else:
         dz = min(1.0, da / 4)
         z_max = 1.0
-    return (max(dz * w2, max(z_max, 1.0) * step(p["W2"], p["b2"]))
-            <= MAX_LOGIT_MOVE)
+    return max(dz * w2, max(z_max, 1.0) * step(max(w2, b2))) <= MAX_LOGIT_MOVE
 
 
 def _like(p):

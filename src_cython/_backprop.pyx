@@ -32,8 +32,9 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memset
 
-from _common cimport (RELU, Block, Grads, Net, activate_rows, block_hidden,
-                      block_rows, block_input_gradient,
+from _common cimport (RELU, ROW_BLOCK, Block, Grads, Net, activate_rows,
+                      block_hidden,
+                      block_input_gradient,
                       block_masks, check_rows, combine_rows, count_nonzeros,
                       cross_entropy_row, gather_nonzeros, grads_of,
                       logits_sparse_row, mf_barrier,
@@ -369,7 +370,7 @@ def gradient(
     cdef Arena a
     cdef unsigned char* w1_finite = NULL  # (n_chunks,) each chunk's answer
     cdef const floating* xp = &x[0, 0] if N else NULL
-    s.nb = n_blocks(N, block_rows(H), n_threads)
+    s.nb = n_blocks(N, ROW_BLOCK, n_threads)
     s.work.ld = ld = hidden_ld(H)  # rows of z and dz1 on cache lines
     a.base, a.used = NULL, 0
     batch_layout(&a, &s, N, &net)
@@ -528,22 +529,24 @@ cdef class SGDTrainer:
         """One step: the loss after the update goes to ``loss``; returns
         the number of non-finite updated values.  The rows of
         ``next_batch`` (if not NULL) are requested meanwhile."""
-        cdef Py_ssize_t n_bad
-        cdef Work* w = &self.space.work
         if self.is32:
-            self._decode(<float*> w.values, batch)
-            n_bad = self._update(<float*> w.values, next_batch)
-        else:
-            self._decode(<double*> w.values, batch)
-            n_bad = self._update(<double*> w.values, next_batch)
+            return self._step_of(<float*> self.space.work.values, batch,
+                                 next_batch, loss)
+        return self._step_of(<double*> self.space.work.values, batch,
+                             next_batch, loss)
+
+    cdef Py_ssize_t _step_of(self, floating* values, const Py_ssize_t* batch,
+                             const Py_ssize_t* next_batch,
+                             double* loss) noexcept nogil:
+        """``_step`` with the batch decoded into ``values`` (x's type)."""
+        cdef Py_ssize_t n_bad
+        self._decode(values, batch)
+        n_bad = self._update(values, next_batch)
         if n_bad:
             self._rollback()
             loss[0] = NAN
             return n_bad
-        if self.is32:
-            loss[0] = self._loss(<float*> w.values, next_batch)
-        else:
-            loss[0] = self._loss(<double*> w.values, next_batch)
+        loss[0] = self._loss(values, next_batch)
         if not isfinite(loss[0]):
             self._rollback()
         return 0
@@ -732,7 +735,7 @@ def to_csr(const floating[:, ::1] x, int n_threads):
     values instead when they have too many.  No temporary larger than the
     result.
     """
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], b, n, nnz, pos, k, c
+    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], b, n, nnz, pos, k
     cdef bint wide = D > 65536
     dtype = np.asarray(x).dtype
     if D == 0:  # no columns: no nonzeros (and no x[b, 0] to point at)
@@ -746,10 +749,9 @@ def to_csr(const floating[:, ::1] x, int n_threads):
             indptr[b + 1] = count_nonzeros(&x[b, 0], D)
         for b in range(N):
             indptr[b + 1] += indptr[b]
-    nnz = indptr[N]
-    indices_arr = np.empty(nnz, dtype=np.intc if wide else np.uint16)
-    codes_arr = np.empty(nnz, dtype=np.uint8)
-    table_arr = np.empty(N_CODES, dtype=dtype)
+    indices_arr = np.empty(indptr[N], dtype=np.intc if wide else np.uint16)
+    codes_arr = np.empty(indptr[N], dtype=np.uint8)
+    values_arr = np.empty(N_CODES, dtype=dtype)  # the codes' table, or raw
     cdef uint16_t[::1] narrow
     cdef int[::1] wide_idx
     if wide:
@@ -757,7 +759,7 @@ def to_csr(const floating[:, ::1] x, int n_threads):
     else:
         narrow = indices_arr
     cdef uint8_t[::1] codes = codes_arr
-    cdef floating[::1] table = table_arr
+    cdef floating[::1] table = values_arr
     cdef floating[::1] raw
     # parts of the rows, one per thread; per part: where a row's nonzeros
     # are (gather_nonzeros writes places beyond them, which would race with
@@ -798,8 +800,8 @@ def to_csr(const floating[:, ::1] x, int n_threads):
                         codes[pos] = to_first[codes[pos]]
         if not coded:
             codes_arr = None
-            table_arr = np.empty(indptr[N], dtype=dtype)
-            raw = table_arr
+            values_arr = np.empty(indptr[N], dtype=dtype)
+            raw = values_arr
             for b in prange(N, nogil=True, schedule="static",
                             num_threads=n_threads):
                 row_idx = idx + threadid() * D
@@ -812,4 +814,4 @@ def to_csr(const floating[:, ::1] x, int n_threads):
         free_scratch(idx)
         free_scratch(sets)
         free_scratch(renumber)
-    return indptr_arr, indices_arr, codes_arr, table_arr
+    return indptr_arr, indices_arr, codes_arr, values_arr

@@ -355,19 +355,20 @@ cdef inline Py_ssize_t count_nonzeros(
         return mf_count_nonzeros_f64(x, D)
 
 
-cdef inline void hidden_preactivation_row(
+cdef inline Py_ssize_t hidden_preactivation_row(
     const floating* x,      # IN  (D,) one input row
     const Net* net,         # IN  the parameters
     double* a1,             # OUT (H,) x @ W1 + b1
-    double* val,            # scratch (D,)
-    int* idx,               # scratch (D,)
+    double* val,            # OUT (nnz,) x's nonzero values (D places)
+    int* idx,               # OUT (nnz,) their columns (D places)
 ) noexcept nogil:
-    """a1 = x @ W1 + b1 over the nonzero pixels of x."""
-    cdef Py_ssize_t j
-    combine_rows(val, idx, gather_nonzeros(x, net.D, val, idx), net.W1,
-                 net.H, a1)
+    """a1 = x @ W1 + b1 over the nonzero pixels of x; returns their
+    number."""
+    cdef Py_ssize_t j, nnz = gather_nonzeros(x, net.D, val, idx)
+    combine_rows(val, idx, nnz, net.W1, net.H, a1)
     for j in range(net.H):
         a1[j] += net.b1[j]
+    return nnz
 
 
 cdef inline void output_row(
@@ -573,7 +574,12 @@ cdef inline double cross_entropy_row(
 # blocks.
 
 cdef enum:
-    ROW_BLOCK = 64          # rows of a block at most (the bits of a mask)
+    # rows of a block at most (the bits of a mask), whatever H: the passes
+    # over a block go by slices of units (simd_rows.c, MF_NATIVE_PASSES), so
+    # what stays in L1 is a slice of the block's a1 (or dz1), not all of
+    # it; fewer rows would stream W1 (and gW1) from L2 or beyond once more
+    # per extra block
+    ROW_BLOCK = 64
     BLOCK_BYTES = 32768     # the screen's float32 a1 of a block at most
                             # (_forward.screen_rows; L1 holds 48 KB)
 
@@ -589,15 +595,6 @@ cdef struct Block:
 cdef inline Py_ssize_t hidden_ld(Py_ssize_t H) noexcept nogil:
     """The row stride of a block's a1: H padded to a cache line of doubles."""
     return (H + 7) // 8 * 8
-
-
-cdef inline Py_ssize_t block_rows(Py_ssize_t H) noexcept nogil:
-    """Rows of a block at most: ROW_BLOCK, whatever H.  The passes over a
-    block go by slices of units (simd_rows.c, MF_NATIVE_PASSES), so what
-    stays in L1 is a slice of the block's a1 (or dz1), not all of it;
-    fewer rows would stream W1 (and gW1) from L2 or beyond once more per
-    extra block."""
-    return ROW_BLOCK
 
 
 cdef inline Py_ssize_t most_block_rows(Py_ssize_t N,

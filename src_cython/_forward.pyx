@@ -20,7 +20,7 @@ from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.string cimport memcpy
 
 from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
-                      block_masks, block_rows, block_scratch, check_rows,
+                      block_masks, block_scratch, check_rows,
                       most_block_rows,
                       free_scratch, gather_nonzeros,
                       hidden_ld, logits_sparse_row, mf_combine_rows32,
@@ -56,7 +56,7 @@ def predict(
     if y.shape[0] != x.shape[0] or y.shape[1] != net.K:
         raise ValueError("y must be (len(x), K)")
     cdef Py_ssize_t N = x.shape[0], K = net.K, k, bad = 0
-    cdef Py_ssize_t nb = n_blocks(N, block_rows(net.H), n_threads)
+    cdef Py_ssize_t nb = n_blocks(N, ROW_BLOCK, n_threads)
     cdef Py_ssize_t width = block_scratch(&net, most_block_rows(N, nb), 0)
     cdef double* buf = <double*> scratch_rows(n_threads, width, sizeof(double))
     try:
@@ -93,7 +93,7 @@ def loss(
     if t.shape[0] != x.shape[0] or row_loss.shape[0] != x.shape[0]:
         raise ValueError("t and row_loss need one entry per row of x")
     cdef Py_ssize_t N = x.shape[0], K = net.K, b, k, bad = 0
-    cdef Py_ssize_t nb = n_blocks(N, block_rows(net.H), n_threads)
+    cdef Py_ssize_t nb = n_blocks(N, ROW_BLOCK, n_threads)
     # per thread: the block's a1 and masks, then its logits
     cdef Py_ssize_t rows = most_block_rows(N, nb)
     cdef Py_ssize_t width = block_scratch(&net, rows, rows * K)
@@ -249,9 +249,7 @@ cdef inline Py_ssize_t stored_row_class(
         cls = screen_decision(f, nnz, s, sc, net.K, f + sc.Hp)
         if cls >= 0:
             return cls
-        nnz = decode_row(r, b, row, idx)
-        logits_sparse_row(row, idx, nnz, net, w, w + net.H)
-        return row_class_of(w + net.H, net.K, scores)
+        sc = NULL  # tried: the float64 pass decides
     nnz = decode_row(r, b, row, idx)
     return row_class(row, idx, nnz, s, sc, net, scores, w, f)
 
@@ -492,7 +490,7 @@ def count_correct(
     cdef double* row
     if dense:
         # by blocks of rows, each thread's scratch on its cache lines
-        nb = n_blocks(N, block_rows(H) if sc == NULL else screen_rows(sc),
+        nb = n_blocks(N, ROW_BLOCK if sc == NULL else screen_rows(sc),
                       n_threads)
         width = block_width(sc, &net, most_block_rows(N, nb))
         buf = <double*> scratch_rows(n_threads, width, sizeof(double))

@@ -60,8 +60,8 @@ from libc.math cimport INFINITY, exp, expm1, fabs, log1p
 from _common cimport (MF_EXPM1_DEG5, MF_LOG1P_DEG8, MF_ROW_A, MF_ROW_ALIGN,
                       MF_ROW_C, MF_ROW_DEGREE, MF_ROW_G, MF_ROW_M, MF_ROW_SC,
                       MF_ROW_TERMS, MF_UNIT_BLOCK, MF_UNIT_PAD, RELU, SIGMOID,
-                      Grads, Net, check_rows, combine_rows, count_nonzeros,
-                      gather_nonzeros, grads_of, mf_hidden_row,
+                      Grads, Net, check_rows, count_nonzeros, grads_of,
+                      hidden_preactivation_row, mf_hidden_row,
                       mf_hidden_row_relu_series, mf_hidden_row_relu_tiny,
                       mf_hidden_row_series, mf_hidden_row_tiny, mf_relu,
                       mf_relu_move, net_of, output_row, shifted_exp_row)
@@ -649,10 +649,8 @@ def numerical_gradient(
         for b in range(N):
             # the row's nonzero pixels, x @ W1 + b1 from them, then b1
             px_start[b] = nnz
-            k = gather_nonzeros(&x[b, 0], D, &px_vals[nnz], &px_cols[nnz])
-            combine_rows(&px_vals[nnz], &px_cols[nnz], k, net.W1, H, &a[b, 0])
-            for j in range(H):
-                a[b, j] += net.b1[j]
+            k = hidden_preactivation_row(&x[b, 0], &net, &a[b, 0],
+                                         &px_vals[nnz], &px_cols[nnz])
             nnz = nnz + k
             px_cols[nnz] = D
             px_vals[nnz] = 1.0

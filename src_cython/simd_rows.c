@@ -503,25 +503,17 @@ static inline void mf_output32(const float *z, ptrdiff_t n, const float *W,
 MF_DEFINE_COMBINE(f64, double)
 MF_DEFINE_COMBINE(f32, float)
 
-/* A value's bits as an unsigned integer (read through a type that may alias
- * it), and the finiteness test of mf_all_finite_* and mf_block_mask_*:
- * the exponent bits plus one unit of the exponent carry into the top bit
- * only for NaN and infinities, so OR-ing MF_NOT_FINITE_BITS over values
- * and testing the top bit (MF_TOP_*) tells whether one is not finite. */
-#if defined(__GNUC__) || defined(__clang__)
-typedef unsigned int mf_bits_f32 __attribute__((may_alias));
-typedef unsigned long long mf_bits_f64 __attribute__((may_alias));
-#else
+/* A value's bits as an unsigned integer (mf_bits_of_*: the mask pass ORs
+ * the bits of v - v, +0.0 only for a finite v), and the exponent's bits,
+ * its unit and the top bit of mf_all_finite_*'s test (below). */
 typedef unsigned int mf_bits_f32;
 typedef unsigned long long mf_bits_f64;
-#endif
 #define MF_EXP_f32 0x7f800000u
 #define MF_UNIT_f32 0x00800000u
 #define MF_TOP_f32 31
 #define MF_EXP_f64 0x7ff0000000000000ull
 #define MF_UNIT_f64 0x0010000000000000ull
 #define MF_TOP_f64 63
-#define MF_NOT_FINITE_BITS(SUFFIX, b) (((b) & MF_EXP_##SUFFIX) + MF_UNIT_##SUFFIX)
 static inline mf_bits_f32 mf_bits_of_f32(float v)
 {
     mf_bits_f32 b;
