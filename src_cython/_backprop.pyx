@@ -475,6 +475,8 @@ cdef class SGDTrainer:
                  Py_ssize_t batch_size, double learning_rate, double guard):
         self.net = net_of(params, activation)
         self.net.ld1 = (self.net.H + 7) & ~(<Py_ssize_t> 7)  # 64-byte rows
+        free_scratch(self.own_W1)  # (NULL unless __init__ runs again)
+        self.own_W1 = NULL
         self.own_W1 = <double*> scratch_rows(1, self.net.D * self.net.ld1,
                                              sizeof(double))
         memset(self.own_W1, 0, self.net.D * self.net.ld1 * sizeof(double))
