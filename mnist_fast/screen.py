@@ -23,9 +23,8 @@ m u)``:
   ``c = 1.001 (n + 4) u / (1 - (n + 4) u)``, ``M[j] = max_i |W1[i, j]|``:
   the float32 sum of ``n`` products of rounded inputs (FMA or not), the
   float64 pass's own error (the 0.1%), and float32 underflow (rows of more
-  than ``MAX_NNZ`` nonzeros skip the screen, see below; ``S`` is an upper
-  bound of the exact sum, rounded up to cover its own float32 or float64
-  sum, see ``mf_row_l1`` in simd_rows.c);
+  than ``MAX_NNZ`` nonzeros skip the screen, see below; ``S`` is rounded up
+  to cover its own float64 sum);
 * the sigmoid is 1/4-Lipschitz.  The float64 pass rounds its input (``v``
   times its size, at most ``big``, the largest ``|a1_32 + b1|`` of the
   row) and its value (5e-16 covers both).  The float32 pass rounds ``b1``
