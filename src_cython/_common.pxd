@@ -50,7 +50,7 @@ cdef extern from "simd_rows.h" nogil:
     void mf_pixels_times32_f64(const mf_pixels_f64* c, Py_ssize_t i0,
                                Py_ssize_t i1, const float* W, Py_ssize_t ldw,
                                Py_ssize_t width, float* A, Py_ssize_t lda)
-    # at least sum |x| over a dense row (see simd_rows.c), its nonzeros to nnz
+    # sum |x| of a dense row in four partial sums, its nonzeros to nnz
     double mf_row_l1_f32(const float* x, Py_ssize_t D, Py_ssize_t* nnz)
     double mf_row_l1_f64(const double* x, Py_ssize_t D, Py_ssize_t* nnz)
     # the masks of the n <= 64 rows at x (ldx apart), i < D; returns

@@ -382,7 +382,7 @@ cdef inline Py_ssize_t block_correct(
     row's nonzeros.
     """
     cdef Py_ssize_t r, b, nnz, cls, correct = 0, D = net.D, K = net.K
-    cdef Py_ssize_t rows, Hp, next_rows
+    cdef Py_ssize_t rows, Hp
     cdef Block blk
     cdef mf_pixels_f32 c32
     cdef mf_pixels_f64 c64
@@ -409,9 +409,10 @@ cdef inline Py_ssize_t block_correct(
     idx = <int*> (val + D)
     z = val + D + (D + 1) // 2
     finite = block_masks(x, D, &blk, k, nb, N, D)
-    # the next block streams in while this one is screened, a row of it
-    # per row screened (not all at once, which stalls on the misses)
-    next_rows = (k + 2) * N // nb - (k + 1) * N // nb if k + 1 < nb else 0
+    if k + 1 < nb:  # the next block streams in while this one is screened
+        mf_prefetch(x + (blk.first + blk.n) * D,
+                    ((k + 2) * N // nb - (k + 1) * N // nb) * D,
+                    sizeof(floating))
     for r in range(blk.n * Hp):
         a1f[r] = 0.0
     if floating is float:
@@ -422,12 +423,12 @@ cdef inline Py_ssize_t block_correct(
         mf_pixels_times32_f64(&c64, 0, D, sc.W1f, Hp, Hp, a1f, Hp)
     for r in range(blk.n):
         b = blk.first + r
-        if r < next_rows:
-            mf_prefetch(x + (b + blk.n) * D, D, sizeof(floating))
-        if floating is float:  # (at least) sum |x| over the row
+        if floating is float:
             s = mf_row_l1_f32(x + b * D, D, &nnz)
         else:
             s = mf_row_l1_f64(x + b * D, D, &nnz)
+        # rounded up as l1_bound's (nnz + 2 terms of DBL_EPSILON)
+        s = s * (1.0 + (nnz + 2) * DBL_EPSILON)
         cls = -1
         if nnz <= sc.max_nnz:
             cls = screen_decision(a1f + r * Hp, nnz, s, sc, K, a2f)
@@ -530,22 +531,6 @@ def sigmoid32(float[::1] a, const float[::1] b):
         with nogil:
             big = mf_sigmoid32(&a[0], &b[0], a.shape[0])
     return big
-
-
-def dense_row_l1(const floating[:, ::1] x):
-    """The screen's bound of sum |x| over each dense row, and the row's
-    nonzeros, as the dense accuracy pass takes them (for their tests)."""
-    cdef Py_ssize_t b, N = x.shape[0], D = x.shape[1]
-    bound_arr, nnz_arr = np.empty(N), np.empty(N, dtype=np.intp)
-    cdef double[::1] bound = bound_arr
-    cdef Py_ssize_t[::1] nnz = nnz_arr
-    with nogil:
-        for b in range(N):
-            if floating is float:
-                bound[b] = mf_row_l1_f32(&x[b, 0], D, &nnz[b])
-            else:
-                bound[b] = mf_row_l1_f64(&x[b, 0], D, &nnz[b])
-    return bound_arr, nnz_arr
 
 
 def screen_classes(

@@ -36,7 +36,6 @@
 #define MF_IMPLEMENTATION 1
 #include "simd_rows.h"
 
-#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -979,74 +978,67 @@ static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
 MF_DEFINE_PIXELS32(f32, float)
 MF_DEFINE_PIXELS32(f64, double)
 
-/* An upper bound of sum |x[i]| over a dense row for the accuracy screen,
- * its number of nonzeros to *nnz; a loop without branches.  The sum is
- * taken in the row's own type, in sixteen partial sums (part[m] sums the
- * x[i] with i % 16 = m: independent chains, in native vectors side by
- * side) reduced in one order whatever the vector width, then rounded up.
- * A sum of nnz nonnegative terms, in any order, rounds at most nnz - 1
- * times on the way of any term, so it is at least the exact sum times
- * (1 - eps / 2)**(nnz - 1) >= 1 / (1 + (nnz - 1) eps) while nnz eps <= 1/2
- * (eps the type's machine epsilon); the factor 1 + (nnz + 1) eps covers
- * that and the double product's own rounding.  Rows with more nonzeros
- * than that allows give infinity (the screen leaves them to the float64
- * pass), as does a float sum that overflows. */
-#define MF_L1_BOUND(sum, count, EPS)                                           \
-    ((count) <= (ptrdiff_t)(0.25 / (EPS))                                     \
-     ? (double)(sum) * (1.0 + (double)((count) + 1) * (EPS)) : INFINITY)
+/* sum |x[i]| of a dense row in sixteen partial sums (part[m] sums the
+ * x[i] with i % 16 = m: independent chains; double sums of the float or
+ * double values), reduced in one order whatever the vector width, their
+ * number of nonzeros to *nnz; a loop without branches.  The sums sit in
+ * MF_L1_ACC native vectors side by side. */
 #if MF_VECTOR_EXTENSIONS
-#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T, VEC_T, INT_T, LANES, MAGNITUDE, EPS)   \
+#define MF_L1_ACC (16 / MF_VN)
+#ifdef __AVX__
+#define MF_VN_LOAD(c) {(double)(c)[0], (double)(c)[1], (double)(c)[2],         \
+                       (double)(c)[3]}
+#else
+#define MF_VN_LOAD(c) {(double)(c)[0], (double)(c)[1]}
+#endif
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                        \
 static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz) \
 {                                                                              \
-    const INT_T magnitude = MAGNITUDE;                                         \
-    VEC_T s[16 / (LANES)];                                                     \
-    INT_T n = {0};                                                             \
-    VAL_T part[16], t[4];                                                      \
+    const mf_vni magnitude = MF_BROADCAST(0x7fffffffffffffffLL);              \
+    mf_vn s[MF_L1_ACC];                                                        \
+    mf_vni n = MF_BROADCAST(0LL);                                              \
+    double part[16], t[4];                                                     \
     ptrdiff_t i = 0, count = 0;                                                \
     int q;                                                                     \
     MF_UNROLL                                                                  \
-    for (q = 0; q < 16 / (LANES); q++)                                         \
-        s[q] = (VEC_T){0};                                                     \
+    for (q = 0; q < MF_L1_ACC; q++)                                            \
+        s[q] = (mf_vn)MF_BROADCAST(0.0);                                       \
     for (; i + 16 <= D; i += 16) {                                             \
         MF_UNROLL                                                              \
-        for (q = 0; q < 16 / (LANES); q++) {                                   \
-            const VEC_T v = *(const VEC_T *)(x + i + (LANES) * q);             \
-            s[q] += (VEC_T)((INT_T)v & magnitude);                             \
-            n -= v != 0;                                                       \
+        for (q = 0; q < MF_L1_ACC; q++) {                                      \
+            const mf_vn v = MF_VN_LOAD(x + i + MF_VN * q);                     \
+            s[q] += (mf_vn)((mf_vni)v & magnitude);                            \
+            n -= v != 0.0;                                                     \
         }                                                                      \
     }                                                                          \
     memcpy(part, s, sizeof part);                                              \
     for (; i < D; i++) {                                                       \
-        part[0] += x[i] < 0 ? -x[i] : x[i];                                    \
+        part[0] += fabs((double)x[i]);                                         \
         count += x[i] != 0;                                                    \
     }                                                                          \
-    for (q = 0; q < (LANES); q++)                                              \
+    for (q = 0; q < MF_VN; q++)                                                \
         count += n[q];                                                         \
     *nnz = count;                                                              \
     for (q = 0; q < 4; q++)                                                    \
         t[q] = (part[q] + part[4 + q]) + (part[8 + q] + part[12 + q]);         \
-    return MF_L1_BOUND((t[0] + t[1]) + (t[2] + t[3]), count, EPS);             \
+    return (t[0] + t[1]) + (t[2] + t[3]);                                      \
 }
-MF_DEFINE_ROW_L1(f32, float, mf_vnf, mf_vni32, MF_VNF, MF_VNF_OF(0x7fffffff),
-                 FLT_EPSILON)
-MF_DEFINE_ROW_L1(f64, double, mf_vn, mf_vni, MF_VN,
-                 MF_BROADCAST(0x7fffffffffffffffLL), DBL_EPSILON)
 #else
-#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T, EPS)                                   \
+#define MF_DEFINE_ROW_L1(SUFFIX, VAL_T)                                        \
 static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz)  \
 {                                                                              \
-    VAL_T s = 0;                                                               \
+    double s = 0.0;                                                            \
     ptrdiff_t i, n = 0;                                                        \
     for (i = 0; i < D; i++) {                                                  \
-        s += x[i] < 0 ? -x[i] : x[i];                                          \
+        s += fabs((double)x[i]);                                               \
         n += x[i] != 0;                                                        \
     }                                                                          \
     *nnz = n;                                                                  \
-    return MF_L1_BOUND(s, n, EPS);                                             \
+    return s;                                                                  \
 }
-MF_DEFINE_ROW_L1(f32, float, FLT_EPSILON)
-MF_DEFINE_ROW_L1(f64, double, DBL_EPSILON)
 #endif
+MF_DEFINE_ROW_L1(f32, float)
+MF_DEFINE_ROW_L1(f64, double)
 
 /* sum_n val[n] * M[idx[n], :H] for M's rows ld apart */
 static inline void mf_combine_rows_f64(const double *val, const int *idx,
