@@ -90,10 +90,14 @@ SAMPLES = 3
 #: while the tries confirm the choice, up to the second ...
 PROBE_INTERVAL = (4, 32)
 #: ... and at least as many as keep the tries' extra time below this
-#: fraction of the time (a try, SAMPLES calls on a count r times slower,
-#: costs SAMPLES * (r - 1) calls), up to PROBE_MAX_WAIT calls.
+#: fraction of the time (a try of k calls on a count r times slower costs
+#: k * (r - 1) calls), up to PROBE_MAX_WAIT calls.
 PROBE_BUDGET = 0.01
 PROBE_MAX_WAIT = 1024
+#: A burst on one thread ends at its first call that takes this many times
+#: the chosen count's median: one thread has no team to wake, so its first
+#: call is as fast as the next ones would be.
+CLEARLY_SLOWER = 1.25
 
 
 def resolve_num_threads(num_threads=None):
@@ -332,7 +336,10 @@ class _Timings:
     The count not in use is tried in bursts of :data:`SAMPLES` calls, and
     only a burst's timings judge it: the first call after a pause pays for
     waking the other threads and warming their caches, which one call
-    alone would always blame on the count.
+    alone would always blame on the count.  A burst on one thread has no
+    threads to wake: it ends at its first call :data:`CLEARLY_SLOWER` than
+    the chosen count, so that on an idle machine trying one thread costs
+    one slow call, not :data:`SAMPLES`.
     """
 
     def __init__(self, most):
@@ -362,8 +369,10 @@ class _Timings:
         if n != self.other or not self.burst:
             return
         self.burst -= 1
-        if self.burst:
+        if self.burst and not (
+                n == 1 and seconds > CLEARLY_SLOWER * self._median(self.best)):
             return
+        self.burst = 0
         low, high = PROBE_INTERVAL
         if self._median(self.other) < self._median(self.best):
             self.best, self.other = self.other, self.best
@@ -371,5 +380,6 @@ class _Timings:
         else:  # the burst confirmed the choice: try less often
             self.interval = min(2 * self.interval, high)
             slower = self._median(self.other) / self._median(self.best) - 1
+            tried = len(self.samples[self.other])
             self.wait = max(self.interval, min(
-                PROBE_MAX_WAIT, int(SAMPLES * slower / PROBE_BUDGET)))
+                PROBE_MAX_WAIT, int(tried * slower / PROBE_BUDGET)))

@@ -444,6 +444,12 @@ cdef class SGDTrainer:
 
     The thread count is an argument of each ``run`` (the thread policy
     may change it from one block of steps to the next).
+
+    The steps work on a copy of ``W1`` whose rows start on cache lines
+    (``ld1`` doubles apart, H rounded up to a line): the two passes of a
+    step that add a row of ``W1`` per nonzero of the batch then load whole
+    aligned vectors, none split across two lines.  ``run`` copies
+    ``params["W1"]`` in when it starts and back when it returns.
     """
 
     cdef object rows  # holds the arrays of ``stored``
@@ -454,6 +460,7 @@ cdef class SGDTrainer:
     cdef double[::1] b1
     cdef double[:, ::1] W2
     cdef double[::1] b2
+    cdef double* own_W1     # (D, H) rows net.ld1 apart, what net.W1 points to
     cdef Net net
     cdef Py_ssize_t B
     cdef double lr, guard
@@ -467,6 +474,13 @@ cdef class SGDTrainer:
     def __init__(self, rows, dict params, int activation,
                  Py_ssize_t batch_size, double learning_rate, double guard):
         self.net = net_of(params, activation)
+        self.net.ld1 = (self.net.H + 7) & ~(<Py_ssize_t> 7)  # 64-byte rows
+        free_scratch(self.own_W1)  # (NULL unless __init__ runs again)
+        self.own_W1 = NULL
+        self.own_W1 = <double*> scratch_rows(1, self.net.D * self.net.ld1,
+                                             sizeof(double))
+        memset(self.own_W1, 0, self.net.D * self.net.ld1 * sizeof(double))
+        self.net.W1 = self.own_W1
         self.W1, self.b1 = params["W1"], params["b1"]
         self.W2, self.b2 = params["W2"], params["b2"]
         self.rows, self.labels = rows, rows.t
@@ -511,6 +525,7 @@ cdef class SGDTrainer:
         cdef Py_ssize_t s, n_bad = 0
         cdef double loss = 0.0
         with nogil:
+            self._copy_W1(True)
             for s in range(batches.shape[0]):
                 n_bad = self._step(
                     &batches[s, 0],
@@ -521,7 +536,20 @@ cdef class SGDTrainer:
                 losses[s] = loss
             else:
                 s = batches.shape[0]
+            self._copy_W1(False)
         return s, loss, n_bad
+
+    def __dealloc__(self):
+        free_scratch(self.own_W1)
+
+    cdef void _copy_W1(self, bint inward) noexcept nogil:
+        """``params["W1"]`` into the steps' copy (``inward``), or back."""
+        cdef Py_ssize_t i, H = self.net.H, ld1 = self.net.ld1
+        for i in range(self.net.D):
+            if inward:
+                memcpy(self.own_W1 + i * ld1, &self.W1[i, 0], H * sizeof(double))
+            else:
+                memcpy(&self.W1[i, 0], self.own_W1 + i * ld1, H * sizeof(double))
 
     cdef Py_ssize_t _step(self, const Py_ssize_t* batch,
                           const Py_ssize_t* next_batch,
@@ -603,9 +631,9 @@ cdef class SGDTrainer:
             else:
                 i = cols.touched[it - 1]
                 combine_rows(cols.vals + cols.start[i], cols.rows + cols.start[i],
-                             cols.start[i + 1] - cols.start[i], w.dz1, H,
+                             cols.start[i + 1] - cols.start[i], w.dz1, H, H,
                              &self.oldW1[it - 1, 0])
-                n_bad = mf_update_in_place(&self.W1[i, 0],
+                n_bad = mf_update_in_place(self.own_W1 + i * self.net.ld1,
                                            &self.oldW1[it - 1, 0], lr, H)
             # one reduction statement: Cython 3.0-3.1 rejects a reduction
             # variable updated in both branches of an if in a prange
@@ -617,8 +645,8 @@ cdef class SGDTrainer:
         cdef Py_ssize_t n, H = self.net.H
         cdef Columns* cols = &self.space.work.cols
         for n in range(cols.n_touched):
-            memcpy(&self.W1[cols.touched[n], 0], &self.oldW1[n, 0],
-                   H * sizeof(double))
+            memcpy(self.own_W1 + cols.touched[n] * self.net.ld1,
+                   &self.oldW1[n, 0], H * sizeof(double))
         memcpy(&self.W2[0, 0], &self.oldW2[0, 0],
                H * self.net.K * sizeof(double))
         memcpy(&self.b1[0], &self.oldb1[0], H * sizeof(double))

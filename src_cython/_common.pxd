@@ -16,11 +16,14 @@ from cython cimport floating
 from libc.math cimport INFINITY, exp, fabs, log
 
 cdef extern from "simd_rows.h" nogil:
-    # out = sum_n val[n] * M[idx[n], :], in vector registers (see the header)
+    # out = sum_n val[n] * M[idx[n], :H] for M's rows ld apart, in vector
+    # registers (see the header)
     void mf_combine_rows_f64(const double* val, const int* idx, Py_ssize_t nnz,
-                             const double* M, Py_ssize_t H, double* out)
+                             const double* M, Py_ssize_t ld, Py_ssize_t H,
+                             double* out)
     void mf_combine_rows_f32(const float* val, const int* idx, Py_ssize_t nnz,
-                             const double* M, Py_ssize_t H, double* out)
+                             const double* M, Py_ssize_t ld, Py_ssize_t H,
+                             double* out)
     # out = val @ M[:, :width] for M of n rows ld apart, in vector registers
     void mf_vector_matrix(const double* val, Py_ssize_t n, const double* M,
                           Py_ssize_t ld, Py_ssize_t width, double* out)
@@ -200,12 +203,15 @@ cdef enum Activation:
 cdef struct Net:
     # W1, b1, W2, b2 of one kernel call (float64, C order), the layer
     # sizes and the hidden layer's activation.  The pointers are into the
-    # arrays of the caller's dict, which holds them for the call.
-    const double* W1        # (D, H)
+    # arrays of the caller's dict, which holds them for the call (W1's rows
+    # ld1 = H apart), or into a trainer's own copy of W1 (rows ld1 >= H
+    # apart, see SGDTrainer).
+    const double* W1        # (D, H) rows ld1 apart
     const double* b1        # (H,)
     const double* W2        # (H, K)
     const double* b2        # (K,)
     Py_ssize_t D, H, K
+    Py_ssize_t ld1
     int activation          # an Activation
 
 
@@ -236,6 +242,7 @@ cdef inline Net net_of(dict params, int activation) except *:
     if activation != SIGMOID and activation != RELU:
         raise ValueError(f"activation code {activation} is not 0 or 1")
     net.activation = activation
+    net.ld1 = net.H
     net.W1, net.b1, net.W2, net.b2 = &W1[0, 0], &b1[0], &W2[0, 0], &b2[0]
     return net
 
@@ -319,16 +326,17 @@ cdef inline void combine_rows(
     const floating* val,    # IN  (nnz,) coefficients
     const int* idx,         # IN  (nnz,) rows of M they multiply
     Py_ssize_t nnz,
-    const double* M,        # IN  (rows, H) C order
+    const double* M,        # IN  (rows, H) rows ld apart
+    Py_ssize_t ld,
     Py_ssize_t H,
     double* out,            # OUT (H,) sum_n val[n] * M[idx[n], :]
 ) noexcept nogil:
     """A sparse combination of rows of M: x @ W1 for a sparse x, and
     x.T @ dz1 for a column of x."""
     if floating is float:
-        mf_combine_rows_f32(val, idx, nnz, M, H, out)
+        mf_combine_rows_f32(val, idx, nnz, M, ld, H, out)
     else:
-        mf_combine_rows_f64(val, idx, nnz, M, H, out)
+        mf_combine_rows_f64(val, idx, nnz, M, ld, H, out)
 
 
 cdef inline Py_ssize_t gather_nonzeros(
@@ -365,7 +373,7 @@ cdef inline Py_ssize_t hidden_preactivation_row(
     """a1 = x @ W1 + b1 over the nonzero pixels of x; returns their
     number."""
     cdef Py_ssize_t j, nnz = gather_nonzeros(x, net.D, val, idx)
-    combine_rows(val, idx, nnz, net.W1, net.H, a1)
+    combine_rows(val, idx, nnz, net.W1, net.ld1, net.H, a1)
     for j in range(net.H):
         a1[j] += net.b1[j]
     return nnz
@@ -407,7 +415,7 @@ cdef inline void logits_sparse_row(
     double* a2,             # OUT (K,) z1 @ W2 + b2
 ) noexcept nogil:
     """The forward pass of one row given as (value, column) pairs."""
-    combine_rows(val, idx, nnz, net.W1, net.H, z1)
+    combine_rows(val, idx, nnz, net.W1, net.ld1, net.H, z1)
     activate_bias(z1, net)
     output_row(z1, net, a2)
 
@@ -653,10 +661,10 @@ cdef inline void block_hidden(
             A[r * ld + j] = 0.0
     if floating is float:
         c32.mask, c32.x, c32.ldx = blk.mask, x + blk.first * ldx, ldx
-        mf_pixels_times_f32(&c32, 0, net.D, net.W1, net.H, net.H, A, ld)
+        mf_pixels_times_f32(&c32, 0, net.D, net.W1, net.ld1, net.H, A, ld)
     else:
         c64.mask, c64.x, c64.ldx = blk.mask, x + blk.first * ldx, ldx
-        mf_pixels_times_f64(&c64, 0, net.D, net.W1, net.H, net.H, A, ld)
+        mf_pixels_times_f64(&c64, 0, net.D, net.W1, net.ld1, net.H, A, ld)
 
 
 cdef inline void block_input_gradient(

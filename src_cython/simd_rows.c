@@ -1040,19 +1040,19 @@ static double mf_row_l1_##SUFFIX(const VAL_T *x, ptrdiff_t D, ptrdiff_t *nnz)  \
 MF_DEFINE_ROW_L1(f32, float)
 MF_DEFINE_ROW_L1(f64, double)
 
-/* sum_n val[n] * M[idx[n], :] for M of shape (rows, H) */
+/* sum_n val[n] * M[idx[n], :H] for M's rows ld apart */
 static inline void mf_combine_rows_f64(const double *val, const int *idx,
                                        ptrdiff_t nnz, const double *M,
-                                       ptrdiff_t H, double *out)
+                                       ptrdiff_t ld, ptrdiff_t H, double *out)
 {
-    mf_combine_f64(val, idx, nnz, M, H, H, 0, out);
+    mf_combine_f64(val, idx, nnz, M, ld, H, 0, out);
 }
 
 static inline void mf_combine_rows_f32(const float *val, const int *idx,
                                        ptrdiff_t nnz, const double *M,
-                                       ptrdiff_t H, double *out)
+                                       ptrdiff_t ld, ptrdiff_t H, double *out)
 {
-    mf_combine_f32(val, idx, nnz, M, H, H, 0, out);
+    mf_combine_f32(val, idx, nnz, M, ld, H, 0, out);
 }
 
 /* val @ M[:, :width] for M of n rows ld apart */

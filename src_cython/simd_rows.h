@@ -137,9 +137,11 @@ struct mf_pixels_f64 {
 struct mf_ops {
     const char *name;
     void (*combine_rows_f64)(const double *val, const int *idx, ptrdiff_t nnz,
-                             const double *M, ptrdiff_t H, double *out);
+                             const double *M, ptrdiff_t ld, ptrdiff_t H,
+                             double *out);
     void (*combine_rows_f32)(const float *val, const int *idx, ptrdiff_t nnz,
-                             const double *M, ptrdiff_t H, double *out);
+                             const double *M, ptrdiff_t ld, ptrdiff_t H,
+                             double *out);
     void (*vector_matrix)(const double *val, ptrdiff_t n, const double *M,
                           ptrdiff_t ld, ptrdiff_t width, double *out);
     void (*rows_times)(const double *z, ptrdiff_t ldz, ptrdiff_t rows,
@@ -247,16 +249,16 @@ static void mf_use_best(void)
 
 static inline void mf_combine_rows_f64(const double *val, const int *idx,
                                        ptrdiff_t nnz, const double *M,
-                                       ptrdiff_t H, double *out)
+                                       ptrdiff_t ld, ptrdiff_t H, double *out)
 {
-    mf_active->combine_rows_f64(val, idx, nnz, M, H, out);
+    mf_active->combine_rows_f64(val, idx, nnz, M, ld, H, out);
 }
 
 static inline void mf_combine_rows_f32(const float *val, const int *idx,
                                        ptrdiff_t nnz, const double *M,
-                                       ptrdiff_t H, double *out)
+                                       ptrdiff_t ld, ptrdiff_t H, double *out)
 {
-    mf_active->combine_rows_f32(val, idx, nnz, M, H, out);
+    mf_active->combine_rows_f32(val, idx, nnz, M, ld, H, out);
 }
 
 static inline void mf_vector_matrix(const double *val, ptrdiff_t n,

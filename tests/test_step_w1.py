@@ -1,7 +1,8 @@
 """The fused step (SGDTrainer) steps from W1 as the caller left it: what
 is written into it in place between two runs (as a callback may) is what
-the next run uses -- which a trainer that keeps its own copy of W1 (a
-padded or blocked layout, say) must refresh."""
+the next run uses -- the trainer steps on its own copy of W1 (rows on
+cache lines), which each run must take from the caller's array and give
+back."""
 
 import numpy as np
 import pytest
@@ -43,11 +44,11 @@ def test_w1_changed_between_runs_is_used(hidden, dtype):
     rng = np.random.default_rng(hidden)
     batches = rng.choice(len(x), (5, 37)).astype(np.intp)
     p0 = trained_params((784, hidden, 10), seed=hidden)
-    p = {k: v.copy() for k, v in p0.items()}
-    trainer = kernels.backprop.SGDTrainer(
-        CompressedRows(x, t, 1), p, SIGMOID, 37, 0.1, book.LOG_GUARD)
     losses = np.empty(5)
     for n_threads in (1, 2):
+        p = {k: v.copy() for k, v in p0.items()}
+        trainer = kernels.backprop.SGDTrainer(
+            CompressedRows(x, t, 1), p, SIGMOID, 37, 0.1, book.LOG_GUARD)
         assert trainer.run(batches[:2], losses, n_threads)[::2] == (2, 0)
         p["W1"] *= 0.5  # in place: the trainer holds this array
         p["W1"][3] = 1.0  # a pixel row the last run may not have touched
@@ -57,7 +58,4 @@ def test_w1_changed_between_runs_is_used(hidden, dtype):
         for key in KEYS:
             np.testing.assert_array_equal(p[key], want[key], err_msg=key)
         np.testing.assert_array_equal(losses[:3], want_losses)
-        p = {k: v.copy() for k, v in p0.items()}
-        trainer = kernels.backprop.SGDTrainer(
-            CompressedRows(x, t, 1), p, SIGMOID, 37, 0.1, book.LOG_GUARD)
 

@@ -16,9 +16,9 @@ import pytest
 
 import mnist_fast
 from mnist_fast import kernels, threads
-from mnist_fast.threads import (ENV_NUM_THREADS, PROBE_INTERVAL, PROBE_MAX_WAIT,
-                                SAMPLES, AdaptiveThreads, FixedThreads,
-                                thread_policy)
+from mnist_fast.threads import (CLEARLY_SLOWER, ENV_NUM_THREADS, PROBE_BUDGET,
+                                PROBE_INTERVAL, PROBE_MAX_WAIT, SAMPLES,
+                                AdaptiveThreads, FixedThreads, thread_policy)
 from conftest import COMPILED, cli_env, requires_compiled
 
 
@@ -73,6 +73,21 @@ def test_adaptive_runs_the_faster_count_and_tries_the_other_now_and_then():
     start = 2 * SAMPLES + PROBE_INTERVAL[0]
     assert tries[:SAMPLES] == list(range(start, start + SAMPLES))
     assert len(tries) <= 2 * SAMPLES
+
+
+def test_a_try_of_one_thread_ends_at_its_first_clearly_slower_call():
+    # an idle machine: 1 thread 8 times slower than 4 (more than
+    # CLEARLY_SLOWER even if the machine delays a call on 4 threads)
+    assert CLEARLY_SLOWER < 4
+    used = counts_used(AdaptiveThreads(4), {4: 2e-4, 1: 1.6e-3}, calls=1000)
+    tries = np.flatnonzero(np.array(used) == 1)
+    assert used[:SAMPLES + 2] == [4] * SAMPLES + [1, 4]
+    # it still tries now and then, one call at a time, as often as the
+    # budget allows a try of one call ~8 times slower (a try of SAMPLES
+    # such calls would wait PROBE_MAX_WAIT calls)
+    assert len(tries) >= 2 and np.all(np.diff(tries) > 1)
+    assert SAMPLES * 7 / PROBE_BUDGET > PROBE_MAX_WAIT
+    assert tries[1] - tries[0] < PROBE_MAX_WAIT
 
 
 def test_adaptive_tries_a_close_count_at_growing_intervals():
