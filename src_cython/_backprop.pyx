@@ -29,7 +29,6 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint64_t
-from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memset
 
 from _common cimport (RELU, ROW_BLOCK, Block, Grads, Net, activate_rows,
@@ -474,7 +473,7 @@ cdef class SGDTrainer:
     def __init__(self, rows, dict params, int activation,
                  Py_ssize_t batch_size, double learning_rate, double guard):
         self.net = net_of(params, activation)
-        self.net.ld1 = (self.net.H + 7) & ~(<Py_ssize_t> 7)  # 64-byte rows
+        self.net.ld1 = hidden_ld(self.net.H)  # rows on cache lines
         free_scratch(self.own_W1)  # (NULL unless __init__ runs again)
         self.own_W1 = NULL
         self.own_W1 = <double*> scratch_rows(1, self.net.D * self.net.ld1,
@@ -759,9 +758,9 @@ def to_csr(const floating[:, ::1] x, int n_threads):
 
     Two passes over the rows (count; gather and code), each parallel over
     parts of the rows that code their values apart, then the parts' codes
-    renumbered into one code space; a third pass over the rows for their
-    values instead when they have too many.  No temporary larger than the
-    result.
+    renumbered into one code space; when they have too many values, a
+    third pass instead reads each nonzero's value at its stored column.  No
+    temporary larger than the result.
     """
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1], b, n, nnz, pos, k
     cdef bint wide = D > 65536
@@ -830,13 +829,11 @@ def to_csr(const floating[:, ::1] x, int n_threads):
             codes_arr = None
             values_arr = np.empty(indptr[N], dtype=dtype)
             raw = values_arr
+            # each nonzero's value from its column, stored above
             for b in prange(N, nogil=True, schedule="static",
                             num_threads=n_threads):
-                row_idx = idx + threadid() * D
-                nnz = gather_nonzeros(&x[b, 0], D, val + threadid() * D,
-                                      row_idx)
-                for n in range(nnz):
-                    raw[indptr[b] + n] = x[b, row_idx[n]]
+                for pos in range(indptr[b], indptr[b + 1]):
+                    raw[pos] = x[b, wide_idx[pos] if wide else narrow[pos]]
     finally:
         free_scratch(val)
         free_scratch(idx)
