@@ -33,15 +33,21 @@ cdef extern from "simd_rows.h" nogil:
                        Py_ssize_t n, const double* M, Py_ssize_t width,
                        double* out, Py_ssize_t ldo)
     # a block of at most 64 rows (ldx values apart from x), pixel by
-    # pixel: bit r of mask[i] is set when x[r ldx + i] != 0
+    # pixel: bit r of mask[i] is set when x[r ldx + i] != 0; and
+    # ahead_lines cache lines from ahead that the screen's pass requests
+    # into L2 as it goes (see simd_rows.h)
     struct mf_pixels_f32:
         const unsigned long long* mask
         const float* x
         Py_ssize_t ldx
+        const char* ahead
+        Py_ssize_t ahead_lines
     struct mf_pixels_f64:
         const unsigned long long* mask
         const double* x
         Py_ssize_t ldx
+        const char* ahead
+        Py_ssize_t ahead_lines
     # x @ W1 in float32 of the screen: A[r, j] += (float) x[r, i] W[i, j]
     # for j < width (a multiple of 8), the pixels i0 ... i1 - 1
     void mf_pixels_times32_f32(const mf_pixels_f32* c, Py_ssize_t i0,
@@ -661,9 +667,11 @@ cdef inline void block_hidden(
             A[r * ld + j] = 0.0
     if floating is float:
         c32.mask, c32.x, c32.ldx = blk.mask, x + blk.first * ldx, ldx
+        c32.ahead, c32.ahead_lines = NULL, 0
         mf_pixels_times_f32(&c32, 0, net.D, net.W1, net.ld1, net.H, A, ld)
     else:
         c64.mask, c64.x, c64.ldx = blk.mask, x + blk.first * ldx, ldx
+        c64.ahead, c64.ahead_lines = NULL, 0
         mf_pixels_times_f64(&c64, 0, net.D, net.W1, net.ld1, net.H, A, ld)
 
 
@@ -684,9 +692,11 @@ cdef inline void block_input_gradient(
     cdef mf_pixels_f64 c64
     if floating is float:
         c32.mask, c32.x, c32.ldx = blk.mask, x + blk.first * ldx, ldx
+        c32.ahead, c32.ahead_lines = NULL, 0
         mf_pixels_t_times_f32(&c32, i0, i1, M, ldm, width, add, O, width)
     else:
         c64.mask, c64.x, c64.ldx = blk.mask, x + blk.first * ldx, ldx
+        c64.ahead, c64.ahead_lines = NULL, 0
         mf_pixels_t_times_f64(&c64, i0, i1, M, ldm, width, add, O, width)
 
 

@@ -25,7 +25,7 @@ from _common cimport (BLOCK_BYTES, ROW_BLOCK, Block, Net, block_logits,
                       free_scratch, gather_nonzeros,
                       hidden_ld, logits_sparse_row, mf_combine_rows32,
                       mf_output32, mf_pixels_f32, mf_pixels_f64,
-                      mf_pixels_times32_f32, mf_pixels_times32_f64, mf_prefetch,
+                      mf_pixels_times32_f32, mf_pixels_times32_f64,
                       mf_coded_row, mf_combine_coded32,
                       mf_row_l1_f32, mf_row_l1_f64, mf_sigmoid32, n_blocks,
                       RELU, net_of, row_class_of, scratch_rows,
@@ -382,7 +382,8 @@ cdef inline Py_ssize_t block_correct(
     row's nonzeros.
     """
     cdef Py_ssize_t r, b, nnz, cls, correct = 0, D = net.D, K = net.K
-    cdef Py_ssize_t rows, Hp
+    cdef Py_ssize_t rows, Hp, lines
+    cdef const char* ahead
     cdef Block blk
     cdef mf_pixels_f32 c32
     cdef mf_pixels_f64 c64
@@ -409,17 +410,19 @@ cdef inline Py_ssize_t block_correct(
     idx = <int*> (val + D)
     z = val + D + (D + 1) // 2
     finite = block_masks(x, D, &blk, k, nb, N, D)
-    if k + 1 < nb:  # the next block streams in while this one is screened
-        mf_prefetch(x + (blk.first + blk.n) * D,
-                    ((k + 2) * N // nb - (k + 1) * N // nb) * D,
-                    sizeof(floating))
+    # the next block streams in while this one is screened
+    ahead = <const char*> (x + (blk.first + blk.n) * D)
+    lines = ((((k + 2) * N // nb - (k + 1) * N // nb) * D * sizeof(floating)
+              + 63) // 64 if k + 1 < nb else 0)
     for r in range(blk.n * Hp):
         a1f[r] = 0.0
     if floating is float:
         c32.mask, c32.x, c32.ldx = blk.mask, x + blk.first * D, D
+        c32.ahead, c32.ahead_lines = ahead, lines
         mf_pixels_times32_f32(&c32, 0, D, sc.W1f, Hp, Hp, a1f, Hp)
     else:
         c64.mask, c64.x, c64.ldx = blk.mask, x + blk.first * D, D
+        c64.ahead, c64.ahead_lines = ahead, lines
         mf_pixels_times32_f64(&c64, 0, D, sc.W1f, Hp, Hp, a1f, Hp)
     for r in range(blk.n):
         b = blk.first + r

@@ -903,13 +903,19 @@ MF_INLINE void mf_times32_pass_##SUFFIX(                                       \
     const unsigned long long *mask = c->mask;                                  \
     const VAL_T *x = c->x;                                                     \
     const ptrdiff_t ldx = c->ldx;                                              \
-    ptrdiff_t i;                                                               \
+    const ptrdiff_t pairs = (i1 - i0 + 1) / 2;                                 \
+    const ptrdiff_t share = pairs ? (c->ahead_lines + pairs - 1) / pairs : 0;  \
+    ptrdiff_t i, line = 0;                                                     \
     int a;                                                                     \
     for (i = i0; i < i1; i += 2) {                                             \
         const int two = i + 1 < i1;                                            \
         const float *m = W + i * ldw, *n = two ? m + ldw : m;                  \
         unsigned long long rows = mask[i] | (two ? mask[i + 1] : 0);           \
+        const ptrdiff_t stop = line + share < c->ahead_lines                   \
+                               ? line + share : c->ahead_lines;                \
         mf_vnf w[MF_PAIR], u[MF_PAIR];                                         \
+        for (; line < stop; line++)                                            \
+            MF_PREFETCH_L2(c->ahead + 64 * line);                              \
         if (!rows)                                                             \
             continue;                                                          \
         MF_UNROLL                                                              \
@@ -939,8 +945,10 @@ static void mf_pixels_times32_##SUFFIX(const struct mf_pixels_##SUFFIX *c,     \
                                        ptrdiff_t width, float *A,              \
                                        ptrdiff_t lda)                          \
 {                                                                              \
+    struct mf_pixels_##SUFFIX rest = *c; /* the later passes request none */   \
     ptrdiff_t j0;                                                              \
-    for (j0 = 0; j0 < width; j0 += MF_VNF * MF_PAIR) {                         \
+    rest.ahead_lines = 0;                                                      \
+    for (j0 = 0; j0 < width; j0 += MF_VNF * MF_PAIR, c = &rest) {              \
         const float *Wj = W + j0;                                              \
         float *Aj = A + j0;                                                    \
         switch ((width - j0) / MF_VNF < MF_PAIR ? (width - j0) / MF_VNF        \

@@ -121,16 +121,25 @@ struct mf_coded_row {
 };
 
 /* A block of at most 64 rows of a batch (rows ldx values apart from x),
- * pixel by pixel: bit r of mask[i] is set when x[r ldx + i] != 0. */
+ * pixel by pixel: bit r of mask[i] is set when x[r ldx + i] != 0.  The
+ * float32 screen's pass (mf_pixels_times32_*) also requests the
+ * ahead_lines cache lines from ahead into L2 (the next block's rows; 0
+ * for none), a share before each pair of pixels: so the next block's
+ * loads wait on memory while this block's arithmetic runs, not before it
+ * (a hint: without the vector extensions, nothing is requested). */
 struct mf_pixels_f32 {
     const unsigned long long *mask;
     const float *x;
     ptrdiff_t ldx;
+    const char *ahead;
+    ptrdiff_t ahead_lines;
 };
 struct mf_pixels_f64 {
     const unsigned long long *mask;
     const double *x;
     ptrdiff_t ldx;
+    const char *ahead;
+    ptrdiff_t ahead_lines;
 };
 
 /* One variant of the helpers (what each does: see _common.pxd). */
@@ -203,6 +212,17 @@ struct mf_ops {
 extern MF_HIDDEN const struct mf_ops mf_ops_baseline;
 #if MF_HAVE_AVX2
 extern MF_HIDDEN const struct mf_ops mf_ops_avx2;
+#endif
+
+/* Ask for the cache line at p (a hint: no SIMD, so not dispatched), into
+ * every level or (MF_PREFETCH_L2) into L2 only.  The empty asm keeps GCC
+ * from deleting a loop of prefetches as empty. */
+#if MF_VECTOR_EXTENSIONS
+#define MF_PREFETCH(p) do { __builtin_prefetch(p); __asm__ volatile("" :: "r"(p)); } while (0)
+#define MF_PREFETCH_L2(p) do { __builtin_prefetch(p, 0, 2); __asm__ volatile("" :: "r"(p)); } while (0)
+#else
+#define MF_PREFETCH(p) ((void)(p))
+#define MF_PREFETCH_L2(p) ((void)(p))
 #endif
 
 #ifndef MF_IMPLEMENTATION  /* what the Cython modules see */
@@ -416,14 +436,7 @@ static inline void mf_hidden_row_relu_series(const struct mf_hidden_row *r,
     mf_active->hidden_row_relu_series(r, acc);
 }
 
-/* Ask for the cache lines of n items of size bytes at p (a hint: no SIMD,
- * so not dispatched).  The empty asm keeps GCC from deleting a loop of
- * prefetches as empty. */
-#if MF_VECTOR_EXTENSIONS
-#define MF_PREFETCH(p) do { __builtin_prefetch(p); __asm__ volatile("" :: "r"(p)); } while (0)
-#else
-#define MF_PREFETCH(p) ((void)(p))
-#endif
+/* Ask for the cache lines of n items of size bytes at p. */
 
 static inline void mf_prefetch(const void *p, ptrdiff_t n, ptrdiff_t size)
 {
