@@ -98,6 +98,13 @@ PROBE_MAX_WAIT = 1024
 #: the chosen count's median: one thread has no team to wake, so its first
 #: call is as fast as the next ones would be.
 CLEARLY_SLOWER = 1.25
+#: One thread replaces all of them only when its calls are this many times
+#: faster: a team's calls are slow while the other kinds of calls between
+#: them run on one thread (its idle threads fall asleep, see
+#: GOMP_SPINCOUNT), so a kind that left the team on a small difference
+#: would make the team look slow to the others, and all would stay on one
+#: thread on an idle machine.
+CLEARLY_FASTER = 1.15
 
 
 def resolve_num_threads(num_threads=None):
@@ -301,7 +308,8 @@ class AdaptiveThreads(FixedThreads):
     """One thread or ``most``, per kind of call, whichever is faster now.
 
     Each kind of call keeps the durations of its last :data:`SAMPLES` calls
-    on each count and runs on the count whose median is lower; every few
+    on each count and runs on the count whose median is lower (one thread
+    replaces ``most`` only when :data:`CLEARLY_FASTER`); every few
     calls (:data:`PROBE_INTERVAL`, fewer the slower the other count is:
     :data:`PROBE_BUDGET`) it runs :data:`SAMPLES` calls in a row on the
     other count, so that a change of load changes the choice.
@@ -374,7 +382,8 @@ class _Timings:
             return
         self.burst = 0
         low, high = PROBE_INTERVAL
-        if self._median(self.other) < self._median(self.best):
+        margin = CLEARLY_FASTER if self.other == 1 else 1.0
+        if margin * self._median(self.other) < self._median(self.best):
             self.best, self.other = self.other, self.best
             self.interval = self.wait = low  # confirm the change soon
         else:  # the burst confirmed the choice: try less often

@@ -16,7 +16,8 @@ import pytest
 
 import mnist_fast
 from mnist_fast import kernels, threads
-from mnist_fast.threads import (CLEARLY_SLOWER, ENV_NUM_THREADS, PROBE_BUDGET,
+from mnist_fast.threads import (CLEARLY_FASTER, CLEARLY_SLOWER,
+                                ENV_NUM_THREADS, PROBE_BUDGET,
                                 PROBE_INTERVAL, PROBE_MAX_WAIT, SAMPLES,
                                 AdaptiveThreads, FixedThreads, thread_policy)
 from conftest import COMPILED, cli_env, requires_compiled
@@ -88,6 +89,41 @@ def test_a_try_of_one_thread_ends_at_its_first_clearly_slower_call():
     assert len(tries) >= 2 and np.all(np.diff(tries) > 1)
     assert SAMPLES * 7 / PROBE_BUDGET > PROBE_MAX_WAIT
     assert tries[1] - tries[0] < PROBE_MAX_WAIT
+
+
+class Clock:
+    """A perf_counter that only the kernels move: durations exactly as
+    given, whatever the machine does meanwhile."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+@pytest.mark.parametrize("ratio", [1.05, CLEARLY_FASTER - 0.01,
+                                   CLEARLY_FASTER + 0.01, 1.5])
+def test_one_thread_replaces_the_team_only_when_clearly_faster(monkeypatch,
+                                                               ratio):
+    # a team's calls ratio times as long as one thread's
+    clock = Clock()
+    monkeypatch.setattr(threads, "time", clock)
+    policy, used = AdaptiveThreads(4), []
+
+    def kernel(n):
+        clock.now += 1e-3 * (ratio if n == 4 else 1.0)
+        used.append(n)
+
+    for _ in range(300):
+        policy.run(("kernel", 100), 4, kernel)
+    assert used[:SAMPLES + 1] == [4] * SAMPLES + [1]
+    if ratio < CLEARLY_FASTER:  # tries of one thread only
+        assert used[SAMPLES + SAMPLES] == 4
+        assert used[-100:].count(4) > 80
+    else:
+        assert used[SAMPLES:SAMPLES + SAMPLES] == [1] * SAMPLES
+        assert used[-100:].count(1) > 80
 
 
 def test_adaptive_tries_a_close_count_at_growing_intervals():
