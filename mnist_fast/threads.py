@@ -397,8 +397,8 @@ class _Timings:
         return self.best
 
     def try_team(self, window):
-        """Try the team from the next call on, once per ``window`` of team
-        tries, if this kind is on one thread."""
+        """Try the team from this call on, once per ``window`` of team
+        tries, if this kind is on one thread and not trying already."""
         if self.window != window and self.best == 1 and not self.burst:
             self.window, self.wait = window, 0
 
