@@ -94,10 +94,24 @@ PROBE_INTERVAL = (4, 32)
 #: k * (r - 1) calls), up to PROBE_MAX_WAIT calls.
 PROBE_BUDGET = 0.01
 PROBE_MAX_WAIT = 1024
+#: Calls of a network during which, once one kind of short calls tries all
+#: its threads again, the other kinds of short calls on one thread try
+#: theirs too (see AdaptiveThreads) ...
+TEAM_WINDOW = 4 * SAMPLES
+#: ... short: a median below this many seconds on the chosen count (beside
+#: longer calls, the team's waking up is lost in the time).
+SHORT_CALL = 1e-3
 #: A burst on one thread ends at its first call that takes this many times
 #: the chosen count's median: one thread has no team to wake, so its first
 #: call is as fast as the next ones would be.
 CLEARLY_SLOWER = 1.25
+#: One thread replaces all of them only when its calls are this many times
+#: faster: a team's calls are slow while the other kinds of calls between
+#: them run on one thread (its idle threads fall asleep, see
+#: GOMP_SPINCOUNT), so a kind that left the team on a small difference
+#: would make the team look slow to the others, and all would stay on one
+#: thread on an idle machine.
+CLEARLY_FASTER = 1.15
 
 
 def resolve_num_threads(num_threads=None):
@@ -301,10 +315,20 @@ class AdaptiveThreads(FixedThreads):
     """One thread or ``most``, per kind of call, whichever is faster now.
 
     Each kind of call keeps the durations of its last :data:`SAMPLES` calls
-    on each count and runs on the count whose median is lower; every few
+    on each count and runs on the count whose median is lower (one thread
+    replaces ``most`` only when :data:`CLEARLY_FASTER`); every few
     calls (:data:`PROBE_INTERVAL`, fewer the slower the other count is:
     :data:`PROBE_BUDGET`) it runs :data:`SAMPLES` calls in a row on the
     other count, so that a change of load changes the choice.
+
+    The kinds of short calls (:data:`SHORT_CALL`) try all their threads
+    together: once one does, each such kind that runs on one thread and is
+    called in the next :data:`TEAM_WINDOW` calls starts its own try.  A
+    team's call is quick only while its threads are awake, which they are
+    not when the other calls between two of a kind (the book's ``gradient``
+    and ``loss`` in turn) run on one thread: tried alone, each kind would
+    find the team slow because the others keep it asleep, and stay on one
+    thread for good.
     """
 
     adaptive = True
@@ -312,6 +336,8 @@ class AdaptiveThreads(FixedThreads):
     def __init__(self, num_threads):
         super().__init__(num_threads)
         self._kinds = {}
+        self._window = 0  # which window of team tries, counted from 1
+        self._window_left = 0  # its calls left
 
     def __repr__(self):
         return f"adaptive, 1 or {self.num_threads} threads, timed per call"
@@ -322,7 +348,16 @@ class AdaptiveThreads(FixedThreads):
         timings = self._kinds.get(kind)
         if timings is None:
             timings = self._kinds[kind] = _Timings(most)
+        short = timings.seconds() < SHORT_CALL
+        if self._window_left:
+            self._window_left -= 1
+            if short:
+                timings.try_team(self._window)
         n = timings.next_count()
+        if short and n == most and timings.burst == SAMPLES:  # a team try
+            if not self._window_left:
+                self._window, self._window_left = self._window + 1, TEAM_WINDOW
+            timings.window = self._window
         start = time.perf_counter()
         result = kernel(*args, n)
         timings.record(n, time.perf_counter() - start)
@@ -348,6 +383,7 @@ class _Timings:
         self.interval = PROBE_INTERVAL[0]
         self.wait = 0    # calls on the best count before the next burst
         self.burst = 0   # calls left in the burst on the other count
+        self.window = 0  # the last window of team tries it took part in
 
     def next_count(self):
         if len(self.samples[self.best]) < SAMPLES:
@@ -359,6 +395,16 @@ class _Timings:
             return self.other
         self.wait -= 1
         return self.best
+
+    def try_team(self, window):
+        """Try the team from this call on, once per ``window`` of team
+        tries, if this kind is on one thread and not trying already."""
+        if self.window != window and self.best == 1 and not self.burst:
+            self.window, self.wait = window, 0
+
+    def seconds(self):
+        """The median duration on the chosen count (inf before any)."""
+        return self._median(self.best)
 
     def _median(self, n):
         times = sorted(self.samples[n])
@@ -374,7 +420,8 @@ class _Timings:
             return
         self.burst = 0
         low, high = PROBE_INTERVAL
-        if self._median(self.other) < self._median(self.best):
+        margin = CLEARLY_FASTER if self.other == 1 else 1.0
+        if margin * self._median(self.other) < self._median(self.best):
             self.best, self.other = self.other, self.best
             self.interval = self.wait = low  # confirm the change soon
         else:  # the burst confirmed the choice: try less often

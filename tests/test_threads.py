@@ -16,8 +16,10 @@ import pytest
 
 import mnist_fast
 from mnist_fast import kernels, threads
-from mnist_fast.threads import (CLEARLY_SLOWER, ENV_NUM_THREADS, PROBE_BUDGET,
+from mnist_fast.threads import (CLEARLY_FASTER, CLEARLY_SLOWER,
+                                ENV_NUM_THREADS, PROBE_BUDGET,
                                 PROBE_INTERVAL, PROBE_MAX_WAIT, SAMPLES,
+                                SHORT_CALL,
                                 AdaptiveThreads, FixedThreads, thread_policy)
 from conftest import COMPILED, cli_env, requires_compiled
 
@@ -90,6 +92,41 @@ def test_a_try_of_one_thread_ends_at_its_first_clearly_slower_call():
     assert tries[1] - tries[0] < PROBE_MAX_WAIT
 
 
+class Clock:
+    """A perf_counter that only the kernels move: durations exactly as
+    given, whatever the machine does meanwhile."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+@pytest.mark.parametrize("ratio", [1.05, CLEARLY_FASTER - 0.01,
+                                   CLEARLY_FASTER + 0.01, 1.5])
+def test_one_thread_replaces_the_team_only_when_clearly_faster(monkeypatch,
+                                                               ratio):
+    # a team's calls ratio times as long as one thread's
+    clock = Clock()
+    monkeypatch.setattr(threads, "time", clock)
+    policy, used = AdaptiveThreads(4), []
+
+    def kernel(n):
+        clock.now += 1e-3 * (ratio if n == 4 else 1.0)
+        used.append(n)
+
+    for _ in range(300):
+        policy.run(("kernel", 100), 4, kernel)
+    assert used[:SAMPLES + 1] == [4] * SAMPLES + [1]
+    if ratio < CLEARLY_FASTER:  # tries of one thread only
+        assert used[SAMPLES + SAMPLES] == 4
+        assert used[-100:].count(4) > 80
+    else:
+        assert used[SAMPLES:SAMPLES + SAMPLES] == [1] * SAMPLES
+        assert used[-100:].count(1) > 80
+
+
 def test_adaptive_tries_a_close_count_at_growing_intervals():
     policy = AdaptiveThreads(4)
     used = []
@@ -112,6 +149,71 @@ def test_adaptive_follows_a_change_of_load():
     assert used[-100:].count(4) >= 95
     # noticed at the next burst, at most PROBE_MAX_WAIT calls away
     assert used.index(4) <= PROBE_MAX_WAIT
+
+
+def test_kinds_in_turn_find_the_team_together(monkeypatch):
+    # the book's loop, gradient and loss in turn (short calls): a call on 4
+    # threads is quick only right after another call on 4 (its threads
+    # still awake), and first the machine is busy (4 threads slower
+    # whatever happens).  Seconds on 1 thread, on 4 busy or asleep, and on
+    # 4 awake, per kind: their tries fall at different calls
+    clock = Clock()
+    monkeypatch.setattr(threads, "time", clock)
+    policy = AdaptiveThreads(4)
+    used = []
+    times = {"gradient": (200e-6, 300e-6, 80e-6),
+             "loss": (100e-6, 120e-6, 40e-6)}
+
+    def run(busy, calls):
+        for i in range(calls):
+            kind = "gradient" if i % 2 else "loss"
+            one, slow, fast = times[kind]
+
+            def kernel(n):
+                awake = bool(used) and used[-1] == 4
+                if n == 1:
+                    clock.now += one
+                else:
+                    clock.now += slow if busy or not awake else fast
+                used.append(n)
+            policy.run((kind, 100), 4, kernel)
+
+    assert max(max(t) for t in times.values()) < SHORT_CALL
+    run(busy=True, calls=100)
+    assert used[-20:].count(1) >= 19  # both on one thread
+    # idle now: each kind alone would find 4 threads slow, since the other
+    # kind's calls on one thread let them sleep; together they find them
+    # fast, at the first try of either kind (at most SAMPLES * 0.5 /
+    # PROBE_BUDGET calls of the kind after its last)
+    run(busy=False, calls=2 * int(SAMPLES * 0.5 / PROBE_BUDGET) + 100)
+    assert used[-20:].count(4) >= 19
+
+
+def test_long_calls_try_the_team_alone(monkeypatch):
+    # a busy machine: a kind of short calls settles on one thread, then a
+    # kind of long ones (SHORT_CALL or more) comes in turn with it and
+    # tries the team early (its first tries): the short kind does not join
+    clock = Clock()
+    monkeypatch.setattr(threads, "time", clock)
+    policy = AdaptiveThreads(4)
+    used = {"short": [], "long": []}
+
+    def call(kind, one):
+        def kernel(n):
+            clock.now += one * (1.3 if n == 4 else 1.0)
+            used[kind].append(n)
+        policy.run((kind, 100), 4, kernel)
+
+    for _ in range(50):
+        call("short", 100e-6)
+    start = len(used["short"])
+    for _ in range(20):
+        call("long", SHORT_CALL)
+        call("short", 100e-6)
+    assert used["long"].count(4) >= 2 * SAMPLES  # the long kind tried
+    # the short kind's next try is not due yet (SAMPLES * 0.3 /
+    # PROBE_BUDGET of its calls after its last)
+    assert used["short"][start:] == [1] * 20
 
 
 def test_each_kind_of_call_has_its_own_timings():
