@@ -91,14 +91,15 @@ SAMPLES = 3
 PROBE_INTERVAL = (4, 32)
 #: ... and at least as many as keep the tries' extra time below this
 #: fraction of the time (a try of k calls on a count r times slower costs
-#: k * (r - 1) calls), up to PROBE_MAX_WAIT calls.
+#: k * (r - 1) calls), up to PROBE_MAX_WAIT calls; the tries a kind joins
+#: (TEAM_WINDOW) at most double it.
 PROBE_BUDGET = 0.01
 PROBE_MAX_WAIT = 1024
 #: Calls of a network during which, once one kind of short calls tries all
 #: its threads again, the other kinds of short calls on one thread try
 #: theirs too (see AdaptiveThreads) ...
 TEAM_WINDOW = 4 * SAMPLES
-#: ... short: a median below this many seconds on the chosen count (beside
+#: ... short: a median below this many seconds on either count (beside
 #: longer calls, the team's waking up is lost in the time).
 SHORT_CALL = 1e-3
 #: A burst on one thread ends at its first call that takes this many times
@@ -323,7 +324,8 @@ class AdaptiveThreads(FixedThreads):
 
     The kinds of short calls (:data:`SHORT_CALL`) try all their threads
     together: once one does, each such kind that runs on one thread and is
-    called in the next :data:`TEAM_WINDOW` calls starts its own try.  A
+    called in the next :data:`TEAM_WINDOW` calls starts its own try (not
+    twice without a try of its own between).  A
     team's call is quick only while its threads are awake, which they are
     not when the other calls between two of a kind (the book's ``gradient``
     and ``loss`` in turn) run on one thread: tried alone, each kind would
@@ -336,7 +338,7 @@ class AdaptiveThreads(FixedThreads):
     def __init__(self, num_threads):
         super().__init__(num_threads)
         self._kinds = {}
-        self._window = 0  # which window of team tries, counted from 1
+        self._window = 0  # the last window of team tries (0: none yet)
         self._window_left = 0  # its calls left
 
     def __repr__(self):
@@ -348,15 +350,15 @@ class AdaptiveThreads(FixedThreads):
         timings = self._kinds.get(kind)
         if timings is None:
             timings = self._kinds[kind] = _Timings(most)
-        short = timings.seconds() < SHORT_CALL
-        if self._window_left:
+        short = timings.median_seconds() < SHORT_CALL
+        window_open = self._window_left > 0
+        if window_open:
             self._window_left -= 1
             if short:
-                timings.try_team(self._window)
+                timings.join(self._window)
         n = timings.next_count()
-        if short and n == most and timings.burst == SAMPLES:  # a team try
-            if not self._window_left:
-                self._window, self._window_left = self._window + 1, TEAM_WINDOW
+        if short and timings.team_try and not window_open:
+            self._window, self._window_left = self._window + 1, TEAM_WINDOW
             timings.window = self._window
         start = time.perf_counter()
         result = kernel(*args, n)
@@ -384,27 +386,41 @@ class _Timings:
         self.wait = 0    # calls on the best count before the next burst
         self.burst = 0   # calls left in the burst on the other count
         self.window = 0  # the last window of team tries it took part in
+        self.joined = False  # its last try of the team was another's window
+        self.joined_now = False  # join starts a try at this call
+        self.team_try = False  # the call next_count chose starts a try of
+        # the team
 
     def next_count(self):
+        """The thread count of the next call."""
+        joined_now, self.joined_now = self.joined_now, False
+        self.team_try = False
         if len(self.samples[self.best]) < SAMPLES:
             return self.best
         if not self.burst and self.wait <= 0:
             self.burst = SAMPLES
             self.samples[self.other].clear()
+            self.team_try = self.other != 1
+            self.joined = joined_now
         if self.burst:
             return self.other
         self.wait -= 1
         return self.best
 
-    def try_team(self, window):
-        """Try the team from this call on, once per ``window`` of team
-        tries, if this kind is on one thread and not trying already."""
-        if self.window != window and self.best == 1 and not self.burst:
-            self.window, self.wait = window, 0
+    def join(self, window):
+        """Try the team from this call on, in the window of team tries
+        ``window`` that another kind opened: once per window, if this kind
+        runs on one thread and is not trying already, and not twice without
+        a try of its own between, so that a kind's tries cost at most twice
+        :data:`PROBE_BUDGET` however often the others try."""
+        if (self.window != window and self.best == 1 and not self.burst
+                and not self.joined):
+            self.window, self.wait, self.joined_now = window, 0, True
 
-    def seconds(self):
-        """The median duration on the chosen count (inf before any)."""
-        return self._median(self.best)
+    def median_seconds(self):
+        """The smaller of the median durations on the two counts (inf
+        before any)."""
+        return min(self._median(self.best), self._median(self.other))
 
     def _median(self, n):
         times = sorted(self.samples[n])

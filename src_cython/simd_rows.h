@@ -215,14 +215,14 @@ extern MF_HIDDEN const struct mf_ops mf_ops_avx2;
 #endif
 
 /* Ask for the cache line at p (a hint: no SIMD, so not dispatched), into
- * every level or (MF_PREFETCH_L2) into L2 only.  The empty asm keeps GCC
- * from deleting a loop of prefetches as empty. */
+ * every level or (MF_PREFETCH_L2, for the vector passes only) into L2
+ * only.  The empty asm keeps GCC from deleting a loop of prefetches as
+ * empty. */
 #if MF_VECTOR_EXTENSIONS
 #define MF_PREFETCH(p) do { __builtin_prefetch(p); __asm__ volatile("" :: "r"(p)); } while (0)
 #define MF_PREFETCH_L2(p) do { __builtin_prefetch(p, 0, 2); __asm__ volatile("" :: "r"(p)); } while (0)
 #else
 #define MF_PREFETCH(p) ((void)(p))
-#define MF_PREFETCH_L2(p) ((void)(p))
 #endif
 
 #ifndef MF_IMPLEMENTATION  /* what the Cython modules see */
@@ -437,7 +437,6 @@ static inline void mf_hidden_row_relu_series(const struct mf_hidden_row *r,
 }
 
 /* Ask for the cache lines of n items of size bytes at p. */
-
 static inline void mf_prefetch(const void *p, ptrdiff_t n, ptrdiff_t size)
 {
     const char *c = (const char *)p;

@@ -19,7 +19,7 @@ from mnist_fast import kernels, threads
 from mnist_fast.threads import (CLEARLY_FASTER, CLEARLY_SLOWER,
                                 ENV_NUM_THREADS, PROBE_BUDGET,
                                 PROBE_INTERVAL, PROBE_MAX_WAIT, SAMPLES,
-                                SHORT_CALL,
+                                SHORT_CALL, TEAM_WINDOW,
                                 AdaptiveThreads, FixedThreads, thread_policy)
 from conftest import COMPILED, cli_env, requires_compiled
 
@@ -189,31 +189,88 @@ def test_kinds_in_turn_find_the_team_together(monkeypatch):
     assert used[-20:].count(4) >= 19
 
 
-def test_long_calls_try_the_team_alone(monkeypatch):
-    # a busy machine: a kind of short calls settles on one thread, then a
-    # kind of long ones (SHORT_CALL or more) comes in turn with it and
-    # tries the team early (its first tries): the short kind does not join
+@pytest.mark.parametrize("first", ["short", "long"])
+def test_long_calls_try_the_team_alone(monkeypatch, first):
+    # a busy machine: one kind settles on one thread, then the other comes
+    # in turn with it and tries the team early (its first tries); when one
+    # of them is of long calls (2 * SHORT_CALL), neither joins the other's
+    # tries
     clock = Clock()
     monkeypatch.setattr(threads, "time", clock)
     policy = AdaptiveThreads(4)
     used = {"short": [], "long": []}
+    one = {"short": 100e-6, "long": 2 * SHORT_CALL}
 
-    def call(kind, one):
+    def call(kind):
         def kernel(n):
-            clock.now += one * (1.3 if n == 4 else 1.0)
+            clock.now += one[kind] * (1.3 if n == 4 else 1.0)
             used[kind].append(n)
         policy.run((kind, 100), 4, kernel)
 
+    second = "long" if first == "short" else "short"
     for _ in range(50):
-        call("short", 100e-6)
-    start = len(used["short"])
+        call(first)
+    start = len(used[first])
     for _ in range(20):
-        call("long", SHORT_CALL)
-        call("short", 100e-6)
-    assert used["long"].count(4) >= 2 * SAMPLES  # the long kind tried
-    # the short kind's next try is not due yet (SAMPLES * 0.3 /
+        call(second)
+        call(first)
+    assert used[second].count(4) >= 2 * SAMPLES  # the second kind tried
+    # the first kind's next try is not due yet (SAMPLES * 0.3 /
     # PROBE_BUDGET of its calls after its last)
-    assert used["short"][start:] == [1] * 20
+    assert used[first][start:] == [1] * 20
+
+
+def test_a_window_of_team_tries_is_not_opened_again_by_a_kind_in_it(
+        monkeypatch):
+    # a busy machine, A and B on one thread: A's try of the team opens a
+    # window; B, called only at its last call, joins, which opens no window
+    # of its own: A does not try again at once
+    clock = Clock()
+    monkeypatch.setattr(threads, "time", clock)
+    policy = AdaptiveThreads(4)
+    used = {"A": [], "B": []}
+
+    def call(kind):
+        def kernel(n):
+            clock.now += 300e-6 if n == 4 else 100e-6
+            used[kind].append(n)
+        policy.run((kind, 100), 4, kernel)
+
+    for _ in range(60):  # B on one thread, its first tries behind it
+        call("B")
+    assert used["B"][-20:] == [1] * 20
+    while used["A"][-2:] != [1, 4]:
+        call("A")  # until A's try of the team (its first) opens a window
+    for _ in range(TEAM_WINDOW - 1):
+        call("A")
+    call("B")  # the window's last call
+    assert used["B"][-1] == 4
+    for _ in range(TEAM_WINDOW):
+        call("A")
+    assert used["A"][-TEAM_WINDOW:] == [1] * TEAM_WINDOW
+
+
+def test_tries_of_others_cost_a_kind_at_most_twice_the_budget(monkeypatch):
+    # a busy machine: A and B 3 times slower on the team; C on one thread,
+    # whose team became nearly as fast, tries it every PROBE_INTERVAL[1]
+    # calls; A and B join C's tries only between tries of their own
+    clock = Clock()
+    monkeypatch.setattr(threads, "time", clock)
+    policy = AdaptiveThreads(4)
+    used = {"A": [], "B": [], "C": []}
+    for i in range(3 * 3000):
+        kind = "ABC"[i % 3]
+        team = 300e-6 if kind != "C" else 130e-6 if i < 900 else 105e-6
+
+        def kernel(n):
+            clock.now += team if n == 4 else 100e-6
+            used[kind].append(n)
+        policy.run((kind, 100), 4, kernel)
+    assert used["C"][-1000:].count(4) >= 1000 // PROBE_INTERVAL[1]
+    for kind in "AB":
+        # each team call costs 2 calls more: their share of the time
+        extra = 2 * used[kind][600:].count(4) / len(used[kind][600:])
+        assert extra <= 2 * PROBE_BUDGET + 0.005
 
 
 def test_each_kind_of_call_has_its_own_timings():
