@@ -350,14 +350,12 @@ class AdaptiveThreads(FixedThreads):
         timings = self._kinds.get(kind)
         if timings is None:
             timings = self._kinds[kind] = _Timings(most)
-        short = timings.median_seconds() < SHORT_CALL
-        window_open = self._window_left > 0
-        if window_open:
+        if self._window_left:
             self._window_left -= 1
-            if short:
+            if timings.short():
                 timings.join(self._window)
         n = timings.next_count()
-        if short and timings.team_try and not window_open:
+        if timings.team_try and timings.short():  # (a join is no team_try)
             self._window, self._window_left = self._window + 1, TEAM_WINDOW
             timings.window = self._window
         start = time.perf_counter()
@@ -387,21 +385,17 @@ class _Timings:
         self.burst = 0   # calls left in the burst on the other count
         self.window = 0  # the last window of team tries it took part in
         self.joined = False  # its last try of the team was another's window
-        self.joined_now = False  # join starts a try at this call
         self.team_try = False  # the call next_count chose starts a try of
-        # the team
+        # the team on this kind's own schedule
 
     def next_count(self):
         """The thread count of the next call."""
-        joined_now, self.joined_now = self.joined_now, False
         self.team_try = False
         if len(self.samples[self.best]) < SAMPLES:
             return self.best
         if not self.burst and self.wait <= 0:
-            self.burst = SAMPLES
-            self.samples[self.other].clear()
-            self.team_try = self.other != 1
-            self.joined = joined_now
+            self._start_burst()
+            self.team_try, self.joined = self.other != 1, False
         if self.burst:
             return self.other
         self.wait -= 1
@@ -415,12 +409,18 @@ class _Timings:
         :data:`PROBE_BUDGET` however often the others try."""
         if (self.window != window and self.best == 1 and not self.burst
                 and not self.joined):
-            self.window, self.wait, self.joined_now = window, 0, True
+            self.window, self.joined = window, True
+            self._start_burst()
 
-    def median_seconds(self):
-        """The smaller of the median durations on the two counts (inf
-        before any)."""
-        return min(self._median(self.best), self._median(self.other))
+    def short(self):
+        """Whether its calls are short (:data:`SHORT_CALL`) on either
+        count."""
+        return min(self._median(self.best),
+                   self._median(self.other)) < SHORT_CALL
+
+    def _start_burst(self):
+        self.burst = SAMPLES
+        self.samples[self.other].clear()
 
     def _median(self, n):
         times = sorted(self.samples[n])
