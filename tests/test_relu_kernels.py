@@ -241,10 +241,26 @@ def test_near_ties_are_left_to_the_float64_pass(mnist, gap):
     x = x[:1500]
     p = leading_pair(gap)
     s = layer_net(p).predict(x.astype(np.float64))
+    if gap == 0 and not np.array_equal(s[:, 3], s[:, 4]):
+        # as in test_screen: the OpenBLAS of NumPy 1.25-1.26 may sum two
+        # equal columns of W2 in different orders, and the book's code then
+        # breaks the tie by rounding
+        pytest.skip("this NumPy's z @ W2 differs between equal columns "
+                    "(test_relu_counts_keep_an_exact_tie_whatever_numpy_does)")
     assert set(s.argmax(axis=1)) <= {3, 4}
     if gap:
         assert set(s.argmax(axis=1)) == {3, 4}
     assert_counts_like_book(p, x, np.where(np.arange(1500) % 2, 4, 3))
+
+
+def test_relu_counts_keep_an_exact_tie_whatever_numpy_does(mnist):
+    # classes 3 and 4 with equal weights lead every row: an exact tie, which
+    # the book's argmax gives to class 3 on every row
+    (x, _), _ = mnist
+    x = x[:1500]
+    p = leading_pair(0.0)
+    t = np.where(np.arange(1500) % 2, 4, 3)
+    assert counts(p, x, t, screen_for(p, "relu")) == [[750] * 4] * 2
 
 
 def test_counts_of_random_shapes_and_rows_beyond_float32():
