@@ -235,6 +235,10 @@ class BuildExt(build_ext):
                 f"mnist_fast: building WITHOUT OpenMP ({reason}); the kernels "
                 "will run on one thread. build_info()['openmp'] reports this."
             )
+            if self.compiler.compiler_type != "msvc":
+                # Cython keeps a prange's chunk size in a variable that
+                # only the OpenMP pragma reads: set, then unused here
+                compile_args.append("-Wno-unused-but-set-variable")
         else:
             compile_args += openmp[0]
             link_args += openmp[1]
