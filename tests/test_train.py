@@ -3,6 +3,7 @@ last finite parameters."""
 
 import os
 import signal
+import time
 import types
 from collections.abc import Mapping, MutableMapping
 
@@ -151,9 +152,12 @@ def test_quiet_by_default_and_a_bar_with_progress(mnist, capsys):
     args = (x_train[:1000], t_train[:1000], x_test[:200], t_test[:200])
     train(TwoLayerNet(784, 50, 10, seed=0), *args, iters_num=30, seed=0)
     assert capsys.readouterr() == ("", "")
-    # the numerical gradient: slow enough (~0.2 s) for the bar to redraw
+    # the bar redraws at most every 0.1 s: a callback that waits 5 ms per
+    # iteration makes the run last at least 0.3 s on any machine (a run
+    # that is merely slow, like the numerical gradient, is fast enough on
+    # some machines never to redraw)
     train(TwoLayerNet(784, 50, 10, seed=0), *args, iters_num=60, seed=0,
-          gradient="numerical", progress=True)
+          progress=True, callback=lambda history: time.sleep(5e-3))
     out = capsys.readouterr().out
     assert "/60 [" in out and "it/s" in out and "loss " in out
     assert "train acc, test acc |" not in out  # the lines need verbose
