@@ -88,9 +88,14 @@ class History:
 
 @contextlib.contextmanager
 def _stop_on_sigint():
-    """Turn Ctrl-C into a flag read between steps (main thread only)."""
+    """Turn Ctrl-C into a flag read between steps (main thread only).
+
+    An ignored SIGINT (a process started with ``nohup``, or in the
+    background by a shell) stays ignored: Ctrl-C was not meant to stop
+    it, as ``mnist-fast train`` also holds."""
     flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield flag
         return
 
