@@ -1,6 +1,7 @@
 import faulthandler
 import math
 import re
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,18 @@ def simd_variant(request):
         yield request.param
     finally:
         kernels.use_simd(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_live():
+    """SIGINT as a terminal delivers it: Python's KeyboardInterrupt here,
+    and the default action in the processes the tests start (a handled
+    signal is reset to it by exec), even when the suite itself was started
+    with SIGINT ignored (``nohup``, a shell's background job), which the
+    package rightly leaves alone.  The Ctrl-C tests need it live."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

@@ -54,10 +54,6 @@ DRIVER = """
 import importlib, os, signal, sys
 from mnist_fast import cli
 
-# Ctrl-C live, as in a terminal, even when the tests run in the background
-# (where the shell starts them with SIGINT ignored, which the CLI respects)
-signal.signal(signal.SIGINT, signal.default_int_handler)
-
 module, attribute, when = sys.argv[1:4]
 owner = importlib.import_module(module)
 *path, name = attribute.split(".")

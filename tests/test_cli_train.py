@@ -144,10 +144,7 @@ def test_ctrl_c_stops_and_keeps_what_was_learnt(tmp_path, mnist):
          "--no-progress", "--seed", "0", "--plot-dir", str(plots),
          "--save", str(model)],
         cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-        # Ctrl-C live, as in a terminal, even when the tests run in the
-        # background (where SIGINT comes ignored, and stays ignored)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        stderr=subprocess.PIPE, text=True)
     try:
         head = []
         for line in proc.stdout:

@@ -294,16 +294,6 @@ def test_a_callback_putting_a_wrong_array_is_refused(backend, replace, error,
               callback=callback)
 
 
-@pytest.fixture
-def sigint():
-    """Sets how this process takes SIGINT for the test (as a terminal
-    does: Python's KeyboardInterrupt; or ignored, as under ``nohup``),
-    whatever the suite was started with; restored afterwards."""
-    previous = signal.getsignal(signal.SIGINT)
-    yield lambda handler: signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGINT, previous)
-
-
 def press_ctrl_c_at(at):
     """A callback sending a real SIGINT at iteration ``at``."""
     def press_ctrl_c(history):
@@ -314,10 +304,9 @@ def press_ctrl_c_at(at):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("at", [3, 9])  # a middle iteration, the last
-def test_ctrl_c_in_any_block_is_reported(backend, at, sigint):
+def test_ctrl_c_in_any_block_is_reported(backend, at):
     # a real SIGINT, sent by the callback of iteration `at` (the last
     # block's too, whose Ctrl-C must not be swallowed)
-    sigint(signal.default_int_handler)
     net = tiny_net(backend)
     history = train(net, X, T, X, T, iters_num=10, batch_size=4, seed=1,
                     eval_every_epoch=False, callback=press_ctrl_c_at(at))
@@ -325,11 +314,14 @@ def test_ctrl_c_in_any_block_is_reported(backend, at, sigint):
     assert at <= history.iterations <= 10
 
 
-def test_an_ignored_sigint_stays_ignored(sigint):
+def test_an_ignored_sigint_stays_ignored():
     # a run started with nohup: the SIGINT of iteration 3 stops nothing
-    sigint(signal.SIG_IGN)
-    history = train(tiny_net(BACKENDS[0]), X, T, X, T, iters_num=10,
-                    batch_size=4, seed=1, eval_every_epoch=False,
-                    callback=press_ctrl_c_at(3))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        history = train(tiny_net(BACKENDS[0]), X, T, X, T, iters_num=10,
+                        batch_size=4, seed=1, eval_every_epoch=False,
+                        callback=press_ctrl_c_at(3))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert not history.interrupted and history.iterations == 10
-    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
